@@ -1,0 +1,16 @@
+/* flowcore: workflow engine on libuv with a callback system.
+ * The umbrella header: include this one. */
+#ifndef FLOWCORE_H
+#define FLOWCORE_H
+
+#include "flowcore/common.h"
+#include "flowcore/event.h"
+#include "flowcore/handler.h"
+#include "flowcore/workflow.h"
+#include "flowcore/run.h"
+#include "flowcore/uuid.h"
+#include "flowcore/recorder.h"
+#include "flowcore/log_handler.h"
+#include "flowcore/history.h"
+
+#endif

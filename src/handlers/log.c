@@ -1,0 +1,561 @@
+/* The logging handler: one line per event, text or JSON lines.
+ *
+ * Levels: workflow start/end at info; node start/end at debug, except a
+ * node_end with status failed or timed_out, at warning; error events at
+ * error. Payloads (input, output, error details) are printed only when the
+ * handler's min_level is debug, cut to max_payload bytes. Lines are built in
+ * a buffer the handler keeps, then written with one fwrite; the stream is
+ * flushed after workflow events and errors. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "internal.h"
+
+#define LOG_DEFAULT_MAX_PAYLOAD 256
+
+typedef struct {
+  char *p;
+  size_t len;
+  size_t cap;
+  size_t limit; /* collect at most this many bytes (scratch use), 0: none */
+  int oom;
+} log_buf_t;
+
+typedef struct {
+  FILE *out; /* NULL: stderr */
+  fc_log_level_t min_level;
+  fc_log_format_t format;
+  size_t max_payload;
+  log_buf_t line;
+  log_buf_t scratch; /* payload dumps */
+} log_state_t;
+
+/* ---- buffer -------------------------------------------------------------- */
+
+static int buf_reserve(log_buf_t *b, size_t extra) {
+  if (b->oom)
+    return -1;
+  if (b->len + extra + 1 > b->cap &&
+      fc__grow((void **)&b->p, &b->cap, b->len + extra + 1, 1) != 0) {
+    b->oom = 1;
+    return -1;
+  }
+  return 0;
+}
+
+static void buf_add(log_buf_t *b, const char *s, size_t n) {
+  if (buf_reserve(b, n) != 0)
+    return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void buf_puts(log_buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static void buf_printf(log_buf_t *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void buf_printf(log_buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char small[128];
+  va_start(ap, fmt);
+  n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n < sizeof small) {
+    buf_add(b, small, (size_t)n);
+    return;
+  }
+  if (buf_reserve(b, (size_t)n) != 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+/* ---- text helpers -------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  size_t len, i;
+  uint32_t cp;
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2;
+    cp = s[0] & 0x1fu;
+  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+    len = 3;
+    cp = s[0] & 0x0fu;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4;
+    cp = s[0] & 0x07u;
+  } else {
+    return 0;
+  }
+  if (len > n)
+    return 0;
+  for (i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+/* How many of the first n bytes of s to keep so that no UTF-8 sequence is
+ * cut in the middle. */
+static size_t utf8_cut(const char *s, size_t n) {
+  size_t back = 0;
+  while (back < 3 && back < n && ((unsigned char)s[n - back - 1] & 0xc0) == 0x80)
+    back++;
+  if (back < n) {
+    unsigned char lead = (unsigned char)s[n - back - 1];
+    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (want > back + 1)
+      return n - back - 1; /* incomplete sequence: drop it */
+  }
+  return n;
+}
+
+/* Appends s[0..n) as a JSON string: quotes, escapes, invalid UTF-8 replaced
+ * by U+FFFD. */
+static void buf_json_str(log_buf_t *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  buf_add(b, "\"", 1);
+  while (i < n) {
+    unsigned char c = u[i];
+    size_t run = i;
+    while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\')
+      run++;
+    if (run > i) {
+      buf_add(b, s + i, run - i);
+      i = run;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t len = utf8_seq(u + i, n - i);
+      if (len == 0) {
+        buf_puts(b, "\\ufffd");
+        i++;
+      } else {
+        buf_add(b, s + i, len);
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+    case '"':
+      buf_puts(b, "\\\"");
+      break;
+    case '\\':
+      buf_puts(b, "\\\\");
+      break;
+    case '\n':
+      buf_puts(b, "\\n");
+      break;
+    case '\r':
+      buf_puts(b, "\\r");
+      break;
+    case '\t':
+      buf_puts(b, "\\t");
+      break;
+    default:
+      buf_printf(b, "\\u%04x", (unsigned)c);
+      break;
+    }
+    i++;
+  }
+  buf_add(b, "\"", 1);
+}
+
+/* Text format value: bare when it is plain printable ASCII without spaces,
+ * quotes, backslashes or '='; otherwise JSON-quoted. NULL prints as "-". */
+static void buf_text_value(log_buf_t *b, const char *s) {
+  const char *p;
+  if (s == NULL) {
+    buf_add(b, "-", 1);
+    return;
+  }
+  for (p = s; *p != '\0'; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=')
+      break;
+  }
+  if (*p == '\0' && p != s)
+    buf_add(b, s, (size_t)(p - s));
+  else
+    buf_json_str(b, s, strlen(s));
+}
+
+static void buf_time(log_buf_t *b, int64_t us) {
+  struct tm tm;
+  time_t secs;
+  int64_t micros;
+  char text[64];
+  if (us == 0)
+    us = fc__wall_us();
+  secs = (time_t)(us / 1000000);
+  micros = us % 1000000;
+  if (micros < 0) {
+    micros += 1000000;
+    secs--;
+  }
+  if (gmtime_r(&secs, &tm) == NULL || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+    buf_puts(b, "1970-01-01T00:00:00");
+    return;
+  }
+  buf_printf(b, "%s.%06dZ", text, (int)micros);
+}
+
+/* ---- payloads ------------------------------------------------------------ */
+
+static int scratch_dump_cb(const char *buffer, size_t size, void *data) {
+  log_buf_t *b = data;
+  if (b->len + size > b->limit) {
+    buf_add(b, buffer, b->limit + 1 - b->len);
+    return -1; /* enough: the payload gets cut */
+  }
+  buf_add(b, buffer, size);
+  return b->oom ? -1 : 0;
+}
+
+/* Dumps v into st->scratch, at most max_payload bytes. Returns 0 (whole),
+ * 1 (cut) or -1 (nothing usable). */
+static int payload_dump(log_state_t *st, json_t *v) {
+  log_buf_t *s = &st->scratch;
+  int rc;
+  s->len = 0;
+  s->oom = 0;
+  s->limit = st->max_payload;
+  rc = json_dump_callback(v, scratch_dump_cb, s, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (s->oom)
+    return -1;
+  if (s->len > st->max_payload) {
+    s->len = utf8_cut(s->p, st->max_payload);
+    return 1;
+  }
+  return rc == 0 ? 0 : -1;
+}
+
+static void text_payload(log_state_t *st, const char *key, json_t *v) {
+  int rc;
+  if (v == NULL || st->min_level > FC_LOG_DEBUG)
+    return;
+  rc = payload_dump(st, v);
+  if (rc < 0)
+    return;
+  buf_printf(&st->line, " %s=", key);
+  buf_add(&st->line, st->scratch.p, st->scratch.len);
+  if (rc == 1)
+    buf_puts(&st->line, "...(truncated)");
+}
+
+static void json_payload(log_state_t *st, const char *key, json_t *v) {
+  int rc;
+  if (v == NULL || st->min_level > FC_LOG_DEBUG)
+    return;
+  rc = payload_dump(st, v);
+  if (rc < 0)
+    return;
+  buf_printf(&st->line, ",\"%s\":", key);
+  if (rc == 0) {
+    buf_add(&st->line, st->scratch.p, st->scratch.len);
+  } else {
+    buf_json_str(&st->line, st->scratch.p, st->scratch.len);
+    buf_printf(&st->line, ",\"%s_truncated\":true", key);
+  }
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static fc_log_level_t event_level(const fc_event_t *ev) {
+  switch (ev->kind) {
+  case FC_EVENT_WORKFLOW_START:
+  case FC_EVENT_WORKFLOW_END:
+    return FC_LOG_INFO;
+  case FC_EVENT_NODE_END:
+    if (ev->status == FC_NODE_FAILED || ev->status == FC_NODE_TIMED_OUT)
+      return FC_LOG_WARNING;
+    return FC_LOG_DEBUG;
+  case FC_EVENT_ERROR:
+    return FC_LOG_ERROR;
+  default:
+    return FC_LOG_DEBUG;
+  }
+}
+
+static const char *level_name(fc_log_level_t level, int text) {
+  switch (level) {
+  case FC_LOG_DEBUG:
+    return text ? "DEBUG" : "debug";
+  case FC_LOG_INFO:
+    return text ? "INFO " : "info";
+  case FC_LOG_WARNING:
+    return text ? "WARN " : "warning";
+  default:
+    return text ? "ERROR" : "error";
+  }
+}
+
+static const char *event_status_name(const fc_event_t *ev) {
+  switch (ev->kind) {
+  case FC_EVENT_NODE_END:
+    return fc_node_status_name((fc_node_status_t)ev->status);
+  case FC_EVENT_WORKFLOW_END:
+    return fc_workflow_status_name((fc_workflow_status_t)ev->status);
+  case FC_EVENT_WORKFLOW_START:
+  case FC_EVENT_NODE_START:
+    return "running";
+  default:
+    return NULL;
+  }
+}
+
+/* The node an event is about (an error may only name it in its info). */
+static const char *event_node(const fc_event_t *ev, int *attempt) {
+  *attempt = ev->attempt;
+  if (ev->node_id == NULL && ev->kind == FC_EVENT_ERROR && ev->error != NULL &&
+      ev->error->node_id != NULL) {
+    *attempt = ev->error->attempt;
+    return ev->error->node_id;
+  }
+  return ev->node_id;
+}
+
+static const int status_count_kinds[] = {FC_NODE_COMPLETED, FC_NODE_FAILED, FC_NODE_SKIPPED,
+                                         FC_NODE_TIMED_OUT, FC_NODE_CANCELLED};
+
+static void format_text(log_state_t *st, const fc_event_t *ev, fc_log_level_t level) {
+  log_buf_t *b = &st->line;
+  const fc_error_info_t *err = ev->kind == FC_EVENT_ERROR ? ev->error : NULL;
+  int attempt;
+  const char *node = event_node(ev, &attempt);
+  size_t i;
+
+  buf_time(b, ev->time_us);
+  buf_printf(b, " %s %s wf=", level_name(level, 1), fc_event_kind_name(ev->kind));
+  buf_text_value(b, ev->workflow_name);
+  buf_puts(b, " id=");
+  buf_text_value(b, ev->workflow_id);
+  if (node != NULL) {
+    buf_puts(b, " node=");
+    buf_text_value(b, node);
+    if (ev->node_type != NULL && ev->node_type[0] != '\0' && ev->kind != FC_EVENT_ERROR) {
+      buf_puts(b, " type=");
+      buf_text_value(b, ev->node_type);
+    }
+    buf_printf(b, " attempt=%d", attempt);
+  }
+  switch (ev->kind) {
+  case FC_EVENT_WORKFLOW_START:
+    buf_printf(b, " nodes=%d", ev->node_count);
+    text_payload(st, "input", ev->input);
+    break;
+  case FC_EVENT_WORKFLOW_END:
+    buf_printf(b, " status=%s duration_ms=%.3f nodes=%d", event_status_name(ev),
+               (double)ev->duration_us / 1000.0, ev->node_count);
+    if (ev->status_counts != NULL)
+      for (i = 0; i < FC__ARRAY_SIZE(status_count_kinds); i++)
+        buf_printf(b, " %s=%d", fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
+                   ev->status_counts[status_count_kinds[i]]);
+    buf_printf(b, " errors=%d", ev->error_count);
+    text_payload(st, "output", ev->output);
+    break;
+  case FC_EVENT_NODE_START:
+    text_payload(st, "input", ev->input);
+    break;
+  case FC_EVENT_NODE_END:
+    buf_printf(b, " status=%s duration_ms=%.3f", event_status_name(ev),
+               (double)ev->duration_us / 1000.0);
+    text_payload(st, "output", ev->output);
+    break;
+  case FC_EVENT_ERROR:
+    if (err == NULL)
+      break;
+    buf_printf(b, " severity=%s type=", fc_severity_name(err->severity));
+    buf_text_value(b, err->type);
+    buf_puts(b, " message=");
+    buf_json_str(b, err->message ? err->message : "", err->message ? strlen(err->message) : 0);
+    if (err->stack_trace != NULL && err->stack_trace[0] != '\0') {
+      size_t n = strlen(err->stack_trace);
+      size_t keep = n > st->max_payload ? utf8_cut(err->stack_trace, st->max_payload) : n;
+      buf_puts(b, " stack_trace=");
+      buf_json_str(b, err->stack_trace, keep);
+      if (keep < n)
+        buf_puts(b, "...(truncated)");
+    }
+    text_payload(st, "details", err->details);
+    break;
+  default:
+    break;
+  }
+}
+
+static void json_key_str(log_buf_t *b, const char *key, const char *value) {
+  buf_printf(b, ",\"%s\":", key);
+  if (value == NULL)
+    buf_puts(b, "null");
+  else
+    buf_json_str(b, value, strlen(value));
+}
+
+static void format_json(log_state_t *st, const fc_event_t *ev, fc_log_level_t level) {
+  log_buf_t *b = &st->line;
+  const fc_error_info_t *err = ev->kind == FC_EVENT_ERROR ? ev->error : NULL;
+  const char *status = event_status_name(ev);
+  int attempt;
+  const char *node = event_node(ev, &attempt);
+  size_t i;
+
+  buf_puts(b, "{\"time\":\"");
+  buf_time(b, ev->time_us);
+  buf_printf(b, "\",\"level\":\"%s\",\"event\":\"%s\"", level_name(level, 0),
+             fc_event_kind_name(ev->kind));
+  json_key_str(b, "workflow_id", ev->workflow_id);
+  json_key_str(b, "workflow_name", ev->workflow_name);
+  if (node != NULL) {
+    json_key_str(b, "node_id", node);
+    if (ev->node_type != NULL && ev->kind != FC_EVENT_ERROR)
+      json_key_str(b, "node_type", ev->node_type);
+    buf_printf(b, ",\"attempt\":%d", attempt);
+  }
+  if (status != NULL)
+    buf_printf(b, ",\"status\":\"%s\"", status);
+  if (ev->kind == FC_EVENT_WORKFLOW_START || ev->kind == FC_EVENT_WORKFLOW_END)
+    buf_printf(b, ",\"node_count\":%d", ev->node_count);
+  if (ev->kind == FC_EVENT_WORKFLOW_END || ev->kind == FC_EVENT_NODE_END)
+    buf_printf(b, ",\"duration_ms\":%.3f", (double)ev->duration_us / 1000.0);
+
+  switch (ev->kind) {
+  case FC_EVENT_WORKFLOW_START:
+  case FC_EVENT_NODE_START:
+    json_payload(st, "input", ev->input);
+    break;
+  case FC_EVENT_WORKFLOW_END:
+    if (ev->status_counts != NULL) {
+      buf_puts(b, ",\"status_counts\":{");
+      for (i = 0; i < FC__ARRAY_SIZE(status_count_kinds); i++)
+        buf_printf(b, "%s\"%s\":%d", i ? "," : "",
+                   fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
+                   ev->status_counts[status_count_kinds[i]]);
+      buf_puts(b, "}");
+    }
+    buf_printf(b, ",\"error_count\":%d", ev->error_count);
+    json_payload(st, "output", ev->output);
+    break;
+  case FC_EVENT_NODE_END:
+    json_payload(st, "output", ev->output);
+    break;
+  case FC_EVENT_ERROR:
+    if (err == NULL)
+      break;
+    json_key_str(b, "error_type", err->type);
+    json_key_str(b, "error_message", err->message);
+    buf_printf(b, ",\"severity\":\"%s\"", fc_severity_name(err->severity));
+    if (err->occurred_at_us != 0) {
+      buf_puts(b, ",\"occurred_at\":\"");
+      buf_time(b, err->occurred_at_us);
+      buf_puts(b, "\"");
+    }
+    if (err->stack_trace != NULL) {
+      size_t n = strlen(err->stack_trace);
+      size_t keep = n > st->max_payload ? utf8_cut(err->stack_trace, st->max_payload) : n;
+      buf_puts(b, ",\"stack_trace\":");
+      buf_json_str(b, err->stack_trace, keep);
+      if (keep < n)
+        buf_puts(b, ",\"stack_trace_truncated\":true");
+    }
+    json_payload(st, "details", err->details);
+    break;
+  default:
+    break;
+  }
+  buf_puts(b, "}");
+}
+
+static int log_cb(void *self, const fc_event_t *ev) {
+  log_state_t *st = self;
+  fc_log_level_t level;
+  FILE *out;
+
+  if (st == NULL || ev == NULL || (unsigned)ev->kind >= (unsigned)FC_EVENT_KIND_COUNT)
+    return FC_EINVAL;
+  level = event_level(ev);
+  if (level < st->min_level)
+    return 0;
+
+  st->line.len = 0;
+  st->line.oom = 0;
+  if (st->format == FC_LOG_FORMAT_JSON)
+    format_json(st, ev, level);
+  else
+    format_text(st, ev, level);
+  buf_add(&st->line, "\n", 1);
+  if (st->line.oom)
+    return FC_ENOMEM;
+
+  out = st->out != NULL ? st->out : stderr;
+  if (fwrite(st->line.p, 1, st->line.len, out) != st->line.len)
+    return UV_EIO;
+  if (ev->kind != FC_EVENT_NODE_START && ev->kind != FC_EVENT_NODE_END && fflush(out) != 0)
+    return UV_EIO;
+  return 0;
+}
+
+static void log_destroy(void *self) {
+  log_state_t *st = self;
+  if (st == NULL)
+    return;
+  fc__free(st->line.p);
+  fc__free(st->scratch.p);
+  fc__free(st);
+}
+
+int fc_log_handler_new(const fc_log_options_t *opts, fc_handler_t *out) {
+  log_state_t *st;
+  if (out == NULL)
+    return FC_EINVAL;
+  if (opts != NULL && ((unsigned)opts->min_level > (unsigned)FC_LOG_ERROR ||
+                       (unsigned)opts->format > (unsigned)FC_LOG_FORMAT_JSON))
+    return FC_EINVAL;
+  st = fc__calloc(1, sizeof *st);
+  if (st == NULL)
+    return FC_ENOMEM;
+  st->min_level = FC_LOG_INFO;
+  st->format = FC_LOG_FORMAT_TEXT;
+  st->max_payload = LOG_DEFAULT_MAX_PAYLOAD;
+  if (opts != NULL) {
+    st->out = opts->out;
+    st->min_level = opts->min_level;
+    st->format = opts->format;
+    if (opts->max_payload != 0)
+      st->max_payload = opts->max_payload;
+  }
+  memset(out, 0, sizeof *out);
+  out->name = "log";
+  out->self = st;
+  out->on_workflow_start = log_cb;
+  out->on_workflow_end = log_cb;
+  out->on_node_start = log_cb;
+  out->on_node_end = log_cb;
+  out->on_error = log_cb;
+  out->destroy = log_destroy;
+  return 0;
+}

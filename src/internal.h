@@ -1,0 +1,45 @@
+/* flowcore internal helpers. Not installed; not part of the API.
+ * Internal non-static functions are named fc__<module>_<verb>. */
+#ifndef FLOWCORE_INTERNAL_H
+#define FLOWCORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowcore.h"
+
+#define FC__CONTAINER_OF(ptr, type, member)                                    \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define FC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation goes through these so tests can inject failures. */
+void *fc__malloc(size_t size);
+void *fc__calloc(size_t n, size_t size);
+void *fc__realloc(void *ptr, size_t size);
+void fc__free(void *ptr);
+char *fc__strdup(const char *s);
+
+/* Grows *items (of elem_size bytes each) so it holds at least `need`
+ * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */
+int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);
+
+/* Clocks. fc__wall_us: µs since the epoch. fc__mono_ns: monotonic ns. */
+int64_t fc__wall_us(void);
+uint64_t fc__mono_ns(void);
+
+/* Checks a node id (allow_space 0) or workflow name (allow_space 1):
+ * 1..max bytes of [A-Za-z0-9_.:-] (and ' '). Returns 1 if valid. */
+int fc__name_valid(const char *s, size_t max, int allow_space);
+
+/* Records an error into err (if not NULL and no error recorded yet).
+ * Returns code, so `return fc__error_set(err, FC_ECYCLE, id, "...")` works. */
+int fc__error_set(fc_error_t *err, int code, const char *where, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+#endif

@@ -1,0 +1,792 @@
+/* Binary COPY encoding and payload sanitizing for the history writer
+ * (see copy.h for the contract).
+ *
+ * The common path of fc__json_encode is one json_dump_callback() straight
+ * into the batch buffer plus one linear scan of the dumped text. Only a
+ * value that needs changing (a \u0000, invalid UTF-8, a reference cycle)
+ * is walked and rebuilt. */
+#include <stdio.h>
+
+#include "internal.h"
+#include "pg/copy.h"
+
+/* The dump flags. Jansson (>= 2.8) always keeps insertion order, so
+ * JSON_PRESERVE_ORDER is a no-op there and not needed. */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
+/* Recursion limit of the sanitizing rebuild (the parser limit of jansson:
+ * anything json_loads() made fits). */
+#define REBUILD_MAX_DEPTH 2048
+
+/* PostgreSQL's epoch (2000-01-01 00:00:00 UTC) in µs since the Unix epoch,
+ * and the smallest valid timestamptz (4714-11-24 00:00:00 UTC BC) in µs
+ * since the PostgreSQL epoch. */
+#define PG_EPOCH_UNIX_US INT64_C(946684800000000)
+#define PG_MIN_TIMESTAMP INT64_C(-211813488000000000)
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static const char replacement[3] = {'\xEF', '\xBF', '\xBD'}; /* U+FFFD */
+
+/* ---- buffer ------------------------------------------------------------ */
+
+void fc__buf_init(fc__buf_t *b) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->oom = 0;
+}
+
+void fc__buf_free(fc__buf_t *b) {
+  fc__free(b->data);
+  fc__buf_init(b);
+}
+
+void fc__buf_reset(fc__buf_t *b) {
+  b->len = 0;
+  b->oom = 0;
+}
+
+/* Makes room for `extra` more bytes. Returns 0, or -1 (and sets oom). */
+static int buf_reserve(fc__buf_t *b, size_t extra) {
+  size_t need, ncap;
+  char *p;
+  if (b->oom)
+    return -1;
+  if (extra <= b->cap - b->len)
+    return 0;
+  if (extra > SIZE_MAX - b->len) {
+    b->oom = 1;
+    return -1;
+  }
+  need = b->len + extra;
+  ncap = b->cap < 256 ? 256 : b->cap;
+  while (ncap < need) {
+    if (ncap > SIZE_MAX / 2) {
+      ncap = need;
+      break;
+    }
+    ncap *= 2;
+  }
+  p = fc__realloc(b->data, ncap);
+  if (p == NULL) {
+    b->oom = 1;
+    return -1;
+  }
+  b->data = p;
+  b->cap = ncap;
+  return 0;
+}
+
+void fc__buf_append(fc__buf_t *b, const void *p, size_t n) {
+  if (n == 0 || buf_reserve(b, n) != 0)
+    return;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void buf_puts(fc__buf_t *b, const char *s) { fc__buf_append(b, s, strlen(s)); }
+
+static void put_be16(fc__buf_t *b, uint16_t v) {
+  unsigned char x[2];
+  x[0] = (unsigned char)(v >> 8);
+  x[1] = (unsigned char)v;
+  fc__buf_append(b, x, sizeof x);
+}
+
+static void put_be32(fc__buf_t *b, uint32_t v) {
+  unsigned char x[4];
+  x[0] = (unsigned char)(v >> 24);
+  x[1] = (unsigned char)(v >> 16);
+  x[2] = (unsigned char)(v >> 8);
+  x[3] = (unsigned char)v;
+  fc__buf_append(b, x, sizeof x);
+}
+
+static void put_be64(fc__buf_t *b, uint64_t v) {
+  unsigned char x[8];
+  int i;
+  for (i = 7; i >= 0; i--) {
+    x[i] = (unsigned char)v;
+    v >>= 8;
+  }
+  fc__buf_append(b, x, sizeof x);
+}
+
+/* ---- UTF-8 ------------------------------------------------------------- */
+
+/* p[0] is a non-ASCII byte. Returns the length of the well-formed sequence
+ * starting there, or 0 and *bad = the length of its maximal ill-formed
+ * subpart (>= 1), which becomes one U+FFFD (Unicode "best practice", as
+ * WHATWG and Python's "replace" do). Table 3-7 of the Unicode standard. */
+static size_t utf8_seq(const unsigned char *p, size_t avail, size_t *bad) {
+  unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+  size_t need, i;
+  if (c < 0xC2 || c > 0xF4) {
+    *bad = 1; /* continuation byte, C0/C1 (overlong), F5.. (too large) */
+    return 0;
+  }
+  if (c < 0xE0) {
+    need = 2;
+  } else if (c < 0xF0) {
+    need = 3;
+    if (c == 0xE0)
+      lo = 0xA0; /* overlong */
+    else if (c == 0xED)
+      hi = 0x9F; /* surrogates */
+  } else {
+    need = 4;
+    if (c == 0xF0)
+      lo = 0x90; /* overlong */
+    else if (c == 0xF4)
+      hi = 0x8F; /* > U+10FFFF */
+  }
+  if (avail < 2 || p[1] < lo || p[1] > hi) {
+    *bad = 1;
+    return 0;
+  }
+  for (i = 2; i < need; i++) {
+    if (i >= avail || (p[i] & 0xC0) != 0x80) {
+      *bad = i;
+      return 0;
+    }
+  }
+  return need;
+}
+
+unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end, *run;
+  unsigned changed = 0;
+  if (n == 0 || buf_reserve(b, n) != 0)
+    return 0;
+  end = p + n;
+  run = p;
+  while (p < end) {
+    size_t seq, bad = 1;
+    /* Eight plain ASCII bytes (1..0x7F) at a time: a byte that is 0 or has
+     * its high bit set makes the test non-zero (a borrow only starts at a
+     * zero byte, so there are no false positives without a true one). */
+    if (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      if ((((w - ONES) | w) & HIGHS) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    if (*p != 0 && *p < 0x80) {
+      p++;
+      continue;
+    }
+    if (*p == 0) {
+      changed |= FC__CHANGED_NUL;
+    } else {
+      seq = utf8_seq(p, (size_t)(end - p), &bad);
+      if (seq != 0) {
+        p += seq;
+        continue;
+      }
+      changed |= FC__CHANGED_INVALID_UTF8;
+    }
+    fc__buf_append(b, run, (size_t)(p - run));
+    fc__buf_append(b, replacement, sizeof replacement);
+    p += bad;
+    run = p;
+  }
+  fc__buf_append(b, run, (size_t)(end - run));
+  return changed;
+}
+
+/* ---- JSON text scan ---------------------------------------------------- */
+
+enum { SCAN_OK = 0, SCAN_NUL = 1, SCAN_BAD = 2, SCAN_NOMEM = 3 };
+
+/* A stack of bits (1 = object, 0 = array); heap only when deep. */
+typedef struct {
+  unsigned char small[64];
+  unsigned char *bits;
+  size_t cap; /* in bits */
+} bitstack_t;
+
+static int bitstack_set(bitstack_t *st, size_t depth, int obj) {
+  if (depth >= st->cap) {
+    size_t nbytes = st->cap / 4; /* double */
+    unsigned char *p = fc__malloc(nbytes);
+    if (p == NULL)
+      return -1;
+    memcpy(p, st->bits, st->cap / 8);
+    if (st->bits != st->small)
+      fc__free(st->bits);
+    st->bits = p;
+    st->cap = nbytes * 8;
+  }
+  if (obj)
+    st->bits[depth / 8] = (unsigned char)(st->bits[depth / 8] | (1u << (depth % 8)));
+  else
+    st->bits[depth / 8] = (unsigned char)(st->bits[depth / 8] & ~(1u << (depth % 8)));
+  return 0;
+}
+
+static int bitstack_get(const bitstack_t *st, size_t depth) {
+  return (st->bits[depth / 8] >> (depth % 8)) & 1;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static int is_hex(unsigned char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* s[*i] is the opening quote. Moves *i past the closing quote. Returns
+ * SCAN_OK, SCAN_NUL (a \u0000 inside) or SCAN_BAD. */
+static int scan_string(const unsigned char *s, size_t n, size_t *pi) {
+  size_t i = *pi + 1;
+  int r = SCAN_OK;
+  for (;;) {
+    unsigned char c;
+    /* Skip eight bytes at a time while none is '"', '\\' or < 0x20. */
+    while (n - i >= 8) {
+      uint64_t w, q, e;
+      memcpy(&w, s + i, 8);
+      q = w ^ (ONES * '"');
+      e = w ^ (ONES * '\\');
+      if ((((q - ONES) & ~q) | ((e - ONES) & ~e) | ((w - ONES * 0x20) & ~w)) & HIGHS)
+        break;
+      i += 8;
+    }
+    if (i >= n)
+      return SCAN_BAD;
+    c = s[i];
+    if (c == '"') {
+      *pi = i + 1;
+      return r;
+    }
+    if (c == '\\') {
+      if (n - i < 2)
+        return SCAN_BAD;
+      switch (s[i + 1]) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        i += 2;
+        break;
+      case 'u':
+        if (n - i < 6 || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) ||
+            !is_hex(s[i + 5]))
+          return SCAN_BAD;
+        if (memcmp(s + i + 2, "0000", 4) == 0)
+          r = SCAN_NUL;
+        i += 6;
+        break;
+      default:
+        return SCAN_BAD;
+      }
+      continue;
+    }
+    if (c < 0x20)
+      return SCAN_BAD;
+    i++;
+  }
+}
+
+static int scan_number(const unsigned char *s, size_t n, size_t *pi) {
+  size_t i = *pi;
+  if (s[i] == '-')
+    i++;
+  if (i < n && s[i] == '0') {
+    i++;
+  } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+    while (i < n && is_digit(s[i]))
+      i++;
+  } else {
+    return SCAN_BAD;
+  }
+  if (i < n && s[i] == '.') {
+    i++;
+    if (i >= n || !is_digit(s[i]))
+      return SCAN_BAD;
+    while (i < n && is_digit(s[i]))
+      i++;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+      i++;
+    if (i >= n || !is_digit(s[i]))
+      return SCAN_BAD;
+    while (i < n && is_digit(s[i]))
+      i++;
+  }
+  *pi = i;
+  return SCAN_OK;
+}
+
+static int scan_literal(const unsigned char *s, size_t n, size_t *pi, const char *lit) {
+  size_t len = strlen(lit);
+  if (n - *pi < len || memcmp(s + *pi, lit, len) != 0)
+    return SCAN_BAD;
+  *pi += len;
+  return SCAN_OK;
+}
+
+/* Checks that text is one JSON value without whitespace (what a compact
+ * dump produces) and whether a string or key holds \u0000. This is not
+ * paranoia: jansson 2.14 ignores the failure of dumping an object key with
+ * invalid UTF-8 (made with a _nocheck call) and emits broken JSON such as
+ * {":1} while reporting success. */
+static int scan_json(const char *text, size_t n) {
+  enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, AFTER } state = VALUE;
+  const unsigned char *s = (const unsigned char *)text;
+  bitstack_t st;
+  size_t i = 0, depth = 0;
+  int r = SCAN_OK, sub;
+  st.bits = st.small;
+  st.cap = sizeof st.small * 8;
+  while (i < n) {
+    unsigned char c = s[i];
+    switch (state) {
+    case VALUE:
+    case VALUE_OR_CLOSE:
+      if (c == ']' && state == VALUE_OR_CLOSE) {
+        depth--;
+        i++;
+        state = AFTER;
+        break;
+      }
+      sub = SCAN_OK;
+      state = AFTER;
+      if (c == '"') {
+        sub = scan_string(s, n, &i);
+      } else if (c == '{' || c == '[') {
+        if (bitstack_set(&st, depth, c == '{') != 0) {
+          r = SCAN_NOMEM;
+          goto out;
+        }
+        depth++;
+        i++;
+        state = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
+      } else if (c == '-' || is_digit(c)) {
+        sub = scan_number(s, n, &i);
+      } else if (c == 't') {
+        sub = scan_literal(s, n, &i, "true");
+      } else if (c == 'f') {
+        sub = scan_literal(s, n, &i, "false");
+      } else if (c == 'n') {
+        sub = scan_literal(s, n, &i, "null");
+      } else {
+        sub = SCAN_BAD;
+      }
+      if (sub == SCAN_BAD) {
+        r = SCAN_BAD;
+        goto out;
+      }
+      if (sub == SCAN_NUL)
+        r = SCAN_NUL;
+      break;
+    case KEY:
+    case KEY_OR_CLOSE:
+      if (c == '}' && state == KEY_OR_CLOSE) {
+        depth--;
+        i++;
+        state = AFTER;
+        break;
+      }
+      if (c != '"') {
+        r = SCAN_BAD;
+        goto out;
+      }
+      sub = scan_string(s, n, &i);
+      if (sub == SCAN_BAD) {
+        r = SCAN_BAD;
+        goto out;
+      }
+      if (sub == SCAN_NUL)
+        r = SCAN_NUL;
+      state = COLON;
+      break;
+    case COLON:
+      if (c != ':') {
+        r = SCAN_BAD;
+        goto out;
+      }
+      i++;
+      state = VALUE;
+      break;
+    case AFTER: {
+      int obj;
+      if (depth == 0) {
+        r = SCAN_BAD; /* text after the value */
+        goto out;
+      }
+      obj = bitstack_get(&st, depth - 1);
+      if (c == ',') {
+        state = obj ? KEY : VALUE;
+      } else if (c == (obj ? '}' : ']')) {
+        depth--;
+      } else {
+        r = SCAN_BAD;
+        goto out;
+      }
+      i++;
+      break;
+    }
+    }
+  }
+  if (state != AFTER || depth != 0)
+    r = SCAN_BAD;
+out:
+  if (st.bits != st.small)
+    fc__free(st.bits);
+  return r;
+}
+
+/* ---- JSON encoding ----------------------------------------------------- */
+
+static int dump_cb(const char *p, size_t size, void *data) {
+  fc__buf_t *b = data;
+  if (size <= b->cap - b->len && size != 0) { /* the usual case: no call */
+    memcpy(b->data + b->len, p, size);
+    b->len += size;
+    return 0;
+  }
+  fc__buf_append(b, p, size);
+  return b->oom ? -1 : 0;
+}
+
+/* Dumps v into b. Returns 0 or -1 (b is then back at its old length). */
+static int dump_into(fc__buf_t *b, const json_t *v) {
+  size_t start = b->len;
+  if (buf_reserve(b, 64) != 0)
+    return -1;
+  if (json_dump_callback(v, dump_cb, b, DUMP_FLAGS) != 0) {
+    b->len = start;
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct {
+  fc__buf_t scratch; /* sanitized string bytes */
+  const json_t **path; /* containers from the root to the current one */
+  size_t depth, path_cap;
+  unsigned changed;
+  int nomem;
+} rebuild_t;
+
+static json_t *sanitized_string(rebuild_t *rb, const char *s, size_t n) {
+  fc__buf_reset(&rb->scratch);
+  rb->changed |= fc__utf8_sanitize(&rb->scratch, s, n);
+  if (rb->scratch.oom)
+    return NULL;
+  return json_stringn_nocheck(rb->scratch.len ? rb->scratch.data : "", rb->scratch.len);
+}
+
+/* A deep copy of v with every string and key made valid UTF-8 without NUL.
+ * A reference cycle or nesting beyond REBUILD_MAX_DEPTH becomes null
+ * (FC__CHANGED_TRUNCATED). Returns a new reference, or NULL (rb->nomem). */
+static json_t *rebuild(rebuild_t *rb, const json_t *v) {
+  json_t *out = NULL;
+  size_t i;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+  case JSON_ARRAY:
+    for (i = 0; i < rb->depth; i++) {
+      if (rb->path[i] == v)
+        break;
+    }
+    if (i < rb->depth || rb->depth >= REBUILD_MAX_DEPTH) {
+      rb->changed |= FC__CHANGED_TRUNCATED;
+      out = json_null();
+      break;
+    }
+    if (rb->depth == rb->path_cap) {
+      size_t ncap = rb->path_cap ? rb->path_cap * 2 : 32;
+      const json_t **p = fc__realloc((void *)rb->path, ncap * sizeof *p);
+      if (p == NULL)
+        break;
+      rb->path = p;
+      rb->path_cap = ncap;
+    }
+    rb->path[rb->depth++] = v;
+    if (json_is_array(v)) {
+      out = json_array();
+      for (i = 0; out != NULL && i < json_array_size(v); i++) {
+        json_t *item = rebuild(rb, json_array_get(v, i));
+        if (item == NULL || json_array_append_new(out, item) != 0) {
+          json_decref(out);
+          out = NULL;
+        }
+      }
+    } else {
+      void *it;
+      out = json_object();
+      for (it = json_object_iter((json_t *)v); out != NULL && it != NULL;
+           it = json_object_iter_next((json_t *)v, it)) {
+        json_t *item = rebuild(rb, json_object_iter_value(it));
+        json_t *key = item ? sanitized_string(rb, json_object_iter_key(it),
+                                              json_object_iter_key_len(it))
+                           : NULL;
+        /* Two keys that differ only in their invalid bytes become equal:
+         * the later one wins, as it would in jsonb. */
+        if (key == NULL || json_object_setn_new_nocheck(out, json_string_value(key),
+                                                        json_string_length(key), item) != 0) {
+          if (key == NULL)
+            json_decref(item);
+          json_decref(out);
+          out = NULL;
+        }
+        json_decref(key);
+      }
+    }
+    rb->depth--;
+    break;
+  case JSON_STRING:
+    out = sanitized_string(rb, json_string_value(v), json_string_length(v));
+    break;
+  case JSON_INTEGER:
+    out = json_integer(json_integer_value(v));
+    break;
+  case JSON_REAL:
+    out = json_real(json_real_value(v));
+    break;
+  case JSON_TRUE:
+    out = json_true();
+    break;
+  case JSON_FALSE:
+    out = json_false();
+    break;
+  case JSON_NULL:
+    out = json_null();
+    break;
+  }
+  if (out == NULL)
+    rb->nomem = 1;
+  return out;
+}
+
+static void append_changed(fc__buf_t *b, unsigned changed, size_t original_bytes) {
+  char num[32];
+  const char *sep = "";
+  buf_puts(b, "{\"$flowcore\":{\"changed\":[");
+  if (changed & FC__CHANGED_NUL) {
+    buf_puts(b, "\"nul\"");
+    sep = ",";
+  }
+  if (changed & FC__CHANGED_INVALID_UTF8) {
+    buf_puts(b, sep);
+    buf_puts(b, "\"invalid_utf8\"");
+    sep = ",";
+  }
+  if (changed & FC__CHANGED_TRUNCATED) {
+    buf_puts(b, sep);
+    buf_puts(b, "\"truncated\"");
+  }
+  snprintf(num, sizeof num, "%zu", original_bytes);
+  buf_puts(b, "],\"original_bytes\":");
+  buf_puts(b, num);
+  buf_puts(b, "},\"value\":");
+}
+
+/* Replaces b[start..] by the marker whose value is the first
+ * FC__JSON_PREVIEW_BYTES of text[0..n) (cut on a character boundary) as a
+ * JSON string. text may point into b at or after start. */
+static void append_truncated(fc__buf_t *b, size_t start, unsigned changed, const char *text,
+                             size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t k = n < FC__JSON_PREVIEW_BYTES ? n : FC__JSON_PREVIEW_BYTES, i, run;
+  fc__buf_t pre;
+  while (k > 0 && k < n && ((unsigned char)text[k] & 0xC0) == 0x80)
+    k--;
+  fc__buf_init(&pre);
+  fc__utf8_sanitize(&pre, text, k); /* a copy (the text is valid UTF-8 already) */
+  b->len = start;
+  if (pre.oom) {
+    b->oom = 1;
+    return;
+  }
+  append_changed(b, changed | FC__CHANGED_TRUNCATED, n);
+  fc__buf_append(b, "\"", 1);
+  for (i = run = 0; i < pre.len; i++) {
+    unsigned char c = (unsigned char)pre.data[i];
+    char esc[6];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    fc__buf_append(b, pre.data + run, i - run);
+    run = i + 1;
+    if (c < 0x20) {
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      fc__buf_append(b, esc, 6);
+    } else {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      fc__buf_append(b, esc, 2);
+    }
+  }
+  fc__buf_append(b, pre.data + run, pre.len - run);
+  fc__buf_append(b, "\"}", 2);
+  fc__buf_free(&pre);
+}
+
+/* The rare path: v dumped with a \u0000 or broken text (first_len = its
+ * length, have_first = 1) or did not dump at all. b is at its old length.
+ * Returns the FC__CHANGED_* bits. */
+static unsigned encode_rebuilt(fc__buf_t *b, const json_t *v, size_t max_bytes,
+                               int have_first, size_t first_len) {
+  rebuild_t rb;
+  fc__buf_t text;
+  json_t *copy;
+  unsigned changed = 0;
+  memset(&rb, 0, sizeof rb);
+  fc__buf_init(&rb.scratch);
+  fc__buf_init(&text);
+  copy = rebuild(&rb, v);
+  if (copy == NULL || rb.nomem) {
+    b->oom = 1;
+    goto out;
+  }
+  changed = rb.changed;
+  if (dump_into(&text, copy) != 0 || scan_json(text.data, text.len) != SCAN_OK) {
+    if (text.oom) {
+      b->oom = 1;
+      goto out;
+    }
+    /* Not expected: store that there was a value we could not keep. */
+    changed |= FC__CHANGED_TRUNCATED;
+    append_changed(b, changed, have_first ? first_len : 0);
+    buf_puts(b, "null}");
+    goto out;
+  }
+  if (max_bytes != 0 && text.len > max_bytes) {
+    changed |= FC__CHANGED_TRUNCATED;
+    append_truncated(b, b->len, changed, text.data, text.len);
+  } else if (changed == 0) {
+    /* The first dump failed for a passing reason; the copy is the value. */
+    fc__buf_append(b, text.data, text.len);
+  } else {
+    append_changed(b, changed, have_first ? first_len : text.len);
+    fc__buf_append(b, text.data, text.len);
+    fc__buf_append(b, "}", 1);
+  }
+out:
+  json_decref(copy);
+  fc__free((void *)rb.path);
+  fc__buf_free(&rb.scratch);
+  fc__buf_free(&text);
+  return changed;
+}
+
+unsigned fc__json_encode(fc__buf_t *b, json_t *v, size_t max_bytes) {
+  size_t start = b->len, n;
+  int scan;
+  if (v == NULL) {
+    buf_puts(b, "null");
+    return 0;
+  }
+  if (dump_into(b, v) != 0) {
+    if (b->oom)
+      return 0;
+    /* Invalid UTF-8 in a string, or a reference cycle. */
+    return encode_rebuilt(b, v, max_bytes, 0, 0);
+  }
+  n = b->len - start;
+  if (max_bytes != 0 && n > max_bytes) {
+    append_truncated(b, start, 0, b->data + start, n);
+    return FC__CHANGED_TRUNCATED;
+  }
+  scan = scan_json(b->data + start, n);
+  if (scan == SCAN_OK)
+    return 0;
+  b->len = start;
+  if (scan == SCAN_NOMEM) {
+    b->oom = 1;
+    return 0;
+  }
+  return encode_rebuilt(b, v, max_bytes, 1, n);
+}
+
+/* ---- binary COPY ------------------------------------------------------- */
+
+void fc__copy_header(fc__buf_t *b) {
+  static const char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
+  fc__buf_append(b, sig, sizeof sig);
+  put_be32(b, 0); /* flags: no OIDs */
+  put_be32(b, 0); /* header extension length */
+}
+
+void fc__copy_trailer(fc__buf_t *b) { put_be16(b, 0xFFFF); }
+
+void fc__copy_row(fc__buf_t *b, int nfields) { put_be16(b, (uint16_t)nfields); }
+
+void fc__copy_null(fc__buf_t *b) { put_be32(b, 0xFFFFFFFFu); }
+
+void fc__copy_int4(fc__buf_t *b, int32_t v) {
+  put_be32(b, 4);
+  put_be32(b, (uint32_t)v);
+}
+
+void fc__copy_int8(fc__buf_t *b, int64_t v) {
+  put_be32(b, 8);
+  put_be64(b, (uint64_t)v);
+}
+
+void fc__copy_float8(fc__buf_t *b, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  put_be32(b, 8);
+  put_be64(b, bits);
+}
+
+void fc__copy_uuid(fc__buf_t *b, const uint8_t uuid[16]) {
+  put_be32(b, 16);
+  fc__buf_append(b, uuid, 16);
+}
+
+void fc__copy_timestamptz(fc__buf_t *b, int64_t unix_us) {
+  int64_t pg;
+  if (unix_us < PG_MIN_TIMESTAMP + PG_EPOCH_UNIX_US)
+    pg = INT64_MIN; /* -infinity: the server rejects anything earlier */
+  else
+    pg = unix_us - PG_EPOCH_UNIX_US; /* cannot overflow: unix_us >= min */
+  put_be32(b, 8);
+  put_be64(b, (uint64_t)pg);
+}
+
+/* Writes the length of the field whose 4-byte length slot is at `at`. */
+static void patch_length(fc__buf_t *b, size_t at) {
+  size_t n;
+  if (b->oom)
+    return;
+  n = b->len - at - 4;
+  b->data[at] = (char)(unsigned char)(n >> 24);
+  b->data[at + 1] = (char)(unsigned char)(n >> 16);
+  b->data[at + 2] = (char)(unsigned char)(n >> 8);
+  b->data[at + 3] = (char)(unsigned char)n;
+}
+
+unsigned fc__copy_text(fc__buf_t *b, const char *s) {
+  size_t at = b->len;
+  unsigned changed;
+  if (s == NULL) {
+    fc__copy_null(b);
+    return 0;
+  }
+  put_be32(b, 0);
+  changed = fc__utf8_sanitize(b, s, strlen(s));
+  patch_length(b, at);
+  return changed;
+}
+
+unsigned fc__copy_jsonb(fc__buf_t *b, json_t *v, size_t max_bytes) {
+  size_t at = b->len;
+  unsigned changed;
+  if (v == NULL) {
+    fc__copy_null(b);
+    return 0;
+  }
+  put_be32(b, 0);
+  fc__buf_append(b, "\1", 1); /* jsonb binary format version */
+  changed = fc__json_encode(b, v, max_bytes);
+  patch_length(b, at);
+  return changed;
+}

@@ -1,0 +1,90 @@
+/* Binary COPY encoding for the history writer, and the sanitizing that
+ * keeps one bad payload from poisoning a batch.
+ *
+ * Format: PostgreSQL's binary COPY (signature, flags, header extension,
+ * then per row an int16 field count and per field an int32 length (-1 for
+ * NULL) plus the bytes, then the int16 -1 trailer). Binary COPY needs no
+ * escaping, so no byte of event data can ever be read as syntax.
+ *
+ * Buffers grow as needed; an allocation failure is sticky (buf->oom) and
+ * checked once at the end of a batch, so encoders need not check each call.
+ */
+#ifndef FLOWCORE_PG_COPY_H
+#define FLOWCORE_PG_COPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef struct {
+  char *data;
+  size_t len, cap;
+  int oom; /* set when a growth failed; further appends are ignored */
+} fc__buf_t;
+
+void fc__buf_init(fc__buf_t *b);
+void fc__buf_free(fc__buf_t *b);
+void fc__buf_reset(fc__buf_t *b); /* len = 0, keeps memory, clears oom */
+void fc__buf_append(fc__buf_t *b, const void *p, size_t n);
+
+/* What sanitizing changed, as bits (also written into the JSON marker). */
+#define FC__CHANGED_NUL 1u          /* NUL characters / \u0000 replaced */
+#define FC__CHANGED_INVALID_UTF8 2u /* invalid UTF-8 replaced by U+FFFD */
+#define FC__CHANGED_TRUNCATED 4u    /* over the size limit, replaced */
+
+/* Appends s[0..n) to b as valid UTF-8 without NUL: each invalid sequence
+ * and each NUL becomes U+FFFD. Returns the FC__CHANGED_* bits applied. */
+unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n);
+
+/* Serializes v (compact) into b in a form jsonb accepts. When v needs
+ * changes (a \u0000 in a string or key, invalid UTF-8 in a string or key
+ * made with a _nocheck call) or its text is larger than max_bytes (0: no
+ * limit), what is appended is
+ *   {"$flowcore": {"changed": ["nul", "invalid_utf8", "truncated"],
+ *                  "original_bytes": N},
+ *    "value": <the sanitized value, or for "truncated" the first
+ *              FC__JSON_PREVIEW_BYTES bytes of the text (cut on a character
+ *              boundary) as a string>}
+ * with only the applicable entries in "changed", in this order, and no
+ * whitespace. N is the byte length of v's compact JSON text; when v could
+ * not be dumped at all (invalid UTF-8), of the sanitized value's text.
+ * Each NUL and each invalid sequence becomes U+FFFD; two keys that become
+ * equal keep the later value. A reference cycle (or nesting deeper than
+ * 2048 on this rare path) is cut and stored as null, flagged "truncated".
+ * v NULL appends "null" (JSON null, not SQL NULL). v is only read.
+ * Returns the FC__CHANGED_* bits (0 when stored verbatim). The common path
+ * is one dump plus one linear scan of the text.
+ *
+ * Whatever v is, the text appended is valid JSON and valid UTF-8 without
+ * NUL or \u0000 (or b->oom is set). Note that jsonb does not keep key
+ * order; the text does. */
+#define FC__JSON_PREVIEW_BYTES 1024
+unsigned fc__json_encode(fc__buf_t *b, json_t *v, size_t max_bytes);
+
+/* ---- binary COPY ----
+ * A buffer is header, then per row fc__copy_row(nfields) and exactly that
+ * many field calls, then the trailer. text and jsonb are sent as UTF-8:
+ * the connection's client_encoding must be UTF8 (the server converts them
+ * from the client encoding). */
+void fc__copy_header(fc__buf_t *b);
+void fc__copy_trailer(fc__buf_t *b);
+void fc__copy_row(fc__buf_t *b, int nfields);
+void fc__copy_null(fc__buf_t *b);
+void fc__copy_int4(fc__buf_t *b, int32_t v);
+void fc__copy_int8(fc__buf_t *b, int64_t v);
+void fc__copy_float8(fc__buf_t *b, double v);
+void fc__copy_uuid(fc__buf_t *b, const uint8_t uuid[16]);
+/* timestamptz from µs since the Unix epoch (minus 946684800000000 for
+ * PostgreSQL's 2000-01-01 epoch). A time before PostgreSQL's smallest
+ * timestamptz (4714 BC), which the server would reject, is written as
+ * -infinity. */
+void fc__copy_timestamptz(fc__buf_t *b, int64_t unix_us);
+/* text: sanitized with fc__utf8_sanitize; s NULL writes NULL. Returns the
+ * FC__CHANGED_* bits. */
+unsigned fc__copy_text(fc__buf_t *b, const char *s);
+/* jsonb: version byte 1 + fc__json_encode(v, max_bytes); v NULL writes
+ * SQL NULL. Returns the FC__CHANGED_* bits. */
+unsigned fc__copy_jsonb(fc__buf_t *b, json_t *v, size_t max_bytes);
+
+#endif

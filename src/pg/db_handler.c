@@ -1,0 +1,236 @@
+/* The database handler: events -> compact records -> blocks for the
+ * writer. Runs on the engine's loop thread; its callbacks do no I/O and
+ * serialize nothing (the writer does that on its own thread). */
+#include <stdio.h>
+
+#include "pg/record.h"
+
+typedef struct {
+  fc_history_writer_t *writer; /* borrowed */
+  fc__hblock_t *block;         /* being filled, or NULL */
+  fc__hrun_t *runs[4];         /* data of the runs seen last (references) */
+  unsigned next_slot;
+  uv_prepare_t prepare;        /* hands over a partial block before the loop waits */
+  uv_check_t check;            /* ... and after I/O callbacks ran */
+  int closing;
+} db_handler;
+
+/* ---- run data ------------------------------------------------------------ */
+
+fc__hrun_t *fc__hrun_new(const fc_event_t *ev) {
+  const fc_workflow_t *wf = ev->workflow;
+  size_t n = wf != NULL ? fc_workflow_node_count(wf) : 0, i, bytes = 0, off;
+  fc__hrun_t *r;
+  char *p;
+  for (i = 0; i < n; i++) {
+    const fc_node_t *node = fc_workflow_node_at(wf, i);
+    bytes += strlen(fc_node_id(node)) + strlen(fc_node_type(node)) + 2;
+  }
+  bytes += strlen(ev->workflow_name) + 1;
+  /* One allocation: struct, two pointer arrays, then the strings. */
+  off = sizeof *r + 2 * n * sizeof(char *);
+  r = fc__malloc(off + bytes);
+  if (r == NULL)
+    return NULL;
+  atomic_init(&r->refs, 1);
+  memcpy(r->uuid, ev->workflow_uuid, 16);
+  r->node_count = (int)n;
+  r->node_ids = (char **)(void *)(r + 1);
+  r->node_types = r->node_ids + n;
+  p = (char *)r + off;
+  for (i = 0; i < n; i++) {
+    const fc_node_t *node = fc_workflow_node_at(wf, i);
+    size_t a = strlen(fc_node_id(node)) + 1, b = strlen(fc_node_type(node)) + 1;
+    r->node_ids[i] = memcpy(p, fc_node_id(node), a);
+    p += a;
+    r->node_types[i] = memcpy(p, fc_node_type(node), b);
+    p += b;
+  }
+  r->name = memcpy(p, ev->workflow_name, strlen(ev->workflow_name) + 1);
+  return r;
+}
+
+void fc__hrun_incref(fc__hrun_t *r) { atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); }
+
+void fc__hrun_decref(fc__hrun_t *r) {
+  if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+    fc__free(r);
+}
+
+void fc__hrec_clear(fc__hrec_t *rec) {
+  fc__hrun_decref(rec->run);
+  json_decref(rec->payload);
+  fc__free(rec->err);
+  rec->run = NULL;
+  rec->payload = NULL;
+  rec->err = NULL;
+}
+
+/* ---- handing blocks over ------------------------------------------------- */
+
+static void hand_over(db_handler *h) {
+  fc__hblock_t *b = h->block;
+  if (b == NULL || b->n == 0)
+    return;
+  h->block = NULL;
+  fc__writer_submit(h->writer, b);
+}
+
+static fc__hrec_t *next_rec(db_handler *h) {
+  fc__hblock_t *b = h->block;
+  if (b == NULL) {
+    b = fc__malloc(sizeof *b);
+    if (b == NULL)
+      return NULL;
+    b->next = NULL;
+    b->n = 0;
+    h->block = b;
+  }
+  return &b->recs[b->n];
+}
+
+/* Commits the record just filled by next_rec. */
+static void push_rec(db_handler *h) {
+  if (++h->block->n == FC__HBLOCK_SIZE)
+    hand_over(h);
+}
+
+/* The run data for ev: cached for the last few runs (several runs may
+ * interleave on one loop), else made from the event's workflow. */
+static fc__hrun_t *run_for(db_handler *h, const fc_event_t *ev) {
+  unsigned i;
+  fc__hrun_t *r;
+  for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++)
+    if (h->runs[i] != NULL && memcmp(h->runs[i]->uuid, ev->workflow_uuid, 16) == 0)
+      return h->runs[i];
+  r = fc__hrun_new(ev);
+  if (r == NULL)
+    return NULL;
+  i = h->next_slot++ % FC__ARRAY_SIZE(h->runs);
+  fc__hrun_decref(h->runs[i]);
+  h->runs[i] = r;
+  return r;
+}
+
+static int on_event(void *self, const fc_event_t *ev) {
+  db_handler *h = self;
+  fc__hrec_t *rec;
+  fc__hrun_t *run = run_for(h, ev);
+  if (run == NULL)
+    return FC_ENOMEM;
+  rec = next_rec(h);
+  if (rec == NULL)
+    return FC_ENOMEM;
+  rec->kind = (uint8_t)ev->kind;
+  rec->status = (uint8_t)ev->status;
+  rec->severity = 0;
+  rec->attempt = ev->attempt;
+  rec->node = ev->node_index;
+  rec->t_us = ev->time_us;
+  rec->started_us = ev->started_at_us;
+  rec->duration_us = ev->duration_us;
+  rec->err = NULL;
+  fc__hrun_incref(run);
+  rec->run = run;
+  switch (ev->kind) {
+  case FC_EVENT_WORKFLOW_START:
+    rec->count = ev->node_count;
+    rec->payload = json_incref(ev->input);
+    break;
+  case FC_EVENT_NODE_START:
+    rec->count = 0;
+    rec->payload = json_incref(ev->input);
+    break;
+  case FC_EVENT_WORKFLOW_END:
+    rec->count = ev->error_count;
+    rec->payload = json_incref(ev->output);
+    break;
+  case FC_EVENT_NODE_END:
+    rec->count = 0;
+    rec->payload = json_incref(ev->output);
+    break;
+  default: { /* FC_EVENT_ERROR */
+    const fc_error_info_t *e = ev->error;
+    const char *type = e && e->type ? e->type : "error";
+    const char *msg = e && e->message ? e->message : "";
+    const char *st = e && e->stack_trace ? e->stack_trace : "";
+    size_t a = strlen(type) + 1, b = strlen(msg) + 1, c = strlen(st) + 1;
+    int rc;
+    rec->count = 0;
+    rec->severity = (uint8_t)(e ? e->severity : FC_SEVERITY_ERROR);
+    rec->payload = e ? json_incref(e->details) : NULL;
+    if (e != NULL && e->occurred_at_us != 0)
+      rec->t_us = e->occurred_at_us;
+    rec->err = fc__malloc(a + b + c);
+    rc = fc_uuid7(rec->error_id);
+    if (rec->err == NULL || rc != 0) {
+      fc__hrec_clear(rec);
+      return rc != 0 ? rc : FC_ENOMEM;
+    }
+    memcpy(rec->err, type, a);
+    memcpy(rec->err + a, msg, b);
+    memcpy(rec->err + a + b, st, c);
+    break;
+  }
+  }
+  push_rec(h);
+  if (ev->kind == FC_EVENT_WORKFLOW_END)
+    hand_over(h); /* the end of a run is a natural point to hand over */
+  return 0;
+}
+
+static void on_loop_turn(db_handler *h) { hand_over(h); }
+static void prepare_cb(uv_prepare_t *p) { on_loop_turn(p->data); }
+static void check_cb(uv_check_t *c) { on_loop_turn(c->data); }
+
+static void closed_cb(uv_handle_t *handle) {
+  db_handler *h = handle->data;
+  if (--h->closing == 0)
+    fc__free(h);
+}
+
+static void destroy(void *self) {
+  db_handler *h = self;
+  unsigned i;
+  hand_over(h);
+  if (h->block != NULL) { /* an empty block */
+    fc__free(h->block);
+    h->block = NULL;
+  }
+  for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++) {
+    fc__hrun_decref(h->runs[i]);
+    h->runs[i] = NULL;
+  }
+  h->closing = 2;
+  uv_close((uv_handle_t *)&h->prepare, closed_cb);
+  uv_close((uv_handle_t *)&h->check, closed_cb);
+}
+
+int fc_history_handler_new(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t *out) {
+  db_handler *h;
+  if (w == NULL || loop == NULL || out == NULL)
+    return FC_EINVAL;
+  h = fc__calloc(1, sizeof *h);
+  if (h == NULL)
+    return FC_ENOMEM;
+  h->writer = w;
+  uv_prepare_init(loop, &h->prepare);
+  uv_check_init(loop, &h->check);
+  h->prepare.data = h;
+  h->check.data = h;
+  uv_prepare_start(&h->prepare, prepare_cb);
+  uv_check_start(&h->check, check_cb);
+  /* They must not keep the loop alive on their own. */
+  uv_unref((uv_handle_t *)&h->prepare);
+  uv_unref((uv_handle_t *)&h->check);
+  memset(out, 0, sizeof *out);
+  out->name = "database";
+  out->self = h;
+  out->on_workflow_start = on_event;
+  out->on_workflow_end = on_event;
+  out->on_node_start = on_event;
+  out->on_node_end = on_event;
+  out->on_error = on_event;
+  out->destroy = destroy;
+  return 0;
+}

@@ -1,0 +1,79 @@
+/* History records: what the database handler makes from an event (on the
+ * engine's thread) and the writer turns into rows (on its own thread).
+ *
+ * A record is a small fixed-size struct. Strings that every record of a run
+ * shares (workflow name, node ids and types) live once in a refcounted
+ * fc__hrun_t; JSON payloads are held by reference (jansson's refcounts are
+ * atomic; payloads are immutable once handed to the engine), so making a
+ * record copies no payload and serializes nothing: that is the writer's
+ * work. */
+#ifndef FLOWCORE_PG_RECORD_H
+#define FLOWCORE_PG_RECORD_H
+
+#include <stdatomic.h>
+
+#include "internal.h"
+
+/* Per-run data shared by the run's records. */
+typedef struct fc__hrun_s {
+  atomic_int refs;
+  uint8_t uuid[16];
+  int node_count;
+  char *name;
+  char **node_ids;   /* node_count entries, point into the same block */
+  char **node_types; /* idem */
+} fc__hrun_t;
+
+/* Makes the run data from a workflow_start event (copies what it needs from
+ * ev->workflow). Returns a new reference (refs = 1) or NULL. */
+fc__hrun_t *fc__hrun_new(const fc_event_t *ev);
+void fc__hrun_incref(fc__hrun_t *r);
+void fc__hrun_decref(fc__hrun_t *r);
+
+typedef struct {
+  uint8_t kind;     /* fc_event_kind_t */
+  uint8_t status;   /* node or workflow status of end events */
+  uint8_t severity; /* errors */
+  int32_t attempt;
+  int32_t node;  /* node index, -1 for workflow records and workflow errors */
+  int32_t count; /* workflow start: node count; workflow end: error count */
+  fc__hrun_t *run; /* counted reference */
+  int64_t t_us;       /* event time (wall, µs) */
+  int64_t started_us; /* end events: start of the attempt / run (0: none) */
+  int64_t duration_us;
+  json_t *payload; /* start: input; end: output; error: details. Counted. */
+  char *err;       /* errors: "type\0message\0stack_trace\0", owned */
+  uint8_t error_id[16];
+} fc__hrec_t;
+
+/* Releases what a record holds (run reference, payload, error text). */
+void fc__hrec_clear(fc__hrec_t *rec);
+
+/* The fc_record_kind_t of a record. */
+static inline int fc__hrec_kind(const fc__hrec_t *rec) {
+  switch (rec->kind) {
+  case FC_EVENT_WORKFLOW_START:
+  case FC_EVENT_WORKFLOW_END:
+    return FC_REC_WORKFLOW;
+  case FC_EVENT_ERROR:
+    return FC_REC_ERROR;
+  default:
+    return FC_REC_NODE;
+  }
+}
+
+/* A block of records handed from a producer to the writer in one step. */
+#define FC__HBLOCK_SIZE 512
+typedef struct fc__hblock_s {
+  struct fc__hblock_s *next;
+  size_t n;
+  fc__hrec_t recs[FC__HBLOCK_SIZE];
+} fc__hblock_t;
+
+/* Writer side of the handoff (writer.c). Takes ownership of the block
+ * (even on failure: dropped records are counted and released). May block
+ * the caller under FC_QUEUE_BLOCK while the writer is at capacity. */
+struct fc_history_writer_s;
+void fc__writer_submit(struct fc_history_writer_s *w, fc__hblock_t *b);
+
+#endif

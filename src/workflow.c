@@ -1,0 +1,521 @@
+/* Workflow definitions: building, validation, freezing. */
+#include <stdio.h>
+
+#include "workflow_int.h"
+
+/* ---- id table ------------------------------------------------------------ */
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  while (*s != '\0') {
+    h ^= (unsigned char)*s++;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* Returns the index of `id`, or -1. Only after the table was built. */
+static long table_find(const fc_workflow_t *wf, const char *id) {
+  size_t mask, i;
+  if (wf->nslots == 0)
+    return -1;
+  mask = wf->nslots - 1;
+  for (i = (size_t)hash_str(id) & mask;; i = (i + 1) & mask) {
+    uint32_t v = wf->slots[i];
+    if (v == 0)
+      return -1;
+    if (strcmp(wf->nodes[v - 1]->id, id) == 0)
+      return (long)(v - 1);
+  }
+}
+
+/* Builds the table; reports the first duplicate id. */
+static int table_build(fc_workflow_t *wf, fc_error_t *err) {
+  size_t n = 16, i, mask;
+  while (n < wf->nnodes * 2)
+    n *= 2;
+  fc__free(wf->slots);
+  wf->slots = fc__calloc(n, sizeof *wf->slots);
+  if (wf->slots == NULL) {
+    wf->nslots = 0;
+    return fc__error_set(err, FC_ENOMEM, "", "out of memory");
+  }
+  wf->nslots = n;
+  mask = n - 1;
+  for (i = 0; i < wf->nnodes; i++) {
+    const char *id = wf->nodes[i]->id;
+    size_t j;
+    for (j = (size_t)hash_str(id) & mask;; j = (j + 1) & mask) {
+      uint32_t v = wf->slots[j];
+      if (v == 0) {
+        wf->slots[j] = (uint32_t)(i + 1);
+        break;
+      }
+      if (strcmp(wf->nodes[v - 1]->id, id) == 0)
+        return fc__error_set(err, FC_EDUPLICATE, id,
+                             "node \"%s\" (#%zu): duplicate id, already used by node #%u", id,
+                             i, v - 1);
+    }
+  }
+  return 0;
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+int fc_workflow_new(fc_workflow_t **out, const char *name) {
+  fc_workflow_t *wf;
+  if (out == NULL || name == NULL)
+    return FC_EINVAL;
+  *out = NULL;
+  wf = fc__calloc(1, sizeof *wf);
+  if (wf == NULL)
+    return FC_ENOMEM;
+  wf->name = fc__strdup(name);
+  if (wf->name == NULL) {
+    fc__free(wf);
+    return FC_ENOMEM;
+  }
+  *out = wf;
+  return 0;
+}
+
+static void str_array_free(char **a, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    fc__free(a[i]);
+  fc__free(a);
+}
+
+static void node_free(fc_node_t *n) {
+  size_t r;
+  if (n->data_free != NULL)
+    n->data_free(n->user_data);
+  fc__free(n->id);
+  fc__free(n->type);
+  str_array_free(n->deps, n->ndeps);
+  for (r = 0; r < n->nroutes; r++) {
+    fc__free(n->routes[r].name);
+    str_array_free(n->routes[r].targets, n->routes[r].ntargets);
+  }
+  fc__free(n->routes);
+  fc__free(n->in);
+  fc__free(n->out);
+  fc__free(n);
+}
+
+void fc_workflow_free(fc_workflow_t *wf) {
+  size_t i;
+  if (wf == NULL)
+    return;
+  for (i = 0; i < wf->nnodes; i++)
+    node_free(wf->nodes[i]);
+  fc__free(wf->nodes);
+  fc__free(wf->slots);
+  fc__free(wf->name);
+  fc__free(wf);
+}
+
+int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void *user_data,
+                         fc_node_t **node_out) {
+  fc_node_t *n;
+  if (node_out != NULL)
+    *node_out = NULL;
+  if (wf == NULL || id == NULL)
+    return FC_EINVAL;
+  if (wf->frozen)
+    return FC_EFROZEN;
+  if (fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + 1, sizeof *wf->nodes) != 0)
+    return FC_ENOMEM;
+  n = fc__calloc(1, sizeof *n);
+  if (n == NULL)
+    return FC_ENOMEM;
+  n->id = fc__strdup(id);
+  n->type = fc__strdup("");
+  if (n->id == NULL || n->type == NULL) {
+    node_free(n);
+    return FC_ENOMEM;
+  }
+  n->wf = wf;
+  n->index = wf->nnodes;
+  n->fn = fn;
+  n->user_data = user_data;
+  n->default_route = -1;
+  wf->nodes[wf->nnodes++] = n;
+  if (node_out != NULL)
+    *node_out = n;
+  return 0;
+}
+
+int fc_workflow_set_max_parallel(fc_workflow_t *wf, int max_parallel) {
+  if (wf == NULL || max_parallel < 0)
+    return FC_EINVAL;
+  if (wf->frozen)
+    return FC_EFROZEN;
+  wf->max_parallel = max_parallel;
+  return 0;
+}
+
+static int node_check(const fc_node_t *n) {
+  if (n == NULL)
+    return FC_EINVAL;
+  if (n->wf->frozen)
+    return FC_EFROZEN;
+  return 0;
+}
+
+int fc_node_set_type(fc_node_t *n, const char *type) {
+  char *copy;
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  if (type == NULL)
+    return FC_EINVAL;
+  copy = fc__strdup(type);
+  if (copy == NULL)
+    return FC_ENOMEM;
+  fc__free(n->type);
+  n->type = copy;
+  return 0;
+}
+
+static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
+  char *copy;
+  if (fc__grow((void **)a, cap, *n + 1, sizeof **a) != 0)
+    return FC_ENOMEM;
+  copy = fc__strdup(s);
+  if (copy == NULL)
+    return FC_ENOMEM;
+  (*a)[(*n)++] = copy;
+  return 0;
+}
+
+int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  if (dep_id == NULL)
+    return FC_EINVAL;
+  return str_array_push(&n->deps, &n->ndeps, &n->cap_deps, dep_id);
+}
+
+int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
+  size_t r;
+  fc__route_t *rt;
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  if (route == NULL || target_id == NULL || route[0] == '\0')
+    return FC_EINVAL;
+  for (r = 0; r < n->nroutes; r++)
+    if (strcmp(n->routes[r].name, route) == 0)
+      break;
+  if (r == n->nroutes) {
+    if (fc__grow((void **)&n->routes, &n->cap_routes, n->nroutes + 1, sizeof *n->routes) != 0)
+      return FC_ENOMEM;
+    rt = &n->routes[r];
+    memset(rt, 0, sizeof *rt);
+    rt->name = fc__strdup(route);
+    if (rt->name == NULL)
+      return FC_ENOMEM;
+    n->nroutes++;
+  }
+  rt = &n->routes[r];
+  return str_array_push(&rt->targets, &rt->ntargets, &rt->cap, target_id);
+}
+
+int fc_node_set_retries(fc_node_t *n, int retries, uint64_t base_ms, uint64_t max_ms) {
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  if (retries < 0)
+    return FC_EINVAL;
+  n->retries = retries;
+  n->backoff_base_ms = base_ms;
+  n->backoff_max_ms = max_ms < base_ms ? base_ms : max_ms;
+  return 0;
+}
+
+int fc_node_set_timeout(fc_node_t *n, uint64_t timeout_ms) {
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  n->timeout_ms = timeout_ms;
+  return 0;
+}
+
+int fc_node_set_data_free(fc_node_t *n, void (*free_fn)(void *)) {
+  int rc = node_check(n);
+  if (rc != 0)
+    return rc;
+  n->data_free = free_fn;
+  return 0;
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+/* Adds an edge from -> to, merging duplicates (route masks are or-ed). The
+ * `mark` array remembers, per target, the last source that added an edge,
+ * plus one; it lets us merge in O(1). */
+static int edge_add(fc_workflow_t *wf, uint32_t from, uint32_t to, uint64_t mask,
+                    uint32_t *mark, size_t *cap_out) {
+  fc_node_t *src = wf->nodes[from];
+  fc_node_t *dst = wf->nodes[to];
+  size_t i;
+  if (mark[to] == from + 1) {
+    for (i = 0; i < src->nout; i++)
+      if (src->out[i].to == to) {
+        src->out[i].route_mask |= mask;
+        return 0;
+      }
+  }
+  mark[to] = from + 1;
+  if (fc__grow((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
+    return FC_ENOMEM;
+  src->out[src->nout].to = to;
+  src->out[src->nout].route_mask = mask;
+  src->nout++;
+  dst->nin++; /* counted now, filled in a second pass */
+  return 0;
+}
+
+/* Names a cycle among the nodes left with unresolved predecessors after
+ * Kahn's algorithm. Every such node has a predecessor among them, so walking
+ * predecessors must revisit a node: the walk from that node is a cycle. */
+static int report_cycle(fc_workflow_t *wf, const uint32_t *indeg, fc_error_t *err) {
+  size_t n = wf->nnodes, i, len = 0;
+  uint32_t *seen = fc__calloc(n, sizeof *seen); /* step + 1 of first visit */
+  uint32_t *path = fc__malloc(n * sizeof *path);
+  uint32_t cur = 0, start;
+  char text[FC_ERROR_TEXT_LENGTH];
+  size_t used = 0;
+  int truncated = 0;
+  if (seen == NULL || path == NULL) {
+    fc__free(seen);
+    fc__free(path);
+    return fc__error_set(err, FC_ECYCLE, "", "dependency cycle (out of memory naming it)");
+  }
+  for (i = 0; i < n; i++)
+    if (indeg[i] > 0) {
+      cur = (uint32_t)i;
+      break;
+    }
+  while (seen[cur] == 0) {
+    fc_node_t *node = wf->nodes[cur];
+    seen[cur] = (uint32_t)(++len);
+    path[len - 1] = cur;
+    for (i = 0; i < node->nin; i++)
+      if (indeg[node->in[i]] > 0) {
+        cur = node->in[i];
+        break;
+      }
+  }
+  /* path[seen[cur]-1 .. len-1] walks predecessors from cur back to cur.
+   * Print it in execution order: reversed. */
+  start = seen[cur] - 1;
+  for (i = len; i > start; i--) {
+    const char *id = wf->nodes[path[i - 1]]->id;
+    int w;
+    if (used + strlen(id) + 16 >= sizeof text - 32) {
+      truncated = 1;
+      break;
+    }
+    w = snprintf(text + used, sizeof text - used, "%s -> ", id);
+    used += (size_t)w;
+  }
+  if (truncated)
+    snprintf(text + used, sizeof text - used, "... -> %s", wf->nodes[cur]->id);
+  else
+    snprintf(text + used, sizeof text - used, "%s", wf->nodes[path[len - 1]]->id);
+  fc__error_set(err, FC_ECYCLE, wf->nodes[cur]->id, "dependency cycle of %zu node%s: %s",
+                len - start, len - start == 1 ? "" : "s", text);
+  fc__free(seen);
+  fc__free(path);
+  return FC_ECYCLE;
+}
+
+static int check_names(fc_workflow_t *wf, fc_error_t *err) {
+  size_t i, r;
+  if (!fc__name_valid(wf->name, FC_WORKFLOW_NAME_MAX, 1))
+    return fc__error_set(err, FC_EBADNAME, "name",
+                         "invalid workflow name \"%.64s%s\": use 1-%d characters of "
+                         "A-Z a-z 0-9 _ . : - (and inner spaces)",
+                         wf->name, strlen(wf->name) > 64 ? "..." : "", FC_WORKFLOW_NAME_MAX);
+  for (i = 0; i < wf->nnodes; i++) {
+    fc_node_t *n = wf->nodes[i];
+    if (!fc__name_valid(n->id, FC_NAME_MAX, 0))
+      return fc__error_set(err, FC_EBADNAME, n->id,
+                           "node #%zu: invalid id \"%.64s%s\": use 1-%d characters of "
+                           "A-Z a-z 0-9 _ . : -",
+                           i, n->id, strlen(n->id) > 64 ? "..." : "", FC_NAME_MAX);
+    if (strcmp(n->id, "input") == 0)
+      return fc__error_set(err, FC_EBADNAME, n->id,
+                           "node #%zu: the id \"input\" is reserved (a node's input holds "
+                           "the workflow input under that key)",
+                           i);
+    if (n->fn == NULL)
+      return fc__error_set(err, FC_ENOFN, n->id, "node \"%s\": no function", n->id);
+    if (n->nroutes > FC__MAX_ROUTES)
+      return fc__error_set(err, FC_EDEFINITION, n->id, "node \"%s\": more than %d routes",
+                           n->id, FC__MAX_ROUTES);
+    for (r = 0; r < n->nroutes; r++)
+      if (!fc__name_valid(n->routes[r].name, FC_NAME_MAX, 0))
+        return fc__error_set(err, FC_EBADNAME, n->id, "node \"%s\": invalid route name \"%.64s\"",
+                             n->id, n->routes[r].name);
+  }
+  return 0;
+}
+
+static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
+  size_t n = wf->nnodes, i, j, r;
+  uint32_t *mark = fc__calloc(n, sizeof *mark);
+  size_t *cap_out = fc__calloc(n, sizeof *cap_out);
+  int rc = 0;
+  if (mark == NULL || cap_out == NULL) {
+    rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    goto done;
+  }
+  for (i = 0; i < n && rc == 0; i++) {
+    fc_node_t *node = wf->nodes[i];
+    for (j = 0; j < node->ndeps && rc == 0; j++) {
+      long d = table_find(wf, node->deps[j]);
+      if (d < 0)
+        rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
+                           "node \"%s\": depends on unknown node \"%.128s\"", node->id,
+                           node->deps[j]);
+      else
+        rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark, cap_out);
+    }
+  }
+  for (i = 0; i < n && rc == 0; i++) {
+    fc_node_t *node = wf->nodes[i];
+    for (r = 0; r < node->nroutes && rc == 0; r++) {
+      fc__route_t *rt = &node->routes[r];
+      if (strcmp(rt->name, "default") == 0)
+        node->default_route = (int)r;
+      for (j = 0; j < rt->ntargets && rc == 0; j++) {
+        long t = table_find(wf, rt->targets[j]);
+        if (t < 0)
+          rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
+                             "node \"%s\": route \"%s\" targets unknown node \"%.128s\"",
+                             node->id, rt->name, rt->targets[j]);
+        else
+          rc = edge_add(wf, (uint32_t)i, (uint32_t)t, (uint64_t)1 << r, mark, cap_out);
+      }
+    }
+  }
+  if (rc != 0)
+    goto done;
+  /* Fill the predecessor lists. */
+  for (i = 0; i < n; i++) {
+    fc_node_t *node = wf->nodes[i];
+    node->in = fc__malloc(node->nin * sizeof *node->in);
+    if (node->in == NULL) {
+      rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
+      goto done;
+    }
+    mark[i] = 0; /* reused as the fill count */
+  }
+  for (i = 0; i < n; i++) {
+    fc_node_t *node = wf->nodes[i];
+    for (j = 0; j < node->nout; j++) {
+      fc_node_t *dst = wf->nodes[node->out[j].to];
+      dst->in[mark[node->out[j].to]++] = (uint32_t)i;
+    }
+  }
+done:
+  fc__free(mark);
+  fc__free(cap_out);
+  return rc;
+}
+
+static int check_acyclic(fc_workflow_t *wf, fc_error_t *err) {
+  size_t n = wf->nnodes, i, j, head = 0, tail = 0;
+  uint32_t *indeg = fc__malloc(n * sizeof *indeg);
+  uint32_t *queue = fc__malloc(n * sizeof *queue);
+  int rc = 0;
+  if (indeg == NULL || queue == NULL) {
+    rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    goto done;
+  }
+  for (i = 0; i < n; i++) {
+    indeg[i] = (uint32_t)wf->nodes[i]->nin;
+    if (indeg[i] == 0)
+      queue[tail++] = (uint32_t)i;
+  }
+  while (head < tail) {
+    fc_node_t *node = wf->nodes[queue[head++]];
+    for (j = 0; j < node->nout; j++)
+      if (--indeg[node->out[j].to] == 0)
+        queue[tail++] = node->out[j].to;
+  }
+  if (tail < n)
+    rc = report_cycle(wf, indeg, err);
+done:
+  fc__free(indeg);
+  fc__free(queue);
+  return rc;
+}
+
+static void reset_edges(fc_workflow_t *wf) {
+  size_t i;
+  for (i = 0; i < wf->nnodes; i++) {
+    fc_node_t *n = wf->nodes[i];
+    fc__free(n->in);
+    fc__free(n->out);
+    n->in = NULL;
+    n->out = NULL;
+    n->nin = n->nout = 0;
+    n->default_route = -1;
+  }
+}
+
+int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {
+  int rc;
+  if (wf == NULL)
+    return fc__error_set(err, FC_EINVAL, "", "no workflow");
+  if (wf->frozen)
+    return 0;
+  rc = check_names(wf, err);
+  if (rc == 0)
+    rc = table_build(wf, err);
+  if (rc == 0)
+    rc = build_edges(wf, err);
+  if (rc == 0)
+    rc = check_acyclic(wf, err);
+  if (rc != 0) {
+    reset_edges(wf);
+    return rc;
+  }
+  wf->frozen = 1;
+  return 0;
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+const char *fc_workflow_name(const fc_workflow_t *wf) { return wf->name; }
+
+size_t fc_workflow_node_count(const fc_workflow_t *wf) { return wf->nnodes; }
+
+int fc_workflow_max_parallel(const fc_workflow_t *wf) { return wf->max_parallel; }
+
+fc_node_t *fc_workflow_node_at(const fc_workflow_t *wf, size_t index) {
+  return index < wf->nnodes ? wf->nodes[index] : NULL;
+}
+
+fc_node_t *fc_workflow_find_node(const fc_workflow_t *wf, const char *id) {
+  size_t i;
+  if (id == NULL)
+    return NULL;
+  if (wf->frozen) {
+    long k = table_find(wf, id);
+    return k < 0 ? NULL : wf->nodes[k];
+  }
+  for (i = 0; i < wf->nnodes; i++)
+    if (strcmp(wf->nodes[i]->id, id) == 0)
+      return wf->nodes[i];
+  return NULL;
+}
+
+const char *fc_node_id(const fc_node_t *n) { return n->id; }
+
+const char *fc_node_type(const fc_node_t *n) { return n->type; }

@@ -1,0 +1,59 @@
+/* Internal layout of a workflow definition, shared by workflow.c (building
+ * and validation) and run.c (execution). */
+#ifndef FLOWCORE_WORKFLOW_INT_H
+#define FLOWCORE_WORKFLOW_INT_H
+
+#include "internal.h"
+
+#define FC__MAX_ROUTES 64
+
+typedef struct {
+  char *name;
+  char **targets; /* ids, as given */
+  size_t ntargets, cap;
+} fc__route_t;
+
+/* An edge from a node to one that runs after it. route_mask is 0 for a
+ * plain dependency; otherwise bit r is set when the target belongs to the
+ * node's route r, and the target runs only if one of those routes is
+ * chosen. */
+typedef struct {
+  uint32_t to;
+  uint64_t route_mask;
+} fc__edge_t;
+
+struct fc_node_s {
+  fc_workflow_t *wf;
+  size_t index;
+  char *id;
+  char *type;
+  fc_node_fn fn;
+  void *user_data;
+  void (*data_free)(void *);
+  char **deps; /* ids, as given */
+  size_t ndeps, cap_deps;
+  fc__route_t *routes;
+  size_t nroutes, cap_routes;
+  int retries;
+  uint64_t backoff_base_ms, backoff_max_ms;
+  uint64_t timeout_ms;
+  /* Filled by validation. */
+  uint32_t *in; /* distinct predecessors (dependencies and routers) */
+  size_t nin;
+  fc__edge_t *out; /* distinct successors */
+  size_t nout;
+  int default_route; /* index of the route named "default", or -1 */
+};
+
+struct fc_workflow_s {
+  char *name;
+  fc_node_t **nodes;
+  size_t nnodes, cap_nodes;
+  int max_parallel;
+  int frozen;
+  /* Filled by validation: open-addressing table id -> node index + 1. */
+  uint32_t *slots;
+  size_t nslots;
+};
+
+#endif
