@@ -12,5 +12,6 @@
 #include "flowcore/recorder.h"
 #include "flowcore/log_handler.h"
 #include "flowcore/history.h"
+#include "flowcore/migrate.h"
 
 #endif

@@ -56,6 +56,7 @@ typedef struct {
   fc_queue_policy_t policy;   /* default FC_QUEUE_BLOCK */
   const char *spool_dir;      /* required for FC_QUEUE_SPOOL; copied */
   uint64_t spool_fsync_ms;    /* default 200 */
+  uint64_t spool_max_bytes;   /* byte cap of the spool directory, default 1 GiB; 0 = none */
   uint64_t shutdown_deadline_ms; /* default 10000 */
   int connections;            /* parallel connections, default 2 */
   size_t max_payload_bytes;   /* larger JSON payloads are replaced, default 1 MiB */
@@ -74,7 +75,9 @@ typedef struct {
   uint64_t retries;   /* batch attempts that failed and were retried */
   uint64_t reconnects;
   uint64_t spooled;   /* records written to the spool */
-  uint64_t replayed;  /* spooled records read back */
+  uint64_t replayed;  /* spooled records read back and committed */
+  uint64_t spool_bytes;   /* bytes waiting in the spool directory */
+  uint64_t spool_corrupt; /* torn or corrupt spool records skipped */
   uint64_t dropped[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   uint64_t dropped_total;
   uint64_t queue_depth;      /* now */

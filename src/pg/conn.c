@@ -139,6 +139,13 @@ static void conn_lost(fc__pgconn_t *c, const char *why) {
   uv_timer_start(&c->timer, backoff_cb, delay, 0);
 }
 
+/* Server notices (e.g. "there is no transaction in progress") are not
+ * errors; libpq would print them on stderr. */
+static void notice_quiet(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static void start_connect(fc__pgconn_t *c) {
   if (c->state == C_CLOSED)
     return;
@@ -147,6 +154,7 @@ static void start_connect(fc__pgconn_t *c) {
     conn_lost(c, "out of memory");
     return;
   }
+  PQsetNoticeProcessor(c->pg, notice_quiet, NULL);
   if (PQstatus(c->pg) == CONNECTION_BAD) {
     conn_lost(c, PQerrorMessage(c->pg));
     return;

@@ -2,9 +2,9 @@
  * (see copy.h for the contract).
  *
  * The common path of fc__json_encode is one json_dump_callback() straight
- * into the batch buffer plus one linear scan of the dumped text. Only a
- * value that needs changing (a \u0000, invalid UTF-8, a reference cycle)
- * is walked and rebuilt. */
+ * into the batch buffer, checked token by token as it is written (see
+ * "JSON encoding" below). Only a value that needs changing (a \u0000,
+ * invalid UTF-8, a reference cycle) is walked and rebuilt. */
 #include <stdio.h>
 
 #include "internal.h"
@@ -202,6 +202,9 @@ unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n) {
 
 enum { SCAN_OK = 0, SCAN_NUL = 1, SCAN_BAD = 2, SCAN_NOMEM = 3 };
 
+/* Parser states, shared by scan_json and the checked dump. */
+enum { ST_VALUE, ST_VALUE_OR_CLOSE, ST_KEY, ST_KEY_OR_CLOSE, ST_COLON, ST_AFTER, ST_STRING };
+
 /* A stack of bits (1 = object, 0 = array); heap only when deep. */
 typedef struct {
   unsigned char small[64];
@@ -329,12 +332,10 @@ static int scan_literal(const unsigned char *s, size_t n, size_t *pi, const char
 }
 
 /* Checks that text is one JSON value without whitespace (what a compact
- * dump produces) and whether a string or key holds \u0000. This is not
- * paranoia: jansson 2.14 ignores the failure of dumping an object key with
- * invalid UTF-8 (made with a _nocheck call) and emits broken JSON such as
- * {":1} while reporting success. */
+ * dump produces) and whether a string or key holds \u0000. Used on the
+ * rare path only, as the last guard before text goes to the server. */
 static int scan_json(const char *text, size_t n) {
-  enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, AFTER } state = VALUE;
+  int state = ST_VALUE;
   const unsigned char *s = (const unsigned char *)text;
   bitstack_t st;
   size_t i = 0, depth = 0;
@@ -344,16 +345,16 @@ static int scan_json(const char *text, size_t n) {
   while (i < n) {
     unsigned char c = s[i];
     switch (state) {
-    case VALUE:
-    case VALUE_OR_CLOSE:
-      if (c == ']' && state == VALUE_OR_CLOSE) {
+    case ST_VALUE:
+    case ST_VALUE_OR_CLOSE:
+      if (c == ']' && state == ST_VALUE_OR_CLOSE) {
         depth--;
         i++;
-        state = AFTER;
+        state = ST_AFTER;
         break;
       }
       sub = SCAN_OK;
-      state = AFTER;
+      state = ST_AFTER;
       if (c == '"') {
         sub = scan_string(s, n, &i);
       } else if (c == '{' || c == '[') {
@@ -363,7 +364,7 @@ static int scan_json(const char *text, size_t n) {
         }
         depth++;
         i++;
-        state = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
+        state = c == '{' ? ST_KEY_OR_CLOSE : ST_VALUE_OR_CLOSE;
       } else if (c == '-' || is_digit(c)) {
         sub = scan_number(s, n, &i);
       } else if (c == 't') {
@@ -382,12 +383,12 @@ static int scan_json(const char *text, size_t n) {
       if (sub == SCAN_NUL)
         r = SCAN_NUL;
       break;
-    case KEY:
-    case KEY_OR_CLOSE:
-      if (c == '}' && state == KEY_OR_CLOSE) {
+    case ST_KEY:
+    case ST_KEY_OR_CLOSE:
+      if (c == '}' && state == ST_KEY_OR_CLOSE) {
         depth--;
         i++;
-        state = AFTER;
+        state = ST_AFTER;
         break;
       }
       if (c != '"') {
@@ -401,17 +402,17 @@ static int scan_json(const char *text, size_t n) {
       }
       if (sub == SCAN_NUL)
         r = SCAN_NUL;
-      state = COLON;
+      state = ST_COLON;
       break;
-    case COLON:
+    case ST_COLON:
       if (c != ':') {
         r = SCAN_BAD;
         goto out;
       }
       i++;
-      state = VALUE;
+      state = ST_VALUE;
       break;
-    case AFTER: {
+    case ST_AFTER: {
       int obj;
       if (depth == 0) {
         r = SCAN_BAD; /* text after the value */
@@ -419,7 +420,7 @@ static int scan_json(const char *text, size_t n) {
       }
       obj = bitstack_get(&st, depth - 1);
       if (c == ',') {
-        state = obj ? KEY : VALUE;
+        state = obj ? ST_KEY : ST_VALUE;
       } else if (c == (obj ? '}' : ']')) {
         depth--;
       } else {
@@ -431,7 +432,7 @@ static int scan_json(const char *text, size_t n) {
     }
     }
   }
-  if (state != AFTER || depth != 0)
+  if (state != ST_AFTER || depth != 0)
     r = SCAN_BAD;
 out:
   if (st.bits != st.small)
@@ -441,22 +442,153 @@ out:
 
 /* ---- JSON encoding ----------------------------------------------------- */
 
-static int dump_cb(const char *p, size_t size, void *data) {
-  fc__buf_t *b = data;
-  if (size <= b->cap - b->len && size != 0) { /* the usual case: no call */
-    memcpy(b->data + b->len, p, size);
-    b->len += size;
+/* The common path dumps straight into the batch buffer through a callback
+ * that follows the dump token by token. Jansson calls it once per token:
+ * "{", "[", ",", ":", "}", "]", a number or literal, and for a string the
+ * opening quote, then raw runs (never two in a row: a run is flushed only
+ * before an escape or the closing quote) and escapes ("\n", "\u0000"),
+ * then the closing quote. Checking that grammar per call is what lets the
+ * common path skip a tree walk:
+ *  - \u0000 is an escape call of exactly those six bytes;
+ *  - jansson 2.14 ignores the failure of dumping an object key with
+ *    invalid UTF-8 (json_object_set_nocheck) and carries on, emitting
+ *    broken text such as {":1,":2} (a key opened but never closed) while
+ *    reporting success; the grammar no longer fits from there on. The text
+ *    itself may even parse, so checking bytes afterwards would not do. The
+ *    one way such a dump can fit for a while is a key whose content seems
+ *    to end in a raw ":" call (the separator): such a key is treated as
+ *    suspect, and so is a legitimate key ending in ':' after an escape or
+ *    equal to ":" (rare; the rebuild then finds nothing to change).
+ * A dump that does not fit takes the rebuild path, whose output is then
+ * checked byte by byte (scan_json): if a future jansson calls back
+ * differently, the result stays correct, only slower.
+ *
+ * With a size limit, bytes beyond max(limit, preview + 1) are counted, not
+ * stored. */
+typedef struct {
+  fc__buf_t *b;
+  size_t limit; /* bytes kept in b; the rest is only counted */
+  size_t total; /* length of the whole text */
+  bitstack_t st;
+  size_t depth;
+  int state; /* ST_* */
+  int in_key, last_raw, last_colon, nul;
+} dumpst_t;
+
+/* One call outside a string. Returns 0, or -1 when it does not fit. */
+static int dump_token(dumpst_t *d, const char *p, size_t size) {
+  unsigned char c = (unsigned char)p[0];
+  size_t i = 0;
+  switch (d->state) {
+  case ST_VALUE:
+  case ST_VALUE_OR_CLOSE:
+    if (c == '-' || is_digit(c)) {
+      if (scan_number((const unsigned char *)p, size, &i) != SCAN_OK || i != size)
+        return -1;
+      d->state = ST_AFTER;
+    } else if ((size == 4 && (memcmp(p, "true", 4) == 0 || memcmp(p, "null", 4) == 0)) ||
+               (size == 5 && memcmp(p, "false", 5) == 0)) {
+      d->state = ST_AFTER;
+    } else if (size != 1) {
+      return -1;
+    } else if (c == '"') {
+      d->state = ST_STRING;
+      d->in_key = d->last_raw = d->last_colon = 0;
+    } else if (c == '{' || c == '[') {
+      if (bitstack_set(&d->st, d->depth, c == '{') != 0) {
+        d->b->oom = 1;
+        return -1;
+      }
+      d->depth++;
+      d->state = c == '{' ? ST_KEY_OR_CLOSE : ST_VALUE_OR_CLOSE;
+    } else if (c == ']' && d->state == ST_VALUE_OR_CLOSE) {
+      d->depth--;
+      d->state = ST_AFTER;
+    } else {
+      return -1;
+    }
+    return 0;
+  case ST_KEY:
+  case ST_KEY_OR_CLOSE:
+    if (size != 1)
+      return -1;
+    if (c == '"') {
+      d->state = ST_STRING;
+      d->in_key = 1;
+      d->last_raw = d->last_colon = 0;
+    } else if (c == '}' && d->state == ST_KEY_OR_CLOSE) {
+      d->depth--;
+      d->state = ST_AFTER;
+    } else {
+      return -1;
+    }
+    return 0;
+  case ST_COLON:
+    if (size != 1 || c != ':')
+      return -1;
+    d->state = ST_VALUE;
+    return 0;
+  default: /* ST_AFTER */
+    if (d->depth == 0 || size != 1)
+      return -1;
+    if (c == ',') {
+      d->state = bitstack_get(&d->st, d->depth - 1) ? ST_KEY : ST_VALUE;
+    } else if (c == (bitstack_get(&d->st, d->depth - 1) ? '}' : ']')) {
+      d->depth--;
+    } else {
+      return -1;
+    }
     return 0;
   }
+}
+
+static int dump_checked_cb(const char *p, size_t size, void *data) {
+  dumpst_t *d = data;
+  fc__buf_t *b = d->b;
+  size_t keep;
+  if (size == 0)
+    return 0;
+  if (d->state == ST_STRING) {
+    if (size == 1 && p[0] == '"') {
+      if (d->in_key && d->last_colon)
+        return -1;
+      d->state = d->in_key ? ST_COLON : ST_AFTER;
+    } else if (p[0] == '\\') {
+      if (size == 6 && memcmp(p, "\\u0000", 6) == 0)
+        d->nul = 1;
+      else if (size != 2 && size != 6 && size != 12)
+        return -1;
+      d->last_raw = d->last_colon = 0;
+    } else {
+      if (d->last_raw)
+        return -1;
+      d->last_raw = 1;
+      d->last_colon = size == 1 && p[0] == ':';
+    }
+  } else if (dump_token(d, p, size) != 0) {
+    return -1;
+  }
+  keep = d->total >= d->limit ? 0 : d->limit - d->total < size ? d->limit - d->total : size;
+  d->total += size;
+  if (keep <= b->cap - b->len) { /* the usual case: no call */
+    memcpy(b->data + b->len, p, keep);
+    b->len += keep;
+    return 0;
+  }
+  fc__buf_append(b, p, keep);
+  return b->oom ? -1 : 0;
+}
+
+/* A plain dump into b, for the rare path. Returns 0 or -1 (b is then back
+ * at its old length). */
+static int dump_cb(const char *p, size_t size, void *data) {
+  fc__buf_t *b = data;
   fc__buf_append(b, p, size);
   return b->oom ? -1 : 0;
 }
 
-/* Dumps v into b. Returns 0 or -1 (b is then back at its old length). */
 static int dump_into(fc__buf_t *b, const json_t *v) {
   size_t start = b->len;
-  if (buf_reserve(b, 64) != 0)
-    return -1;
   if (json_dump_callback(v, dump_cb, b, DUMP_FLAGS) != 0) {
     b->len = start;
     return -1;
@@ -587,14 +719,15 @@ static void append_changed(fc__buf_t *b, unsigned changed, size_t original_bytes
 }
 
 /* Replaces b[start..] by the marker whose value is the first
- * FC__JSON_PREVIEW_BYTES of text[0..n) (cut on a character boundary) as a
- * JSON string. text may point into b at or after start. */
+ * FC__JSON_PREVIEW_BYTES of a text of n bytes (cut on a character boundary)
+ * as a JSON string; text holds its first `avail` bytes (all of them, or at
+ * least FC__JSON_PREVIEW_BYTES + 1) and may point into b after start. */
 static void append_truncated(fc__buf_t *b, size_t start, unsigned changed, const char *text,
-                             size_t n) {
+                             size_t avail, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  size_t k = n < FC__JSON_PREVIEW_BYTES ? n : FC__JSON_PREVIEW_BYTES, i, run;
+  size_t k = avail < FC__JSON_PREVIEW_BYTES ? avail : FC__JSON_PREVIEW_BYTES, i, run;
   fc__buf_t pre;
-  while (k > 0 && k < n && ((unsigned char)text[k] & 0xC0) == 0x80)
+  while (k > 0 && k < avail && ((unsigned char)text[k] & 0xC0) == 0x80)
     k--;
   fc__buf_init(&pre);
   fc__utf8_sanitize(&pre, text, k); /* a copy (the text is valid UTF-8 already) */
@@ -637,6 +770,7 @@ static unsigned encode_rebuilt(fc__buf_t *b, const json_t *v, size_t max_bytes,
   fc__buf_t text;
   json_t *copy;
   unsigned changed = 0;
+  int scan = SCAN_OK;
   memset(&rb, 0, sizeof rb);
   fc__buf_init(&rb.scratch);
   fc__buf_init(&text);
@@ -646,8 +780,8 @@ static unsigned encode_rebuilt(fc__buf_t *b, const json_t *v, size_t max_bytes,
     goto out;
   }
   changed = rb.changed;
-  if (dump_into(&text, copy) != 0 || scan_json(text.data, text.len) != SCAN_OK) {
-    if (text.oom) {
+  if (dump_into(&text, copy) != 0 || (scan = scan_json(text.data, text.len)) != SCAN_OK) {
+    if (text.oom || scan == SCAN_NOMEM) {
       b->oom = 1;
       goto out;
     }
@@ -659,9 +793,10 @@ static unsigned encode_rebuilt(fc__buf_t *b, const json_t *v, size_t max_bytes,
   }
   if (max_bytes != 0 && text.len > max_bytes) {
     changed |= FC__CHANGED_TRUNCATED;
-    append_truncated(b, b->len, changed, text.data, text.len);
+    append_truncated(b, b->len, changed, text.data, text.len, text.len);
   } else if (changed == 0) {
-    /* The first dump failed for a passing reason; the copy is the value. */
+    /* Nothing to change after all (a key ending in ':', or a dump that
+     * failed for a passing reason): the copy is the value, verbatim. */
     fc__buf_append(b, text.data, text.len);
   } else {
     append_changed(b, changed, have_first ? first_len : text.len);
@@ -677,32 +812,41 @@ out:
 }
 
 unsigned fc__json_encode(fc__buf_t *b, json_t *v, size_t max_bytes) {
-  size_t start = b->len, n;
-  int scan;
+  dumpst_t d;
+  size_t start = b->len;
+  int rc;
   if (v == NULL) {
     buf_puts(b, "null");
     return 0;
   }
-  if (dump_into(b, v) != 0) {
+  if (buf_reserve(b, 64) != 0)
+    return 0;
+  memset(&d, 0, sizeof d);
+  d.b = b;
+  d.limit = max_bytes == 0 ? SIZE_MAX
+            : max_bytes > FC__JSON_PREVIEW_BYTES ? max_bytes
+                                                 : FC__JSON_PREVIEW_BYTES + 1;
+  d.st.bits = d.st.small;
+  d.st.cap = sizeof d.st.small * 8;
+  d.state = ST_VALUE;
+  rc = json_dump_callback(v, dump_checked_cb, &d, DUMP_FLAGS);
+  if (d.st.bits != d.st.small)
+    fc__free(d.st.bits);
+  if (rc != 0 || d.state != ST_AFTER || d.depth != 0) {
+    /* Invalid UTF-8 in a string or key, or a reference cycle. */
+    b->len = start;
     if (b->oom)
       return 0;
-    /* Invalid UTF-8 in a string, or a reference cycle. */
     return encode_rebuilt(b, v, max_bytes, 0, 0);
   }
-  n = b->len - start;
-  if (max_bytes != 0 && n > max_bytes) {
-    append_truncated(b, start, 0, b->data + start, n);
+  if (max_bytes != 0 && d.total > max_bytes) {
+    append_truncated(b, start, 0, b->data + start, b->len - start, d.total);
     return FC__CHANGED_TRUNCATED;
   }
-  scan = scan_json(b->data + start, n);
-  if (scan == SCAN_OK)
+  if (!d.nul)
     return 0;
   b->len = start;
-  if (scan == SCAN_NOMEM) {
-    b->oom = 1;
-    return 0;
-  }
-  return encode_rebuilt(b, v, max_bytes, 1, n);
+  return encode_rebuilt(b, v, max_bytes, 1, d.total);
 }
 
 /* ---- binary COPY ------------------------------------------------------- */

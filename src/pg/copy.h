@@ -47,14 +47,17 @@ unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n);
  *              FC__JSON_PREVIEW_BYTES bytes of the text (cut on a character
  *              boundary) as a string>}
  * with only the applicable entries in "changed", in this order, and no
- * whitespace. N is the byte length of v's compact JSON text; when v could
- * not be dumped at all (invalid UTF-8), of the sanitized value's text.
+ * whitespace. N is the byte length of v's compact JSON text; when v has
+ * no such text (invalid UTF-8), of the sanitized value's text.
  * Each NUL and each invalid sequence becomes U+FFFD; two keys that become
  * equal keep the later value. A reference cycle (or nesting deeper than
  * 2048 on this rare path) is cut and stored as null, flagged "truncated".
  * v NULL appends "null" (JSON null, not SQL NULL). v is only read.
- * Returns the FC__CHANGED_* bits (0 when stored verbatim). The common path
- * is one dump plus one linear scan of the text.
+ * Returns the FC__CHANGED_* bits (0 when stored verbatim). "truncated"
+ * is decided first: a truncated value lists "invalid_utf8" if it had to be
+ * rebuilt to be dumped, never "nul" (the preview is a string). The common
+ * path is a single dump, checked as it is written; beyond the limit, bytes
+ * are counted but not stored.
  *
  * Whatever v is, the text appended is valid JSON and valid UTF-8 without
  * NUL or \u0000 (or b->oom is set). Note that jsonb does not keep key

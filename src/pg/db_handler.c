@@ -33,6 +33,7 @@ fc__hrun_t *fc__hrun_new(const fc_event_t *ev) {
   if (r == NULL)
     return NULL;
   atomic_init(&r->refs, 1);
+  r->owns_strings = 0;
   memcpy(r->uuid, ev->workflow_uuid, 16);
   r->node_count = (int)n;
   r->node_ids = (char **)(void *)(r + 1);
@@ -53,8 +54,16 @@ fc__hrun_t *fc__hrun_new(const fc_event_t *ev) {
 void fc__hrun_incref(fc__hrun_t *r) { atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed); }
 
 void fc__hrun_decref(fc__hrun_t *r) {
-  if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+  if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+    if (r->owns_strings) {
+      int i;
+      for (i = 0; i < r->node_count; i++) {
+        fc__free(r->node_ids[i]);
+        fc__free(r->node_types[i]);
+      }
+    }
     fc__free(r);
+  }
 }
 
 void fc__hrec_clear(fc__hrec_t *rec) {

@@ -22,6 +22,10 @@ typedef struct fc__hrun_s {
   char *name;
   char **node_ids;   /* node_count entries, point into the same block */
   char **node_types; /* idem */
+  /* 0: the strings live in the same allocation (the database handler's);
+   * 1: each node id and type is its own allocation, NULL until seen (the
+   * spool's replay). */
+  int owns_strings;
 } fc__hrun_t;
 
 /* Makes the run data from a workflow_start event (copies what it needs from

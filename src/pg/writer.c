@@ -24,6 +24,7 @@
 #include "pg/conn.h"
 #include "pg/copy.h"
 #include "pg/record.h"
+#include "pg/spool.h"
 
 enum { ROW_NODE, ROW_WF, ROW_ERR };
 
@@ -42,6 +43,7 @@ typedef struct batch_s {
   size_t index_cap;
   size_t nrecs;
   int safe;      /* replay: every row through the upsert path */
+  int replay;    /* read back from the spool: outside custody, acked there */
   int attempts;
   int with_losses; /* carries the loss-accounting insert */
   uint64_t first_ns;
@@ -91,6 +93,9 @@ struct fc_history_writer_s {
   uint64_t losses_sending[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   int losses_inflight;
   int close_started;
+  fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
+  uv_timer_t spool_timer;   /* fsync interval */
+  fc__hrec_t *replay_buf;   /* batch_size records */
   uint8_t writer_id[16];
 };
 
@@ -160,6 +165,7 @@ void fc_history_config_init(fc_history_config_t *cfg) {
   cfg->queue_capacity = 200000;
   cfg->policy = FC_QUEUE_BLOCK;
   cfg->spool_fsync_ms = 200;
+  cfg->spool_max_bytes = (uint64_t)1 << 30;
   cfg->shutdown_deadline_ms = 10000;
   cfg->connections = 2;
   cfg->max_payload_bytes = 1024 * 1024;
@@ -526,8 +532,11 @@ static void count_drop_locked(fc_history_writer_t *w, int kind, int reason, uint
   w->stats.dropped_total += n;
 }
 
-/* Records of a batch leave custody: written or dropped(reason). */
-static void batch_release(fc_history_writer_t *w, batch_t *b, int written, int reason) {
+enum { OUT_DROPPED, OUT_WRITTEN };
+
+/* Records of a batch leave custody: written or dropped(reason).
+ * A replayed batch was never in custody: it is counted as replayed. */
+static void batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason) {
   size_t i, coalesced = 0;
   uint64_t per_kind[FC_REC_KIND_COUNT] = {0, 0, 0};
   for (i = 0; i < b->nrows; i++) {
@@ -538,8 +547,11 @@ static void batch_release(fc_history_writer_t *w, batch_t *b, int written, int r
       coalesced++;
   }
   uv_mutex_lock(&w->mu);
-  if (written) {
-    w->stats.written += b->nrecs;
+  if (outcome == OUT_WRITTEN) {
+    if (b->replay)
+      w->stats.replayed += b->nrecs;
+    else
+      w->stats.written += b->nrecs;
     w->stats.coalesced += coalesced;
     w->stats.batches++;
   } else {
@@ -547,8 +559,10 @@ static void batch_release(fc_history_writer_t *w, batch_t *b, int written, int r
       if (per_kind[i] > 0)
         count_drop_locked(w, (int)i, reason, per_kind[i]);
   }
-  w->custody -= b->nrecs;
-  w->done += b->nrecs;
+  if (!b->replay) {
+    w->custody -= b->nrecs;
+    w->done += b->nrecs;
+  }
   w->stats.queue_depth = w->custody;
   uv_cond_broadcast(&w->space_cv);
   uv_cond_broadcast(&w->done_cv);
@@ -701,7 +715,9 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
   s->inflight = NULL;
   losses_done(w, b, ok);
   if (ok) {
-    batch_release(w, b, 1, 0);
+    if (b->replay)
+      fc__spool_ack(w->spool);
+    batch_release(w, b, OUT_WRITTEN, 0);
     return; /* the connection's ready callback sends the next batch */
   }
   b->attempts++;
@@ -722,10 +738,14 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
     if (s->sealed_head == NULL)
       s->sealed_tail = NULL;
     b->next = NULL;
-    if (b->nrows > 1 && split_batch(s, b) == 0) {
+    if (b->replay) {
+      /* Spooled records the server refuses: count them, go on. */
+      fc__spool_ack(w->spool);
+      batch_release(w, b, OUT_DROPPED, FC_DROP_REJECTED);
+    } else if (b->nrows > 1 && split_batch(s, b) == 0) {
       /* halves queued */
     } else {
-      batch_release(w, b, 0, FC_DROP_REJECTED);
+      batch_release(w, b, OUT_DROPPED, FC_DROP_REJECTED);
     }
   } else if (sqlstate[0] != '\0') {
     /* The server refused for another reason (schema missing, permissions,
@@ -739,12 +759,41 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
     shard_pump(s);
 }
 
+/* Under the spool policy: the next records to replay as a batch, queued on
+ * shard s, or NULL. What this process spooled during an outage becomes
+ * replayable once its file is rotated, here, when the server is back. */
+static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
+  batch_t *b;
+  long n, i;
+  fc__spool_rotate(w->spool);
+  n = fc__spool_read(w->spool, w->replay_buf, w->cfg.batch_size);
+  if (n <= 0)
+    return NULL;
+  b = batch_new();
+  for (i = 0; i < n; i++) {
+    if (b == NULL || batch_add(b, &w->replay_buf[i]) < 0) {
+      /* Out of memory: try again later. */
+      for (; i < n; i++)
+        fc__hrec_clear(&w->replay_buf[i]);
+      batch_free(b);
+      fc__spool_nack(w->spool);
+      return NULL;
+    }
+  }
+  b->safe = 1;
+  b->replay = 1;
+  s->sealed_head = s->sealed_tail = b;
+  return b;
+}
+
 static void shard_pump(shard_t *s) {
   fc_history_writer_t *w = s->w;
   batch_t *b;
   if (s->inflight != NULL || s->retry_wait || !fc__pgconn_ready(&s->conn))
     return;
   b = s->sealed_head;
+  if (b == NULL && s->id == 0 && w->spool != NULL)
+    b = replay_batch(w, s);
   if (b == NULL) {
     /* Nothing queued; record losses on their own if there are any news. */
     if (s->id == 0 && !w->losses_inflight && losses_pending(w)) {
@@ -791,6 +840,79 @@ static void conn_ready(fc__pgconn_t *c, void *data) {
 }
 
 /* ---- intake ------------------------------------------------------------------------ */
+
+/* Moves a batch's records to the spool (they leave custody as spooled);
+ * what the spool cannot take is dropped and counted (spool_full). */
+static int spool_batch(fc_history_writer_t *w, batch_t *b) {
+  size_t i;
+  int rc = 0, e;
+  uint64_t failed[FC_REC_KIND_COUNT] = {0, 0, 0}, nfailed;
+  for (i = 0; i < b->nrows; i++) {
+    row_t *r = &b->rows[i];
+    int k = fc__hrec_kind(row_rec(r));
+    if (r->has_start && (e = fc__spool_append(w->spool, &r->start)) != 0) {
+      failed[k]++;
+      rc = e;
+    }
+    if (r->has_end && (e = fc__spool_append(w->spool, &r->end)) != 0) {
+      failed[k]++;
+      rc = e;
+    }
+  }
+  nfailed = failed[0] + failed[1] + failed[2];
+  if (nfailed > 0)
+    set_last_error(w, rc == UV_ENOSPC ? "spool is at its byte cap" : "cannot write the spool");
+  uv_mutex_lock(&w->mu);
+  for (i = 0; i < FC_REC_KIND_COUNT; i++)
+    if (failed[i] > 0)
+      count_drop_locked(w, (int)i, FC_DROP_SPOOL_FULL, failed[i]);
+  w->stats.spooled += b->nrecs - nfailed;
+  w->stats.spool_bytes = fc__spool_bytes(w->spool);
+  w->custody -= b->nrecs;
+  w->done += b->nrecs;
+  w->stats.queue_depth = w->custody;
+  uv_cond_broadcast(&w->space_cv);
+  uv_cond_broadcast(&w->done_cv);
+  uv_mutex_unlock(&w->mu);
+  batch_free(b);
+  return rc;
+}
+
+/* Under the spool policy, sealed batches go to disk while their
+ * connection is down or memory runs short. */
+static void spool_if_needed(fc_history_writer_t *w) {
+  int i;
+  uint64_t custody;
+  if (w->spool == NULL)
+    return;
+  uv_mutex_lock(&w->mu);
+  custody = w->custody;
+  uv_mutex_unlock(&w->mu);
+  for (i = 0; i < w->nshards; i++) {
+    shard_t *s = &w->shards[i];
+    int down = !fc__pgconn_ready(&s->conn) && s->inflight == NULL;
+    if (!down && custody <= w->cfg.queue_capacity / 2)
+      continue;
+    if (down)
+      seal(s);
+    while (s->sealed_head != NULL && !s->sealed_head->replay) {
+      batch_t *b = s->sealed_head;
+      s->sealed_head = b->next;
+      if (s->sealed_head == NULL)
+        s->sealed_tail = NULL;
+      custody -= b->nrecs;
+      spool_batch(w, b);
+      if (!down && custody <= w->cfg.queue_capacity / 2)
+        break;
+    }
+  }
+}
+
+static void spool_timer_cb(uv_timer_t *t) {
+  fc_history_writer_t *w = t->data;
+  if (fc__spool_sync(w->spool) != 0)
+    set_last_error(w, "cannot fsync the spool");
+}
 
 static shard_t *shard_for(fc_history_writer_t *w, const fc__hrec_t *rec) {
   uint64_t h;
@@ -856,8 +978,10 @@ static void process(fc_history_writer_t *w) {
         (closing || flushing ||
          now - s->building->first_ns >= w->cfg.flush_interval_ms * 1000000ULL))
       seal(s);
-    shard_pump(s);
   }
+  spool_if_needed(w);
+  for (i = 0; i < w->nshards; i++)
+    shard_pump(&w->shards[i]);
   if (closing && !w->close_started) {
     /* From now on the tick checks every 10 ms whether all is written, and
      * enforces the deadline. */
@@ -874,6 +998,10 @@ static void tick_cb(uv_timer_t *t) {
   process(w);
   /* Stats that live on this thread. */
   uv_mutex_lock(&w->mu);
+  if (w->spool != NULL) {
+    w->stats.spool_bytes = fc__spool_bytes(w->spool);
+    w->stats.spool_corrupt = fc__spool_corrupt(w->spool);
+  }
   w->stats.reconnects = 0;
   w->stats.connected = 0;
   for (i = 0; i < w->nshards; i++) {
@@ -893,6 +1021,23 @@ static void conn_closed(fc__pgconn_t *c, void *data) {
   (void)data;
 }
 
+static int spool_batch(fc_history_writer_t *w, batch_t *b);
+
+/* Gives up on a batch at the deadline: a replayed one stays in the spool
+ * for later; under the spool policy the others are spooled (replaying them
+ * is harmless even if their transaction did commit); else dropped. */
+static void abandon(fc_history_writer_t *w, batch_t *b, int reason) {
+  losses_done(w, b, 0);
+  if (b->replay) {
+    fc__spool_nack(w->spool);
+    batch_free(b);
+  } else if (w->spool != NULL) {
+    spool_batch(w, b);
+  } else {
+    batch_release(w, b, OUT_DROPPED, reason);
+  }
+}
+
 static void drop_everything(fc_history_writer_t *w, int reason) {
   int i;
   for (i = 0; i < w->nshards; i++) {
@@ -901,7 +1046,7 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
     while (s->sealed_head != NULL) {
       batch_t *b = s->sealed_head;
       s->sealed_head = b->next;
-      batch_release(w, b, 0, reason);
+      abandon(w, b, reason);
     }
     s->sealed_tail = NULL;
     if (s->inflight != NULL) {
@@ -909,10 +1054,11 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
        * reported through batch_done (not ok) and must not be resent. */
       batch_t *b = s->inflight;
       s->inflight = NULL;
-      losses_done(w, b, 0);
-      batch_release(w, b, 0, reason);
+      abandon(w, b, reason);
     }
   }
+  if (w->spool != NULL)
+    fc__spool_sync(w->spool);
 }
 
 static void writer_thread(void *arg) {
@@ -934,6 +1080,7 @@ static void stop_loop(fc_history_writer_t *w) {
   }
   uv_close((uv_handle_t *)&w->tick, NULL);
   uv_close((uv_handle_t *)&w->wake, NULL);
+  uv_close((uv_handle_t *)&w->spool_timer, NULL);
 }
 
 /* ---- public API ------------------------------------------------------------------------ */
@@ -976,15 +1123,23 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     return fc__error_set(err, FC_EINVAL, "connections", "connections: at most 16, got %d",
                          cfg->connections);
   }
-  if (w->cfg.policy == FC_QUEUE_SPOOL) {
-    fc__free(w);
-    return fc__error_set(err, FC_EINVAL, "policy",
-                         "queue policy \"spool\" is not available yet; use \"block\" or \"drop\"");
-  }
   if (w->cfg.reconnect_min_ms == 0)
     w->cfg.reconnect_min_ms = 100;
   if (w->cfg.reconnect_max_ms < w->cfg.reconnect_min_ms)
     w->cfg.reconnect_max_ms = w->cfg.reconnect_min_ms;
+  if (w->cfg.spool_fsync_ms == 0)
+    w->cfg.spool_fsync_ms = 200;
+  (void)fc_uuid7(w->writer_id);
+  if (w->cfg.policy == FC_QUEUE_SPOOL) {
+    rc = fc__spool_open(&w->spool, w->cfg.spool_dir, w->writer_id, w->cfg.spool_max_bytes, err);
+    w->replay_buf = fc__calloc(w->cfg.batch_size, sizeof *w->replay_buf);
+    if (rc != 0 || w->replay_buf == NULL) {
+      fc__spool_close(w->spool);
+      fc__free(w->replay_buf);
+      fc__free(w);
+      return rc != 0 ? rc : fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    }
+  }
   w->cfg.spool_dir = NULL;
   w->conninfo = pick_conninfo(cfg != NULL ? cfg->conninfo : NULL);
   w->cfg.conninfo = NULL;
@@ -993,10 +1148,11 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   if (w->conninfo == NULL || w->shards == NULL) {
     fc__free(w->conninfo);
     fc__free(w->shards);
+    fc__spool_close(w->spool);
+    fc__free(w->replay_buf);
     fc__free(w);
     return fc__error_set(err, FC_ENOMEM, "", "out of memory");
   }
-  (void)fc_uuid7(w->writer_id);
   uv_mutex_init(&w->mu);
   uv_cond_init(&w->space_cv);
   uv_cond_init(&w->done_cv);
@@ -1006,6 +1162,10 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   uv_timer_init(&w->loop, &w->tick);
   w->tick.data = w;
   uv_timer_start(&w->tick, tick_cb, w->cfg.flush_interval_ms, w->cfg.flush_interval_ms);
+  uv_timer_init(&w->loop, &w->spool_timer);
+  w->spool_timer.data = w;
+  if (w->spool != NULL)
+    uv_timer_start(&w->spool_timer, spool_timer_cb, w->cfg.spool_fsync_ms, w->cfg.spool_fsync_ms);
   for (i = 0; i < w->nshards; i++) {
     shard_t *s = &w->shards[i];
     s->w = w;
@@ -1024,8 +1184,11 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     }
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->spool_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
+    fc__spool_close(w->spool);
+    fc__free(w->replay_buf);
     fc__free(w->shards);
     fc__free(w->conninfo);
     fc__free(w);
@@ -1159,6 +1322,14 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   st.connected = 0;
   if (report != NULL)
     *report = st;
+  if (w->spool != NULL) {
+    st.spool_bytes = fc__spool_bytes(w->spool);
+    st.spool_corrupt = fc__spool_corrupt(w->spool);
+    fc__spool_close(w->spool);
+    if (report != NULL)
+      *report = st;
+  }
+  fc__free(w->replay_buf);
   uv_mutex_destroy(&w->mu);
   uv_cond_destroy(&w->space_cv);
   uv_cond_destroy(&w->done_cv);

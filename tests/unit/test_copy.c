@@ -42,13 +42,37 @@ static char *encode(json_t *v, size_t max_bytes, unsigned *changed) {
   return s;
 }
 
-/* Everything fc__json_encode appends parses back and holds no \u0000. */
+static void assert_no_nul(json_t *v) {
+  size_t i;
+  const char *key;
+  json_t *item;
+  void *tmp;
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    assert_int_equal(strlen(json_string_value(v)), json_string_length(v));
+    break;
+  case JSON_ARRAY:
+    json_array_foreach(v, i, item) assert_no_nul(item);
+    break;
+  case JSON_OBJECT:
+    json_object_foreach_safe(v, tmp, key, item) {
+      assert_int_equal(strlen(key), json_object_iter_key_len(json_object_key_to_iter(key)));
+      assert_no_nul(item);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* Everything fc__json_encode appends parses back and holds no NUL (which
+ * jsonb would refuse as \u0000). */
 static json_t *parse_back(const char *text) {
   json_error_t err;
   json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
   if (v == NULL)
     fail_msg("does not parse (%s): %s", err.text, text);
-  assert_null(strstr(text, "\\u0000"));
+  assert_no_nul(v);
   return v;
 }
 
@@ -170,7 +194,7 @@ static void test_utf8_table(void **state) {
   fc__buf_t b;
   (void)state;
   fc__buf_init(&b);
-  for (i = 0; i < FC__ARRAY_SIZE(utf8_cases); i++) {
+  for (i = 0; i < sizeof utf8_cases / sizeof utf8_cases[0]; i++) {
     const utf8_case_t *c = &utf8_cases[i];
     unsigned changed;
     fc__buf_reset(&b);
@@ -246,19 +270,20 @@ static void test_json_plain(void **state) {
   assert_encodes_verbatim(v, "{\"k\\\\u0000\":\"\\\\u0000 and \\\\\\\\u0000\"}");
   json_decref(v);
 
-  /* Deeply nested (beyond the scanner's small stack). */
+  /* Deeply nested: beyond the scanner's small stack (512 levels), within
+   * jansson's parser limit (2048). */
   {
     json_t *root = json_array(), *cur = root;
-    char *want = malloc(2 * 3000 + 1);
+    char *want = malloc(2 * 1500 + 1);
     int i;
-    for (i = 0; i < 2999; i++) {
+    for (i = 0; i < 1499; i++) {
       json_t *next = json_array();
       json_array_append_new(cur, next);
       cur = next;
     }
-    memset(want, '[', 3000);
-    memset(want + 3000, ']', 3000);
-    want[6000] = '\0';
+    memset(want, '[', 1500);
+    memset(want + 1500, ']', 1500);
+    want[3000] = '\0';
     assert_encodes_verbatim(root, want);
     free(want);
     json_decref(root);
@@ -341,8 +366,9 @@ static void test_json_invalid_utf8(void **state) {
   s = encode(v, 0, &changed);
   assert_int_equal(changed, FC__CHANGED_INVALID_UTF8);
   assert_string_equal(s, "{\"$flowcore\":{\"changed\":[\"invalid_utf8\"],\"original_bytes\":"
-                         "15},\"value\":[\"a" FFFD "b\",\"ok\"]}");
-  val = assert_marker(s, "\"invalid_utf8\"", 15, &root);
+                         "14},\"value\":[\"a" FFFD "b\",\"ok\"]}");
+  val = assert_marker(s, "\"invalid_utf8\"", 14, &root);
+  assert_string_equal(json_string_value(json_array_get(val, 0)), "a" FFFD "b");
   json_decref(root);
   free(s);
   json_decref(v);
@@ -358,6 +384,43 @@ static void test_json_invalid_utf8(void **state) {
   assert_int_equal(json_integer_value(json_object_get(val, "b")), 2);
   json_decref(root);
   free(s);
+  json_decref(v);
+
+  /* Two bad keys with scalars: jansson's text {":1,":2} even parses. */
+  v = json_object();
+  json_object_set_new_nocheck(v, "\xFF", json_integer(1));
+  json_object_set_new_nocheck(v, "\xFE", json_integer(2));
+  s = encode(v, 0, &changed);
+  assert_int_equal(changed, FC__CHANGED_INVALID_UTF8);
+  val = assert_marker(s, "\"invalid_utf8\"", strlen("{\"" FFFD "\":2}"), &root);
+  assert_int_equal(json_integer_value(json_object_get(val, FFFD)), 2); /* the later wins */
+  json_decref(root);
+  free(s);
+  json_decref(v);
+
+  /* Bad keys next to strings that look like JSON punctuation. */
+  v = json_object();
+  json_object_set_new_nocheck(v, "\xFF", json_string(":"));
+  json_object_set_new(v, ",", json_string(","));
+  json_object_set_new_nocheck(v, "\n\xFE", json_string(":"));
+  json_object_set_new(v, "z", json_pack("[s,s,i]", ":", ",", 1));
+  s = encode(v, 0, &changed);
+  assert_int_equal(changed, FC__CHANGED_INVALID_UTF8);
+  val = assert_marker(s, "\"invalid_utf8\"",
+                      strlen("{\"" FFFD "\":\":\",\",\":\",\",\"\\n" FFFD
+                             "\":\":\",\"z\":[\":\",\",\",1]}"),
+                      &root);
+  assert_string_equal(json_string_value(json_object_get(val, "\n" FFFD)), ":");
+  json_decref(root);
+  free(s);
+  json_decref(v);
+
+  /* Good keys that end in ':' are stored verbatim. */
+  v = json_object();
+  json_object_set_new(v, ":", json_string(":"));
+  json_object_set_new(v, "a\n:", json_integer(1));
+  json_object_set_new(v, "b:", json_integer(2));
+  assert_encodes_verbatim(v, "{\":\":\":\",\"a\\n:\":1,\"b:\":2}");
   json_decref(v);
 
   /* Both at once, as a top-level string. */
@@ -440,7 +503,7 @@ static void test_json_truncated(void **state) {
 
 static void test_json_cycle(void **state) {
   unsigned changed;
-  json_t *a = json_array(), *b = json_array(), *root, *val;
+  json_t *a = json_array(), *b = json_array(), *root;
   char *s;
   (void)state;
   json_array_append_new(a, json_integer(1));
@@ -448,13 +511,144 @@ static void test_json_cycle(void **state) {
   json_array_append(b, a); /* a -> b -> a */
   s = encode(a, 0, &changed);
   assert_int_equal(changed, FC__CHANGED_TRUNCATED);
-  val = assert_marker(s, "\"truncated\"", strlen("[1,[null]]"), &root);
+  assert_marker(s, "\"truncated\"", strlen("[1,[null]]"), &root);
   json_decref(root);
   assert_non_null(strstr(s, "\"value\":[1,[null]]}"));
   free(s);
   json_array_clear(b);
   json_decref(b);
   json_decref(a);
+}
+
+/* Random values with random bytes in strings and keys: whatever comes in,
+ * the text parses back without NUL; unchanged values are exactly jansson's
+ * dump; changed ones carry the marker. */
+static uint32_t rng_state = 12345;
+
+static uint32_t rnd(uint32_t n) {
+  rng_state = rng_state * 1103515245u + 12345u;
+  return (rng_state >> 8) % n;
+}
+
+static void random_bytes(char *s, size_t n) {
+  static const char pool[] = "aZ \\\"/\n\x01\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xFF\xC0\xED\xA0u0:,:,{]";
+  size_t i;
+  int nasty = rnd(3) == 0;
+  for (i = 0; i < n; i++) {
+    s[i] = pool[rnd(sizeof pool - 1)];
+    if (nasty && rnd(16) == 0)
+      s[i] = rnd(2) ? '\0' : (char)rnd(256);
+  }
+}
+
+static json_t *random_value(int depth) {
+  char s[12];
+  size_t n = rnd(sizeof s), i, count;
+  json_t *v;
+  switch (depth > 4 ? rnd(4) : rnd(6)) {
+  case 0:
+    return json_integer((json_int_t)rnd(1000) - 500);
+  case 1:
+    return rnd(2) ? json_null() : json_real((double)rnd(1000) / 8.0);
+  case 2:
+  case 3:
+    random_bytes(s, n);
+    return json_stringn_nocheck(s, n);
+  case 4:
+    v = json_array();
+    count = rnd(5);
+    for (i = 0; i < count; i++)
+      json_array_append_new(v, random_value(depth + 1));
+    return v;
+  default:
+    v = json_object();
+    count = rnd(5);
+    for (i = 0; i < count; i++) {
+      n = rnd(6);
+      random_bytes(s, n);
+      json_object_setn_new_nocheck(v, s, n, random_value(depth + 1));
+    }
+    return v;
+  }
+}
+
+/* The test's own idea of what sanitizing must do: the expected bits and
+ * the expected value (strings and keys through fc__utf8_sanitize, which
+ * the table tests pin down). */
+static json_t *expected_copy(json_t *v, unsigned *bits) {
+  fc__buf_t t;
+  json_t *out = NULL, *item;
+  const char *key;
+  size_t i;
+  fc__buf_init(&t);
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    *bits |= fc__utf8_sanitize(&t, json_string_value(v), json_string_length(v));
+    out = json_stringn(t.len ? t.data : "", t.len);
+    break;
+  case JSON_ARRAY:
+    out = json_array();
+    json_array_foreach(v, i, item) json_array_append_new(out, expected_copy(item, bits));
+    break;
+  case JSON_OBJECT:
+    out = json_object();
+    json_object_foreach(v, key, item) {
+      size_t klen = json_object_iter_key_len(json_object_key_to_iter(key));
+      json_t *val = expected_copy(item, bits);
+      fc__buf_reset(&t);
+      *bits |= fc__utf8_sanitize(&t, key, klen);
+      assert_int_equal(json_object_setn_new(out, t.len ? t.data : "", t.len, val), 0);
+    }
+    break;
+  default:
+    out = json_deep_copy(v);
+    break;
+  }
+  assert_non_null(out);
+  fc__buf_free(&t);
+  return out;
+}
+
+static void test_json_random(void **state) {
+  int round;
+  (void)state;
+  for (round = 0; round < 30000; round++) {
+    json_t *v = random_value(0), *back;
+    size_t max = rnd(4) == 0 ? rnd(64) + 1 : 0;
+    unsigned changed;
+    char *s = encode(v, max, &changed);
+    back = parse_back(s);
+    if (changed == 0) {
+      char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      assert_non_null(want);
+      assert_string_equal(s, want);
+      if (!json_equal(back, v))
+        fail_msg("not equal after parsing: %s", s);
+      assert_true(max == 0 || strlen(s) <= max);
+      free(want);
+    } else {
+      unsigned want = 0;
+      json_t *expected = expected_copy(v, &want);
+      if (changed & FC__CHANGED_TRUNCATED) {
+        /* The common path does not look for NULs in what it truncates. */
+        assert_int_equal(changed & FC__CHANGED_INVALID_UTF8, want & FC__CHANGED_INVALID_UTF8);
+      } else {
+        if (changed != want)
+          fail_msg("changed %u, want %u: %s", changed, want, s);
+        if (!json_equal(json_object_get(back, "value"), expected))
+          fail_msg("unexpected value: %s", s);
+      }
+      json_decref(expected);
+      assert_true(strncmp(s, "{\"$flowcore\":{\"changed\":[", 25) == 0);
+      assert_true(json_is_integer(json_object_get(json_object_get(back, "$flowcore"),
+                                                  "original_bytes")));
+      if (changed & FC__CHANGED_TRUNCATED)
+        assert_true(json_is_string(json_object_get(back, "value")));
+    }
+    json_decref(back);
+    json_decref(v);
+    free(s);
+  }
 }
 
 /* ---- binary COPY ------------------------------------------------------- */
@@ -567,6 +761,7 @@ int main(void) {
       cmocka_unit_test(test_json_invalid_utf8),
       cmocka_unit_test(test_json_truncated),
       cmocka_unit_test(test_json_cycle),
+      cmocka_unit_test(test_json_random),
       cmocka_unit_test(test_copy_fields),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1437,12 +1437,12 @@ static fc_handler_t tag_handler(tag_handler_t *t, const char *name) {
   return h;
 }
 
-static fc_workflow_t *small_wf(env_t *e, nparam_t *p, nparam_t *bad) {
+/* a -> b, a -> c: 9 events when c fails (8 when it does not). */
+static fc_workflow_t *small_wf(nparam_t *p, nparam_t *bad) {
   fc_workflow_t *wf = new_wf("small");
   add(wf, "a", p, NULL);
   add(wf, "b", p, "a");
   add(wf, "c", bad, "a");
-  (void)e;
   return wf;
 }
 
@@ -1464,7 +1464,7 @@ static void test_handler_priority(void **state) {
   }
   nparam_t p = {.e = e};
   nparam_t bad = {.e = e, .fail_first = 10};
-  fc_workflow_t *wf = small_wf(e, &p, &bad);
+  fc_workflow_t *wf = small_wf(&p, &bad);
   fc_run_t *run = run_wf(e, wf, NULL, -1);
   size_t events = fc_recorder_size(e->rec);
   assert_int_equal(events, 9); /* wf start/end, 3 x start/end, 1 error */
@@ -1508,7 +1508,7 @@ static void test_handler_isolation(void **state) {
 
   nparam_t p = {.e = e, .async = 1, .delay_ms = 1};
   nparam_t bad = {.e = e, .fail_first = 10};
-  fc_workflow_t *wf = small_wf(e, &p, &bad);
+  fc_workflow_t *wf = small_wf(&p, &bad);
   json_t *input = json_pack("{s:i}", "v", 1);
   fc_run_t *run = run_wf(e, wf, input, -1);
   json_decref(input);
@@ -1548,7 +1548,7 @@ static void test_handler_stats_clean(void **state) {
   fc_handler_t h = fc_recorder_handler(r2);
   assert_int_equal(fc_manager_add(e->mgr, &h, 1, &id), 0);
   nparam_t p = {.e = e};
-  fc_workflow_t *wf = small_wf(e, &p, &p);
+  fc_workflow_t *wf = small_wf(&p, &p);
   fc_run_t *run = run_wf(e, wf, NULL, -1);
   assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
   fc_handler_stats_t st;
@@ -1887,6 +1887,60 @@ static void test_cancel_during_queue_work(void **state) {
   fc_workflow_free(wf);
 }
 
+/* A cancelled run ended once, every node once per attempt (or once without
+ * an attempt), workflow_end last. */
+static void assert_cancelled_cleanly(env_t *e, fc_run_t *run, const fc_workflow_t *wf) {
+  assert_int_equal(e->done_calls, 1);
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_CANCELLED);
+  assert_wf_end(e->rec, FC_WORKFLOW_CANCELLED);
+  fc_assert_called(e->rec, FC_EVENT_WORKFLOW_END, 1);
+  assert_contract(e->rec);
+  for (size_t i = 0; i < fc_workflow_node_count(wf); i++) {
+    const char *id = fc_node_id(fc_workflow_node_at(wf, i));
+    size_t starts = fc_recorder_count(e->rec, FC_EVENT_NODE_START, id);
+    size_t ends = fc_recorder_count(e->rec, FC_EVENT_NODE_END, id);
+    if (ends != (starts > 0 ? starts : 1))
+      fail_msg("node %s: %zu node_start, %zu node_end", id, starts, ends);
+    assert_int_not_equal(fc_run_node_status(run, i), FC_NODE_PENDING);
+  }
+}
+
+/* fc_run_cancel from inside a node function, which then completes at once
+ * (its result may count or be ignored; the run must stay consistent). */
+static int g_self_cancel_rc = 1;
+static void fn_self_cancel(fc_node_ctx_t *ctx, void *user_data) {
+  env_t *e = user_data;
+  g_self_cancel_rc = fc_run_cancel(e->run);
+  fc_node_succeed(ctx, json_string("after cancel"));
+}
+
+static void test_cancel_from_node_function(void **state) {
+  env_t *e = *state;
+  nparam_t hang = {.e = e, .hang_first = 100, .late_ms = 1};
+  nparam_t p = {.e = e};
+  nparam_t pre = {.e = e, .async = 1, .delay_ms = 2};
+  fc_workflow_t *wf = new_wf("cancel in node");
+  fc_node_t *c = NULL;
+  assert_int_equal(fc_workflow_add_node(wf, "canceller", fn_self_cancel, e, &c), 0);
+  add_deps(c, "pre"); /* so hang is surely running by then */
+  add(wf, "pre", &pre, NULL);
+  add(wf, "hang", &hang, NULL);
+  add(wf, "after", &p, "canceller");
+  fc_run_t *run = new_run(e, wf);
+  e->run = run;
+  g_self_cancel_rc = 1;
+  assert_int_equal(fc_run_start(run, NULL, on_done, e), 0);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(g_self_cancel_rc, 0);
+  assert_cancelled_cleanly(e, run, wf);
+  assert_int_equal(p.calls, 0);
+  assert_int_equal(hang.stop_calls, 1);
+  assert_int_equal(hang.stop_reason, FC_NODE_CANCELLED);
+  assert_last_end(e->rec, "hang", FC_NODE_CANCELLED, 1);
+  close_run(e, run);
+  fc_workflow_free(wf);
+}
+
 /* fc_run_cancel from inside a handler callback (on the loop thread). */
 typedef struct {
   env_t *e;
@@ -1929,20 +1983,7 @@ static void run_cancel_from_handler(env_t *e, canceller_t *c, fc_workflow_t *wf)
   assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(c->cancels, 1);
   assert_int_equal(c->cancel_rc, 0);
-  assert_int_equal(e->done_calls, 1);
-  assert_int_equal(fc_run_status(run), FC_WORKFLOW_CANCELLED);
-  assert_wf_end(e->rec, FC_WORKFLOW_CANCELLED);
-  fc_assert_called(e->rec, FC_EVENT_WORKFLOW_END, 1);
-  /* Every node ended exactly once per attempt; workflow_end came last. */
-  assert_contract(e->rec);
-  for (size_t i = 0; i < fc_workflow_node_count(wf); i++) {
-    const char *id = fc_node_id(fc_workflow_node_at(wf, i));
-    size_t starts = fc_recorder_count(e->rec, FC_EVENT_NODE_START, id);
-    size_t ends = fc_recorder_count(e->rec, FC_EVENT_NODE_END, id);
-    if (ends != (starts > 0 ? starts : 1))
-      fail_msg("node %s: %zu node_start, %zu node_end", id, starts, ends);
-    assert_int_not_equal(fc_run_node_status(run, i), FC_NODE_PENDING);
-  }
+  assert_cancelled_cleanly(e, run, wf);
   if (c->nested != 0)
     fail_msg("%d event(s) were dispatched while a handler was still handling "
              "another (handlers are called one event at a time)", c->nested);
@@ -2015,6 +2056,7 @@ int main(void) {
       T(test_cancel_during_queue_work),
       T(test_cancel_from_error_handler),
       T(test_cancel_from_node_end_handler),
+      T(test_cancel_from_node_function),
       T(test_queue_work),
       T(test_handler_priority),
       T(test_handler_isolation),
