@@ -41,6 +41,11 @@
  *                transaction per statement), for --naive-nodes nodes
  *                (default 10,000) of the same shape.
  *
+ * The first three are interleaved: each of --runs rounds (after --warmup
+ * untimed ones) runs the engine without handler, then the end-to-end run,
+ * then the \copy of that run's rows, so a drift of the machine or of the
+ * server's state affects all three alike. The naive runs come last.
+ *
  * Goals: end to end >= 1.0 x the startup-adjusted \copy ceiling, >= 20 x
  * naive, producer cost <= 250 ns per event. --check exits 1 when one is
  * missed.
@@ -472,13 +477,9 @@ static int run_once(uv_loop_t *loop, fc_workflow_t *wf, fc_manager_t *m, fc_hist
 /* ---- the writer ---------------------------------------------------------------- */
 
 typedef struct {
-  series_t total;      /* end to end */
-  series_t engine;     /* engine run with the handler */
-  fc_history_stats_t last; /* stats of the last timed run (deltas) */
-  fc_history_stats_t final; /* at close */
-  int close_rc;
-  size_t queue_capacity;
-} writer_result_t;
+  fc_history_writer_t *w;
+  fc_manager_t *m; /* holds the database handler */
+} writer_t;
 
 static void stats_delta(const fc_history_stats_t *a, const fc_history_stats_t *b,
                         fc_history_stats_t *d) {
@@ -492,102 +493,60 @@ static void stats_delta(const fc_history_stats_t *a, const fc_history_stats_t *b
   d->dropped_total = b->dropped_total - a->dropped_total;
 }
 
-static int measure_writer(const options_t *o, PGconn *admin, uv_loop_t *loop, fc_workflow_t *wf,
-                          writer_result_t *res) {
+static int writer_open(const options_t *o, uv_loop_t *loop, writer_t *wr) {
   fc_history_config_t cfg;
-  fc_history_writer_t *w = NULL;
-  fc_manager_t *m = NULL;
   fc_handler_t h;
   fc_error_t err;
-  uint64_t *total = calloc((size_t)o->runs, sizeof *total);
-  uint64_t *engine = calloc((size_t)o->runs, sizeof *engine);
-  size_t events = 2 * o->nodes + 2;
-  int rc = total && engine ? 0 : FC_ENOMEM;
-
+  int rc;
+  memset(wr, 0, sizeof *wr);
   fc_history_config_init(&cfg);
   cfg.conninfo = o->db;
   cfg.batch_size = o->batch_size;
   cfg.connections = o->connections;
   cfg.flush_interval_ms = o->flush_ms;
   /* Twice the records of a run: the producer never waits for capacity. */
-  cfg.queue_capacity = 2 * events + 1000;
-  res->queue_capacity = cfg.queue_capacity;
+  cfg.queue_capacity = 2 * (2 * o->nodes + 2) + 1000;
   fc_error_clear(&err);
-  if (rc == 0)
-    rc = fc_history_writer_new(&w, &cfg, &err);
+  rc = fc_history_writer_new(&wr->w, &cfg, &err);
   if (rc != 0) {
     fprintf(stderr, "%s: fc_history_writer_new: %s %s\n", prog, fc_strerror(rc), err.text);
-    goto out;
+    return rc;
   }
-  rc = fc_manager_new(&m);
+  rc = fc_manager_new(&wr->m);
   if (rc == 0)
-    rc = fc_history_handler_new(w, loop, &h);
+    rc = fc_history_handler_new(wr->w, loop, &h);
   if (rc == 0)
-    rc = fc_manager_add(m, &h, 0, NULL);
-  if (rc != 0) {
+    rc = fc_manager_add(wr->m, &h, 0, NULL);
+  if (rc != 0)
     fprintf(stderr, "%s: cannot attach the database handler: %s\n", prog, fc_strerror(rc));
-    goto out;
-  }
-
-  /* The warm-up runs also let the writer's connections come up. */
-  for (int i = 0; i < o->warmup + o->runs && rc == 0; i++) {
-    fc_history_stats_t before, after;
-    run_times_t t;
-    int timed = i >= o->warmup;
-    progress("end to end: %s run %d of %d", timed ? "timed" : "warm-up",
-             timed ? i - o->warmup + 1 : i + 1, timed ? o->runs : o->warmup);
-    rc = reset_tables(admin);
-    if (rc != 0)
-      break;
-    fc_history_writer_stats(w, &before);
-    rc = run_once(loop, wf, m, w, &t);
-    if (rc != 0)
-      break;
-    fc_history_writer_stats(w, &after);
-    rc = verify_rows(admin, o->nodes, 1);
-    if (rc != 0)
-      break;
-    if (timed) {
-      total[i - o->warmup] = t.total_ns;
-      engine[i - o->warmup] = t.engine_ns;
-      stats_delta(&before, &after, &res->last);
-    }
-  }
-  if (rc == 0) {
-    res->total = summarize(total, (size_t)o->runs);
-    res->engine = summarize(engine, (size_t)o->runs);
-  }
-
-out:
-  fc_manager_free(m); /* destroys the handler: hands over what is left */
-  uv_run(loop, UV_RUN_DEFAULT); /* its handles' close callbacks */
-  if (w != NULL)
-    res->close_rc = fc_history_writer_close(w, &res->final);
-  free(total);
-  free(engine);
   return rc;
 }
 
-/* The engine alone: an empty manager, no handler. */
-static int measure_engine(const options_t *o, uv_loop_t *loop, fc_workflow_t *wf, series_t *res) {
-  fc_manager_t *m;
-  uint64_t *times = calloc((size_t)o->runs, sizeof *times);
-  int rc = times ? fc_manager_new(&m) : FC_ENOMEM;
-  if (rc != 0) {
-    free(times);
+/* One end-to-end run on empty tables; checks the rows afterwards. */
+static int writer_run(const options_t *o, PGconn *admin, uv_loop_t *loop, fc_workflow_t *wf,
+                      writer_t *wr, run_times_t *t, fc_history_stats_t *delta) {
+  fc_history_stats_t before, after;
+  int rc = reset_tables(admin);
+  if (rc != 0)
     return rc;
-  }
-  progress("engine without handler: %d + %d runs", o->warmup, o->runs);
-  for (int i = 0; i < o->warmup + o->runs && rc == 0; i++) {
-    run_times_t t;
-    rc = run_once(loop, wf, m, NULL, &t);
-    if (rc == 0 && i >= o->warmup)
-      times[i - o->warmup] = t.engine_ns;
-  }
-  if (rc == 0)
-    *res = summarize(times, (size_t)o->runs);
-  fc_manager_free(m);
-  free(times);
+  fc_history_writer_stats(wr->w, &before);
+  rc = run_once(loop, wf, wr->m, wr->w, t);
+  if (rc != 0)
+    return rc;
+  fc_history_writer_stats(wr->w, &after);
+  stats_delta(&before, &after, delta);
+  return verify_rows(admin, o->nodes, 1);
+}
+
+/* Returns fc_history_writer_close's result. */
+static int writer_close(uv_loop_t *loop, writer_t *wr, fc_history_stats_t *final) {
+  fc_manager_free(wr->m); /* destroys the handler: hands over what is left */
+  uv_run(loop, UV_RUN_DEFAULT); /* its handles' close callbacks */
+  wr->m = NULL;
+  if (wr->w == NULL)
+    return 0;
+  int rc = fc_history_writer_close(wr->w, final);
+  wr->w = NULL;
   return rc;
 }
 
@@ -664,79 +623,145 @@ static int spawn_timed(char *const argv[], uint64_t *ns) {
 }
 
 typedef struct {
-  series_t raw;     /* psql \copy, process start to exit */
-  series_t startup; /* psql -c 'select 1' */
+  char dir[4096];
+  char path[4200];
+  char cmd[4400];
+  char *copy_argv[10];
+  char *select_argv[10];
   long long rows;
   uint64_t csv_bytes;
-} copy_result_t;
+} copy_t;
 
-static int measure_copy(const options_t *o, PGconn *admin, copy_result_t *res) {
-  char dir[4096], path[4200], cmd[4400];
-  uint64_t *raw = calloc((size_t)o->runs, sizeof *raw);
-  uint64_t *startup = calloc((size_t)o->runs, sizeof *startup);
+/* Exports the node rows now in the table (those of an end-to-end run) to a
+ * CSV file in a new temporary directory, and prepares the psql commands. */
+static int copy_prepare(const options_t *o, PGconn *admin, copy_t *cp) {
   struct stat st;
-  int rc = raw && startup ? 0 : FC_ENOMEM;
-  dir[0] = '\0';
-  if (rc != 0)
-    goto out;
-  snprintf(dir, sizeof dir, "%s/fc-bench-history-XXXXXX", o->tmpdir);
-  if (mkdtemp(dir) == NULL) {
-    fprintf(stderr, "%s: mkdtemp %s: %s\n", prog, dir, strerror(errno));
-    dir[0] = '\0';
-    rc = FC_EINVAL;
-    goto out;
+  int rc;
+  memset(cp, 0, sizeof *cp);
+  snprintf(cp->dir, sizeof cp->dir, "%s/fc-bench-history-XXXXXX", o->tmpdir);
+  if (mkdtemp(cp->dir) == NULL) {
+    fprintf(stderr, "%s: mkdtemp %s: %s\n", prog, cp->dir, strerror(errno));
+    cp->dir[0] = '\0';
+    return FC_EINVAL;
   }
-  snprintf(path, sizeof path, "%s/node_executions.csv", dir);
-  if (strchr(path, '\'') != NULL) {
+  snprintf(cp->path, sizeof cp->path, "%s/node_executions.csv", cp->dir);
+  if (strchr(cp->path, '\'') != NULL) {
     fprintf(stderr, "%s: --tmpdir must not contain a quote\n", prog);
-    rc = FC_EINVAL;
-    goto out;
+    return FC_EINVAL;
   }
-  progress("\\copy: exporting the node rows of the last run to %s", path);
-  rc = export_csv(admin, path, &res->rows);
+  progress("\\copy: exporting the node rows of the end-to-end run to %s", cp->path);
+  rc = export_csv(admin, cp->path, &cp->rows);
   if (rc != 0)
-    goto out;
-  if (stat(path, &st) == 0)
-    res->csv_bytes = (uint64_t)st.st_size;
-  if (res->rows != (long long)o->nodes) {
-    fprintf(stderr, "%s: exported %lld rows, expected %zu\n", prog, res->rows, o->nodes);
-    rc = FC_ESTATE;
-    goto out;
+    return rc;
+  if (stat(cp->path, &st) == 0)
+    cp->csv_bytes = (uint64_t)st.st_size;
+  if (cp->rows != (long long)o->nodes) {
+    fprintf(stderr, "%s: exported %lld rows, expected %zu\n", prog, cp->rows, o->nodes);
+    return FC_ESTATE;
   }
-  snprintf(cmd, sizeof cmd, "\\copy node_executions (" NODE_COLS ") FROM '%s' WITH (FORMAT csv)",
-           path);
-  char *copy_argv[] = {(char *)o->psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", (char *)o->db,
-                       "-c", cmd, NULL};
-  char *select_argv[] = {(char *)o->psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                         (char *)o->db, "-c", "select 1", NULL};
+  snprintf(cp->cmd, sizeof cp->cmd,
+           "\\copy node_executions (" NODE_COLS ") FROM '%s' WITH (FORMAT csv)", cp->path);
+  char *const copy_argv[] = {(char *)o->psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                             (char *)o->db, "-c", cp->cmd, NULL};
+  char *const select_argv[] = {(char *)o->psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                               (char *)o->db, "-c", "select 1", NULL};
+  memcpy(cp->copy_argv, copy_argv, sizeof copy_argv);
+  memcpy(cp->select_argv, select_argv, sizeof select_argv);
+  return 0;
+}
+
+/* One \copy into empty tables, and one psql start-up (select 1). */
+static int copy_run(const options_t *o, PGconn *admin, copy_t *cp, uint64_t *copy_ns,
+                    uint64_t *startup_ns) {
+  int rc = reset_tables(admin);
+  if (rc == 0)
+    rc = spawn_timed(cp->select_argv, startup_ns);
+  if (rc == 0)
+    rc = spawn_timed(cp->copy_argv, copy_ns);
+  if (rc == 0)
+    rc = verify_rows(admin, o->nodes, 0);
+  return rc;
+}
+
+static void copy_cleanup(copy_t *cp) {
+  if (cp->dir[0] == '\0')
+    return;
+  unlink(cp->path);
+  rmdir(cp->dir);
+  cp->dir[0] = '\0';
+}
+
+/* ---- the interleaved rounds ------------------------------------------------------ */
+
+typedef struct {
+  series_t total;   /* end to end */
+  series_t engine;  /* engine run with the database handler (end-to-end runs) */
+  series_t bare;    /* engine run without handler */
+  series_t copy;    /* psql \copy, process start to exit */
+  series_t startup; /* psql -c 'select 1' */
+  fc_history_stats_t last;  /* writer stats of the last timed run */
+  fc_history_stats_t final; /* writer report at close */
+  int close_rc;
+  long long copy_rows;
+  uint64_t csv_bytes;
+} results_t;
+
+/* Each round runs, back to back: the engine without handler, the end-to-end
+ * run, then (baselines) the \copy of that run's rows. Interleaving keeps
+ * slow drifts of the machine (other load, the server's WAL and checkpoint
+ * state) out of the ratios. */
+static int measure_rounds(const options_t *o, PGconn *admin, uv_loop_t *loop, fc_workflow_t *wf,
+                          results_t *res) {
+  size_t n = (size_t)o->runs;
+  uint64_t *v = calloc(5 * n, sizeof *v);
+  uint64_t *total = v, *engine = v + n, *bare = v + 2 * n, *copy = v + 3 * n,
+           *startup = v + 4 * n;
+  fc_manager_t *empty = NULL;
+  writer_t wr = {NULL, NULL};
+  copy_t cp;
+  int have_copy = 0;
+  int rc = v != NULL ? fc_manager_new(&empty) : FC_ENOMEM;
+  memset(&cp, 0, sizeof cp);
+  if (rc == 0)
+    rc = writer_open(o, loop, &wr);
   for (int i = 0; i < o->warmup + o->runs && rc == 0; i++) {
     int timed = i >= o->warmup;
+    size_t k = timed ? (size_t)(i - o->warmup) : 0;
+    run_times_t t_bare, t;
+    fc_history_stats_t delta;
     uint64_t t_copy = 0, t_start = 0;
-    progress("\\copy: %s run %d of %d", timed ? "timed" : "warm-up",
-             timed ? i - o->warmup + 1 : i + 1, timed ? o->runs : o->warmup);
-    rc = reset_tables(admin);
+    progress("round %d of %d%s", i + 1, o->warmup + o->runs, timed ? "" : " (warm-up)");
+    rc = run_once(loop, wf, empty, NULL, &t_bare);
     if (rc == 0)
-      rc = spawn_timed(select_argv, &t_start);
-    if (rc == 0)
-      rc = spawn_timed(copy_argv, &t_copy);
-    if (rc == 0)
-      rc = verify_rows(admin, o->nodes, 0);
+      rc = writer_run(o, admin, loop, wf, &wr, &t, &delta);
+    if (rc == 0 && o->baselines && !have_copy) {
+      rc = copy_prepare(o, admin, &cp);
+      have_copy = 1;
+    }
+    if (rc == 0 && o->baselines)
+      rc = copy_run(o, admin, &cp, &t_copy, &t_start);
     if (rc == 0 && timed) {
-      raw[i - o->warmup] = t_copy;
-      startup[i - o->warmup] = t_start;
+      bare[k] = t_bare.engine_ns;
+      engine[k] = t.engine_ns;
+      total[k] = t.total_ns;
+      copy[k] = t_copy;
+      startup[k] = t_start;
+      res->last = delta;
     }
   }
   if (rc == 0) {
-    res->raw = summarize(raw, (size_t)o->runs);
-    res->startup = summarize(startup, (size_t)o->runs);
+    res->total = summarize(total, n);
+    res->engine = summarize(engine, n);
+    res->bare = summarize(bare, n);
+    res->copy = summarize(copy, n);
+    res->startup = summarize(startup, n);
+    res->copy_rows = cp.rows;
+    res->csv_bytes = cp.csv_bytes;
   }
-out:
-  if (dir[0] != '\0') {
-    unlink(path);
-    rmdir(dir);
-  }
-  free(raw);
-  free(startup);
+  res->close_rc = writer_close(loop, &wr, &res->final);
+  copy_cleanup(&cp);
+  fc_manager_free(empty);
+  free(v);
   return rc;
 }
 
@@ -903,9 +928,7 @@ int main(int argc, char **argv) {
   uv_loop_t loop;
   fc_workflow_t *wf = NULL;
   PGconn *admin = NULL;
-  writer_result_t wr;
-  series_t bare;
-  copy_result_t cp;
+  results_t r;
   naive_result_t nr;
   fc_migrate_report_t rep;
   fc_error_t err;
@@ -913,8 +936,7 @@ int main(int argc, char **argv) {
   const char *migrations;
   int rc;
 
-  memset(&wr, 0, sizeof wr);
-  memset(&cp, 0, sizeof cp);
+  memset(&r, 0, sizeof r);
   memset(&nr, 0, sizeof nr);
   if (parse_options(argc, argv, &o) != 0)
     return 2;
@@ -957,9 +979,10 @@ int main(int argc, char **argv) {
          "measured)\n",
          o.batch_size, o.connections, (unsigned long long)o.flush_ms,
          group((double)(2 * events + 1000), b1, sizeof b1));
-  printf("  %d timed runs per figure (+%d warm-up; none for naive), median reported; tables\n"
-         "  TRUNCATEd and CHECKPOINTed before every run, untimed\n\n",
-         o.runs, o.warmup);
+  printf("  %d timed rounds (+%d warm-up), median reported; a round is: engine run without\n"
+         "  handler, end-to-end run, \\copy of its rows (naive: %d runs after the rounds);\n"
+         "  tables TRUNCATEd and CHECKPOINTed before every database run, untimed\n\n",
+         o.runs, o.warmup, o.runs);
   fflush(stdout);
 
   if (uv_loop_init(&loop) != 0) {
@@ -970,12 +993,8 @@ int main(int argc, char **argv) {
   if (rc != 0)
     fprintf(stderr, "%s: cannot build the workflow: %s\n", prog, fc_strerror(rc));
   if (rc == 0)
-    rc = measure_engine(&o, &loop, wf, &bare);
-  if (rc == 0)
-    rc = measure_writer(&o, admin, &loop, wf, &wr);
+    rc = measure_rounds(&o, admin, &loop, wf, &r);
   fc_workflow_free(wf);
-  if (rc == 0 && o.baselines)
-    rc = measure_copy(&o, admin, &cp);
   if (rc == 0 && o.baselines)
     rc = measure_naive(&o, admin, &loop, &nr);
   uv_loop_close(&loop);
@@ -986,21 +1005,21 @@ int main(int argc, char **argv) {
   }
 
   /* ---- the table ---- */
-  series_t copy_adj = cp.raw;
+  series_t copy_adj = r.copy;
   if (o.baselines) {
-    uint64_t su = cp.startup.median_ns;
-    copy_adj.median_ns = cp.raw.median_ns > su ? cp.raw.median_ns - su : 1;
-    copy_adj.min_ns = cp.raw.min_ns > su ? cp.raw.min_ns - su : 1;
-    copy_adj.max_ns = cp.raw.max_ns > su ? cp.raw.max_ns - su : 1;
+    uint64_t su = r.startup.median_ns;
+    copy_adj.median_ns = r.copy.median_ns > su ? r.copy.median_ns - su : 1;
+    copy_adj.min_ns = r.copy.min_ns > su ? r.copy.min_ns - su : 1;
+    copy_adj.max_ns = r.copy.max_ns > su ? r.copy.max_ns - su : 1;
   }
   printf("  %-40s %10s %10s %10s %13s\n", "figure", "median ms", "min ms", "max ms", "per second");
-  row("end to end: first event -> committed", &wr.total, (double)o.nodes, "node rows");
-  row("engine run with the database handler", &wr.engine, (double)o.nodes, "nodes");
-  row("engine run without handler", &bare, (double)o.nodes, "nodes");
+  row("end to end: first event -> committed", &r.total, (double)o.nodes, "node rows");
+  row("engine run with the database handler", &r.engine, (double)o.nodes, "nodes");
+  row("engine run without handler", &r.bare, (double)o.nodes, "nodes");
   if (o.baselines) {
     char name[64];
-    row("(a) psql \\copy, raw", &cp.raw, (double)o.nodes, "rows");
-    row("    psql start-up (-c 'select 1')", &cp.startup, 0, NULL);
+    row("(a) psql \\copy, raw", &r.copy, (double)o.nodes, "rows");
+    row("    psql start-up (-c 'select 1')", &r.startup, 0, NULL);
     row("(a) psql \\copy minus start-up: ceiling", &copy_adj, (double)o.nodes, "rows");
     snprintf(name, sizeof name, "(b) naive INSERT+UPDATE, %s nodes",
              group((double)o.naive_nodes, b1, sizeof b1));
@@ -1008,21 +1027,21 @@ int main(int argc, char **argv) {
     printf("  (a: %s rows, %.1f MB of CSV, one COPY in one transaction, the median psql\n"
            "   start-up subtracted for the ceiling; b: %s statements per run, each its own\n"
            "   transaction, blocking PQexecParams on one connection)\n",
-           group((double)cp.rows, b1, sizeof b1), (double)cp.csv_bytes / 1e6,
+           group((double)r.copy_rows, b1, sizeof b1), (double)r.csv_bytes / 1e6,
            group((double)nr.statements, b2, sizeof b2));
   }
 
-  double producer_ns = ((double)wr.engine.median_ns - (double)bare.median_ns) / (double)events;
+  double producer_ns = ((double)r.engine.median_ns - (double)r.bare.median_ns) / (double)events;
   printf("\n  producer cost per event = (engine with handler - without) / events\n"
          "                          = (%.1f ms - %.1f ms) / %s = %.1f ns\n",
-         ms(wr.engine.median_ns), ms(bare.median_ns), group((double)events, b1, sizeof b1),
+         ms(r.engine.median_ns), ms(r.bare.median_ns), group((double)events, b1, sizeof b1),
          producer_ns);
 
-  double e2e = per_second(o.nodes, wr.total.median_ns);
+  double e2e = per_second(o.nodes, r.total.median_ns);
   int ok_copy = 1, ok_naive = 1, ok_producer = producer_ns <= GOAL_PRODUCER_NS;
   printf("\n  %-42s %12s %12s %7s\n", "goal", "measured", "target", "result");
   if (o.baselines) {
-    double copy_raw = per_second(o.nodes, cp.raw.median_ns);
+    double copy_raw = per_second(o.nodes, r.copy.median_ns);
     double copy_a = per_second(o.nodes, copy_adj.median_ns);
     double naive = per_second(o.naive_nodes, nr.time.median_ns);
     char m[32], t[32];
@@ -1047,7 +1066,7 @@ int main(int argc, char **argv) {
     printf("  %-42s %12s %12s %7s\n", "producer cost per event", m, t, verdict(ok_producer));
   }
 
-  const fc_history_stats_t *s = &wr.last;
+  const fc_history_stats_t *s = &r.last;
   printf("\n  writer stats, last timed run: %s batches, %s coalesced, %llu retries,\n"
          "    %s records written, %llu reconnects, %llu dropped; queue high water %s\n",
          group((double)s->batches, b1, sizeof b1), group((double)s->coalesced, b2, sizeof b2),
@@ -1055,10 +1074,10 @@ int main(int argc, char **argv) {
          (unsigned long long)s->reconnects, (unsigned long long)s->dropped_total,
          group((double)s->queue_high_water, b4, sizeof b4));
   printf("  writer close: %s; %s records written over all runs, %llu dropped\n",
-         wr.close_rc == 0 ? "clean" : fc_strerror(wr.close_rc),
-         group((double)wr.final.written, b1, sizeof b1),
-         (unsigned long long)wr.final.dropped_total);
+         r.close_rc == 0 ? "clean" : fc_strerror(r.close_rc),
+         group((double)r.final.written, b1, sizeof b1),
+         (unsigned long long)r.final.dropped_total);
 
-  int all = ok_copy && ok_naive && ok_producer && wr.close_rc == 0;
+  int all = ok_copy && ok_naive && ok_producer && r.close_rc == 0;
   return o.check && !all ? 1 : 0;
 }

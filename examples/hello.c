@@ -242,6 +242,8 @@ int main(int argc, char **argv) {
   fc_manager_t *manager = NULL;
   fc_handler_t log_handler;
   fc_run_t *run = NULL;
+  fc_progress_t *progress = NULL; /* owned by its handler once added */
+  fc_metrics_t *metrics = NULL;   /* ours: its handler borrows it */
   app_t app = {FC_WORKFLOW_PENDING};
   int rc;
 
@@ -251,18 +253,35 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* 2. The callback manager and its handlers: here the logging handler.
-   * INFO shows workflow start/end and errors; DEBUG adds every node event. */
+  /* 2. The callback manager and its handlers: logging, progress and metrics.
+   * INFO shows workflow start/end and errors; DEBUG adds every node event.
+   * Handlers with a higher priority see each event first. */
   fc_log_options_t log_opts = {
       .out = stderr,
       .min_level = want_debug(argc, argv) ? FC_LOG_DEBUG : FC_LOG_INFO,
       .format = FC_LOG_FORMAT_TEXT,
   };
-  if ((rc = fc_manager_new(&manager)) != 0 ||
-      (rc = fc_log_handler_new(&log_opts, &log_handler)) != 0 ||
-      (rc = fc_manager_add(manager, &log_handler, 0, NULL)) != 0) { /* takes ownership */
-    fprintf(stderr, "hello: cannot set up logging: %s\n", fc_strerror(rc));
+  fc_progress_options_t progress_opts = {.out = stderr, .mode = FC_PROGRESS_AUTO};
+  fc_handler_t progress_handler, metrics_handler;
+  if ((rc = fc_manager_new(&manager)) != 0)
+    goto setup_failed;
+  if ((rc = fc_log_handler_new(&log_opts, &log_handler)) != 0 ||
+      (rc = fc_manager_add(manager, &log_handler, 10, NULL)) != 0) /* takes ownership */
+    goto setup_failed;
+  if ((rc = fc_progress_new(&progress, &progress_opts)) != 0)
+    goto setup_failed;
+  progress_handler = fc_progress_handler_owned(progress); /* the handler owns it now */
+  progress = NULL;
+  if ((rc = fc_manager_add(manager, &progress_handler, 0, NULL)) != 0)
+    goto setup_failed;
+  if ((rc = fc_metrics_new(&metrics, NULL)) != 0)
+    goto setup_failed;
+  metrics_handler = fc_metrics_handler(metrics); /* borrows: we read the report later */
+  if ((rc = fc_manager_add(manager, &metrics_handler, 0, NULL)) != 0) {
+  setup_failed:
+    fprintf(stderr, "hello: cannot set up the handlers: %s\n", fc_strerror(rc));
     fc_manager_free(manager);
+    fc_metrics_free(metrics);
     fc_workflow_free(wf);
     return 1;
   }
@@ -283,8 +302,19 @@ int main(int argc, char **argv) {
   if (uv_loop_close(&loop) != 0)
     fprintf(stderr, "hello: loop still has open handles\n");
 
-  /* 5. The manager outlives its runs; then the workflow. */
+  /* 5. The metrics report (the documented get_report fields and more). */
+  {
+    json_t *report = fc_metrics_report_json(metrics);
+    char *text = report != NULL ? json_dumps(report, JSON_COMPACT) : NULL;
+    if (text != NULL)
+      fprintf(stderr, "metrics: %s\n", text);
+    free(text);
+    json_decref(report);
+  }
+
+  /* 6. The manager outlives its runs; then what its handlers borrowed. */
   fc_manager_free(manager);
+  fc_metrics_free(metrics);
   fc_workflow_free(wf);
   return app.status == FC_WORKFLOW_COMPLETED ? 0 : 1;
 }

@@ -13,5 +13,13 @@
 #include "flowcore/log_handler.h"
 #include "flowcore/history.h"
 #include "flowcore/migrate.h"
+#include "flowcore/nodes.h"
+#include "flowcore/loader.h"
+#include "flowcore/batch_handler.h"
+#include "flowcore/async_handler.h"
+#include "flowcore/compose.h"
+#include "flowcore/notify_handler.h"
+#include "flowcore/progress_handler.h"
+#include "flowcore/metrics_handler.h"
 
 #endif

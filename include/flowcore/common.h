@@ -54,7 +54,8 @@ FC_EXTERN const char *fc_version_string(void);
   XX(EROUTE, -5014, "node output chose no known route")                      \
   XX(ENOFN, -5015, "node has no function")                                   \
   XX(EDB, -5016, "database error")                                           \
-  XX(EMIGRATION, -5017, "migrations do not match the database")
+  XX(EMIGRATION, -5017, "migrations do not match the database") \
+  XX(ELOST, -5018, "history records were dropped (see the writer's report)")
 
 typedef enum {
 #define FC__ERRNO_ENUM(name, code, msg) FC_##name = (code),

@@ -68,7 +68,9 @@ typedef struct {
 FC_EXTERN void fc_history_config_init(fc_history_config_t *cfg);
 
 typedef struct {
-  uint64_t accepted;  /* records taken from producers */
+  /* Every record handed to the writer, including those dropped at the door,
+   * so that accepted == written + spooled + dropped_total + queue_depth. */
+  uint64_t accepted;
   uint64_t written;   /* records whose COMMIT was reported */
   uint64_t coalesced; /* start+end pairs merged into one row */
   uint64_t batches;   /* committed transactions */
@@ -106,7 +108,8 @@ FC_EXTERN void fc_history_writer_stats(fc_history_writer_t *w, fc_history_stats_
  * the database when reachable, stops the thread and frees the writer. The
  * final report goes to *report (may be NULL). Every handler made from this
  * writer must have been destroyed first. Returns 0 when nothing was lost,
- * FC_ETIMEDOUT when the deadline forced records out (counted in report). */
+ * FC_ETIMEDOUT when the deadline forced records out, FC_ELOST when records
+ * were dropped for another reason (all counted in the report). */
 FC_EXTERN int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report);
 
 /* Makes the database handler: it borrows w (w must outlive the handler).

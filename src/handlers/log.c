@@ -4,8 +4,9 @@
  * node_end with status failed or timed_out, at warning; error events at
  * error. Payloads (input, output, error details) are printed only when the
  * handler's min_level is debug, cut to max_payload bytes. Lines are built in
- * a buffer the handler keeps, then written with one fwrite; the stream is
- * flushed after workflow events and errors. */
+ * a buffer the handler keeps, then written with one fwrite (the stream is
+ * flushed after workflow events and errors) or, with a user sink, handed to
+ * the sink without the trailing newline. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdarg.h>
@@ -28,6 +29,8 @@ typedef struct {
 
 typedef struct {
   FILE *out; /* NULL: stderr */
+  fc_log_sink_cb sink; /* when set, lines go here instead of out */
+  void *sink_data;
   fc_log_level_t min_level;
   fc_log_format_t format;
   size_t max_payload;
@@ -204,11 +207,13 @@ static void buf_text_value(log_buf_t *b, const char *s) {
     buf_json_str(b, s, strlen(s));
 }
 
+/* RFC 3339, UTC, microseconds: "2026-11-27T04:30:53.123456Z". Time 0
+ * means now. Instants outside years 0000..9999 (which RFC 3339 cannot
+ * write) are clamped to the first or last microsecond of that range. */
 static void buf_time(log_buf_t *b, int64_t us) {
   struct tm tm;
   time_t secs;
   int64_t micros;
-  char text[64];
   if (us == 0)
     us = fc__wall_us();
   secs = (time_t)(us / 1000000);
@@ -217,11 +222,12 @@ static void buf_time(log_buf_t *b, int64_t us) {
     micros += 1000000;
     secs--;
   }
-  if (gmtime_r(&secs, &tm) == NULL || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-    buf_puts(b, "1970-01-01T00:00:00");
+  if (gmtime_r(&secs, &tm) == NULL || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
+    buf_puts(b, us < 0 ? "0000-01-01T00:00:00.000000Z" : "9999-12-31T23:59:59.999999Z");
     return;
   }
-  buf_printf(b, "%s.%06dZ", text, (int)micros);
+  buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)micros);
 }
 
 /* ---- payloads ------------------------------------------------------------ */
@@ -507,6 +513,12 @@ static int log_cb(void *self, const fc_event_t *ev) {
     format_json(st, ev, level);
   else
     format_text(st, ev, level);
+  if (st->line.oom)
+    return FC_ENOMEM;
+  if (st->sink != NULL) {
+    st->sink(st->sink_data, st->line.p);
+    return 0;
+  }
   buf_add(&st->line, "\n", 1);
   if (st->line.oom)
     return FC_ENOMEM;
@@ -543,6 +555,8 @@ int fc_log_handler_new(const fc_log_options_t *opts, fc_handler_t *out) {
   st->max_payload = LOG_DEFAULT_MAX_PAYLOAD;
   if (opts != NULL) {
     st->out = opts->out;
+    st->sink = opts->sink;
+    st->sink_data = opts->sink_data;
     st->min_level = opts->min_level;
     st->format = opts->format;
     if (opts->max_payload != 0)

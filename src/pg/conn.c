@@ -128,7 +128,7 @@ static void conn_lost(fc__pgconn_t *c, const char *why) {
   c->reconnects++;
   if (had_job) {
     c->sqlstate[0] = '\0';
-    copy_msg(c->msg, why);
+    copy_msg(c->msg, c->last_error); /* `why` may have been freed with c->pg */
     finish_job(c, 0);
     if (c->state != C_WAIT)
       return; /* closed from the callback */
@@ -421,7 +421,9 @@ static void connect_step(fc__pgconn_t *c) {
 static void poll_cb(uv_poll_t *p, int status, int events) {
   fc__pgconn_t *c = p->data;
   if (status < 0) {
-    conn_lost(c, uv_strerror(status));
+    char why[FC__PGCONN_MSG];
+    snprintf(why, sizeof why, "connection to the server lost (%s)", uv_strerror(status));
+    conn_lost(c, why);
     return;
   }
   if (c->state == C_CONNECTING) {

@@ -5,6 +5,10 @@
 
 #include "pg/record.h"
 
+#define MAX_TYPE 256
+#define MAX_MESSAGE (8 * 1024)
+#define MAX_STACK (64 * 1024)
+
 typedef struct {
   fc_history_writer_t *writer; /* borrowed */
   fc__hblock_t *block;         /* being filled, or NULL */
@@ -164,6 +168,16 @@ static int on_event(void *self, const fc_event_t *ev) {
     const char *msg = e && e->message ? e->message : "";
     const char *st = e && e->stack_trace ? e->stack_trace : "";
     size_t a = strlen(type) + 1, b = strlen(msg) + 1, c = strlen(st) + 1;
+    /* Bounded text: a message keeps its head, a stack trace (e.g. the tail
+     * of stderr) its tail. */
+    if (a > MAX_TYPE + 1)
+      a = MAX_TYPE + 1;
+    if (b > MAX_MESSAGE + 1)
+      b = MAX_MESSAGE + 1;
+    if (c > MAX_STACK + 1) {
+      st += c - (MAX_STACK + 1);
+      c = MAX_STACK + 1;
+    }
     int rc;
     rec->count = 0;
     rec->severity = (uint8_t)(e ? e->severity : FC_SEVERITY_ERROR);
@@ -176,8 +190,10 @@ static int on_event(void *self, const fc_event_t *ev) {
       fc__hrec_clear(rec);
       return rc != 0 ? rc : FC_ENOMEM;
     }
-    memcpy(rec->err, type, a);
-    memcpy(rec->err + a, msg, b);
+    memcpy(rec->err, type, a - 1);
+    rec->err[a - 1] = '\0';
+    memcpy(rec->err + a, msg, b - 1);
+    rec->err[a + b - 1] = '\0';
     memcpy(rec->err + a + b, st, c);
     break;
   }

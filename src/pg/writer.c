@@ -49,7 +49,6 @@ typedef struct batch_s {
   uint64_t first_ns;
   fc__buf_t copy_new, copy_upd, copy_wf, copy_err;
   char upsert_sql[4096];
-  char loss_sql[2048];
   fc__pgstep_t steps[8];
   size_t nsteps;
 } batch_t;
@@ -92,6 +91,8 @@ struct fc_history_writer_s {
   uint64_t losses_recorded[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   uint64_t losses_sending[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   int losses_inflight;
+  int loss_report_ready;  /* loss_sql built and not yet committed */
+  char loss_sql[2048];    /* 12 rows at most: kinds x reasons */
   int close_started;
   fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
   uv_timer_t spool_timer;   /* fsync interval */
@@ -116,6 +117,7 @@ static const char *const reason_names[FC_DROP_REASON_COUNT] = {"queue_full", "de
   "stack_trace, severity, occurred_at"
 
 static const char SETUP_SQL[] =
+    "SET client_encoding = 'UTF8';"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_nodes (LIKE node_executions) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_wf (LIKE workflow_executions) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_err (LIKE execution_errors) ON COMMIT DELETE ROWS;";
@@ -518,8 +520,8 @@ static int batch_encode(fc_history_writer_t *w, batch_t *b) {
     b->steps[b->nsteps].sql = b->upsert_sql;
     b->steps[b->nsteps++].copy = NULL;
   }
-  if (b->with_losses && b->loss_sql[0] != '\0') {
-    b->steps[b->nsteps].sql = b->loss_sql;
+  if (b->with_losses) {
+    b->steps[b->nsteps].sql = w->loss_sql;
     b->steps[b->nsteps++].copy = NULL;
   }
   return 0;
@@ -592,8 +594,10 @@ static void seal(shard_t *s) {
   s->sealed_tail = b;
 }
 
-/* Builds the loss-accounting insert for the batch if there is news. Only
- * numbers and fixed words go into the SQL text. */
+/* Attaches the loss-accounting insert to the batch if there is news. Only
+ * numbers and fixed words go into the SQL text. A report is built once, with
+ * client-made loss_ids, and resent unchanged until a COMMIT including it is
+ * reported: a report whose acknowledgement was lost cannot count twice. */
 static void attach_losses(fc_history_writer_t *w, batch_t *b) {
   char id[FC_UUID_STRING_LENGTH];
   size_t used = 0;
@@ -601,34 +605,34 @@ static void attach_losses(fc_history_writer_t *w, batch_t *b) {
   int64_t now = fc__wall_us();
   if (w->losses_inflight)
     return;
-  uv_mutex_lock(&w->mu);
-  for (k = 0; k < FC_REC_KIND_COUNT; k++)
-    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      w->losses_sending[k][r] = w->stats.dropped[k][r];
-  uv_mutex_unlock(&w->mu);
-  fc_uuid_format(w->writer_id, id);
-  used = (size_t)snprintf(b->loss_sql, sizeof b->loss_sql,
-                          "INSERT INTO flowcore_writer_losses (loss_id, writer, pid, kind, reason, "
-                          "count, recorded_at) VALUES ");
-  for (k = 0; k < FC_REC_KIND_COUNT; k++)
-    for (r = 0; r < FC_DROP_REASON_COUNT; r++) {
-      uint64_t n = w->losses_sending[k][r] - w->losses_recorded[k][r];
-      uint8_t lid[16];
-      char lids[FC_UUID_STRING_LENGTH];
-      if (n == 0 || used + 256 >= sizeof b->loss_sql)
-        continue;
-      if (fc_uuid7(lid) != 0)
-        continue;
-      fc_uuid_format(lid, lids);
-      used += (size_t)snprintf(b->loss_sql + used, sizeof b->loss_sql - used,
-                               "%s('%s', '%s', %d, '%s', '%s', %llu, to_timestamp(%lld / 1e6))",
-                               any ? ", " : "", lids, id, (int)getpid(), kind_names[k],
-                               reason_names[r], (unsigned long long)n, (long long)now);
-      any = 1;
-    }
-  if (!any) {
-    b->loss_sql[0] = '\0';
-    return;
+  if (!w->loss_report_ready) {
+    uv_mutex_lock(&w->mu);
+    for (k = 0; k < FC_REC_KIND_COUNT; k++)
+      for (r = 0; r < FC_DROP_REASON_COUNT; r++)
+        w->losses_sending[k][r] = w->stats.dropped[k][r];
+    uv_mutex_unlock(&w->mu);
+    fc_uuid_format(w->writer_id, id);
+    used = (size_t)snprintf(w->loss_sql, sizeof w->loss_sql,
+                            "INSERT INTO flowcore_writer_losses (loss_id, writer, pid, kind, "
+                            "reason, count, recorded_at) VALUES ");
+    for (k = 0; k < FC_REC_KIND_COUNT; k++)
+      for (r = 0; r < FC_DROP_REASON_COUNT; r++) {
+        uint64_t n = w->losses_sending[k][r] - w->losses_recorded[k][r];
+        uint8_t lid[16];
+        char lids[FC_UUID_STRING_LENGTH];
+        if (n == 0 || fc_uuid7(lid) != 0)
+          continue;
+        fc_uuid_format(lid, lids);
+        used += (size_t)snprintf(w->loss_sql + used, sizeof w->loss_sql - used,
+                                 "%s('%s', '%s', %d, '%s', '%s', %llu, to_timestamp(%lld / 1e6))",
+                                 any ? ", " : "", lids, id, (int)getpid(), kind_names[k],
+                                 reason_names[r], (unsigned long long)n, (long long)now);
+        any = 1;
+      }
+    if (!any)
+      return;
+    snprintf(w->loss_sql + used, sizeof w->loss_sql - used, " ON CONFLICT (loss_id) DO NOTHING");
+    w->loss_report_ready = 1;
   }
   b->with_losses = 1;
   w->losses_inflight = 1;
@@ -641,10 +645,11 @@ static void losses_done(fc_history_writer_t *w, batch_t *b, int ok) {
   b->with_losses = 0;
   w->losses_inflight = 0;
   if (!ok)
-    return;
+    return; /* the same report goes with a later batch */
   for (k = 0; k < FC_REC_KIND_COUNT; k++)
     for (r = 0; r < FC_DROP_REASON_COUNT; r++)
       w->losses_recorded[k][r] = w->losses_sending[k][r];
+  w->loss_report_ready = 0;
 }
 
 static int losses_pending(fc_history_writer_t *w) {
@@ -692,10 +697,12 @@ static int split_batch(shard_t *s, batch_t *b) {
 }
 
 static int sqlstate_is_data_error(const char *st) {
-  /* 22: data exception; 23: integrity (23505 is handled apart); 54:
-   * program limit exceeded (e.g. a row too large). */
+  /* 21: cardinality (a key twice in one upsert); 22: data exception; 23:
+   * integrity (23505 is handled apart); 54: program limit exceeded (e.g.
+   * a row too large). */
   return st[0] != '\0' &&
-         ((st[0] == '2' && (st[1] == '2' || st[1] == '3')) || (st[0] == '5' && st[1] == '4'));
+         ((st[0] == '2' && (st[1] == '1' || st[1] == '2' || st[1] == '3')) ||
+          (st[0] == '5' && st[1] == '4'));
 }
 
 static void retry_cb(uv_timer_t *t) {
@@ -1198,28 +1205,32 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   return 0;
 }
 
+/* Drops a whole block at the door (counted; under mu, which it releases). */
+static void drop_block_unlock(fc_history_writer_t *w, fc__hblock_t *b, int reason) {
+  size_t i;
+  for (i = 0; i < b->n; i++)
+    count_drop_locked(w, fc__hrec_kind(&b->recs[i]), reason, 1);
+  w->stats.accepted += b->n;
+  w->done += b->n;
+  uv_cond_broadcast(&w->done_cv);
+  uv_mutex_unlock(&w->mu);
+  for (i = 0; i < b->n; i++)
+    fc__hrec_clear(&b->recs[i]);
+  fc__free(b);
+}
+
+/* Every record handed over counts as accepted, so that at any time
+ * accepted == written + spooled + dropped_total + queue_depth. */
 void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
   uint64_t n = b->n;
   uv_mutex_lock(&w->mu);
   if (w->closing) {
-    size_t i;
-    for (i = 0; i < b->n; i++)
-      count_drop_locked(w, fc__hrec_kind(&b->recs[i]), FC_DROP_DEADLINE, 1);
-    uv_mutex_unlock(&w->mu);
-    for (i = 0; i < b->n; i++)
-      fc__hrec_clear(&b->recs[i]);
-    fc__free(b);
+    drop_block_unlock(w, b, FC_DROP_DEADLINE);
     return;
   }
   if (w->custody + n > w->cfg.queue_capacity && w->custody > 0) {
     if (w->cfg.policy == FC_QUEUE_DROP) {
-      size_t i;
-      for (i = 0; i < b->n; i++)
-        count_drop_locked(w, fc__hrec_kind(&b->recs[i]), FC_DROP_QUEUE_FULL, 1);
-      uv_mutex_unlock(&w->mu);
-      for (i = 0; i < b->n; i++)
-        fc__hrec_clear(&b->recs[i]);
-      fc__free(b);
+      drop_block_unlock(w, b, FC_DROP_QUEUE_FULL);
       return;
     }
     while (w->custody + n > w->cfg.queue_capacity && w->custody > 0 && !w->closing)
@@ -1336,5 +1347,12 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   fc__free(w->shards);
   fc__free(w->conninfo);
   fc__free(w);
-  return st.dropped_total > 0 ? FC_ETIMEDOUT : 0;
+  {
+    uint64_t deadline_drops = 0;
+    for (i = 0; i < FC_REC_KIND_COUNT; i++)
+      deadline_drops += st.dropped[i][FC_DROP_DEADLINE];
+    if (deadline_drops > 0)
+      return FC_ETIMEDOUT;
+    return st.dropped_total > 0 ? FC_ELOST : 0;
+  }
 }

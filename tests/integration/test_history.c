@@ -205,7 +205,11 @@ static void test_run_lands_exactly(void **state) {
       assert_int_equal(fc_node_add_dep(rw, "rewrite"), 0);
     }
   }
-  run = harness_run(&h, wf, json_pack("{s:s}", "day", "2026-11-27"));
+  {
+    json_t *input = json_pack("{s:s}", "day", "2026-11-27");
+    run = harness_run(&h, wf, input); /* the run takes its own reference */
+    json_decref(input);
+  }
   assert_int_equal(fc_run_status(run), FC_WORKFLOW_FAILED);
   assert_int_equal(fc_history_writer_flush(h.w, 30000), 0);
 

@@ -535,6 +535,155 @@ static void test_with_manager(void **state) {
   run_free(&r);
 }
 
+/* ---- user sink ----------------------------------------------------------- */
+
+typedef struct {
+  char *lines[64];
+  size_t n;
+} sink_lines_t;
+
+static void sink_collect(void *data, const char *line) {
+  sink_lines_t *s = data;
+  assert_true(s->n < 64);
+  assert_null(strchr(line, '\n')); /* one line, no newline */
+  s->lines[s->n] = strdup(line);
+  assert_non_null(s->lines[s->n]);
+  s->n++;
+}
+
+static void sink_lines_free(sink_lines_t *s) {
+  size_t i;
+  for (i = 0; i < s->n; i++)
+    free(s->lines[i]);
+}
+
+/* The sink gets exactly the lines the FILE would get, without the newline,
+ * for both formats, and `out` is not written when a sink is set. */
+static void test_sink_lines(void **state) {
+  fc_log_format_t formats[2] = {FC_LOG_FORMAT_TEXT, FC_LOG_FORMAT_JSON};
+  int f, i;
+  (void)state;
+  for (f = 0; f < 2; f++) {
+    cap_t c;
+    run_t r;
+    sink_lines_t s;
+    fc_log_options_t o;
+    fc_handler_t h;
+    FILE *unused;
+    char *ubuf = NULL;
+    size_t ulen = 0;
+
+    run_init(&r, "nightly etl");
+    cap_open(&c, FC_LOG_DEBUG, formats[f], 20);
+    run_send(&c, &r);
+    cap_finish(&c);
+
+    memset(&s, 0, sizeof s);
+    unused = open_memstream(&ubuf, &ulen);
+    assert_non_null(unused);
+    memset(&o, 0, sizeof o);
+    o.out = unused; /* ignored: the sink wins */
+    o.min_level = FC_LOG_DEBUG;
+    o.format = formats[f];
+    o.max_payload = 20;
+    o.sink = sink_collect;
+    o.sink_data = &s;
+    assert_int_equal(fc_log_handler_new(&o, &h), 0);
+    for (i = 0; i < 6; i++)
+      assert_int_equal(fc_handler_call(&h, &r.ev[i]), 0);
+    fc_handler_destroy(&h);
+    assert_int_equal(fclose(unused), 0);
+    assert_int_equal(ulen, 0);
+    free(ubuf);
+
+    assert_int_equal(s.n, c.n);
+    for (i = 0; i < (int)s.n; i++)
+      assert_string_equal(s.lines[i], c.lines[i]);
+    sink_lines_free(&s);
+    cap_free(&c);
+    run_free(&r);
+  }
+}
+
+/* A sink with levels and truncation, through a manager. */
+static void test_sink_levels_through_manager(void **state) {
+  run_t r;
+  sink_lines_t s;
+  fc_log_options_t o;
+  fc_handler_t h;
+  fc_manager_t *m;
+  json_t *obj;
+  int i;
+  (void)state;
+  run_init(&r, "wf");
+  memset(&s, 0, sizeof s);
+  memset(&o, 0, sizeof o);
+  o.min_level = FC_LOG_WARNING;
+  o.format = FC_LOG_FORMAT_JSON;
+  o.sink = sink_collect;
+  o.sink_data = &s;
+  assert_int_equal(fc_log_handler_new(&o, &h), 0);
+  assert_int_equal(fc_manager_new(&m), 0);
+  assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
+  for (i = 0; i < 6; i++)
+    assert_int_equal(fc_manager_dispatch(m, &r.ev[i]), 0);
+  fc_manager_free(m);
+  assert_int_equal(s.n, 2); /* the error and the failed node_end */
+  obj = parse_line(s.lines[0]);
+  assert_string_equal(jstr(obj, "event"), "error");
+  assert_null(json_object_get(obj, "details"));
+  json_decref(obj);
+  obj = parse_line(s.lines[1]);
+  assert_string_equal(jstr(obj, "level"), "warning");
+  assert_null(json_object_get(obj, "output")); /* payloads only at debug */
+  json_decref(obj);
+  sink_lines_free(&s);
+  run_free(&r);
+}
+
+/* RFC 3339 in UTC: four-digit years, microseconds, 'Z'; instants outside
+ * 0000..9999 are clamped. */
+static void test_time_format(void **state) {
+  static const struct {
+    int64_t us;
+    const char *want;
+  } cases[] = {
+      {INT64_C(1), "1970-01-01T00:00:00.000001Z"},
+      {INT64_C(-1), "1969-12-31T23:59:59.999999Z"},
+      {INT64_C(951782400000000), "2000-02-29T00:00:00.000000Z"},
+      {INT64_C(-30610310400000000), "0999-12-31T00:00:00.000000Z"},
+      {INT64_C(253402300799999999), "9999-12-31T23:59:59.999999Z"},
+      {INT64_C(253402300800000000), "9999-12-31T23:59:59.999999Z"},
+      {INT64_C(-62167219200000001), "0000-01-01T00:00:00.000000Z"},
+  };
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sink_lines_t s;
+    fc_log_options_t o;
+    fc_handler_t h;
+    run_t r;
+    json_t *obj;
+    run_init(&r, "wf");
+    r.ev[0].time_us = cases[i].us;
+    memset(&s, 0, sizeof s);
+    memset(&o, 0, sizeof o);
+    o.min_level = FC_LOG_INFO;
+    o.format = FC_LOG_FORMAT_JSON;
+    o.sink = sink_collect;
+    o.sink_data = &s;
+    assert_int_equal(fc_log_handler_new(&o, &h), 0);
+    assert_int_equal(fc_handler_call(&h, &r.ev[0]), 0);
+    fc_handler_destroy(&h);
+    assert_int_equal(s.n, 1);
+    obj = parse_line(s.lines[0]);
+    assert_string_equal(jstr(obj, "time"), cases[i].want);
+    json_decref(obj);
+    sink_lines_free(&s);
+    run_free(&r);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_lines),
@@ -548,6 +697,9 @@ int main(void) {
       cmocka_unit_test(test_defaults_to_stderr),
       cmocka_unit_test(test_write_error),
       cmocka_unit_test(test_with_manager),
+      cmocka_unit_test(test_sink_lines),
+      cmocka_unit_test(test_sink_levels_through_manager),
+      cmocka_unit_test(test_time_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

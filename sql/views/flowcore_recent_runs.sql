@@ -1,0 +1,64 @@
+-- flowcore_recent_runs: one row per workflow execution, with its duration and
+-- how its nodes ended.
+--
+-- Answers "what ran lately, how long did it take, how did its nodes end?".
+--   SELECT * FROM flowcore_recent_runs ORDER BY started_at DESC LIMIT 20;
+--   SELECT * FROM flowcore_recent_runs
+--    WHERE workflow_name = 'nightly-etl' AND status <> 'completed'
+--    ORDER BY started_at DESC LIMIT 20;
+-- With ORDER BY started_at DESC LIMIT n the server walks the started_at index
+-- and computes the node counts for the n rows returned only.
+--
+-- Columns:
+--   workflow_id, workflow_name, status, started_at, completed_at
+--                    as in workflow_executions (completed_at NULL while running)
+--   duration_ms      the engine's monotonic duration; when absent the wall
+--                    clock completed_at - started_at; NULL while running
+--   node_count       nodes in the workflow's definition
+--   nodes_completed, nodes_failed, nodes_skipped, nodes_timed_out,
+--   nodes_cancelled, nodes_running
+--                    nodes by their FINAL status, i.e. the status of the row
+--                    of each node's highest attempt: a node that failed once
+--                    and then succeeded counts as completed. A node the run
+--                    has not reached yet has no row, so while a run is going
+--                    these add up to less than node_count.
+--   attempts         node attempts that started (rows with attempt >= 1; the
+--                    attempt-0 row of a node that never ran is not one)
+--   error_count      errors reported during the run: the engine's count,
+--                    written at the end, or the error rows stored so far,
+--                    whichever is larger (so it is live while running)
+CREATE OR REPLACE VIEW flowcore_recent_runs AS
+SELECT w.workflow_id,
+       w.workflow_name,
+       w.status,
+       w.started_at,
+       w.completed_at,
+       COALESCE(w.duration_ms,
+                (extract(epoch FROM w.completed_at - w.started_at) * 1000)::double precision)
+           AS duration_ms,
+       w.node_count,
+       n.nodes_completed,
+       n.nodes_failed,
+       n.nodes_skipped,
+       n.nodes_timed_out,
+       n.nodes_cancelled,
+       n.nodes_running,
+       n.attempts,
+       GREATEST(w.error_count::bigint,
+                (SELECT count(*) FROM execution_errors e
+                  WHERE e.workflow_id = w.workflow_id)) AS error_count
+  FROM workflow_executions w
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE a.last AND a.status = 'completed') AS nodes_completed,
+              count(*) FILTER (WHERE a.last AND a.status = 'failed')    AS nodes_failed,
+              count(*) FILTER (WHERE a.last AND a.status = 'skipped')   AS nodes_skipped,
+              count(*) FILTER (WHERE a.last AND a.status = 'timed_out') AS nodes_timed_out,
+              count(*) FILTER (WHERE a.last AND a.status = 'cancelled') AS nodes_cancelled,
+              count(*) FILTER (WHERE a.last AND a.status = 'running')   AS nodes_running,
+              count(*) FILTER (WHERE a.attempt >= 1)                    AS attempts
+         FROM (SELECT x.status,
+                      x.attempt,
+                      x.attempt = max(x.attempt) OVER (PARTITION BY x.node_id) AS last
+                 FROM node_executions x
+                WHERE x.workflow_id = w.workflow_id) a
+       ) n;

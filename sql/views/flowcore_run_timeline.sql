@@ -1,0 +1,50 @@
+-- flowcore_run_timeline: one row per node attempt of a run (and one for each
+-- node that never ran), with when it started relative to the run and the
+-- error that attempt reported.
+--
+-- Answers "what happened in this run, in what order, and what went wrong?".
+--   SELECT * FROM flowcore_run_timeline
+--    WHERE workflow_id = '0190c3f2-5b1e-7c3a-9d2e-4f6a8b0c1d2e'
+--    ORDER BY started_at NULLS LAST, node_id, attempt;
+-- (Order it when you query it: NULLS LAST puts the nodes that never ran at
+-- the end.) sql/queries/run_timeline.sql takes an id prefix instead.
+--
+-- Columns:
+--   workflow_id, workflow_name (NULL if the run's own row is not written yet)
+--   node_id, attempt  attempt 0 is the row of a node that never ran
+--   node_type, status, started_at, completed_at
+--                     as in node_executions (started_at NULL if it never
+--                     ran, completed_at NULL while running)
+--   duration_ms       the engine's monotonic duration; when absent the wall
+--                     clock completed_at - started_at
+--   offset_ms         started_at - the run's started_at, in milliseconds
+--   error_type, error_message
+--                     the error this attempt reported (from execution_errors;
+--                     the latest if it reported several), else
+--                     node_executions' own columns, else NULL
+CREATE OR REPLACE VIEW flowcore_run_timeline AS
+SELECT n.workflow_id,
+       w.workflow_name,
+       n.node_id,
+       n.attempt,
+       n.node_type,
+       n.status,
+       n.started_at,
+       n.completed_at,
+       COALESCE(n.duration_ms,
+                (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
+           AS duration_ms,
+       (extract(epoch FROM n.started_at - w.started_at) * 1000)::double precision AS offset_ms,
+       COALESCE(e.error_type, n.error_type) AS error_type,
+       COALESCE(e.error_message, n.error_message) AS error_message
+  FROM node_executions n
+  LEFT JOIN workflow_executions w ON w.workflow_id = n.workflow_id
+  LEFT JOIN LATERAL (
+       SELECT x.error_type, x.error_message
+         FROM execution_errors x
+        WHERE x.workflow_id = n.workflow_id
+          AND x.node_id = n.node_id
+          AND x.attempt = n.attempt
+        ORDER BY x.occurred_at DESC, x.error_id DESC
+        LIMIT 1
+       ) e ON true;

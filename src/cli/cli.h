@@ -1,0 +1,167 @@
+/* flowcore command line: what the src/cli/ files share.
+ *
+ * The command uses only the public API (flowcore.h) and, for the history
+ * and migrate commands, blocking libpq (no event loop runs there).
+ *
+ * Output rule: every line the command prints itself goes through
+ * cli_printf()/cli_puts(), which remove known secrets (the password of the
+ * connection string, PGPASSWORD) before writing, so that no message built
+ * from a libpq error, a writer error or user data can leak them.
+ */
+#ifndef FLOWCORE_CLI_H
+#define FLOWCORE_CLI_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "flowcore.h"
+
+/* Exit codes (DESIGN.md §7). */
+enum {
+  CLI_EXIT_OK = 0,       /* workflow completed / command succeeded */
+  CLI_EXIT_FAILED = 1,   /* workflow failed or cancelled / command failed */
+  CLI_EXIT_USAGE = 2,    /* usage error, invalid workflow file */
+  CLI_EXIT_HISTORY = 3   /* history lost: neither written nor spooled */
+};
+
+/* ---- commands (each returns an exit code) --------------------------------- */
+
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_validate(int argc, char **argv);
+int cli_cmd_migrate(int argc, char **argv);
+int cli_cmd_history(int argc, char **argv);
+
+/* Usage texts (main.c). */
+void cli_usage_main(FILE *out);
+void cli_usage_run(FILE *out);
+void cli_usage_validate(FILE *out);
+void cli_usage_migrate(FILE *out);
+void cli_usage_history(FILE *out);
+void cli_usage_history_sub(FILE *out, const char *sub);
+/* Prints "flowcore: <msg>\nTry 'flowcore <cmd> --help'." and returns
+ * CLI_EXIT_USAGE. `cmd` may be NULL (top level). */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- output with secrets removed (util.c) --------------------------------- */
+
+/* Registers a secret to be replaced by "***" in everything printed. Copied;
+ * strings shorter than 3 bytes are ignored (they would mangle the text). */
+void cli_secret_add(const char *secret);
+/* Replaces every registered secret in the malloc'd string s (in place or by
+ * reallocating); returns the string to use (free it) or NULL on ENOMEM. */
+char *cli_redact(char *s);
+void cli_printf(FILE *out, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void cli_vprintf(FILE *out, const char *fmt, va_list ap);
+/* "flowcore: <msg>\n" on stderr. */
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Makes a multi-line message (libpq's) one line in place: line breaks and
+ * tabs become single spaces, trailing blanks go. Returns s. */
+char *cli_one_line(char *s);
+/* Prints a JSON value (indented, with a final newline) to out. Returns 0 or
+ * -1 (an error message was printed). */
+int cli_print_json(FILE *out, const json_t *value);
+
+/* ---- the database (util.c) --------------------------------------------------- */
+
+typedef struct {
+  /* The connection string to use: --db, FLOWCORE_DB, DATABASE_URL, else ""
+   * (libpq's PG* environment defaults). Borrowed from argv/environ. */
+  const char *conninfo;
+  /* Where it came from: "--db", "FLOWCORE_DB", "DATABASE_URL", "PG*
+   * environment" or "libpq defaults". */
+  const char *source;
+  /* 1 when a database is configured: --db given, or FLOWCORE_DB,
+   * DATABASE_URL or one of PGHOST, PGHOSTADDR, PGPORT, PGDATABASE, PGUSER,
+   * PGSERVICE set and not empty. */
+  int configured;
+} cli_db_t;
+
+/* Resolves the database and registers its password (and PGPASSWORD) as
+ * secrets. Returns 0, or CLI_EXIT_USAGE when the connection string does not
+ * parse (a message without the password was printed). */
+int cli_db_resolve(const char *opt_db, cli_db_t *out);
+
+/* ---- option parsing (util.c) ------------------------------------------------- */
+
+typedef struct {
+  const char *name; /* long name without "--", e.g. "db" */
+  char short_name;  /* 0 if none */
+  int has_arg;      /* 1: takes a value ("--db URL" or "--db=URL") */
+  int id;           /* returned by cli_opt_next */
+} cli_opt_t;
+
+typedef struct {
+  int argc;
+  char **argv;
+  int index;          /* next argument */
+  const char *cmd;    /* for messages, e.g. "run" or "history runs" */
+  const char *value;  /* the option's value after cli_opt_next */
+  const char *positional; /* a non-option argument after cli_opt_next */
+  int only_positional;    /* after "--" */
+} cli_opts_t;
+
+#define CLI_OPT_END (-1)
+#define CLI_OPT_POSITIONAL (-2)
+#define CLI_OPT_ERROR (-3) /* a usage message was printed */
+
+/* Starts parsing argv[start..argc). */
+void cli_opts_init(cli_opts_t *p, int argc, char **argv, int start, const char *cmd);
+/* Next option id, CLI_OPT_POSITIONAL (p->positional set), CLI_OPT_END or
+ * CLI_OPT_ERROR. "-h"/"--help" must be in the table to be accepted. */
+int cli_opt_next(cli_opts_t *p, const cli_opt_t *table);
+
+/* Parses a non-negative integer in [min, max]; returns 0 or -1. */
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---- formatting (util.c) ------------------------------------------------------- */
+
+/* "850ms", "1.25s", "2m05s", "3h04m", "2d03h"; negative: "-". */
+void cli_format_duration_ms(double ms, char *buf, size_t size);
+/* Local time "2026-11-27 04:30:53" from µs since the epoch. */
+void cli_format_local_time(int64_t us, char *buf, size_t size);
+/* RFC 3339 UTC with microseconds: "2026-11-27T04:30:53.123456Z". */
+void cli_format_utc_time(int64_t us, char *buf, size_t size);
+/* Wall clock now, µs since the epoch. */
+int64_t cli_now_us(void);
+/* Parses --since: a duration ("90s", "15m", "2h", "7d", "1w", "1h30m";
+ * decimals allowed: "1.5h") back from now, or a time "YYYY-MM-DD",
+ * "YYYY-MM-DD HH:MM[:SS[.frac]]" or with 'T', optionally followed by "Z" or
+ * "+HH[:MM]"/"-HH[:MM]" (no zone: local time). Returns 0 and the time in
+ * µs since the epoch, or -1. */
+int cli_parse_since(const char *s, int64_t now_us, int64_t *out_us);
+
+/* ---- text tables (table.c) ------------------------------------------------------ */
+
+typedef struct cli_table_s cli_table_t;
+
+/* A table with ncols columns, headers (copied) and an alignment string of
+ * ncols characters: 'l' or 'r'. Returns NULL on ENOMEM. */
+cli_table_t *cli_table_new(size_t ncols, const char *const *headers, const char *align);
+/* Caps a column's width in characters (longer cells end with "..."). */
+void cli_table_max_width(cli_table_t *t, size_t col, size_t width);
+/* Adds a row of ncols cells (copied; NULL prints as ""). Control characters
+ * become spaces. Returns 0 or -1 (ENOMEM). */
+int cli_table_add(cli_table_t *t, const char *const *cells);
+size_t cli_table_rows(const cli_table_t *t);
+/* Prints the header and the rows, columns separated by two spaces, the last
+ * column not padded. */
+void cli_table_print(const cli_table_t *t, FILE *out);
+void cli_table_free(cli_table_t *t);
+
+#endif

@@ -1,0 +1,853 @@
+/* flowcore command line: `flowcore history ...`, blocking libpq.
+ *
+ * Every query reads the views of sql/views/ (installed by the migrations)
+ * and takes user input only as parameters of PQexecParams: no SQL text is
+ * built from what the user typed. Timestamps are selected as µs since the
+ * epoch and formatted here: local time in tables, RFC 3339 UTC in JSON.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli.h"
+
+#define DEFAULT_LIMIT 20
+#define MAX_LIMIT 1000000
+
+/* µs since the epoch of a timestamptz column, as the column's own name. */
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint AS " col
+
+typedef struct {
+  const char *sub; /* "runs", "show", ... */
+  char cmd[32];    /* "history runs", for messages */
+  const char *db_opt;
+  const char *workflow;
+  const char *status;
+  const char *since;
+  const char *id;
+  uint64_t limit;
+  int json;
+  cli_db_t db;
+  PGconn *conn;
+} hist_t;
+
+/* ---- connection and queries ------------------------------------------------ */
+
+/* A libpq message on one line (a new string, or NULL on ENOMEM). */
+static char *one_line(const char *msg) {
+  return cli_one_line(strdup(msg != NULL ? msg : ""));
+}
+
+static int connect_db(hist_t *h) {
+  const char *keys[4], *vals[4];
+  int n = 0;
+  char *msg;
+  if (getenv("PGCONNECT_TIMEOUT") == NULL) {
+    keys[n] = "connect_timeout";
+    vals[n++] = "10";
+  }
+  keys[n] = "application_name";
+  vals[n++] = "flowcore";
+  /* Last, so that what the connection string says wins. */
+  keys[n] = "dbname";
+  vals[n++] = h->db.conninfo;
+  keys[n] = NULL;
+  vals[n] = NULL;
+  h->conn = PQconnectdbParams(keys, vals, 1);
+  if (h->conn != NULL && PQstatus(h->conn) == CONNECTION_OK)
+    return 0;
+  msg = one_line(h->conn != NULL ? PQerrorMessage(h->conn) : "out of memory");
+  cli_error("cannot connect to the database (%s): %s", h->db.source,
+            msg != NULL ? msg : "out of memory");
+  free(msg);
+  if (!h->db.configured)
+    cli_error("hint: name the database with --db, FLOWCORE_DB or DATABASE_URL");
+  PQfinish(h->conn);
+  h->conn = NULL;
+  return CLI_EXIT_FAILED;
+}
+
+/* Runs a query with text parameters (NULL entries are SQL NULL). Returns
+ * the result, or NULL after printing the error. */
+static PGresult *query(hist_t *h, const char *sql, int nparams, const char *const *params) {
+  PGresult *res = PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+  const char *state;
+  char *msg;
+  if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+    return res;
+  state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  msg = one_line(res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(h->conn));
+  if (state != NULL && (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 ||
+                        strcmp(state, "42883") == 0)) {
+    cli_error("the history schema is missing or older than this flowcore (%s)",
+              msg != NULL ? msg : "?");
+    cli_error("hint: run 'flowcore migrate' against this database");
+  } else {
+    cli_error("query failed: %s", msg != NULL ? msg : "out of memory");
+  }
+  free(msg);
+  PQclear(res);
+  return NULL;
+}
+
+/* ---- cells ---------------------------------------------------------------- */
+
+static int col(const PGresult *res, const char *name) {
+  int c = PQfnumber(res, name);
+  return c;
+}
+
+static const char *text(const PGresult *res, int row, const char *name) {
+  int c = col(res, name);
+  if (c < 0 || PQgetisnull(res, row, c))
+    return NULL;
+  return PQgetvalue(res, row, c);
+}
+
+static int is_null(const PGresult *res, int row, const char *name) {
+  int c = col(res, name);
+  return c < 0 || PQgetisnull(res, row, c);
+}
+
+static long long integer(const PGresult *res, int row, const char *name) {
+  const char *s = text(res, row, name);
+  return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+static double real(const PGresult *res, int row, const char *name) {
+  const char *s = text(res, row, name);
+  return s != NULL ? strtod(s, NULL) : 0.0;
+}
+
+/* Table cell helpers: each formats into its own buffer. */
+static const char *cell_int(const PGresult *res, int row, const char *name, char *buf,
+                            size_t size) {
+  if (is_null(res, row, name))
+    return "-";
+  snprintf(buf, size, "%lld", integer(res, row, name));
+  return buf;
+}
+
+static const char *cell_ms(const PGresult *res, int row, const char *name, char *buf,
+                           size_t size) {
+  if (is_null(res, row, name))
+    return "-";
+  cli_format_duration_ms(real(res, row, name), buf, size);
+  return buf;
+}
+
+static const char *cell_time(const PGresult *res, int row, const char *name, char *buf,
+                             size_t size) {
+  if (is_null(res, row, name))
+    return "-";
+  cli_format_local_time((int64_t)integer(res, row, name), buf, size);
+  return buf;
+}
+
+/* Column types for JSON: 's' text, 'i' integer, 'f' number, 't' time (µs
+ * since the epoch -> RFC 3339 UTC string). One letter per result column. */
+static json_t *row_json(const PGresult *res, int row, const char *types) {
+  json_t *obj = json_object();
+  int c, n = PQnfields(res);
+  if (obj == NULL)
+    return NULL;
+  for (c = 0; c < n; c++) {
+    const char *name = PQfname(res, c), *v = PQgetvalue(res, row, c);
+    json_t *jv;
+    char when[40];
+    if (PQgetisnull(res, row, c)) {
+      jv = json_null();
+    } else {
+      switch (types[c]) {
+      case 'i':
+        jv = json_integer((json_int_t)strtoll(v, NULL, 10));
+        break;
+      case 'f':
+        jv = json_real(strtod(v, NULL));
+        break;
+      case 't':
+        cli_format_utc_time((int64_t)strtoll(v, NULL, 10), when, sizeof when);
+        jv = json_string(when);
+        break;
+      default:
+        jv = json_string(v);
+        break;
+      }
+    }
+    if (json_object_set_new(obj, name, jv) != 0) {
+      json_decref(obj);
+      return NULL;
+    }
+  }
+  return obj;
+}
+
+static json_t *rows_json(const PGresult *res, const char *types) {
+  json_t *arr = json_array();
+  int r;
+  if (arr == NULL)
+    return NULL;
+  for (r = 0; r < PQntuples(res); r++)
+    if (json_array_append_new(arr, row_json(res, r, types)) != 0) {
+      json_decref(arr);
+      return NULL;
+    }
+  return arr;
+}
+
+static int print_rows_json(const PGresult *res, const char *types) {
+  json_t *arr = rows_json(res, types);
+  int rc;
+  if (arr == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  rc = cli_print_json(stdout, arr);
+  json_decref(arr);
+  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+static int print_table(cli_table_t *t) {
+  if (t == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  cli_table_print(t, stdout);
+  cli_table_free(t);
+  return CLI_EXIT_OK;
+}
+
+/* ---- history runs ------------------------------------------------------------ */
+
+#define RUN_COLUMNS                                                                          \
+  "SELECT workflow_id::text AS workflow_id, workflow_name, status, " US("started_at") ", " \
+  US("completed_at") ", duration_ms, node_count, nodes_completed, nodes_failed, "          \
+  "nodes_skipped, nodes_timed_out, nodes_cancelled, nodes_running, attempts, error_count "   \
+  "FROM flowcore_recent_runs r "
+#define RUN_TYPES "sssttfiiiiiiiii"
+
+static void note_losses(hist_t *h) {
+  PGresult *res = PQexec(h->conn, "SELECT coalesce(sum(total), 0)::bigint AS lost "
+                                  "FROM flowcore_writer_loss_summary");
+  if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+    long long lost = integer(res, 0, "lost");
+    if (lost > 0)
+      cli_error("note: history writers reported %lld lost record%s; see 'flowcore history "
+                "losses'",
+                lost, lost == 1 ? "" : "s");
+  }
+  PQclear(res);
+}
+
+static int cmd_runs(hist_t *h, const char *since_param) {
+  static const char *const headers[] = {"ID",        "WORKFLOW", "STATUS", "STARTED",
+                                        "DURATION",  "NODES",    "DONE",   "FAILED",
+                                        "SKIPPED",   "CANCELLED", "ERRORS"};
+  char limit[32];
+  const char *params[4];
+  PGresult *res;
+  cli_table_t *t;
+  int r, rc;
+  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
+  params[0] = h->workflow;
+  params[1] = h->status;
+  params[2] = since_param;
+  params[3] = limit;
+  res = query(h,
+              RUN_COLUMNS "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                          "AND ($2::text IS NULL OR status = $2::text) "
+                          "AND ($3::timestamptz IS NULL OR started_at >= $3::timestamptz) "
+                          "ORDER BY r.started_at DESC, r.workflow_id DESC LIMIT $4::bigint",
+              4, params);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (h->json) {
+    rc = print_rows_json(res, RUN_TYPES);
+    PQclear(res);
+    return rc;
+  }
+  if (PQntuples(res) == 0) {
+    cli_printf(stdout, "no runs found\n");
+    PQclear(res);
+    note_losses(h);
+    return CLI_EXIT_OK;
+  }
+  t = cli_table_new(11, headers, "llllrrrrrrr");
+  cli_table_max_width(t, 1, 40);
+  for (r = 0; t != NULL && r < PQntuples(res); r++) {
+    char started[32], dur[32], n[7][24];
+    const char *cells[11];
+    cells[0] = text(res, r, "workflow_id");
+    cells[1] = text(res, r, "workflow_name");
+    cells[2] = text(res, r, "status");
+    cells[3] = cell_time(res, r, "started_at", started, sizeof started);
+    cells[4] = cell_ms(res, r, "duration_ms", dur, sizeof dur);
+    cells[5] = cell_int(res, r, "node_count", n[0], sizeof n[0]);
+    cells[6] = cell_int(res, r, "nodes_completed", n[1], sizeof n[1]);
+    snprintf(n[2], sizeof n[2], "%lld",
+             integer(res, r, "nodes_failed") + integer(res, r, "nodes_timed_out"));
+    cells[7] = n[2];
+    cells[8] = cell_int(res, r, "nodes_skipped", n[3], sizeof n[3]);
+    cells[9] = cell_int(res, r, "nodes_cancelled", n[4], sizeof n[4]);
+    cells[10] = cell_int(res, r, "error_count", n[5], sizeof n[5]);
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(res);
+  rc = print_table(t);
+  note_losses(h);
+  return rc;
+}
+
+/* ---- history show ID ------------------------------------------------------------- */
+
+/* Turns an id prefix into the smallest and largest UUIDs that start with
+ * it. Accepts 1-32 hex digits, with dashes anywhere (ignored). Returns 0 or
+ * -1. */
+static int prefix_bounds(const char *prefix, char lo[37], char hi[37]) {
+  char hex[33];
+  size_t n = 0, i, o = 0;
+  for (; *prefix != '\0'; prefix++) {
+    if (*prefix == '-')
+      continue;
+    if (!isxdigit((unsigned char)*prefix) || n == 32)
+      return -1;
+    hex[n++] = (char)tolower((unsigned char)*prefix);
+  }
+  if (n == 0)
+    return -1;
+  for (i = 0; i < 32; i++) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) {
+      lo[o] = '-';
+      hi[o] = '-';
+      o++;
+    }
+    lo[o] = i < n ? hex[i] : '0';
+    hi[o] = i < n ? hex[i] : 'f';
+    o++;
+  }
+  lo[o] = '\0';
+  hi[o] = '\0';
+  return 0;
+}
+
+/* Finds the one run whose id starts with h->id. Returns 0 with the id in
+ * out, or an exit code after printing why not. */
+static int resolve_id(hist_t *h, char out[37]) {
+  static const char *const sources[] = {
+      "SELECT workflow_id::text AS workflow_id FROM flowcore_recent_runs "
+      "WHERE workflow_id BETWEEN $1::uuid AND $2::uuid "
+      "ORDER BY started_at DESC LIMIT 6",
+      /* A run whose own row was never written still has node rows. */
+      "SELECT DISTINCT workflow_id::text AS workflow_id FROM flowcore_run_timeline "
+      "WHERE workflow_id BETWEEN $1::uuid AND $2::uuid "
+      "ORDER BY 1 DESC LIMIT 6"};
+  char lo[37], hi[37];
+  const char *params[2];
+  size_t s;
+  if (prefix_bounds(h->id, lo, hi) != 0)
+    return cli_usage_error(h->cmd, "invalid run id '%s': expected a run id or a prefix of one "
+                           "(hexadecimal digits and dashes)",
+                           h->id);
+  params[0] = lo;
+  params[1] = hi;
+  for (s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+    PGresult *res = query(h, sources[s], 2, params);
+    int n, r;
+    if (res == NULL)
+      return CLI_EXIT_FAILED;
+    n = PQntuples(res);
+    if (n == 1) {
+      snprintf(out, 37, "%s", PQgetvalue(res, 0, 0));
+      PQclear(res);
+      return 0;
+    }
+    if (n > 1) {
+      cli_error("run id prefix '%s' is ambiguous; it matches:", h->id);
+      for (r = 0; r < n && r < 5; r++)
+        cli_printf(stderr, "  %s\n", PQgetvalue(res, r, 0));
+      if (n > 5)
+        cli_printf(stderr, "  ...\n");
+      cli_printf(stderr, "Give more digits of the id.\n");
+      PQclear(res);
+      return CLI_EXIT_USAGE;
+    }
+    PQclear(res);
+  }
+  cli_error("no run with an id starting with '%s'", h->id);
+  return CLI_EXIT_USAGE;
+}
+
+#define NODE_COLUMNS                                                                         \
+  "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US("completed_at")   \
+  ", duration_ms, offset_ms, error_type, error_message FROM flowcore_run_timeline t "
+#define NODE_TYPES "sissttffss"
+
+static void print_run_header(const PGresult *run, const char *id) {
+  char buf[64];
+  long long nc = integer(run, 0, "node_count");
+  static const struct {
+    const char *col, *label;
+  } counts[] = {{"nodes_completed", "completed"}, {"nodes_failed", "failed"},
+                {"nodes_timed_out", "timed_out"}, {"nodes_skipped", "skipped"},
+                {"nodes_cancelled", "cancelled"}, {"nodes_running", "running"}};
+  char line[256];
+  size_t len = 0, i;
+  cli_printf(stdout, "run       %s\n", id);
+  cli_printf(stdout, "workflow  %s\n", text(run, 0, "workflow_name"));
+  cli_printf(stdout, "status    %s\n", text(run, 0, "status"));
+  cli_printf(stdout, "started   %s\n", cell_time(run, 0, "started_at", buf, sizeof buf));
+  if (!is_null(run, 0, "completed_at"))
+    cli_printf(stdout, "finished  %s\n", cell_time(run, 0, "completed_at", buf, sizeof buf));
+  cli_printf(stdout, "duration  %s\n", cell_ms(run, 0, "duration_ms", buf, sizeof buf));
+  line[0] = '\0';
+  for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    long long n = integer(run, 0, counts[i].col);
+    if (n == 0)
+      continue;
+    len += (size_t)snprintf(line + len, sizeof line - len, "%s%lld %s", len > 0 ? ", " : "", n,
+                            counts[i].label);
+    if (len >= sizeof line)
+      break;
+  }
+  cli_printf(stdout, "nodes     %lld%s%s\n", nc, line[0] != '\0' ? ": " : "", line);
+  cli_printf(stdout, "attempts  %lld\n", integer(run, 0, "attempts"));
+  cli_printf(stdout, "errors    %lld\n", integer(run, 0, "error_count"));
+}
+
+static int cmd_show(hist_t *h) {
+  static const char *const headers[] = {"NODE",  "ATTEMPT",  "TYPE", "STATUS",
+                                        "START", "DURATION", "ERROR"};
+  char id[37];
+  const char *params[1];
+  PGresult *run, *nodes;
+  cli_table_t *t;
+  int rc, r;
+  rc = resolve_id(h, id);
+  if (rc != 0)
+    return rc;
+  params[0] = id;
+  run = query(h, RUN_COLUMNS "WHERE workflow_id = $1::uuid", 1, params);
+  if (run == NULL)
+    return CLI_EXIT_FAILED;
+  nodes = query(h,
+                NODE_COLUMNS "WHERE workflow_id = $1::uuid "
+                             "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
+                1, params);
+  if (nodes == NULL) {
+    PQclear(run);
+    return CLI_EXIT_FAILED;
+  }
+  if (h->json) {
+    json_t *obj = PQntuples(run) == 1 ? row_json(run, 0, RUN_TYPES) : json_pack("{s:s}",
+                                                                              "workflow_id", id);
+    json_t *arr = rows_json(nodes, NODE_TYPES);
+    if (obj == NULL || arr == NULL || json_object_set_new(obj, "nodes", arr) != 0) {
+      json_decref(obj);
+      cli_error("out of memory");
+      rc = CLI_EXIT_FAILED;
+    } else {
+      rc = cli_print_json(stdout, obj) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+      json_decref(obj);
+    }
+    PQclear(run);
+    PQclear(nodes);
+    return rc;
+  }
+  if (PQntuples(run) == 1)
+    print_run_header(run, id);
+  else
+    cli_printf(stdout, "run       %s (its run record is not in the history)\n", id);
+  PQclear(run);
+  cli_printf(stdout, "\n");
+  t = cli_table_new(7, headers, "lrllrrl");
+  cli_table_max_width(t, 6, 100);
+  for (r = 0; t != NULL && r < PQntuples(nodes); r++) {
+    char attempt[24], start[32], dur[32], err[1024];
+    const char *cells[7], *et = text(nodes, r, "error_type"), *em = text(nodes, r, "error_message");
+    long long a = integer(nodes, r, "attempt");
+    if (a > 0)
+      snprintf(attempt, sizeof attempt, "%lld", a);
+    else
+      snprintf(attempt, sizeof attempt, "-");
+    if (is_null(nodes, r, "offset_ms")) {
+      snprintf(start, sizeof start, "-");
+    } else {
+      double off = real(nodes, r, "offset_ms");
+      start[0] = '+';
+      cli_format_duration_ms(off < 0 ? 0 : off, start + 1, sizeof start - 1);
+    }
+    if (et != NULL || em != NULL)
+      snprintf(err, sizeof err, "%s%s%s", et != NULL ? et : "", et != NULL && em != NULL ? ": " : "",
+               em != NULL ? em : "");
+    else
+      err[0] = '\0';
+    cells[0] = text(nodes, r, "node_id");
+    cells[1] = attempt;
+    cells[2] = text(nodes, r, "node_type");
+    cells[3] = text(nodes, r, "status");
+    cells[4] = start;
+    cells[5] = cell_ms(nodes, r, "duration_ms", dur, sizeof dur);
+    cells[6] = err;
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(nodes);
+  return print_table(t);
+}
+
+/* ---- history errors ---------------------------------------------------------------- */
+
+static int cmd_errors(hist_t *h, const char *since_param) {
+  static const char *const headers[] = {"LAST SEEN", "WORKFLOW", "NODE", "TYPE",
+                                        "SEVERITY",  "COUNT",    "LAST MESSAGE"};
+  char limit[32];
+  const char *params[3];
+  PGresult *res;
+  cli_table_t *t;
+  int r, rc;
+  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
+  params[0] = h->workflow;
+  params[1] = since_param;
+  params[2] = limit;
+  res = query(h,
+              "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen")
+              ", " US("last_seen") ", last_message FROM flowcore_error_rollup e "
+              "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+              "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
+              "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
+              "LIMIT $3::bigint",
+              3, params);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (h->json) {
+    rc = print_rows_json(res, "ssssitts");
+    PQclear(res);
+    return rc;
+  }
+  if (PQntuples(res) == 0) {
+    cli_printf(stdout, "no errors found\n");
+    PQclear(res);
+    return CLI_EXIT_OK;
+  }
+  t = cli_table_new(7, headers, "lllllrl");
+  cli_table_max_width(t, 1, 40);
+  cli_table_max_width(t, 6, 100);
+  for (r = 0; t != NULL && r < PQntuples(res); r++) {
+    char last[32], count[24];
+    const char *cells[7];
+    const char *node = text(res, r, "node_id");
+    cells[0] = cell_time(res, r, "last_seen", last, sizeof last);
+    cells[1] = text(res, r, "workflow_name");
+    cells[2] = node != NULL ? node : "(workflow)";
+    cells[3] = text(res, r, "error_type");
+    cells[4] = text(res, r, "severity");
+    cells[5] = cell_int(res, r, "errors", count, sizeof count);
+    cells[6] = text(res, r, "last_message");
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(res);
+  return print_table(t);
+}
+
+/* ---- history stats ------------------------------------------------------------------- */
+
+static int cmd_stats(hist_t *h) {
+  static const char *const headers[] = {"WORKFLOW", "NODE", "RUNS", "ATTEMPTS", "FAILURES",
+                                        "TIMEOUTS", "P50",  "P95",  "MEAN",     "MAX"};
+  const char *params[1];
+  PGresult *res;
+  cli_table_t *t;
+  int r, rc;
+  params[0] = h->workflow;
+  res = query(h,
+              "SELECT workflow_name, node_id, runs, attempts, failures, timeouts, p50_ms, "
+              "p95_ms, mean_ms, max_ms FROM flowcore_node_stats "
+              "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+              "ORDER BY workflow_name, node_id",
+              1, params);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (h->json) {
+    rc = print_rows_json(res, "ssiiiiffff");
+    PQclear(res);
+    return rc;
+  }
+  if (PQntuples(res) == 0) {
+    cli_printf(stdout, "no finished node attempts found\n");
+    PQclear(res);
+    return CLI_EXIT_OK;
+  }
+  t = cli_table_new(10, headers, "llrrrrrrrr");
+  cli_table_max_width(t, 0, 40);
+  for (r = 0; t != NULL && r < PQntuples(res); r++) {
+    char n[4][24], d[4][32];
+    const char *cells[10];
+    cells[0] = text(res, r, "workflow_name");
+    cells[1] = text(res, r, "node_id");
+    cells[2] = cell_int(res, r, "runs", n[0], sizeof n[0]);
+    cells[3] = cell_int(res, r, "attempts", n[1], sizeof n[1]);
+    cells[4] = cell_int(res, r, "failures", n[2], sizeof n[2]);
+    cells[5] = cell_int(res, r, "timeouts", n[3], sizeof n[3]);
+    cells[6] = cell_ms(res, r, "p50_ms", d[0], sizeof d[0]);
+    cells[7] = cell_ms(res, r, "p95_ms", d[1], sizeof d[1]);
+    cells[8] = cell_ms(res, r, "mean_ms", d[2], sizeof d[2]);
+    cells[9] = cell_ms(res, r, "max_ms", d[3], sizeof d[3]);
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(res);
+  return print_table(t);
+}
+
+/* ---- history running / losses ----------------------------------------------------- */
+
+static int cmd_running(hist_t *h) {
+  static const char *const headers[] = {"ID", "WORKFLOW", "STARTED", "PROGRESS", "RUNNING",
+                                        "ELAPSED"};
+  PGresult *res;
+  cli_table_t *t;
+  int r, rc;
+  res = query(h,
+              "SELECT workflow_id::text AS workflow_id, workflow_name, " US("started_at")
+              ", node_count, nodes_finished, nodes_running, percent::double precision AS "
+              "percent, (extract(epoch FROM elapsed) * 1000)::double precision AS elapsed_ms "
+              "FROM flowcore_running_progress p ORDER BY p.started_at, p.workflow_id",
+              0, NULL);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (h->json) {
+    rc = print_rows_json(res, "sstiiiff");
+    PQclear(res);
+    return rc;
+  }
+  if (PQntuples(res) == 0) {
+    cli_printf(stdout, "no running runs\n");
+    PQclear(res);
+    return CLI_EXIT_OK;
+  }
+  t = cli_table_new(6, headers, "lllrrr");
+  for (r = 0; t != NULL && r < PQntuples(res); r++) {
+    char started[32], progress[64], running[24], elapsed[32];
+    const char *cells[6];
+    snprintf(progress, sizeof progress, "%lld/%lld (%.1f%%)", integer(res, r, "nodes_finished"),
+             integer(res, r, "node_count"), real(res, r, "percent"));
+    cells[0] = text(res, r, "workflow_id");
+    cells[1] = text(res, r, "workflow_name");
+    cells[2] = cell_time(res, r, "started_at", started, sizeof started);
+    cells[3] = progress;
+    cells[4] = cell_int(res, r, "nodes_running", running, sizeof running);
+    cells[5] = cell_ms(res, r, "elapsed_ms", elapsed, sizeof elapsed);
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(res);
+  return print_table(t);
+}
+
+static int cmd_losses(hist_t *h) {
+  static const char *const headers[] = {"WRITER", "KIND", "REASON", "TOTAL", "FIRST", "LAST"};
+  PGresult *res;
+  cli_table_t *t;
+  int r, rc;
+  res = query(h,
+              "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
+                  "last_recorded_at") " FROM flowcore_writer_loss_summary l "
+                                      "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
+              0, NULL);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (h->json) {
+    rc = print_rows_json(res, "sssitt");
+    PQclear(res);
+    return rc;
+  }
+  if (PQntuples(res) == 0) {
+    cli_printf(stdout, "no history losses reported\n");
+    PQclear(res);
+    return CLI_EXIT_OK;
+  }
+  t = cli_table_new(6, headers, "lllrll");
+  for (r = 0; t != NULL && r < PQntuples(res); r++) {
+    char total[24], first[32], last[32];
+    const char *cells[6];
+    cells[0] = text(res, r, "writer");
+    cells[1] = text(res, r, "kind");
+    cells[2] = text(res, r, "reason");
+    cells[3] = cell_int(res, r, "total", total, sizeof total);
+    cells[4] = cell_time(res, r, "first_recorded_at", first, sizeof first);
+    cells[5] = cell_time(res, r, "last_recorded_at", last, sizeof last);
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  PQclear(res);
+  return print_table(t);
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+enum {
+  OPT_HELP = 'h',
+  OPT_DB = 256,
+  OPT_JSON,
+  OPT_WORKFLOW,
+  OPT_STATUS,
+  OPT_SINCE,
+  OPT_LIMIT
+};
+
+/* The options each subcommand accepts. */
+static const cli_opt_t *options_for(const char *sub) {
+  static const cli_opt_t runs[] = {{"help", 'h', 0, OPT_HELP},       {"db", 0, 1, OPT_DB},
+                                   {"json", 0, 0, OPT_JSON},         {"workflow", 0, 1, OPT_WORKFLOW},
+                                   {"status", 0, 1, OPT_STATUS},     {"since", 0, 1, OPT_SINCE},
+                                   {"limit", 0, 1, OPT_LIMIT},       {NULL, 0, 0, 0}};
+  static const cli_opt_t errors[] = {{"help", 'h', 0, OPT_HELP},     {"db", 0, 1, OPT_DB},
+                                     {"json", 0, 0, OPT_JSON},       {"workflow", 0, 1, OPT_WORKFLOW},
+                                     {"since", 0, 1, OPT_SINCE},     {"limit", 0, 1, OPT_LIMIT},
+                                     {NULL, 0, 0, 0}};
+  static const cli_opt_t stats[] = {{"help", 'h', 0, OPT_HELP},
+                                    {"db", 0, 1, OPT_DB},
+                                    {"json", 0, 0, OPT_JSON},
+                                    {"workflow", 0, 1, OPT_WORKFLOW},
+                                    {NULL, 0, 0, 0}};
+  static const cli_opt_t plain[] = {
+      {"help", 'h', 0, OPT_HELP}, {"db", 0, 1, OPT_DB}, {"json", 0, 0, OPT_JSON}, {NULL, 0, 0, 0}};
+  if (strcmp(sub, "runs") == 0)
+    return runs;
+  if (strcmp(sub, "errors") == 0)
+    return errors;
+  if (strcmp(sub, "stats") == 0)
+    return stats;
+  if (strcmp(sub, "show") == 0 || strcmp(sub, "running") == 0 || strcmp(sub, "losses") == 0)
+    return plain;
+  return NULL;
+}
+
+static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
+  const cli_opt_t *table = options_for(h->sub);
+  cli_opts_t p;
+  int id;
+  *done = 0;
+  cli_opts_init(&p, argc, argv, 3, h->cmd);
+  while ((id = cli_opt_next(&p, table)) != CLI_OPT_END) {
+    switch (id) {
+    case CLI_OPT_ERROR:
+      return CLI_EXIT_USAGE;
+    case CLI_OPT_POSITIONAL:
+      if (strcmp(h->sub, "show") != 0 || h->id != NULL)
+        return cli_usage_error(h->cmd, "unexpected argument '%s'", p.positional);
+      h->id = p.positional;
+      break;
+    case OPT_HELP:
+      cli_usage_history_sub(stdout, h->sub);
+      *done = 1;
+      return CLI_EXIT_OK;
+    case OPT_DB:
+      h->db_opt = p.value;
+      break;
+    case OPT_JSON:
+      h->json = 1;
+      break;
+    case OPT_WORKFLOW:
+      h->workflow = p.value;
+      break;
+    case OPT_STATUS:
+      if (strcmp(p.value, "running") != 0 && strcmp(p.value, "completed") != 0 &&
+          strcmp(p.value, "failed") != 0 && strcmp(p.value, "cancelled") != 0)
+        return cli_usage_error(h->cmd, "--status: expected running, completed, failed or "
+                               "cancelled, got '%s'", p.value);
+      h->status = p.value;
+      break;
+    case OPT_SINCE:
+      h->since = p.value;
+      break;
+    case OPT_LIMIT:
+      if (cli_parse_uint(p.value, 1, MAX_LIMIT, &h->limit) != 0)
+        return cli_usage_error(h->cmd, "--limit: expected an integer from 1 to %d, got '%s'",
+                               MAX_LIMIT, p.value);
+      break;
+    default:
+      return cli_usage_error(h->cmd, "unexpected option");
+    }
+  }
+  if (strcmp(h->sub, "show") == 0 && h->id == NULL)
+    return cli_usage_error(h->cmd, "missing the run ID (or a prefix of it)");
+  return CLI_EXIT_OK;
+}
+
+int cli_cmd_history(int argc, char **argv) {
+  hist_t h;
+  char since_buf[40];
+  const char *since_param = NULL;
+  int rc, done;
+  memset(&h, 0, sizeof h);
+  h.limit = DEFAULT_LIMIT;
+  if (argc < 3) {
+    cli_usage_history(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  h.sub = argv[2];
+  if (strcmp(h.sub, "--help") == 0 || strcmp(h.sub, "-h") == 0 || strcmp(h.sub, "help") == 0) {
+    if (argc > 3 && options_for(argv[3]) != NULL)
+      cli_usage_history_sub(stdout, argv[3]);
+    else
+      cli_usage_history(stdout);
+    return CLI_EXIT_OK;
+  }
+  if (options_for(h.sub) == NULL) {
+    if (h.sub[0] == '-')
+      return cli_usage_error("history", "unknown option '%s' for 'history' (a subcommand comes "
+                             "first)", h.sub);
+    return cli_usage_error("history", "unknown history subcommand '%s'", h.sub);
+  }
+  snprintf(h.cmd, sizeof h.cmd, "history %s", h.sub);
+  rc = parse_history_options(argc, argv, &h, &done);
+  if (rc != 0 || done)
+    return rc;
+  if (h.since != NULL) {
+    int64_t us;
+    if (cli_parse_since(h.since, cli_now_us(), &us) != 0)
+      return cli_usage_error(h.cmd, "--since: expected a duration (90s, 15m, 2h, 7d, 1w, 1h30m) "
+                             "or a time (2026-11-27, \"2026-11-27 08:00\", "
+                             "2026-11-27T08:00:00Z), got '%s'", h.since);
+    cli_format_utc_time(us, since_buf, sizeof since_buf);
+    since_param = since_buf;
+  }
+  rc = cli_db_resolve(h.db_opt, &h.db);
+  if (rc != 0)
+    return rc;
+  rc = connect_db(&h);
+  if (rc != 0)
+    return rc;
+  if (strcmp(h.sub, "runs") == 0)
+    rc = cmd_runs(&h, since_param);
+  else if (strcmp(h.sub, "show") == 0)
+    rc = cmd_show(&h);
+  else if (strcmp(h.sub, "errors") == 0)
+    rc = cmd_errors(&h, since_param);
+  else if (strcmp(h.sub, "stats") == 0)
+    rc = cmd_stats(&h);
+  else if (strcmp(h.sub, "running") == 0)
+    rc = cmd_running(&h);
+  else
+    rc = cmd_losses(&h);
+  PQfinish(h.conn);
+  fflush(stdout);
+  return rc;
+}

@@ -1,0 +1,297 @@
+/* flowcore command line: dispatch, help, version, exit codes.
+ *
+ *   flowcore run FILE        run a workflow file (exit 0/1/2/3)
+ *   flowcore validate FILE   check a workflow file (exit 0/2)
+ *   flowcore migrate         apply or list the history migrations
+ *   flowcore history ...     query the execution history
+ *   flowcore version | help
+ *
+ * docs/cli.md is the manual; the usage texts below are its summary. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "cli.h"
+
+void cli_usage_main(FILE *out) {
+  fputs("Usage: flowcore <command> [options]\n"
+        "\n"
+        "Commands:\n"
+        "  run FILE          run a workflow file, recording its history\n"
+        "  validate FILE     check a workflow file without running it\n"
+        "  migrate           apply (or with --status list) the history schema migrations\n"
+        "  history SUB       query the execution history:\n"
+        "                      runs, show ID, errors, stats, running, losses\n"
+        "  version           print the version\n"
+        "  help [COMMAND]    print this help, or a command's help\n"
+        "\n"
+        "Run 'flowcore <command> --help' for a command's options.\n"
+        "\n"
+        "Exit codes: 0 success (workflow completed); 1 workflow failed or cancelled,\n"
+        "or a command failed; 2 usage error or invalid workflow file; 3 history\n"
+        "records were lost (neither written nor spooled).\n"
+        "\n"
+        "Database: --db, else FLOWCORE_DB, else DATABASE_URL, else libpq's PG*\n"
+        "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n",
+        out);
+}
+
+void cli_usage_run(FILE *out) {
+  fputs("Usage: flowcore run FILE [options]\n"
+        "\n"
+        "Runs the workflow file FILE ('-' reads standard input). Progress goes to\n"
+        "stderr (a bar on a terminal, plain lines otherwise), then a summary; the\n"
+        "workflow's output (JSON) goes to stdout. History is recorded when a\n"
+        "database is configured. SIGINT/SIGTERM cancel the run cleanly; a second\n"
+        "signal stops waiting for the history writer.\n"
+        "\n"
+        "Options:\n"
+        "  --input JSON|@FILE      the workflow input (replaces the file's \"input\";\n"
+        "                          @FILE reads it from a file, @- from stdin)\n"
+        "  --db CONNINFO           PostgreSQL connection string or URL for the history\n"
+        "  --no-history            do not record history, even if a database is set\n"
+        "  --quiet, -q             no progress, and no summary unless something failed\n"
+        "  --json                  print one JSON object with the result on stdout\n"
+        "                          instead of the output and the summary\n"
+        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic)\n"
+        "  --spool-dir DIR         spool history to DIR while the database is down\n"
+        "                          (replayed later); otherwise unwritten history is lost\n"
+        "  --max-parallel N        run at most N nodes at once (0: unlimited)\n"
+        "  --shutdown-deadline MS  wait at most MS ms for the history at the end\n"
+        "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
+        "  --help, -h              this help\n"
+        "\n"
+        "Exit codes: 0 completed; 1 failed or cancelled; 2 usage error or invalid\n"
+        "workflow file; 3 history records lost (printed), whatever the status.\n",
+        out);
+}
+
+void cli_usage_validate(FILE *out) {
+  fputs("Usage: flowcore validate FILE\n"
+        "\n"
+        "Checks the workflow file FILE ('-' reads standard input): JSON syntax,\n"
+        "fields, node types, ids, dependencies, routes and cycles. Prints every\n"
+        "error with its JSON path or node id, or \"FILE: ok (N nodes)\". Nothing runs.\n"
+        "\n"
+        "Options:\n"
+        "  --help, -h   this help\n"
+        "\n"
+        "Exit codes: 0 valid; 2 invalid (or a usage error).\n",
+        out);
+}
+
+void cli_usage_migrate(FILE *out) {
+  fputs("Usage: flowcore migrate [--status] [--db CONNINFO] [--dir DIR]\n"
+        "\n"
+        "Applies the pending history schema migrations (each once, in order, under\n"
+        "an advisory lock), or with --status lists them without changing anything.\n"
+        "\n"
+        "Options:\n"
+        "  --status         list the migrations and their state; change nothing\n"
+        "  --db CONNINFO    PostgreSQL connection string or URL\n"
+        "  --dir DIR        the migrations directory (default: $FLOWCORE_MIGRATIONS_DIR,\n"
+        "                   else the source tree's migrations/, else the installed one)\n"
+        "  --help, -h       this help\n"
+        "\n"
+        "Exit codes: 0 done (--status: listed); 1 database or migration error;\n"
+        "2 usage error.\n",
+        out);
+}
+
+void cli_usage_history(FILE *out) {
+  fputs("Usage: flowcore history <subcommand> [options]\n"
+        "\n"
+        "Subcommands:\n"
+        "  runs      recent runs with their duration and node counts\n"
+        "  show ID   one run's nodes in start order (an unambiguous id prefix is enough)\n"
+        "  errors    errors by workflow, node, type and severity\n"
+        "  stats     duration statistics per workflow and node (runs, failures, p50, p95)\n"
+        "  running   progress of the runs still marked running\n"
+        "  losses    history records the writers reported lost\n"
+        "\n"
+        "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
+        "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
+        "\n"
+        "Exit codes: 0 done; 1 database error; 2 usage error (also an unknown or\n"
+        "ambiguous run id).\n",
+        out);
+}
+
+void cli_usage_history_sub(FILE *out, const char *sub) {
+  if (strcmp(sub, "runs") == 0) {
+    fputs("Usage: flowcore history runs [options]\n"
+          "\n"
+          "Lists runs, newest first (view flowcore_recent_runs).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only runs of this workflow\n"
+          "  --status S        only runs with status S: running, completed, failed, cancelled\n"
+          "  --since WHEN      only runs started since WHEN: a duration back from now\n"
+          "                    (90s, 15m, 2h, 7d, 1w, 1h30m) or a time (2026-11-27,\n"
+          "                    \"2026-11-27 08:00\", 2026-11-27T08:00:00Z; no zone: local)\n"
+          "  --limit N         at most N runs (default 20)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "show") == 0) {
+    fputs("Usage: flowcore history show ID [options]\n"
+          "\n"
+          "Shows one run and its node attempts in start order, with attempt, status,\n"
+          "duration and error (views flowcore_recent_runs, flowcore_run_timeline).\n"
+          "ID may be a prefix of the run id when only one run matches.\n"
+          "\n"
+          "Options:\n"
+          "  --json            a JSON object: the run's fields and \"nodes\" (an array)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "errors") == 0) {
+    fputs("Usage: flowcore history errors [options]\n"
+          "\n"
+          "Errors grouped by workflow, node, error type and severity, with their\n"
+          "count, first and last time seen and the latest message, most recently\n"
+          "seen first (view flowcore_error_rollup; counts cover the whole history).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only errors of this workflow\n"
+          "  --since WHEN      only groups seen since WHEN (see 'history runs --help')\n"
+          "  --limit N         at most N groups (default 20)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "stats") == 0) {
+    fputs("Usage: flowcore history stats [options]\n"
+          "\n"
+          "Duration statistics per workflow and node over all finished attempts:\n"
+          "runs, attempts, failures, timeouts, p50, p95, mean and max\n"
+          "(view flowcore_node_stats).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only this workflow\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "running") == 0) {
+    fputs("Usage: flowcore history running [options]\n"
+          "\n"
+          "Runs still marked running, oldest first, with how far along they are\n"
+          "(view flowcore_running_progress). A run whose process died stays here.\n"
+          "\n"
+          "Options:\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "losses") == 0) {
+    fputs("Usage: flowcore history losses [options]\n"
+          "\n"
+          "History records that writers reported lost, per writer, record kind and\n"
+          "reason (view flowcore_writer_loss_summary). No rows: nothing was lost.\n"
+          "\n"
+          "Options:\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else {
+    cli_usage_history(out);
+  }
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  fputs("flowcore: ", stderr);
+  va_start(ap, fmt);
+  cli_vprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  if (cmd != NULL)
+    fprintf(stderr, "Try 'flowcore %s --help'.\n", cmd);
+  else
+    fputs("Try 'flowcore --help'.\n", stderr);
+  return CLI_EXIT_USAGE;
+}
+
+static void print_version(void) {
+  int pq = PQlibVersion();
+  printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d)\n", fc_version_string(),
+         uv_version_string(), JANSSON_VERSION, pq / 10000, pq % 10000);
+}
+
+static int is_help(const char *arg) {
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* flowcore help [COMMAND [SUB]] */
+static int cmd_help(int argc, char **argv) {
+  const char *cmd = argc > 2 ? argv[2] : NULL;
+  if (argc > 4)
+    return cli_usage_error("help", "too many arguments");
+  if (cmd == NULL) {
+    cli_usage_main(stdout);
+  } else if (strcmp(cmd, "run") == 0) {
+    cli_usage_run(stdout);
+  } else if (strcmp(cmd, "validate") == 0) {
+    cli_usage_validate(stdout);
+  } else if (strcmp(cmd, "migrate") == 0) {
+    cli_usage_migrate(stdout);
+  } else if (strcmp(cmd, "history") == 0) {
+    if (argc > 3)
+      cli_usage_history_sub(stdout, argv[3]);
+    else
+      cli_usage_history(stdout);
+  } else if (strcmp(cmd, "version") == 0) {
+    fputs("Usage: flowcore version\n\nPrints the version of flowcore and of its libraries.\n",
+          stdout);
+  } else if (strcmp(cmd, "help") == 0) {
+    fputs("Usage: flowcore help [COMMAND]\n\nPrints the help of flowcore or of a command.\n",
+          stdout);
+  } else {
+    return cli_usage_error(NULL, "unknown command '%s'", cmd);
+  }
+  return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd;
+  if (argc < 2) {
+    cli_usage_main(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  cmd = argv[1];
+  if (is_help(cmd) || strcmp(cmd, "help") == 0)
+    return cmd_help(argc, argv);
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    print_version();
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(cmd, "version") == 0) {
+    if (argc > 2) {
+      if (is_help(argv[2])) {
+        fputs("Usage: flowcore version\n\nPrints the version of flowcore and of its libraries.\n",
+              stdout);
+        return CLI_EXIT_OK;
+      }
+      return cli_usage_error("version", "unexpected argument '%s'", argv[2]);
+    }
+    print_version();
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(cmd, "run") == 0)
+    return cli_cmd_run(argc, argv);
+  if (strcmp(cmd, "validate") == 0)
+    return cli_cmd_validate(argc, argv);
+  if (strcmp(cmd, "migrate") == 0)
+    return cli_cmd_migrate(argc, argv);
+  if (strcmp(cmd, "history") == 0)
+    return cli_cmd_history(argc, argv);
+  if (cmd[0] == '-')
+    return cli_usage_error(NULL, "unknown option '%s'", cmd);
+  return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}

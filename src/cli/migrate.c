@@ -1,0 +1,149 @@
+/* flowcore command line: `flowcore migrate [--status] [--db URL] [--dir DIR]`
+ * with the migration runner of flowcore/migrate.h (blocking libpq). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static int is_dir(const char *path) {
+  struct stat sb;
+  return path != NULL && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* --dir, else $FLOWCORE_MIGRATIONS_DIR, else the source tree's migrations/
+ * (when this binary was built from a tree that still exists), else the
+ * installed directory. */
+static const char *pick_dir(const char *opt) {
+  const char *env = getenv("FLOWCORE_MIGRATIONS_DIR");
+  if (opt != NULL)
+    return opt;
+  if (env != NULL && env[0] != '\0')
+    return env;
+#ifdef FLOWCORE_SOURCE_MIGRATIONS_DIR
+  if (is_dir(FLOWCORE_SOURCE_MIGRATIONS_DIR))
+    return FLOWCORE_SOURCE_MIGRATIONS_DIR;
+#endif
+  return fc_migrate_default_dir();
+}
+
+static void print_report(const fc_migrate_report_t *rep, int status_only) {
+  static const char *const headers[] = {"VERSION", "NAME", "STATE", "APPLIED AT"};
+  cli_table_t *t = cli_table_new(4, headers, "rlll");
+  size_t i;
+  for (i = 0; t != NULL && i < rep->count; i++) {
+    const fc_migration_t *m = &rep->items[i];
+    char version[16], applied[40], state[40];
+    const char *cells[4];
+    snprintf(version, sizeof version, "%04d", m->version);
+    if (m->applied_at_us != 0)
+      cli_format_local_time(m->applied_at_us, applied, sizeof applied);
+    else
+      snprintf(applied, sizeof applied, "-");
+    snprintf(state, sizeof state, "%s%s", fc_migration_state_name(m->state),
+             m->applied_now ? " (now)" : "");
+    cells[0] = version;
+    cells[1] = m->name;
+    cells[2] = state;
+    cells[3] = applied;
+    if (cli_table_add(t, cells) != 0) {
+      cli_table_free(t);
+      t = NULL;
+    }
+  }
+  if (t != NULL && rep->count > 0)
+    cli_table_print(t, stdout);
+  cli_table_free(t);
+  if (status_only)
+    cli_printf(stdout, "%zu applied, %zu pending%s", rep->applied, rep->pending,
+               rep->modified + rep->missing > 0 ? "" : "\n");
+  else
+    cli_printf(stdout, "%zu applied now, %zu applied in all, %zu pending%s", rep->applied_now,
+               rep->applied, rep->pending, rep->modified + rep->missing > 0 ? "" : "\n");
+  if (rep->modified + rep->missing > 0)
+    cli_printf(stdout, ", %zu modified, %zu missing\n", rep->modified, rep->missing);
+}
+
+int cli_cmd_migrate(int argc, char **argv) {
+  enum { OPT_HELP = 'h', OPT_STATUS = 256, OPT_DB, OPT_DIR };
+  static const cli_opt_t opts[] = {{"help", 'h', 0, OPT_HELP},
+                                   {"status", 0, 0, OPT_STATUS},
+                                   {"db", 0, 1, OPT_DB},
+                                   {"dir", 0, 1, OPT_DIR},
+                                   {NULL, 0, 0, 0}};
+  cli_opts_t p;
+  cli_db_t db;
+  fc_migrate_report_t rep;
+  fc_error_t err;
+  const char *db_opt = NULL, *dir_opt = NULL, *dir;
+  int id, status_only = 0, rc;
+  size_t i;
+
+  cli_opts_init(&p, argc, argv, 2, "migrate");
+  while ((id = cli_opt_next(&p, opts)) != CLI_OPT_END) {
+    switch (id) {
+    case CLI_OPT_ERROR:
+      return CLI_EXIT_USAGE;
+    case CLI_OPT_POSITIONAL:
+      return cli_usage_error("migrate", "unexpected argument '%s'", p.positional);
+    case OPT_HELP:
+      cli_usage_migrate(stdout);
+      return CLI_EXIT_OK;
+    case OPT_STATUS:
+      status_only = 1;
+      break;
+    case OPT_DB:
+      db_opt = p.value;
+      break;
+    case OPT_DIR:
+      dir_opt = p.value;
+      break;
+    default:
+      return cli_usage_error("migrate", "unexpected option");
+    }
+  }
+  dir = pick_dir(dir_opt);
+  if (dir == NULL)
+    return cli_usage_error("migrate", "no migrations directory: give --dir or set "
+                           "FLOWCORE_MIGRATIONS_DIR");
+  if (!is_dir(dir)) {
+    cli_error("the migrations directory \"%s\" does not exist", dir);
+    return CLI_EXIT_USAGE;
+  }
+  rc = cli_db_resolve(db_opt, &db);
+  if (rc != 0)
+    return rc;
+
+  fc_error_clear(&err);
+  memset(&rep, 0, sizeof rep);
+  if (status_only)
+    rc = fc_migrate_status(db.conninfo, dir, &rep, &err);
+  else
+    rc = fc_migrate_run(db.conninfo, dir, &rep, &err);
+  if (rc != 0) {
+    /* Print what was done before the failure (applied ones stay). */
+    if (!status_only)
+      for (i = 0; i < rep.count; i++)
+        if (rep.items[i].applied_now)
+          cli_printf(stdout, "applied %s\n", rep.items[i].file);
+    cli_one_line(err.text);
+    cli_error("migrate%s failed: %s%s%s", status_only ? " --status" : "",
+              err.where[0] != '\0' && strstr(err.text, err.where) == NULL ? err.where : "",
+              err.where[0] != '\0' && strstr(err.text, err.where) == NULL ? ": " : "",
+              err.text[0] != '\0' ? err.text : fc_strerror(rc));
+    if (rc == FC_EDB && !db.configured)
+      cli_error("hint: name the database with --db, FLOWCORE_DB or DATABASE_URL");
+    fc_migrate_report_free(&rep);
+    return rc == FC_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+  }
+  cli_printf(stdout, "migrations: %s\n", dir);
+  if (!status_only)
+    for (i = 0; i < rep.count; i++)
+      if (rep.items[i].applied_now)
+        cli_printf(stdout, "applied %s\n", rep.items[i].file);
+  print_report(&rep, status_only);
+  if (!status_only && rep.applied_now == 0)
+    cli_printf(stdout, "the database is up to date\n");
+  fc_migrate_report_free(&rep);
+  return CLI_EXIT_OK;
+}

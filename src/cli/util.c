@@ -1,0 +1,586 @@
+/* flowcore command line: output with secrets removed, the database
+ * configuration, option parsing, and formatting of times and durations. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "cli.h"
+
+/* ---- secrets ------------------------------------------------------------- */
+
+#define MAX_SECRETS 16
+
+static char *g_secrets[MAX_SECRETS];
+static size_t g_nsecrets;
+
+static void secret_add_n(const char *s, size_t len) {
+  size_t i;
+  char *copy;
+  if (s == NULL || len < 3 || g_nsecrets == MAX_SECRETS)
+    return;
+  for (i = 0; i < g_nsecrets; i++)
+    if (strlen(g_secrets[i]) == len && memcmp(g_secrets[i], s, len) == 0)
+      return;
+  copy = malloc(len + 1);
+  if (copy == NULL)
+    return;
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  g_secrets[g_nsecrets++] = copy;
+}
+
+void cli_secret_add(const char *secret) {
+  if (secret != NULL)
+    secret_add_n(secret, strlen(secret));
+}
+
+/* Replaces every occurrence of `secret` in s by "***". */
+static char *redact_one(char *s, const char *secret) {
+  size_t slen = strlen(secret), count = 0, n;
+  const char *p;
+  char *out, *q;
+  for (p = strstr(s, secret); p != NULL; p = strstr(p + slen, secret))
+    count++;
+  if (count == 0)
+    return s;
+  n = strlen(s) - count * slen + count * 3;
+  out = malloc(n + 1);
+  if (out == NULL) {
+    /* Cannot grow: blank the secret in place (same length). */
+    for (q = strstr(s, secret); q != NULL; q = strstr(q + slen, secret))
+      memset(q, '*', slen);
+    return s;
+  }
+  q = out;
+  p = s;
+  for (;;) {
+    const char *hit = strstr(p, secret);
+    if (hit == NULL)
+      break;
+    memcpy(q, p, (size_t)(hit - p));
+    q += hit - p;
+    memcpy(q, "***", 3);
+    q += 3;
+    p = hit + slen;
+  }
+  strcpy(q, p);
+  free(s);
+  return out;
+}
+
+char *cli_redact(char *s) {
+  size_t i;
+  if (s == NULL)
+    return NULL;
+  for (i = 0; i < g_nsecrets; i++)
+    s = redact_one(s, g_secrets[i]);
+  return s;
+}
+
+void cli_vprintf(FILE *out, const char *fmt, va_list ap) {
+  va_list ap2;
+  char small[1024], *buf;
+  int n;
+  va_copy(ap2, ap);
+  n = vsnprintf(small, sizeof small, fmt, ap);
+  if (n < 0) {
+    va_end(ap2);
+    return;
+  }
+  buf = malloc((size_t)n + 1);
+  if (buf == NULL) {
+    va_end(ap2);
+    fputs("flowcore: out of memory\n", stderr);
+    return;
+  }
+  if ((size_t)n < sizeof small)
+    memcpy(buf, small, (size_t)n + 1);
+  else
+    (void)vsnprintf(buf, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  buf = cli_redact(buf);
+  if (buf != NULL) {
+    fputs(buf, out);
+    free(buf);
+  }
+}
+
+void cli_printf(FILE *out, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_vprintf(out, fmt, ap);
+  va_end(ap);
+}
+
+void cli_error(const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  fputs("flowcore: ", stderr);
+  va_start(ap, fmt);
+  cli_vprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+char *cli_one_line(char *s) {
+  char *r = s, *w = s;
+  int blank = 0;
+  if (s == NULL)
+    return NULL;
+  for (; *r != '\0'; r++) {
+    if (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ') {
+      blank = 1;
+      continue;
+    }
+    if (blank && w != s)
+      *w++ = ' ';
+    blank = 0;
+    *w++ = *r;
+  }
+  *w = '\0';
+  return s;
+}
+
+int cli_print_json(FILE *out, const json_t *value) {
+  char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+                                     JSON_REAL_PRECISION(15));
+  if (text == NULL) {
+    cli_error("out of memory formatting JSON");
+    return -1;
+  }
+  cli_printf(out, "%s\n", text);
+  free(text);
+  return 0;
+}
+
+/* ---- the database -------------------------------------------------------- */
+
+static int env_set(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && v[0] != '\0';
+}
+
+/* Registers the password of a connection string: the value libpq parses
+ * (decoded) and the raw text as written in a URL or key=value string. */
+static void register_conninfo_secrets(const char *conninfo) {
+  PQconninfoOption *opts, *o;
+  char *errmsg = NULL;
+  const char *p;
+  if (conninfo == NULL || conninfo[0] == '\0')
+    return;
+  opts = PQconninfoParse(conninfo, &errmsg);
+  if (opts != NULL) {
+    for (o = opts; o->keyword != NULL; o++)
+      if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
+        cli_secret_add(o->val);
+    PQconninfoFree(opts);
+  }
+  PQfreemem(errmsg);
+  /* URL user info: scheme://user:password@host... (as libpq scans it: the
+   * user info ends at the first '@' before any '/'). */
+  p = strstr(conninfo, "://");
+  if (p != NULL) {
+    const char *start = p + 3, *q = start, *colon = NULL;
+    while (*q != '\0' && *q != '@' && *q != '/') {
+      if (*q == ':' && colon == NULL)
+        colon = q;
+      q++;
+    }
+    if (*q == '@' && colon != NULL)
+      secret_add_n(colon + 1, (size_t)(q - colon - 1));
+  }
+  /* "password=..." as a URL parameter or a keyword (raw, up to a
+   * separator). */
+  for (p = strstr(conninfo, "password"); p != NULL; p = strstr(p + 8, "password")) {
+    const char *v = p + 8, *end;
+    while (*v == ' ')
+      v++;
+    if (*v != '=')
+      continue;
+    v++;
+    while (*v == ' ')
+      v++;
+    if (*v == '\'') {
+      v++;
+      for (end = v; *end != '\0' && *end != '\''; end++)
+        if (*end == '\\' && end[1] != '\0')
+          end++;
+    } else {
+      for (end = v; *end != '\0' && *end != '&' && *end != ' ' && *end != '\t'; end++) {
+      }
+    }
+    secret_add_n(v, (size_t)(end - v));
+  }
+}
+
+int cli_db_resolve(const char *opt_db, cli_db_t *out) {
+  static const char *const pg_vars[] = {"PGHOST",     "PGHOSTADDR", "PGPORT",
+                                        "PGDATABASE", "PGUSER",     "PGSERVICE"};
+  PQconninfoOption *opts;
+  char *errmsg = NULL;
+  size_t i;
+  memset(out, 0, sizeof *out);
+  cli_secret_add(getenv("PGPASSWORD"));
+  register_conninfo_secrets(opt_db);
+  register_conninfo_secrets(getenv("FLOWCORE_DB"));
+  register_conninfo_secrets(getenv("DATABASE_URL"));
+  if (opt_db != NULL) {
+    out->conninfo = opt_db;
+    out->source = "--db";
+    out->configured = 1;
+  } else if (env_set("FLOWCORE_DB")) {
+    out->conninfo = getenv("FLOWCORE_DB");
+    out->source = "FLOWCORE_DB";
+    out->configured = 1;
+  } else if (env_set("DATABASE_URL")) {
+    out->conninfo = getenv("DATABASE_URL");
+    out->source = "DATABASE_URL";
+    out->configured = 1;
+  } else {
+    out->conninfo = "";
+    out->source = "libpq defaults";
+    for (i = 0; i < sizeof pg_vars / sizeof pg_vars[0]; i++)
+      if (env_set(pg_vars[i])) {
+        out->source = "PG* environment";
+        out->configured = 1;
+        break;
+      }
+  }
+  if (out->conninfo[0] == '\0')
+    return 0;
+  opts = PQconninfoParse(out->conninfo, &errmsg);
+  if (opts == NULL) {
+    char *msg = errmsg != NULL ? strdup(errmsg) : NULL;
+    size_t n;
+    if (msg != NULL) {
+      n = strlen(msg);
+      while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    }
+    cli_error("invalid database connection string (from %s): %s", out->source,
+              msg != NULL ? msg : "out of memory");
+    free(msg);
+    PQfreemem(errmsg);
+    return CLI_EXIT_USAGE;
+  }
+  PQconninfoFree(opts);
+  return 0;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+void cli_opts_init(cli_opts_t *p, int argc, char **argv, int start, const char *cmd) {
+  memset(p, 0, sizeof *p);
+  p->argc = argc;
+  p->argv = argv;
+  p->index = start;
+  p->cmd = cmd;
+}
+
+int cli_opt_next(cli_opts_t *p, const cli_opt_t *table) {
+  const char *arg, *name, *eq;
+  size_t len;
+  const cli_opt_t *o;
+  p->value = NULL;
+  p->positional = NULL;
+  if (p->index >= p->argc)
+    return CLI_OPT_END;
+  arg = p->argv[p->index++];
+  if (p->only_positional || arg[0] != '-' || arg[1] == '\0') {
+    p->positional = arg;
+    return CLI_OPT_POSITIONAL;
+  }
+  if (strcmp(arg, "--") == 0) {
+    p->only_positional = 1;
+    return cli_opt_next(p, table);
+  }
+  if (arg[1] != '-') {
+    /* A short option: "-h", or "-n 4" / "-n4" for one taking a value. */
+    for (o = table; o->name != NULL; o++)
+      if (o->short_name != 0 && o->short_name == arg[1])
+        break;
+    if (o->name == NULL) {
+      cli_usage_error(p->cmd, "unknown option '%s' for '%s'", arg, p->cmd);
+      return CLI_OPT_ERROR;
+    }
+    if (!o->has_arg) {
+      if (arg[2] != '\0') {
+        cli_usage_error(p->cmd, "unknown option '%s' for '%s'", arg, p->cmd);
+        return CLI_OPT_ERROR;
+      }
+      return o->id;
+    }
+    if (arg[2] != '\0') {
+      p->value = arg + 2;
+      return o->id;
+    }
+    if (p->index >= p->argc) {
+      cli_usage_error(p->cmd, "option '-%c' needs a value", o->short_name);
+      return CLI_OPT_ERROR;
+    }
+    p->value = p->argv[p->index++];
+    return o->id;
+  }
+  name = arg + 2;
+  eq = strchr(name, '=');
+  len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+  for (o = table; o->name != NULL; o++)
+    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+      break;
+  if (o->name == NULL) {
+    cli_usage_error(p->cmd, "unknown option '--%.*s' for '%s'", (int)(len > 64 ? 64 : len), name,
+                    p->cmd);
+    return CLI_OPT_ERROR;
+  }
+  if (!o->has_arg) {
+    if (eq != NULL) {
+      cli_usage_error(p->cmd, "option '--%s' takes no value", o->name);
+      return CLI_OPT_ERROR;
+    }
+    return o->id;
+  }
+  if (eq != NULL) {
+    p->value = eq + 1;
+    return o->id;
+  }
+  if (p->index >= p->argc) {
+    cli_usage_error(p->cmd, "option '--%s' needs a value", o->name);
+    return CLI_OPT_ERROR;
+  }
+  p->value = p->argv[p->index++];
+  return o->id;
+}
+
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+  unsigned long long v;
+  char *end;
+  if (s == NULL || !isdigit((unsigned char)s[0]))
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+/* ---- formatting ------------------------------------------------------------ */
+
+void cli_format_duration_ms(double ms, char *buf, size_t size) {
+  double s = ms / 1000.0;
+  if (!(ms >= 0)) {
+    snprintf(buf, size, "-");
+  } else if (ms < 1) {
+    snprintf(buf, size, "%.0f\xc2\xb5s" /* µs in UTF-8 */, ms * 1000.0);
+  } else if (ms < 10) {
+    snprintf(buf, size, "%.1fms", ms);
+  } else if (ms < 1000) {
+    snprintf(buf, size, "%.0fms", ms);
+  } else if (s < 60) {
+    snprintf(buf, size, "%.2fs", s);
+  } else if (s < 3600) {
+    long t = (long)s;
+    snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+  } else if (s < 86400) {
+    long t = (long)s / 60;
+    snprintf(buf, size, "%ldh%02ldm", t / 60, t % 60);
+  } else {
+    long t = (long)(s / 3600);
+    snprintf(buf, size, "%ldd%02ldh", t / 24, t % 24);
+  }
+}
+
+static void split_us(int64_t us, time_t *sec, long *frac) {
+  int64_t s = us / 1000000, f = us % 1000000;
+  if (f < 0) {
+    f += 1000000;
+    s--;
+  }
+  *sec = (time_t)s;
+  *frac = (long)f;
+}
+
+void cli_format_local_time(int64_t us, char *buf, size_t size) {
+  struct tm tm;
+  time_t sec;
+  long frac;
+  split_us(us, &sec, &frac);
+  if (localtime_r(&sec, &tm) == NULL || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf(buf, size, "?");
+}
+
+void cli_format_utc_time(int64_t us, char *buf, size_t size) {
+  struct tm tm;
+  time_t sec;
+  long frac;
+  char base[32];
+  split_us(us, &sec, &frac);
+  if (gmtime_r(&sec, &tm) == NULL || strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+    snprintf(buf, size, "?");
+    return;
+  }
+  snprintf(buf, size, "%s.%06ldZ", base, frac);
+}
+
+int64_t cli_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  int64_t era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/* Reads exactly n digits. */
+static int digits(const char **p, int n, int *out) {
+  int v = 0, i;
+  for (i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)(*p)[i]))
+      return -1;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  *out = v;
+  return 0;
+}
+
+static int parse_duration(const char *s, double *out_seconds) {
+  double total = 0;
+  int parts = 0;
+  while (*s != '\0') {
+    char *end;
+    double v, unit;
+    if (!isdigit((unsigned char)*s))
+      return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s)
+      return -1;
+    s = end;
+    switch (*s) {
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 7 * 86400;
+      break;
+    default:
+      return -1;
+    }
+    s++;
+    total += v * unit;
+    parts++;
+  }
+  if (parts == 0 || total > 1e11)
+    return -1;
+  *out_seconds = total;
+  return 0;
+}
+
+static int parse_time(const char *s, int64_t *out_us) {
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, mo, d, h = 0, mi = 0, sec = 0, zone = 0, zsign = 0, zh = 0, zm = 0;
+  long frac_us = 0;
+  int64_t days, secs;
+  const char *p = s;
+  if (digits(&p, 4, &y) != 0 || *p++ != '-' || digits(&p, 2, &mo) != 0 || *p++ != '-' ||
+      digits(&p, 2, &d) != 0)
+    return -1;
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+      (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
+    return -1;
+  if (*p == 'T' || *p == 't' || *p == ' ') {
+    p++;
+    if (digits(&p, 2, &h) != 0 || *p++ != ':' || digits(&p, 2, &mi) != 0)
+      return -1;
+    if (*p == ':') {
+      p++;
+      if (digits(&p, 2, &sec) != 0)
+        return -1;
+      if (*p == '.') {
+        long scale = 100000;
+        p++;
+        if (!isdigit((unsigned char)*p))
+          return -1;
+        while (isdigit((unsigned char)*p)) {
+          frac_us += (*p - '0') * scale;
+          scale /= 10;
+          p++;
+        }
+      }
+    }
+    if (h > 23 || mi > 59 || sec > 60)
+      return -1;
+  }
+  if (*p == 'Z' || *p == 'z') {
+    zone = 1;
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    zone = 1;
+    zsign = *p == '-' ? -1 : 1;
+    p++;
+    if (digits(&p, 2, &zh) != 0)
+      return -1;
+    if (*p == ':')
+      p++;
+    if (isdigit((unsigned char)*p) && digits(&p, 2, &zm) != 0)
+      return -1;
+    if (zh > 23 || zm > 59)
+      return -1;
+  }
+  if (*p != '\0')
+    return -1;
+  if (zone) {
+    days = days_from_civil(y, mo, d);
+    secs = days * 86400 + h * 3600 + mi * 60 + sec - zsign * (zh * 3600 + zm * 60);
+  } else {
+    struct tm tm;
+    time_t t;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    tm.tm_isdst = -1;
+    t = mktime(&tm);
+    if (t == (time_t)-1)
+      return -1;
+    secs = (int64_t)t;
+  }
+  *out_us = secs * 1000000 + frac_us;
+  return 0;
+}
+
+int cli_parse_since(const char *s, int64_t now_us, int64_t *out_us) {
+  double seconds;
+  if (s == NULL || s[0] == '\0')
+    return -1;
+  if (parse_duration(s, &seconds) == 0) {
+    *out_us = now_us - (int64_t)(seconds * 1e6);
+    return 0;
+  }
+  return parse_time(s, out_us);
+}

@@ -1,0 +1,954 @@
+/* Loading workflow files: JSON -> fc_workflow_t (see include/flowcore/loader.h).
+ *
+ * The loader checks everything it can and records every error (up to
+ * FC_LOAD_MAX_ERRORS kept), so `flowcore validate` can list them all:
+ *   1. the top level (fields, name, max_parallel, nodes);
+ *   2. every node on its own (fields, value types, per-type fields), adding
+ *      it to the workflow when its id is valid (with a placeholder function
+ *      when the rest of it is not, so the graph checks still see it);
+ *   3. the graph: duplicate ids and references to unknown nodes, all of them;
+ *   4. if neither names nor references were wrong: fc_workflow_validate()
+ *      for what only the whole graph shows (cycles), adding its error. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+/* ---- the error list -------------------------------------------------------- */
+
+void fc_load_errors_init(fc_load_errors_t *errors) {
+  if (errors != NULL)
+    memset(errors, 0, sizeof *errors);
+}
+
+void fc_load_errors_free(fc_load_errors_t *errors) {
+  if (errors == NULL)
+    return;
+  fc__free(errors->items);
+  memset(errors, 0, sizeof *errors);
+}
+
+size_t fc_load_errors_total(const fc_load_errors_t *errors) {
+  return errors == NULL ? 0 : errors->count + errors->omitted;
+}
+
+typedef struct {
+  fc_load_errors_t *errors; /* may be NULL */
+  size_t found;             /* errors of this load */
+  int first_code;
+  int structural; /* a bad name, a duplicate id or an unknown reference */
+  int incomplete; /* some node could not be added to the workflow */
+  int oom;
+  fc_workflow_t *wf;
+  json_t *ids; /* id -> index in "nodes" */
+} loader_t;
+
+static void add_errorv(loader_t *L, int code, const char *where, const char *fmt, va_list ap) {
+  fc_load_errors_t *e = L->errors;
+  fc_error_t *item;
+  L->found++;
+  if (L->first_code == 0)
+    L->first_code = code;
+  if (e == NULL)
+    return;
+  if (e->count >= FC_LOAD_MAX_ERRORS ||
+      fc__grow((void **)&e->items, &e->cap, e->count + 1, sizeof *e->items) != 0) {
+    e->omitted++;
+    return;
+  }
+  item = &e->items[e->count++];
+  item->code = code;
+  snprintf(item->where, sizeof item->where, "%s", where != NULL ? where : "");
+  vsnprintf(item->text, sizeof item->text, fmt, ap);
+}
+
+static void add_error(loader_t *L, int code, const char *where, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static void add_error(loader_t *L, int code, const char *where, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  add_errorv(L, code, where, fmt, ap);
+  va_end(ap);
+}
+
+static void add_oom(loader_t *L) {
+  if (!L->oom)
+    add_error(L, FC_ENOMEM, "", "out of memory");
+  L->oom = 1;
+}
+
+/* ---- text helpers ------------------------------------------------------------ */
+
+/* Copies up to `max` bytes of s into buf for a message: printable ASCII as
+ * is, anything else as '?', "..." appended when s is longer. Hostile names
+ * (10 MB, control characters) stay short and harmless. */
+static const char *show(char *buf, size_t size, const char *s, size_t max) {
+  size_t i;
+  if (max + 4 > size)
+    max = size - 4;
+  for (i = 0; s[i] != '\0' && i < max; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[i] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
+  }
+  if (s[i] != '\0') {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+/* Edit distance, capped: returns > cap as soon as it is clear. */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), i, j;
+  size_t row[33], prev;
+  if (la > 32 || lb > 32)
+    return 99;
+  for (j = 0; j <= lb; j++)
+    row[j] = j;
+  for (i = 1; i <= la; i++) {
+    prev = row[0];
+    row[0] = i;
+    for (j = 1; j <= lb; j++) {
+      size_t cur = row[j];
+      size_t best = prev + (a[i - 1] == b[j - 1] ? 0 : 1);
+      if (row[j] + 1 < best)
+        best = row[j] + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      prev = cur;
+    }
+  }
+  return row[lb];
+}
+
+/* " (did you mean \"x\"?)" for the closest known name, or "". */
+static const char *suggest(char *buf, size_t size, const char *name, const char *const *known,
+                           size_t n) {
+  size_t i, best = 3, at = n;
+  buf[0] = '\0';
+  for (i = 0; i < n; i++) {
+    size_t d = edit_distance(name, known[i]);
+    if (d < best) {
+      best = d;
+      at = i;
+    }
+  }
+  if (at < n && best <= (strlen(known[at]) > 4 ? 2u : 1u))
+    snprintf(buf, size, " (did you mean \"%s\"?)", known[at]);
+  return buf;
+}
+
+static int has_nul(const json_t *s) {
+  return strlen(json_string_value(s)) != json_string_length(s);
+}
+
+/* ---- node errors ----------------------------------------------------------- */
+
+typedef struct {
+  size_t index;
+  const char *id; /* valid id for messages, else NULL */
+  int errors;     /* errors in this node */
+} node_ref_t;
+
+/* Records "nodes[i].<sub> (id "x"): <message>"; where = "nodes[i].<sub>". */
+static void node_error(loader_t *L, node_ref_t *N, int code, const char *sub, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static void node_error(loader_t *L, node_ref_t *N, int code, const char *sub, const char *fmt,
+                       ...) {
+  char where[FC_ERROR_WHERE_LENGTH], idpart[FC_NAME_MAX + 16] = "", msg[FC_ERROR_TEXT_LENGTH];
+  va_list ap;
+  snprintf(where, sizeof where, "nodes[%zu]%s%s", N->index, sub != NULL ? "." : "",
+           sub != NULL ? sub : "");
+  if (N->id != NULL)
+    snprintf(idpart, sizeof idpart, " (id \"%s\")", N->id);
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  N->errors++;
+  add_error(L, code, where, "%s%s: %s", where, idpart, msg);
+}
+
+/* ---- value checks -------------------------------------------------------------- */
+
+/* A non-negative integer <= max into *out; else an error. 1 if ok. */
+static int node_uint(loader_t *L, node_ref_t *N, json_t *node, const char *key, uint64_t min,
+                     uint64_t max, uint64_t *out) {
+  json_t *v = json_object_get(node, key);
+  json_int_t x;
+  if (v == NULL)
+    return 0;
+  x = json_is_integer(v) ? json_integer_value(v) : -1;
+  if (x < 0) {
+    node_error(L, N, FC_EDEFINITION, key, "expected a non-negative integer");
+    return 0;
+  }
+  if ((uint64_t)x < min || (uint64_t)x > max) {
+    node_error(L, N, FC_EDEFINITION, key, "expected an integer from %llu to %llu, got %lld",
+               (unsigned long long)min, (unsigned long long)max, (long long)x);
+    return 0;
+  }
+  *out = (uint64_t)x;
+  return 1;
+}
+
+/* A string without NUL (non_empty: and not ""); 1 if ok. */
+static int check_string(loader_t *L, node_ref_t *N, json_t *v, const char *sub, int non_empty) {
+  if (!json_is_string(v)) {
+    node_error(L, N, FC_EDEFINITION, sub, "expected a string");
+    return 0;
+  }
+  if (has_nul(v)) {
+    node_error(L, N, FC_EDEFINITION, sub, "contains a NUL character");
+    return 0;
+  }
+  if (non_empty && json_string_length(v) == 0) {
+    node_error(L, N, FC_EDEFINITION, sub, "must not be empty");
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- node fields ----------------------------------------------------------------- */
+
+enum { T_EXEC = 1, T_SLEEP = 2, T_PASS = 4, T_SET = 8, T_FAIL = 16, T_ALL = 31 };
+
+static const char *const type_names[] = {"exec", "sleep", "pass", "set", "fail"};
+
+static const struct {
+  const char *name;
+  unsigned types;
+} node_fields[] = {
+    {"id", T_ALL},
+    {"type", T_ALL},
+    {"description", T_ALL},
+    {"after", T_ALL},
+    {"routes", T_ALL},
+    {"retries", T_ALL},
+    {"retry_backoff_ms", T_ALL},
+    {"retry_backoff_max_ms", T_ALL},
+    {"timeout_ms", T_ALL},
+    {"command", T_EXEC},
+    {"env", T_EXEC},
+    {"cwd", T_EXEC},
+    {"max_output_bytes", T_EXEC},
+    {"kill_grace_ms", T_EXEC},
+    {"ms", T_SLEEP},
+    {"output", T_SET},
+    {"message", T_FAIL},
+    {"severity", T_FAIL},
+    {"error_type", T_FAIL},
+};
+
+#define NODE_FIELD_COUNT (sizeof node_fields / sizeof node_fields[0])
+
+static const char *types_of(unsigned types) {
+  switch (types) {
+  case T_EXEC:
+    return "exec";
+  case T_SLEEP:
+    return "sleep";
+  case T_PASS:
+    return "pass";
+  case T_SET:
+    return "set";
+  case T_FAIL:
+    return "fail";
+  default:
+    return "other";
+  }
+}
+
+static void check_node_keys(loader_t *L, node_ref_t *N, json_t *node, unsigned type) {
+  const char *key;
+  json_t *v;
+  const char *names[NODE_FIELD_COUNT];
+  size_t i;
+  for (i = 0; i < NODE_FIELD_COUNT; i++)
+    names[i] = node_fields[i].name;
+  json_object_foreach (node, key, v) {
+    char shown[80], hint[64];
+    (void)v;
+    for (i = 0; i < NODE_FIELD_COUNT; i++)
+      if (strcmp(node_fields[i].name, key) == 0)
+        break;
+    if (i == NODE_FIELD_COUNT) {
+      node_error(L, N, FC_EDEFINITION, NULL, "unknown field \"%s\"%s",
+                 show(shown, sizeof shown, key, 64),
+                 suggest(hint, sizeof hint, key, names, NODE_FIELD_COUNT));
+    } else if (type != 0 && (node_fields[i].types & type) == 0) {
+      node_error(L, N, FC_EDEFINITION, NULL,
+                 "field \"%s\" does not apply to type \"%s\" (it belongs to %s nodes)", key,
+                 types_of(type), types_of(node_fields[i].types));
+    }
+  }
+}
+
+/* Checks "after" (an array of strings); ids are resolved later. */
+static void check_after(loader_t *L, node_ref_t *N, json_t *node) {
+  json_t *after = json_object_get(node, "after"), *v;
+  size_t k;
+  if (after == NULL)
+    return;
+  if (!json_is_array(after)) {
+    node_error(L, N, FC_EDEFINITION, "after", "expected an array of node ids");
+    return;
+  }
+  json_array_foreach (after, k, v) {
+    char sub[32];
+    snprintf(sub, sizeof sub, "after[%zu]", k);
+    check_string(L, N, v, sub, 1);
+  }
+}
+
+static void check_routes(loader_t *L, node_ref_t *N, json_t *node) {
+  json_t *routes = json_object_get(node, "routes"), *targets, *v;
+  const char *route;
+  size_t k;
+  if (routes == NULL)
+    return;
+  if (!json_is_object(routes)) {
+    node_error(L, N, FC_EDEFINITION, "routes",
+               "expected an object mapping route names to arrays of node ids");
+    return;
+  }
+  if (json_object_size(routes) == 0)
+    node_error(L, N, FC_EDEFINITION, "routes", "must name at least one route");
+  if (json_object_size(routes) > 64)
+    node_error(L, N, FC_EDEFINITION, "routes", "more than 64 routes");
+  json_object_foreach (routes, route, targets) {
+    char sub[FC_NAME_MAX + 48], shown[80];
+    show(shown, sizeof shown, route, 64);
+    snprintf(sub, sizeof sub, "routes.%s", shown);
+    if (!fc__name_valid(route, FC_NAME_MAX, 0)) {
+      node_error(L, N, FC_EBADNAME, sub,
+                 "invalid route name: use 1-%d characters of A-Z a-z 0-9 _ . : -", FC_NAME_MAX);
+      L->structural = 1;
+    }
+    if (!json_is_array(targets) || json_array_size(targets) == 0) {
+      node_error(L, N, FC_EDEFINITION, sub, "expected a non-empty array of node ids");
+      continue;
+    }
+    json_array_foreach (targets, k, v) {
+      char item[FC_NAME_MAX + 80];
+      snprintf(item, sizeof item, "%s[%zu]", sub, k);
+      check_string(L, N, v, item, 1);
+    }
+  }
+}
+
+static void check_command(loader_t *L, node_ref_t *N, json_t *node) {
+  json_t *cmd = json_object_get(node, "command"), *v;
+  size_t k;
+  if (cmd == NULL) {
+    node_error(L, N, FC_EDEFINITION, NULL,
+               "missing required field \"command\" (an array: program and arguments)");
+    return;
+  }
+  if (!json_is_array(cmd) || json_array_size(cmd) == 0) {
+    node_error(L, N, FC_EDEFINITION, "command",
+               "expected a non-empty array of strings (program and arguments)");
+    return;
+  }
+  json_array_foreach (cmd, k, v) {
+    char sub[32];
+    snprintf(sub, sizeof sub, "command[%zu]", k);
+    if (!check_string(L, N, v, sub, 0))
+      continue;
+    if (k == 0 && json_string_length(v) == 0)
+      node_error(L, N, FC_EDEFINITION, sub, "the program must not be empty");
+  }
+}
+
+static void check_env(loader_t *L, node_ref_t *N, json_t *node) {
+  json_t *env = json_object_get(node, "env"), *v;
+  const char *name;
+  if (env == NULL)
+    return;
+  if (!json_is_object(env)) {
+    node_error(L, N, FC_EDEFINITION, "env", "expected an object of strings");
+    return;
+  }
+  json_object_foreach (env, name, v) {
+    char sub[96], shown[80];
+    snprintf(sub, sizeof sub, "env.%s", show(shown, sizeof shown, name, 64));
+    if (name[0] == '\0' || strchr(name, '=') != NULL)
+      node_error(L, N, FC_EDEFINITION, sub, "invalid variable name (empty or containing '=')");
+    check_string(L, N, v, sub, 0);
+  }
+}
+
+/* Validates one node and, when its id is usable, adds it to the workflow. */
+static void load_node(loader_t *L, size_t index, json_t *node) {
+  node_ref_t N = {index, NULL, 0};
+  json_t *jid, *jtype, *v;
+  const char *id = NULL;
+  unsigned type = 0;
+  uint64_t retries = 0, backoff = 0, backoff_max = 0, timeout = 0;
+  int have_backoff_max = 0, ok_numbers = 1;
+  fc_node_t *n = NULL;
+  int rc = 0;
+  size_t t, k;
+
+  if (!json_is_object(node)) {
+    node_error(L, &N, FC_EDEFINITION, NULL, "expected an object");
+    L->incomplete = 1;
+    return;
+  }
+  /* id */
+  jid = json_object_get(node, "id");
+  if (jid == NULL) {
+    node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"id\"");
+  } else if (!json_is_string(jid)) {
+    node_error(L, &N, FC_EDEFINITION, "id", "expected a string");
+  } else if (!fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0) || has_nul(jid)) {
+    char shown[80];
+    node_error(L, &N, FC_EBADNAME, "id",
+               "invalid id \"%s\" (%zu bytes): use 1-%d characters of A-Z a-z 0-9 _ . : -",
+               show(shown, sizeof shown, json_string_value(jid), 64), json_string_length(jid),
+               FC_NAME_MAX);
+    L->structural = 1;
+  } else if (strcmp(json_string_value(jid), "input") == 0) {
+    node_error(L, &N, FC_EBADNAME, "id",
+               "the id \"input\" is reserved (a node's input holds the workflow input under "
+               "that key)");
+    L->structural = 1;
+  } else {
+    id = json_string_value(jid);
+    N.id = id;
+  }
+  if (id == NULL)
+    L->incomplete = 1;
+  /* type */
+  jtype = json_object_get(node, "type");
+  if (jtype == NULL) {
+    node_error(L, &N, FC_EDEFINITION, NULL,
+               "missing required field \"type\" (exec, sleep, pass, set or fail)");
+  } else if (!json_is_string(jtype)) {
+    node_error(L, &N, FC_EDEFINITION, "type", "expected a string");
+  } else {
+    for (t = 0; t < FC__ARRAY_SIZE(type_names); t++)
+      if (strcmp(type_names[t], json_string_value(jtype)) == 0)
+        type = 1u << t;
+    if (type == 0) {
+      char shown[80], hint[64];
+      node_error(L, &N, FC_EDEFINITION, "type",
+                 "unknown type \"%s\"%s: expected exec, sleep, pass, set or fail",
+                 show(shown, sizeof shown, json_string_value(jtype), 64),
+                 suggest(hint, sizeof hint, json_string_value(jtype), type_names,
+                         FC__ARRAY_SIZE(type_names)));
+    }
+  }
+  check_node_keys(L, &N, node, type);
+  if ((v = json_object_get(node, "description")) != NULL && !json_is_string(v))
+    node_error(L, &N, FC_EDEFINITION, "description", "expected a string");
+  check_after(L, &N, node);
+  check_routes(L, &N, node);
+  if (json_object_get(node, "retries") != NULL)
+    ok_numbers &= node_uint(L, &N, node, "retries", 0, 1000000, &retries);
+  if (json_object_get(node, "retry_backoff_ms") != NULL)
+    ok_numbers &= node_uint(L, &N, node, "retry_backoff_ms", 0, (uint64_t)1 << 40, &backoff);
+  if (json_object_get(node, "retry_backoff_max_ms") != NULL) {
+    have_backoff_max =
+        node_uint(L, &N, node, "retry_backoff_max_ms", 0, (uint64_t)1 << 40, &backoff_max);
+    ok_numbers &= have_backoff_max;
+  }
+  if (have_backoff_max && backoff_max < backoff)
+    node_error(L, &N, FC_EDEFINITION, "retry_backoff_max_ms",
+               "must not be less than retry_backoff_ms (%llu)", (unsigned long long)backoff);
+  if (json_object_get(node, "timeout_ms") != NULL)
+    ok_numbers &= node_uint(L, &N, node, "timeout_ms", 0, (uint64_t)1 << 40, &timeout);
+  if (!have_backoff_max)
+    backoff_max = backoff > 60000 ? backoff : 60000;
+
+  /* Per-type fields. */
+  if (type == T_EXEC) {
+    uint64_t x;
+    check_command(L, &N, node);
+    check_env(L, &N, node);
+    if ((v = json_object_get(node, "cwd")) != NULL)
+      check_string(L, &N, v, "cwd", 1);
+    node_uint(L, &N, node, "max_output_bytes", 1, (uint64_t)1 << 30, &x);
+    node_uint(L, &N, node, "kill_grace_ms", 0, (uint64_t)1 << 40, &x);
+  } else if (type == T_SLEEP) {
+    uint64_t x;
+    if (json_object_get(node, "ms") == NULL)
+      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"ms\"");
+    else
+      node_uint(L, &N, node, "ms", 0, (uint64_t)1 << 40, &x);
+  } else if (type == T_SET) {
+    if (json_object_get(node, "output") == NULL)
+      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"output\"");
+  } else if (type == T_FAIL) {
+    fc_severity_t sev;
+    if ((v = json_object_get(node, "message")) == NULL)
+      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"message\"");
+    else
+      check_string(L, &N, v, "message", 1);
+    if ((v = json_object_get(node, "severity")) != NULL) {
+      if (!json_is_string(v) || fc_severity_parse(json_string_value(v), &sev) != 0) {
+        char shown[80];
+        node_error(L, &N, FC_EDEFINITION, "severity",
+                   "expected \"info\", \"warning\", \"error\" or \"critical\"%s%s%s",
+                   json_is_string(v) ? ", got \"" : "",
+                   json_is_string(v) ? show(shown, sizeof shown, json_string_value(v), 32) : "",
+                   json_is_string(v) ? "\"" : "");
+      }
+    }
+    if ((v = json_object_get(node, "error_type")) != NULL)
+      check_string(L, &N, v, "error_type", 1);
+  }
+  (void)ok_numbers;
+
+  if (id == NULL)
+    return;
+  /* Duplicate ids: the node is not added (the first one stays). */
+  if ((v = json_object_get(L->ids, id)) != NULL) {
+    node_error(L, &N, FC_EDUPLICATE, "id", "duplicate id, already used by nodes[%lld]",
+               (long long)json_integer_value(v));
+    L->structural = 1;
+    return;
+  }
+  if (json_object_set_new(L->ids, id, json_integer((json_int_t)index)) != 0) {
+    add_oom(L);
+    return;
+  }
+  if (L->oom)
+    return;
+
+  /* Add it: the real thing when the node is valid, otherwise a placeholder
+   * that still takes part in the graph checks. */
+  if (N.errors == 0 && type == T_EXEC) {
+    json_t *cmd = json_object_get(node, "command"), *env = json_object_get(node, "env");
+    size_t argc = json_array_size(cmd), nenv = json_object_size(env), e = 0;
+    const char **argv = fc__calloc(argc + 1, sizeof *argv);
+    const char **envv = fc__calloc(nenv + 1, sizeof *envv);
+    char **envs = fc__calloc(nenv + 1, sizeof *envs);
+    fc_exec_options_t opts;
+    fc_exec_options_init(&opts);
+    rc = FC_ENOMEM;
+    if (argv != NULL && envv != NULL && envs != NULL) {
+      const char *name;
+      json_t *val;
+      rc = 0;
+      json_array_foreach (cmd, k, v)
+        argv[k] = json_string_value(v);
+      json_object_foreach (env, name, val) {
+        size_t ln = strlen(name), lv = json_string_length(val);
+        envs[e] = fc__malloc(ln + lv + 2);
+        if (envs[e] == NULL) {
+          rc = FC_ENOMEM;
+          break;
+        }
+        memcpy(envs[e], name, ln);
+        envs[e][ln] = '=';
+        memcpy(envs[e] + ln + 1, json_string_value(val), lv + 1);
+        envv[e] = envs[e];
+        e++;
+      }
+      if ((v = json_object_get(node, "cwd")) != NULL)
+        opts.cwd = json_string_value(v);
+      if ((v = json_object_get(node, "max_output_bytes")) != NULL)
+        opts.max_output_bytes = (size_t)json_integer_value(v);
+      if ((v = json_object_get(node, "kill_grace_ms")) != NULL)
+        opts.kill_grace_ms = (uint64_t)json_integer_value(v);
+      opts.env = envv;
+      if (rc == 0)
+        rc = fc_workflow_add_exec_node(L->wf, id, argv, &opts, &n);
+    }
+    for (k = 0; envs != NULL && k < e; k++)
+      fc__free(envs[k]);
+    fc__free(envs);
+    fc__free(envv);
+    fc__free(argv);
+  } else if (N.errors == 0 && type == T_SLEEP) {
+    rc = fc_workflow_add_sleep_node(L->wf, id,
+                                    (uint64_t)json_integer_value(json_object_get(node, "ms")), &n);
+  } else if (N.errors == 0 && type == T_PASS) {
+    rc = fc_workflow_add_pass_node(L->wf, id, &n);
+  } else if (N.errors == 0 && type == T_SET) {
+    rc = fc_workflow_add_set_node(L->wf, id, json_object_get(node, "output"), &n);
+  } else if (N.errors == 0 && type == T_FAIL) {
+    fc_severity_t sev = FC_SEVERITY_ERROR;
+    if ((v = json_object_get(node, "severity")) != NULL)
+      (void)fc_severity_parse(json_string_value(v), &sev);
+    rc = fc_workflow_add_fail_node(L->wf, id, json_string_value(json_object_get(node, "message")),
+                                   sev, json_string_value(json_object_get(node, "error_type")), &n);
+  } else {
+    rc = fc_workflow_add_pass_node(L->wf, id, &n); /* placeholder, never run */
+  }
+  if (rc != 0 || n == NULL) {
+    if (rc == FC_ENOMEM)
+      add_oom(L);
+    else
+      node_error(L, &N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
+    L->incomplete = 1;
+    return;
+  }
+  /* Dependencies and routes that are well-formed (unknown ids are reported
+   * by the graph pass). */
+  v = json_object_get(node, "after");
+  if (json_is_array(v)) {
+    json_t *d;
+    json_array_foreach (v, k, d)
+      if (json_is_string(d) && fc_node_add_dep(n, json_string_value(d)) == FC_ENOMEM)
+        add_oom(L);
+  }
+  v = json_object_get(node, "routes");
+  if (json_is_object(v)) {
+    const char *route;
+    json_t *targets, *d;
+    json_object_foreach (v, route, targets) {
+      if (!json_is_array(targets) || route[0] == '\0')
+        continue;
+      json_array_foreach (targets, k, d)
+        if (json_is_string(d) && fc_node_add_route(n, route, json_string_value(d)) == FC_ENOMEM)
+          add_oom(L);
+    }
+  }
+  if (fc_node_set_retries(n, (int)retries, backoff, backoff_max) != 0 ||
+      fc_node_set_timeout(n, timeout) != 0)
+    add_oom(L);
+}
+
+/* Reports every reference to an unknown node (after[] and routes). */
+static void check_refs(loader_t *L, json_t *nodes) {
+  json_t *node;
+  size_t i;
+  json_array_foreach (nodes, i, node) {
+    node_ref_t N = {i, NULL, 0};
+    json_t *jid = json_object_get(node, "id"), *after, *routes, *targets, *v;
+    const char *route;
+    size_t k;
+    if (!json_is_object(node))
+      continue;
+    if (json_is_string(jid) && fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0))
+      N.id = json_string_value(jid);
+    after = json_object_get(node, "after");
+    json_array_foreach (after, k, v) {
+      char sub[32], shown[80];
+      if (!json_is_string(v) || json_string_length(v) == 0 ||
+          json_object_get(L->ids, json_string_value(v)) != NULL)
+        continue;
+      snprintf(sub, sizeof sub, "after[%zu]", k);
+      node_error(L, &N, FC_EUNKNOWNDEP, sub, "depends on unknown node \"%s\"",
+                 show(shown, sizeof shown, json_string_value(v), 64));
+      L->structural = 1;
+    }
+    routes = json_object_get(node, "routes");
+    json_object_foreach (routes, route, targets) {
+      json_array_foreach (targets, k, v) {
+        char sub[160], shown[80], rshown[80];
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_object_get(L->ids, json_string_value(v)) != NULL)
+          continue;
+        snprintf(sub, sizeof sub, "routes.%s[%zu]", show(rshown, sizeof rshown, route, 64), k);
+        node_error(L, &N, FC_EUNKNOWNDEP, sub, "route targets unknown node \"%s\"",
+                   show(shown, sizeof shown, json_string_value(v), 64));
+        L->structural = 1;
+      }
+    }
+  }
+}
+
+/* ---- the document ------------------------------------------------------------------ */
+
+static const char *const top_fields[] = {"name", "description", "max_parallel", "input", "nodes"};
+
+static void load_root(loader_t *L, json_t *root, json_t **input_out) {
+  json_t *jname, *jmax, *nodes, *v, *node;
+  const char *key, *name = "workflow";
+  size_t i;
+  int rc;
+
+  if (!json_is_object(root)) {
+    add_error(L, FC_EDEFINITION, "", "expected a JSON object at the top level");
+    return;
+  }
+  json_object_foreach (root, key, v) {
+    char shown[80], hint[64];
+    for (i = 0; i < FC__ARRAY_SIZE(top_fields); i++)
+      if (strcmp(top_fields[i], key) == 0)
+        break;
+    if (i == FC__ARRAY_SIZE(top_fields))
+      add_error(L, FC_EDEFINITION, show(shown, sizeof shown, key, 64),
+                "unknown top-level field \"%s\"%s", shown,
+                suggest(hint, sizeof hint, key, top_fields, FC__ARRAY_SIZE(top_fields)));
+  }
+  jname = json_object_get(root, "name");
+  if (jname == NULL) {
+    add_error(L, FC_EDEFINITION, "name", "missing required field \"name\" (the workflow name)");
+    L->structural = 1;
+  } else if (!json_is_string(jname)) {
+    add_error(L, FC_EDEFINITION, "name", "name: expected a string");
+    L->structural = 1;
+  } else if (has_nul(jname) || !fc__name_valid(json_string_value(jname), FC_WORKFLOW_NAME_MAX, 1)) {
+    char shown[80];
+    add_error(L, FC_EBADNAME, "name",
+              "name: invalid workflow name \"%s\": use 1-%d characters of A-Z a-z 0-9 _ . : - "
+              "(and inner spaces)",
+              show(shown, sizeof shown, json_string_value(jname), 64), FC_WORKFLOW_NAME_MAX);
+    L->structural = 1;
+  } else {
+    name = json_string_value(jname);
+  }
+  if ((v = json_object_get(root, "description")) != NULL && !json_is_string(v))
+    add_error(L, FC_EDEFINITION, "description", "description: expected a string");
+  jmax = json_object_get(root, "max_parallel");
+  if (jmax != NULL && (!json_is_integer(jmax) || json_integer_value(jmax) < 0 ||
+                       json_integer_value(jmax) > 1000000)) {
+    add_error(L, FC_EDEFINITION, "max_parallel",
+              "max_parallel: expected an integer from 0 (unlimited) to 1000000");
+    jmax = NULL;
+  }
+  nodes = json_object_get(root, "nodes");
+  if (nodes == NULL) {
+    add_error(L, FC_EDEFINITION, "nodes", "missing required field \"nodes\" (an array of nodes)");
+    return;
+  }
+  if (!json_is_array(nodes) || json_array_size(nodes) == 0) {
+    add_error(L, FC_EDEFINITION, "nodes", "nodes: expected a non-empty array of nodes");
+    return;
+  }
+  if (json_array_size(nodes) > FC_LOAD_MAX_NODES) {
+    add_error(L, FC_EDEFINITION, "nodes", "nodes: %zu nodes, more than the limit of %d",
+              json_array_size(nodes), FC_LOAD_MAX_NODES);
+    return;
+  }
+
+  rc = fc_workflow_new(&L->wf, name);
+  L->ids = json_object();
+  if (rc != 0 || L->ids == NULL) {
+    add_oom(L);
+    return;
+  }
+  if (jmax != NULL)
+    (void)fc_workflow_set_max_parallel(L->wf, (int)json_integer_value(jmax));
+  json_array_foreach (nodes, i, node) {
+    load_node(L, i, node);
+    if (L->oom)
+      return;
+  }
+  check_refs(L, nodes);
+  if (!L->structural && !L->incomplete) {
+    fc_error_t err;
+    fc_error_clear(&err);
+    rc = fc_workflow_validate(L->wf, &err);
+    if (rc != 0)
+      add_error(L, rc, err.where, "%s", err.text[0] != '\0' ? err.text : fc_strerror(rc));
+  }
+  if (L->found == 0 && input_out != NULL) {
+    v = json_object_get(root, "input");
+    *input_out = v != NULL ? json_incref(v) : NULL;
+  }
+}
+
+int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_out,
+                          fc_load_errors_t *errors) {
+  loader_t L;
+  if (wf_out != NULL)
+    *wf_out = NULL;
+  if (input_out != NULL)
+    *input_out = NULL;
+  memset(&L, 0, sizeof L);
+  L.errors = errors;
+  if (wf_out == NULL) {
+    add_error(&L, FC_EINVAL, "", "no output pointer for the workflow");
+    return FC_EINVAL;
+  }
+  load_root(&L, root, input_out);
+  json_decref(L.ids);
+  if (L.found > 0) {
+    fc_workflow_free(L.wf);
+    if (input_out != NULL && *input_out != NULL) {
+      json_decref(*input_out);
+      *input_out = NULL;
+    }
+    return L.first_code;
+  }
+  *wf_out = L.wf;
+  return 0;
+}
+
+/* ---- text and files --------------------------------------------------------------------- */
+
+/* Parses JSON text; on a syntax error records "line:column: ..." (with
+ * `what` before it when given). */
+static json_t *parse_text(const char *text, size_t len, size_t flags, loader_t *L,
+                          const char *what) {
+  json_error_t jerr;
+  json_t *root = json_loadb(text, len, flags, &jerr);
+  if (root == NULL) {
+    char where[48];
+    snprintf(where, sizeof where, "%d:%d", jerr.line, jerr.column);
+    add_error(L, FC_EDEFINITION, where, "%s%s%s: invalid JSON: %s", what ? what : "",
+              what ? " " : "", where, jerr.text);
+  }
+  return root;
+}
+
+int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_t **wf_out,
+                            json_t **input_out, fc_load_errors_t *errors) {
+  loader_t L;
+  json_t *root;
+  int rc;
+  if (wf_out != NULL)
+    *wf_out = NULL;
+  if (input_out != NULL)
+    *input_out = NULL;
+  memset(&L, 0, sizeof L);
+  L.errors = errors;
+  if (text == NULL) {
+    add_error(&L, FC_EINVAL, "", "no text");
+    return FC_EINVAL;
+  }
+  if (len > FC_LOAD_MAX_FILE_BYTES) {
+    add_error(&L, FC_EDEFINITION, "", "the workflow is %zu bytes, more than the limit of %zu", len,
+              FC_LOAD_MAX_FILE_BYTES);
+    return FC_EDEFINITION;
+  }
+  root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);
+  if (root == NULL)
+    return L.first_code;
+  rc = fc_workflow_load_json(root, wf_out, input_out, errors);
+  json_decref(root);
+  return rc;
+}
+
+/* Reads a whole file ("-": stdin) of at most `limit` bytes into a new
+ * buffer. Returns 0, or a libuv error code / FC_EDEFINITION (too large) /
+ * FC_ENOMEM with a message in msg. */
+static int read_all(const char *path, size_t limit, char **out, size_t *out_len, char *msg,
+                    size_t msg_size) {
+  FILE *f;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  int use_stdin = strcmp(path, "-") == 0, rc = 0;
+  char shown[200];
+  show(shown, sizeof shown, path, 160);
+  f = use_stdin ? stdin : fopen(path, "rb");
+  if (f == NULL) {
+    int e = errno;
+    snprintf(msg, msg_size, "cannot open \"%s\": %s", shown, strerror(e));
+    return uv_translate_sys_error(e);
+  }
+  for (;;) {
+    size_t n;
+    if (cap - len < 65536) {
+      size_t ncap = cap ? cap * 2 : 65536;
+      char *p;
+      if (ncap > limit + 65536)
+        ncap = limit + 65536;
+      p = fc__realloc(buf, ncap);
+      if (p == NULL) {
+        snprintf(msg, msg_size, "out of memory reading \"%s\"", shown);
+        rc = FC_ENOMEM;
+        break;
+      }
+      buf = p;
+      cap = ncap;
+    }
+    n = fread(buf + len, 1, cap - len, f);
+    len += n;
+    if (len > limit) {
+      snprintf(msg, msg_size, "\"%s\" is larger than the limit of %zu bytes", shown, limit);
+      rc = FC_EDEFINITION;
+      break;
+    }
+    if (n == 0) {
+      if (ferror(f)) {
+        int e = errno;
+        snprintf(msg, msg_size, "cannot read \"%s\": %s", shown, strerror(e));
+        rc = e != 0 ? uv_translate_sys_error(e) : UV_EIO;
+      }
+      break;
+    }
+  }
+  if (!use_stdin)
+    fclose(f);
+  if (rc != 0) {
+    fc__free(buf);
+    return rc;
+  }
+  *out = buf;
+  *out_len = len;
+  return 0;
+}
+
+int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **input_out,
+                          fc_load_errors_t *errors) {
+  loader_t L;
+  char msg[FC_ERROR_TEXT_LENGTH], where[FC_ERROR_WHERE_LENGTH];
+  char *text = NULL;
+  size_t len = 0;
+  int rc;
+  if (wf_out != NULL)
+    *wf_out = NULL;
+  if (input_out != NULL)
+    *input_out = NULL;
+  memset(&L, 0, sizeof L);
+  L.errors = errors;
+  if (path == NULL || wf_out == NULL) {
+    add_error(&L, FC_EINVAL, "", "no path or output pointer");
+    return FC_EINVAL;
+  }
+  rc = read_all(path, FC_LOAD_MAX_FILE_BYTES, &text, &len, msg, sizeof msg);
+  if (rc != 0) {
+    show(where, sizeof where, path, 200);
+    add_error(&L, rc, where, "%s", msg);
+    return rc;
+  }
+  rc = fc_workflow_load_buffer(text, len, wf_out, input_out, errors);
+  fc__free(text);
+  return rc;
+}
+
+int fc_workflow_load_input(const char *arg, json_t **out, fc_error_t *err) {
+  fc_load_errors_t errors;
+  loader_t L;
+  json_t *v;
+  char *text = NULL, msg[FC_ERROR_TEXT_LENGTH], what[220];
+  size_t len;
+  int rc;
+  if (out != NULL)
+    *out = NULL;
+  if (arg == NULL || out == NULL)
+    return fc__error_set(err, FC_EINVAL, "", "no input argument");
+  if (arg[0] == '@') {
+    char shown[200];
+    rc = read_all(arg + 1, FC_LOAD_MAX_FILE_BYTES, &text, &len, msg, sizeof msg);
+    if (rc != 0)
+      return fc__error_set(err, rc, arg + 1, "input: %s", msg);
+    snprintf(what, sizeof what, "input file \"%s\":", show(shown, sizeof shown, arg + 1, 160));
+  } else {
+    len = strlen(arg);
+    snprintf(what, sizeof what, "input:");
+  }
+  fc_load_errors_init(&errors);
+  memset(&L, 0, sizeof L);
+  L.errors = &errors;
+  v = parse_text(text != NULL ? text : arg, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &L,
+                 what);
+  fc__free(text);
+  if (v == NULL) {
+    if (errors.count > 0)
+      fc__error_set(err, FC_EINVAL, errors.items[0].where, "%s", errors.items[0].text);
+    else
+      fc__error_set(err, FC_EINVAL, "", "input: invalid JSON");
+    fc_load_errors_free(&errors);
+    return FC_EINVAL;
+  }
+  fc_load_errors_free(&errors);
+  *out = v;
+  return 0;
+}

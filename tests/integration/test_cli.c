@@ -1,0 +1,1372 @@
+/* Integration tests of the `flowcore` command line (src/cli/), driven as a
+ * user drives it: fork + exec of FLOWCORE_BINARY_DIR/flowcore with a clean
+ * environment, capturing stdout, stderr and the exit status, against a
+ * private PostgreSQL (tests/support/pg_server). JSON outputs are parsed
+ * back with jansson; the database is checked with SQL. */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fc_test.h"
+#include "pg_server.h"
+
+#include <jansson.h>
+
+#define CLI FLOWCORE_BINARY_DIR "/flowcore"
+#define DATA FLOWCORE_SOURCE_DIR "/tests/data/cli"
+#define SECRET "CliPw-Zq7x9-Secret"
+#define CALL_TIMEOUT_MS 60000
+
+extern char **environ;
+
+static fc_test_pg_t g_pg;
+static char g_db[FC_TEST_PG_CONNINFO_LENGTH];        /* migrated, for runs and history */
+static char g_db_secret[FC_TEST_PG_CONNINFO_LENGTH + 64]; /* the same + password=SECRET */
+static char g_dbname[64];
+static char g_tmp[64]; /* a scratch directory */
+
+/* ---- running the command ----------------------------------------------------- */
+
+typedef struct {
+  pid_t pid;
+  int out_fd, err_fd;
+  char *out, *err; /* NUL-terminated, malloc'd */
+  size_t out_len, err_len;
+  int status; /* exit code, or 128 + signal */
+} proc_t;
+
+static void append(char **buf, size_t *len, const char *data, size_t n) {
+  char *p = realloc(*buf, *len + n + 1);
+  assert_non_null(p);
+  memcpy(p + *len, data, n);
+  *len += n;
+  p[*len] = '\0';
+  *buf = p;
+}
+
+/* A copy of the environment without anything that names a database or
+ * changes flowcore's defaults, plus `extra` ("NAME=value", NULL-ended). */
+static char **child_env(const char *const *extra) {
+  size_t n = 0, i, k = 0;
+  char **env;
+  while (environ[n] != NULL)
+    n++;
+  for (i = 0; extra != NULL && extra[i] != NULL; i++)
+    n++;
+  env = calloc(n + 1, sizeof *env);
+  assert_non_null(env);
+  for (i = 0; environ[i] != NULL; i++) {
+    const char *e = environ[i];
+    if (strncmp(e, "PG", 2) == 0 || strncmp(e, "FLOWCORE_", 9) == 0 ||
+        strncmp(e, "DATABASE_URL=", 13) == 0)
+      continue;
+    env[k++] = environ[i];
+  }
+  for (i = 0; extra != NULL && extra[i] != NULL; i++)
+    env[k++] = (char *)extra[i];
+  env[k] = NULL;
+  return env;
+}
+
+static void cli_start(proc_t *p, const char *const *args, const char *const *env_extra) {
+  int out[2], err[2];
+  const char *argv[64];
+  char **env;
+  size_t i;
+  memset(p, 0, sizeof *p);
+  argv[0] = CLI;
+  for (i = 0; args[i] != NULL; i++) {
+    assert_true(i + 2 < 64);
+    argv[i + 1] = args[i];
+  }
+  argv[i + 1] = NULL;
+  env = child_env(env_extra);
+  assert_int_equal(pipe(out), 0);
+  assert_int_equal(pipe(err), 0);
+  p->pid = fork();
+  assert_true(p->pid >= 0);
+  if (p->pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    signal(SIGPIPE, SIG_DFL); /* ignored in the test process, not in flowcore */
+    dup2(devnull, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    close(out[0]);
+    close(err[0]);
+    close(out[1]);
+    close(err[1]);
+    execve(CLI, (char *const *)argv, env);
+    _exit(127);
+  }
+  free(env);
+  close(out[1]);
+  close(err[1]);
+  p->out_fd = out[0];
+  p->err_fd = err[0];
+  p->out = calloc(1, 1);
+  p->err = calloc(1, 1);
+  assert_non_null(p->out);
+  assert_non_null(p->err);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads both pipes until EOF, then reaps the process (killed and failed
+ * after timeout_ms). */
+static void cli_finish(proc_t *p, int timeout_ms) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  int status = 0;
+  while (p->out_fd >= 0 || p->err_fd >= 0) {
+    struct pollfd fds[2];
+    nfds_t n = 0;
+    int64_t left = deadline - mono_ms();
+    int rc;
+    if (left <= 0) {
+      kill(p->pid, SIGKILL);
+      waitpid(p->pid, NULL, 0);
+      fail_msg("flowcore did not finish within %d ms; stderr so far:\n%s", timeout_ms, p->err);
+    }
+    if (p->out_fd >= 0)
+      fds[n++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
+    if (p->err_fd >= 0)
+      fds[n++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
+    rc = poll(fds, n, (int)(left > 1000 ? 1000 : left));
+    if (rc < 0 && errno == EINTR)
+      continue;
+    assert_true(rc >= 0);
+    for (nfds_t i = 0; i < n; i++) {
+      char buf[8192];
+      ssize_t got;
+      if (fds[i].revents == 0)
+        continue;
+      got = read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        if (fds[i].fd == p->out_fd)
+          append(&p->out, &p->out_len, buf, (size_t)got);
+        else
+          append(&p->err, &p->err_len, buf, (size_t)got);
+      } else if (got == 0 || errno != EINTR) {
+        if (fds[i].fd == p->out_fd)
+          p->out_fd = -1;
+        else
+          p->err_fd = -1;
+        close(fds[i].fd);
+      }
+    }
+  }
+  while (waitpid(p->pid, &status, 0) < 0)
+    assert_int_equal(errno, EINTR);
+  p->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void proc_free(proc_t *p) {
+  free(p->out);
+  free(p->err);
+  p->out = p->err = NULL;
+}
+
+/* Runs flowcore with args (NULL-terminated) and extra environment. */
+static void cli_run_env(proc_t *p, const char *const *args, const char *const *env) {
+  cli_start(p, args, env);
+  cli_finish(p, CALL_TIMEOUT_MS);
+}
+
+#define CLI_RUN(p, ...)                                                                      \
+  do {                                                                                       \
+    const char *const args_[] = {__VA_ARGS__, NULL};                                         \
+    cli_run_env((p), args_, NULL);                                                           \
+  } while (0)
+
+/* Asserts the exit code, printing the outputs when it differs. */
+static void expect_exit(const proc_t *p, int code) {
+  if (p->status != code)
+    fail_msg("exit code %d, expected %d\n--- stdout:\n%s\n--- stderr:\n%s", p->status, code,
+             p->out, p->err);
+}
+
+static void expect_contains(const char *haystack, const char *needle) {
+  if (strstr(haystack, needle) == NULL)
+    fail_msg("expected to find \"%s\" in:\n%s", needle, haystack);
+}
+
+static void expect_absent(const char *haystack, const char *needle) {
+  if (strstr(haystack, needle) != NULL)
+    fail_msg("did not expect \"%s\" in:\n%s", needle, haystack);
+}
+
+static json_t *parse_json(const char *text) {
+  json_error_t jerr;
+  json_t *v = json_loads(text, 0, &jerr);
+  if (v == NULL)
+    fail_msg("stdout is not JSON (%s at %d:%d):\n%s", jerr.text, jerr.line, jerr.column, text);
+  return v;
+}
+
+static const char *jstr(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (!json_is_string(v))
+    fail_msg("field \"%s\" is not a string", key);
+  return json_string_value(v);
+}
+
+static json_int_t jint(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (!json_is_integer(v))
+    fail_msg("field \"%s\" is not an integer", key);
+  return json_integer_value(v);
+}
+
+/* flowcore run --json FILE --db g_db [more...]: returns the parsed result
+ * (new reference); the exit code must be `code`. */
+static json_t *run_json(const char *file, int code, const char *const *more) {
+  const char *args[32];
+  size_t n = 0, i;
+  proc_t p;
+  json_t *res;
+  args[n++] = "run";
+  args[n++] = file;
+  args[n++] = "--json";
+  args[n++] = "--db";
+  args[n++] = g_db;
+  for (i = 0; more != NULL && more[i] != NULL; i++)
+    args[n++] = more[i];
+  args[n] = NULL;
+  cli_run_env(&p, args, NULL);
+  expect_exit(&p, code);
+  res = parse_json(p.out);
+  assert_int_equal(jint(res, "exit_code"), code);
+  proc_free(&p);
+  return res;
+}
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static int group_setup(void **state) {
+  proc_t p;
+  (void)state;
+  if (fc_test_pg_start(&g_pg) != 0)
+    return -1;
+  snprintf(g_dbname, sizeof g_dbname, "fccli_%ld", (long)getpid());
+  if (fc_test_pg_create_db(&g_pg, g_dbname, g_db, sizeof g_db) != 0)
+    return -1;
+  snprintf(g_db_secret, sizeof g_db_secret, "%s password=%s", g_db, SECRET);
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/fc-cli-XXXXXX");
+  if (mkdtemp(g_tmp) == NULL)
+    return -1;
+  /* The schema, through the command under test. */
+  {
+    const char *const args[] = {"migrate", "--db", g_db, NULL};
+    cli_run_env(&p, args, NULL);
+  }
+  if (p.status != 0) {
+    fprintf(stderr, "flowcore migrate failed (%d):\n%s%s", p.status, p.out, p.err);
+    proc_free(&p);
+    return -1;
+  }
+  proc_free(&p);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  char cmd[128];
+  (void)state;
+  if (g_tmp[0] != '\0') {
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", g_tmp);
+  }
+  if (g_dbname[0] != '\0')
+    (void)fc_test_pg_drop_db(&g_pg, g_dbname);
+  fc_test_pg_stop(&g_pg);
+  return 0;
+}
+
+/* ---- help, version, usage errors ---------------------------------------------------- */
+
+static void test_help_and_version(void **state) {
+  static const char *const cmds[] = {"run", "validate", "migrate", "history"};
+  static const char *const subs[] = {"runs", "show", "errors", "stats", "running", "losses"};
+  proc_t p;
+  size_t i;
+  (void)state;
+  CLI_RUN(&p, "--help");
+  expect_exit(&p, 0);
+  expect_contains(p.out, "Usage: flowcore <command>");
+  for (i = 0; i < 4; i++)
+    expect_contains(p.out, cmds[i]);
+  proc_free(&p);
+  CLI_RUN(&p, "help");
+  expect_exit(&p, 0);
+  expect_contains(p.out, "Exit codes");
+  proc_free(&p);
+
+  for (i = 0; i < 4; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "Usage: flowcore %s", cmds[i]);
+    CLI_RUN(&p, cmds[i], "--help");
+    expect_exit(&p, 0);
+    expect_contains(p.out, want);
+    proc_free(&p);
+    CLI_RUN(&p, "help", cmds[i]);
+    expect_exit(&p, 0);
+    expect_contains(p.out, want);
+    proc_free(&p);
+  }
+  CLI_RUN(&p, "run", "-h");
+  expect_exit(&p, 0);
+  for (i = 0; i < 9; i++) {
+    static const char *const run_opts[] = {"--input",        "--db",        "--no-history",
+                                           "--quiet",        "--json",      "--metrics-file",
+                                           "--spool-dir",    "--max-parallel",
+                                           "--shutdown-deadline"};
+    expect_contains(p.out, run_opts[i]);
+  }
+  proc_free(&p);
+  for (i = 0; i < 6; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "Usage: flowcore history %s", subs[i]);
+    CLI_RUN(&p, "history", subs[i], "--help");
+    expect_exit(&p, 0);
+    expect_contains(p.out, want);
+    proc_free(&p);
+  }
+
+  CLI_RUN(&p, "version");
+  expect_exit(&p, 0);
+  expect_contains(p.out, "flowcore " FC_VERSION_STRING);
+  proc_free(&p);
+  CLI_RUN(&p, "--version");
+  expect_exit(&p, 0);
+  expect_contains(p.out, FC_VERSION_STRING);
+  proc_free(&p);
+
+  /* Usage errors: a message and a hint, exit 2, nothing on stdout. */
+  {
+    const char *const none[] = {NULL};
+    cli_run_env(&p, none, NULL);
+    expect_exit(&p, 2);
+    expect_contains(p.err, "Usage: flowcore");
+    proc_free(&p);
+  }
+  CLI_RUN(&p, "frobnicate");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown command 'frobnicate'");
+  expect_contains(p.err, "flowcore --help");
+  assert_int_equal(p.out_len, 0);
+  proc_free(&p);
+  CLI_RUN(&p, "--frobnicate");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown option '--frobnicate'");
+  proc_free(&p);
+  CLI_RUN(&p, "run", "--bogus", DATA "/ok.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown option '--bogus'");
+  expect_contains(p.err, "flowcore run --help");
+  proc_free(&p);
+  CLI_RUN(&p, "run");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "missing the workflow FILE");
+  proc_free(&p);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--max-parallel", "many");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "--max-parallel");
+  proc_free(&p);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "needs a value");
+  proc_free(&p);
+  CLI_RUN(&p, "validate", DATA "/ok.json", DATA "/ok.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unexpected argument");
+  proc_free(&p);
+  CLI_RUN(&p, "migrate", "--stats");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown option '--stats'");
+  proc_free(&p);
+  CLI_RUN(&p, "history");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "Usage: flowcore history");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "everything");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown history subcommand 'everything'");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--limit", "0", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "--limit");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--status", "exploded", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "--status");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--since", "last tuesday", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "--since");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "stats", "--status", "failed", "--db", g_db);
+  expect_exit(&p, 2); /* stats has no --status */
+  proc_free(&p);
+  CLI_RUN(&p, "history", "show", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "missing the run ID");
+  proc_free(&p);
+}
+
+/* ---- validate and invalid files ----------------------------------------------------- */
+
+static void test_validate(void **state) {
+  proc_t p;
+  (void)state;
+  CLI_RUN(&p, "validate", DATA "/ok.json");
+  expect_exit(&p, 0);
+  expect_contains(p.out, DATA "/ok.json: ok (5 nodes)");
+  proc_free(&p);
+
+  CLI_RUN(&p, "validate", DATA "/malformed.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, DATA "/malformed.json:5:3: invalid JSON");
+  proc_free(&p);
+
+  CLI_RUN(&p, "validate", DATA "/unknown_type.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, DATA "/unknown_type.json: nodes[1].type (id \"b\"): unknown type "
+                         "\"teleport\"");
+  proc_free(&p);
+
+  CLI_RUN(&p, "validate", DATA "/cycle.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, DATA "/cycle.json: dependency cycle of 3 nodes");
+  expect_contains(p.err, "first");
+  expect_contains(p.err, "second");
+  expect_contains(p.err, "third");
+  proc_free(&p);
+
+  /* Every error, not only the first, each with its path or node id. */
+  CLI_RUN(&p, "validate", DATA "/many_errors.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "nodes[0] (id \"typo\"): unknown field \"comand\" (did you mean "
+                         "\"command\"?)");
+  expect_contains(p.err, "nodes[1].ms (id \"typo\")");
+  expect_contains(p.err, "duplicate id");
+  expect_contains(p.err, "nodes[2].after[0] (id \"c\"): depends on unknown node \"nowhere\"");
+  expect_contains(p.err, "many_errors.json: 5 errors");
+  proc_free(&p);
+
+  CLI_RUN(&p, "validate", DATA "/no-such-file.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "no-such-file.json");
+  expect_contains(p.err, "No such file");
+  proc_free(&p);
+
+  /* Nothing runs: a workflow that would create a file does not. */
+  {
+    char wf[256], marker[256], json[1024];
+    FILE *f;
+    snprintf(wf, sizeof wf, "%s/touch.json", g_tmp);
+    snprintf(marker, sizeof marker, "%s/touched", g_tmp);
+    snprintf(json, sizeof json,
+             "{\"name\": \"touch\", \"nodes\": [{\"id\": \"t\", \"type\": \"exec\", "
+             "\"command\": [\"touch\", \"%s\"]}]}",
+             marker);
+    f = fopen(wf, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+    CLI_RUN(&p, "validate", wf);
+    expect_exit(&p, 0);
+    expect_contains(p.out, "ok (1 node)");
+    assert_int_not_equal(access(marker, F_OK), 0);
+    proc_free(&p);
+  }
+}
+
+static void test_run_invalid_files(void **state) {
+  proc_t p;
+  (void)state;
+  CLI_RUN(&p, "run", DATA "/cycle.json", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, DATA "/cycle.json: dependency cycle of 3 nodes");
+  assert_int_equal(p.out_len, 0);
+  proc_free(&p);
+
+  CLI_RUN(&p, "run", DATA "/unknown_type.json", "--json", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "unknown type \"teleport\"");
+  assert_int_equal(p.out_len, 0);
+  proc_free(&p);
+
+  CLI_RUN(&p, "run", DATA "/malformed.json");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "malformed.json:5:3: invalid JSON");
+  proc_free(&p);
+
+  CLI_RUN(&p, "run", DATA "/ok.json", "--input", "{\"broken\": ", "--no-history");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "input:");
+  expect_contains(p.err, "invalid JSON");
+  proc_free(&p);
+
+  CLI_RUN(&p, "run", DATA "/ok.json", "--input", "@" DATA "/no-such-input.json",
+          "--no-history");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "no-such-input.json");
+  proc_free(&p);
+
+  /* Nothing of these reached the database. */
+  assert_int_equal(fc_test_pg_int(g_db, "SELECT count(*) FROM workflow_executions "
+                                        "WHERE workflow_name IN ('cli-cycle', 'cli-unknown-type')"),
+                   0);
+}
+
+/* ---- runs ------------------------------------------------------------------------------- */
+
+static void test_run_completed_json(void **state) {
+  json_t *res, *nodes, *output, *hist;
+  const char *id;
+  (void)state;
+  res = run_json(DATA "/ok.json", 0, NULL);
+  id = jstr(res, "workflow_id");
+  assert_int_equal(strlen(id), 36);
+  assert_string_equal(jstr(res, "workflow"), "cli-ok");
+  assert_string_equal(jstr(res, "status"), "completed");
+  assert_true(json_is_number(json_object_get(res, "duration_ms")));
+  nodes = json_object_get(res, "nodes");
+  assert_int_equal(jint(nodes, "total"), 5);
+  assert_int_equal(jint(nodes, "completed"), 4);
+  assert_int_equal(jint(nodes, "skipped"), 1);
+  assert_int_equal(jint(nodes, "failed"), 0);
+  assert_int_equal(json_array_size(json_object_get(res, "errors")), 0);
+  output = json_object_get(res, "output");
+  assert_true(json_is_true(json_object_get(json_object_get(output, "publish"), "published")));
+  /* echo (cat) returns its node input: the file's input came through. */
+  assert_string_equal(
+      jstr(json_object_get(json_object_get(output, "echo"), "input"), "day"), "2026-11-27");
+  hist = json_object_get(res, "history");
+  assert_true(json_is_true(json_object_get(hist, "enabled")));
+  assert_true(jint(hist, "written") >= 6);
+  assert_int_equal(jint(hist, "dropped"), 0);
+  assert_int_equal(jint(hist, "spooled"), 0);
+  assert_int_equal(jint(json_object_get(hist, "dropped_by_reason"), "deadline"), 0);
+
+  assert_string_equal(
+      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
+      "completed");
+  assert_int_equal(
+      fc_test_pg_int(g_db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'", id), 5);
+  assert_int_equal(fc_test_pg_int(g_db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND node_id = 'alert' AND status = 'skipped'",
+                                  id),
+                   1);
+  json_decref(res);
+}
+
+static void test_run_text_and_input(void **state) {
+  proc_t p;
+  json_t *out;
+  char input_file[256];
+  FILE *f;
+  (void)state;
+  /* Text mode: the output JSON on stdout, progress + summary on stderr
+   * (plain lines: stderr is a pipe). */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", g_db, "--input", "{\"who\": \"cli\"}",
+          "--max-parallel", "1");
+  expect_exit(&p, 0);
+  out = parse_json(p.out);
+  assert_string_equal(jstr(json_object_get(json_object_get(out, "echo"), "input"), "who"), "cli");
+  json_decref(out);
+  expect_contains(p.err, "done wf=\"cli-ok\"");
+  expect_contains(p.err, "workflow \"cli-ok\" completed in");
+  expect_contains(p.err, "4 completed, 1 skipped (of 5)");
+  expect_contains(p.err, "records written");
+  proc_free(&p);
+
+  /* --input @file */
+  snprintf(input_file, sizeof input_file, "%s/input.json", g_tmp);
+  f = fopen(input_file, "w");
+  assert_non_null(f);
+  fputs("{\"who\": \"file\"}\n", f);
+  fclose(f);
+  {
+    char arg[300];
+    snprintf(arg, sizeof arg, "@%s", input_file);
+    CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--quiet", "--input", arg);
+  }
+  expect_exit(&p, 0);
+  out = parse_json(p.out);
+  assert_string_equal(jstr(json_object_get(json_object_get(out, "echo"), "input"), "who"), "file");
+  json_decref(out);
+  /* --quiet and a completed run: nothing on stderr. */
+  assert_int_equal(p.err_len, 0);
+  proc_free(&p);
+
+  /* No database configured: history is off, and it says so. */
+  CLI_RUN(&p, "run", DATA "/ok.json");
+  expect_exit(&p, 0);
+  expect_contains(p.err, "history: off (no database configured");
+  proc_free(&p);
+  /* --no-history wins over a database. */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", g_db, "--no-history", "--json");
+  expect_exit(&p, 0);
+  out = parse_json(p.out);
+  assert_false(json_is_true(json_object_get(json_object_get(out, "history"), "enabled")));
+  assert_int_equal(fc_test_pg_int(g_db,
+                                  "SELECT count(*) FROM workflow_executions WHERE workflow_id "
+                                  "= '%s'",
+                                  jstr(out, "workflow_id")),
+                   0);
+  json_decref(out);
+  proc_free(&p);
+  /* The database from the environment (FLOWCORE_DB). */
+  {
+    char env_db[FC_TEST_PG_CONNINFO_LENGTH + 16];
+    const char *const env[] = {env_db, NULL};
+    const char *const args[] = {"run", DATA "/ok.json", "--json", NULL};
+    snprintf(env_db, sizeof env_db, "FLOWCORE_DB=%s", g_db);
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 0);
+    out = parse_json(p.out);
+    assert_true(jint(json_object_get(out, "history"), "written") > 0);
+    assert_int_equal(fc_test_pg_int(g_db,
+                                    "SELECT count(*) FROM workflow_executions WHERE workflow_id "
+                                    "= '%s'",
+                                    jstr(out, "workflow_id")),
+                     1);
+    json_decref(out);
+    proc_free(&p);
+  }
+}
+
+static void test_run_failed(void **state) {
+  json_t *res, *errors, *e;
+  const char *id;
+  char *trace;
+  proc_t p;
+  (void)state;
+  res = run_json(DATA "/fail.json", 1, NULL);
+  id = jstr(res, "workflow_id");
+  assert_string_equal(jstr(res, "status"), "failed");
+  assert_int_equal(jint(json_object_get(res, "nodes"), "failed"), 1);
+  assert_int_equal(jint(json_object_get(res, "nodes"), "skipped"), 1);
+  errors = json_object_get(res, "errors");
+  assert_int_equal(json_array_size(errors), 2); /* one per attempt (retries: 1) */
+  e = json_array_get(errors, 1);
+  assert_string_equal(jstr(e, "node_id"), "broken");
+  assert_int_equal(jint(e, "attempt"), 2);
+  assert_string_equal(jstr(e, "type"), "exit_status");
+  assert_string_equal(jstr(e, "severity"), "error");
+  expect_contains(jstr(e, "message"), "exited with status 3");
+  expect_contains(jstr(e, "stack_trace"), "disk on fire");
+  /* The independent branch finished. */
+  assert_non_null(json_object_get(json_object_get(res, "output"), "independent"));
+
+  assert_string_equal(
+      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
+      "failed");
+  assert_int_equal(fc_test_pg_int(g_db,
+                                  "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s' "
+                                  "AND node_id = 'broken' AND error_type = 'exit_status'",
+                                  id),
+                   2);
+  trace = fc_test_pg_text(g_db,
+                          "SELECT stack_trace FROM execution_errors WHERE workflow_id = '%s' "
+                          "AND attempt = 1",
+                          id);
+  expect_contains(trace, "disk on fire");
+  free(trace);
+  json_decref(res);
+
+  /* The text summary names the node, the error and the stderr tail. */
+  CLI_RUN(&p, "run", DATA "/fail.json", "--db", g_db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "workflow \"cli-fail\" failed");
+  expect_contains(p.err, "broken (attempt 2) [error] exit_status");
+  expect_contains(p.err, "| disk on fire");
+  proc_free(&p);
+}
+
+static void test_run_missing_command(void **state) {
+  json_t *res, *e;
+  const char *id;
+  (void)state;
+  res = run_json(DATA "/missing_command.json", 1, NULL);
+  id = jstr(res, "workflow_id");
+  assert_string_equal(jstr(res, "status"), "failed");
+  e = json_array_get(json_object_get(res, "errors"), 0);
+  assert_non_null(e);
+  assert_string_equal(jstr(e, "node_id"), "ghost");
+  assert_string_equal(jstr(e, "type"), "spawn_error");
+  expect_contains(jstr(e, "message"), "flowcore-no-such-binary");
+  assert_string_equal(fc_test_pg_text(g_db,
+                                      "SELECT status FROM node_executions WHERE workflow_id = "
+                                      "'%s' AND node_id = 'ghost' AND attempt = 1",
+                                      id),
+                      "failed");
+  assert_string_equal(fc_test_pg_text(g_db,
+                                       "SELECT error_type FROM execution_errors WHERE "
+                                       "workflow_id = '%s' AND node_id = 'ghost'",
+                                       id),
+                      "spawn_error");
+  json_decref(res);
+}
+
+/* Waits until a file exists (at most timeout_ms). */
+static int wait_for_file(const char *path, int timeout_ms) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  while (access(path, F_OK) != 0) {
+    if (mono_ms() > deadline)
+      return -1;
+    usleep(20000);
+  }
+  return 0;
+}
+
+static void test_run_sigint_cancels(void **state) {
+  char marker[256], env_marker[300];
+  const char *const env[] = {env_marker, NULL};
+  const char *const args[] = {"run", DATA "/slow.json", "--json", "--db", g_db, NULL};
+  proc_t p;
+  json_t *res;
+  const char *id;
+  int64_t t0;
+  (void)state;
+  snprintf(marker, sizeof marker, "%s/slow-started", g_tmp);
+  snprintf(env_marker, sizeof env_marker, "CLI_TEST_MARKER=%s", marker);
+  unlink(marker);
+  cli_start(&p, args, env);
+  if (wait_for_file(marker, 20000) != 0) {
+    kill(p.pid, SIGKILL);
+    cli_finish(&p, CALL_TIMEOUT_MS);
+    fail_msg("the exec node did not start; stderr:\n%s", p.err);
+  }
+  usleep(100000);
+  t0 = mono_ms();
+  assert_int_equal(kill(p.pid, SIGINT), 0);
+  cli_finish(&p, 30000);
+  expect_exit(&p, 1);
+  /* Well before the 60 s of the sleeping nodes. */
+  assert_true(mono_ms() - t0 < 15000);
+  expect_contains(p.err, "SIGINT received: cancelling the run");
+  res = parse_json(p.out);
+  id = jstr(res, "workflow_id");
+  assert_string_equal(jstr(res, "status"), "cancelled");
+  assert_int_equal(jint(json_object_get(res, "nodes"), "cancelled"), 3);
+  assert_int_equal(jint(json_object_get(res, "history"), "dropped"), 0);
+  assert_string_equal(
+      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
+      "cancelled");
+  assert_int_equal(fc_test_pg_int(g_db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'cancelled'",
+                                  id),
+                   3);
+  assert_string_equal(fc_test_pg_text(g_db,
+                                      "SELECT status FROM node_executions WHERE workflow_id = "
+                                      "'%s' AND node_id = 'long' AND attempt = 1",
+                                      id),
+                      "cancelled");
+  json_decref(res);
+  proc_free(&p);
+
+  /* SIGTERM too, in text mode. */
+  {
+    const char *const targs[] = {"run", DATA "/slow.json", "--db", g_db, NULL};
+    unlink(marker);
+    cli_start(&p, targs, env);
+    assert_int_equal(wait_for_file(marker, 20000), 0);
+    usleep(100000);
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    cli_finish(&p, 30000);
+    expect_exit(&p, 1);
+    expect_contains(p.err, "workflow \"cli-slow\" cancelled");
+    expect_contains(p.err, "cancelled by SIGTERM");
+    proc_free(&p);
+  }
+}
+
+static void test_run_history_lost_exit_3(void **state) {
+  char down[256], spool[256];
+  proc_t p;
+  json_t *res, *hist;
+  (void)state;
+  /* A server that is not there (no such socket directory). */
+  snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x user=postgres password=%s",
+           g_tmp, SECRET);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", down, "--shutdown-deadline", "200");
+  expect_exit(&p, 3);
+  expect_contains(p.err, "workflow \"cli-ok\" completed");
+  expect_contains(p.err, "history LOST: ");
+  expect_contains(p.err, "(deadline)");
+  proc_free(&p);
+
+  /* --json: the loss in numbers, and still on stderr. */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--quiet", "--db", down, "--shutdown-deadline",
+          "200");
+  expect_exit(&p, 3);
+  expect_contains(p.err, "history LOST: ");
+  res = parse_json(p.out);
+  assert_string_equal(jstr(res, "status"), "completed");
+  assert_int_equal(jint(res, "exit_code"), 3);
+  hist = json_object_get(res, "history");
+  assert_int_equal(jint(hist, "written"), 0);
+  assert_true(jint(hist, "dropped") > 0);
+  assert_int_equal(jint(json_object_get(hist, "dropped_by_reason"), "deadline"),
+                   jint(hist, "dropped"));
+  assert_int_equal(jint(hist, "accepted"), jint(hist, "dropped"));
+  json_decref(res);
+  proc_free(&p);
+
+  /* The deadline from the environment. */
+  {
+    char env_db[400];
+    const char *const env[] = {env_db, "FLOWCORE_SHUTDOWN_DEADLINE_MS=100", NULL};
+    const char *const args[] = {"run", DATA "/ok.json", "--quiet", NULL};
+    snprintf(env_db, sizeof env_db, "FLOWCORE_DB=%s", down);
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 3);
+    expect_contains(p.err, "history LOST: ");
+    proc_free(&p);
+    {
+      const char *const bad_env[] = {"FLOWCORE_SHUTDOWN_DEADLINE_MS=soon", NULL};
+      cli_run_env(&p, args, bad_env);
+      expect_exit(&p, 2);
+      expect_contains(p.err, "FLOWCORE_SHUTDOWN_DEADLINE_MS");
+      proc_free(&p);
+    }
+  }
+
+  /* With a spool directory nothing is lost: exit 0, and the next run with
+   * the same spool and a reachable database replays it. */
+  snprintf(spool, sizeof spool, "%s/spool", g_tmp);
+  assert_int_equal(mkdir(spool, 0700), 0);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--db", down, "--spool-dir", spool,
+          "--shutdown-deadline", "200");
+  expect_exit(&p, 0);
+  res = parse_json(p.out);
+  hist = json_object_get(res, "history");
+  assert_true(jint(hist, "spooled") > 0);
+  assert_int_equal(jint(hist, "dropped"), 0);
+  {
+    char id[40];
+    proc_t q;
+    json_t *res2;
+    snprintf(id, sizeof id, "%s", jstr(res, "workflow_id"));
+    CLI_RUN(&q, "run", DATA "/ok.json", "--json", "--db", g_db, "--spool-dir", spool);
+    expect_exit(&q, 0);
+    res2 = parse_json(q.out);
+    assert_true(jint(json_object_get(res2, "history"), "replayed") > 0);
+    assert_string_equal(
+        fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                        id),
+        "completed");
+    json_decref(res2);
+    proc_free(&q);
+  }
+  json_decref(res);
+  proc_free(&p);
+
+  /* A spool directory that does not exist is a usage error. */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", g_db, "--spool-dir", "/nonexistent/fc-spool");
+  expect_exit(&p, 2);
+  proc_free(&p);
+}
+
+static void test_run_metrics_file(void **state) {
+  char path[256], *text = NULL, cmd[300];
+  proc_t p;
+  FILE *f;
+  long n;
+  (void)state;
+  snprintf(path, sizeof path, "%s/flowcore.prom", g_tmp);
+  CLI_RUN(&p, "run", DATA "/fail.json", "--no-history", "--metrics-file", path);
+  expect_exit(&p, 1);
+  proc_free(&p);
+  f = fopen(path, "r");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  rewind(f);
+  text = calloc(1, (size_t)n + 1);
+  assert_non_null(text);
+  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  expect_contains(text, "flowcore_workflows_started_total 1");
+  expect_contains(text, "status=\"failed\"");
+  expect_contains(text, "flowcore_node_duration_seconds");
+  free(text);
+  /* No temporary file left next to it. */
+  snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -q 'tmp'", g_tmp);
+  assert_int_not_equal(system(cmd), 0);
+
+  CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--metrics-file",
+          "/nonexistent/dir/flowcore.prom");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "--metrics-file");
+  proc_free(&p);
+}
+
+/* ---- migrate ------------------------------------------------------------------------------ */
+
+static void test_migrate_status(void **state) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH], name[64];
+  proc_t p;
+  (void)state;
+  snprintf(name, sizeof name, "fccli_mig_%ld", (long)getpid());
+  assert_int_equal(fc_test_pg_create_db(&g_pg, name, db, sizeof db), 0);
+
+  CLI_RUN(&p, "migrate", "--status", "--db", db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "0001");
+  expect_contains(p.out, "history");
+  expect_contains(p.out, "pending");
+  expect_contains(p.out, "0 applied,");
+  expect_absent(p.out, "applied  ");
+  proc_free(&p);
+  /* --status changed nothing. */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = "
+                                      "'workflow_executions'"),
+                   0);
+
+  /* History commands on a database without the schema: a clear hint. */
+  CLI_RUN(&p, "history", "runs", "--db", db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "flowcore migrate");
+  proc_free(&p);
+
+  CLI_RUN(&p, "migrate", "--db", db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "applied 0001_history.sql");
+  expect_contains(p.out, "applied 0002_views.sql");
+  proc_free(&p);
+
+  CLI_RUN(&p, "migrate", "--status", "--db", db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "applied");
+  expect_contains(p.out, " 0 pending");
+  expect_absent(p.out, "pending  ");
+  proc_free(&p);
+
+  /* Again: nothing to do. */
+  CLI_RUN(&p, "migrate", "--db", db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "0 applied now");
+  expect_contains(p.out, "up to date");
+  proc_free(&p);
+
+  /* --dir and FLOWCORE_MIGRATIONS_DIR. */
+  CLI_RUN(&p, "migrate", "--status", "--db", db, "--dir", FLOWCORE_SOURCE_DIR "/migrations");
+  expect_exit(&p, 0);
+  proc_free(&p);
+  CLI_RUN(&p, "migrate", "--db", db, "--dir", "/nonexistent/migrations");
+  expect_exit(&p, 2);
+  expect_contains(p.err, "/nonexistent/migrations");
+  proc_free(&p);
+  {
+    const char *const env[] = {"FLOWCORE_MIGRATIONS_DIR=/nonexistent/env-migrations", NULL};
+    const char *const args[] = {"migrate", "--status", "--db", db, NULL};
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 2);
+    expect_contains(p.err, "/nonexistent/env-migrations");
+    proc_free(&p);
+  }
+
+  /* A server that is down: exit 1 with the reason. */
+  {
+    char down[256];
+    snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x", g_tmp);
+    CLI_RUN(&p, "migrate", "--status", "--db", down);
+    expect_exit(&p, 1);
+    expect_contains(p.err, "migrate --status failed");
+    proc_free(&p);
+  }
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, name), 0);
+}
+
+/* ---- history -------------------------------------------------------------------------------- */
+
+/* In a text table: the column headed `header` starts where `value` starts
+ * in the line containing `row_key` (the header is the first occurrence of
+ * `header`, in capitals, so lines before the table do not matter). */
+static void expect_aligned(const char *table, const char *header, const char *row_key,
+                           const char *value) {
+  const char *h = strstr(table, header), *hline, *row, *row_end, *v;
+  assert_non_null(h);
+  for (hline = h; hline > table && hline[-1] != '\n'; hline--) {
+  }
+  row = strstr(h, row_key);
+  assert_non_null(row);
+  while (row > table && row[-1] != '\n')
+    row--;
+  row_end = strchr(row, '\n');
+  v = strstr(row, value);
+  assert_non_null(v);
+  assert_true(row_end == NULL || v < row_end);
+  if (v - row != h - hline)
+    fail_msg("\"%s\" is not under \"%s\" in:\n%s", value, header, table);
+}
+
+static void test_history_commands(void **state) {
+  json_t *ok, *failed, *arr, *obj, *e;
+  char ok_id[40], fail_id[40], prefix[40];
+  const char *args_since[] = {"1h", "2000-01-01", NULL};
+  proc_t p;
+  size_t i;
+  int found;
+  (void)state;
+  ok = run_json(DATA "/ok.json", 0, NULL);
+  failed = run_json(DATA "/fail.json", 1, NULL);
+  snprintf(ok_id, sizeof ok_id, "%s", jstr(ok, "workflow_id"));
+  snprintf(fail_id, sizeof fail_id, "%s", jstr(failed, "workflow_id"));
+  json_decref(ok);
+  json_decref(failed);
+
+  /* runs --json: an array of objects, newest first, filtered. */
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db);
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_true(json_is_array(arr));
+  assert_true(json_array_size(arr) >= 2);
+  assert_true(json_array_size(arr) <= 20); /* the default limit */
+  assert_string_equal(jstr(json_array_get(arr, 0), "workflow_id"), fail_id);
+  assert_string_equal(jstr(json_array_get(arr, 1), "workflow_id"), ok_id);
+  obj = json_array_get(arr, 0);
+  assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
+  assert_string_equal(jstr(obj, "status"), "failed");
+  assert_int_equal(jint(obj, "node_count"), 4);
+  assert_int_equal(jint(obj, "nodes_failed"), 1);
+  assert_int_equal(jint(obj, "nodes_skipped"), 1);
+  assert_int_equal(jint(obj, "error_count"), 2);
+  assert_int_equal(jint(obj, "attempts"), 4);
+  assert_true(json_is_number(json_object_get(obj, "duration_ms")));
+  expect_contains(jstr(obj, "started_at"), "T");
+  assert_int_equal(jstr(obj, "started_at")[strlen(jstr(obj, "started_at")) - 1], 'Z');
+  json_decref(arr);
+  proc_free(&p);
+
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--workflow", "cli-fail", "--limit",
+          "3");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_true(json_array_size(arr) >= 1 && json_array_size(arr) <= 3);
+  json_array_foreach(arr, i, obj) assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
+  json_decref(arr);
+  proc_free(&p);
+
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--status", "completed", "--limit",
+          "1000");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  found = 0;
+  json_array_foreach(arr, i, obj) {
+    assert_string_equal(jstr(obj, "status"), "completed");
+    found |= strcmp(jstr(obj, "workflow_id"), ok_id) == 0;
+  }
+  assert_true(found);
+  json_decref(arr);
+  proc_free(&p);
+
+  for (i = 0; args_since[i] != NULL; i++) {
+    CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--since", args_since[i]);
+    expect_exit(&p, 0);
+    arr = parse_json(p.out);
+    assert_string_equal(jstr(json_array_get(arr, 0), "workflow_id"), fail_id);
+    json_decref(arr);
+    proc_free(&p);
+  }
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--since", "2999-01-01T00:00:00Z");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_int_equal(json_array_size(arr), 0);
+  json_decref(arr);
+  proc_free(&p);
+
+  /* runs as a table: a header, aligned columns. */
+  CLI_RUN(&p, "history", "runs", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "ID");
+  expect_contains(p.out, "WORKFLOW");
+  expect_contains(p.out, fail_id);
+  expect_aligned(p.out, "STATUS", fail_id, "failed");
+  expect_aligned(p.out, "STATUS", ok_id, "completed");
+  expect_aligned(p.out, "WORKFLOW", ok_id, "cli-ok");
+  proc_free(&p);
+
+  /* show: by a prefix, nodes in start order. */
+  snprintf(prefix, sizeof prefix, "%.23s", fail_id);
+  CLI_RUN(&p, "history", "show", prefix, "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, fail_id);
+  expect_contains(p.out, "cli-fail");
+  expect_contains(p.out, "NODE");
+  expect_contains(p.out, "ATTEMPT");
+  expect_contains(p.out, "exit_status: command");
+  expect_contains(p.out, "after_broken");
+  expect_aligned(p.out, "STATUS", "after_broken", "skipped");
+  proc_free(&p);
+
+  CLI_RUN(&p, "history", "show", fail_id, "--json", "--db", g_db);
+  expect_exit(&p, 0);
+  obj = parse_json(p.out);
+  assert_string_equal(jstr(obj, "workflow_id"), fail_id);
+  assert_string_equal(jstr(obj, "status"), "failed");
+  arr = json_object_get(obj, "nodes");
+  assert_int_equal(json_array_size(arr), 5); /* prepare, independent, broken x2, after_broken */
+  {
+    const char *prev = "";
+    int broken = 0;
+    json_array_foreach(arr, i, e) {
+      json_t *started = json_object_get(e, "started_at");
+      if (strcmp(jstr(e, "node_id"), "broken") == 0) {
+        broken++;
+        assert_int_equal(jint(e, "attempt"), broken);
+        assert_string_equal(jstr(e, "status"), "failed");
+        assert_string_equal(jstr(e, "error_type"), "exit_status");
+      }
+      if (strcmp(jstr(e, "node_id"), "after_broken") == 0) {
+        assert_int_equal(jint(e, "attempt"), 0);
+        assert_string_equal(jstr(e, "status"), "skipped");
+        assert_true(json_is_null(started));
+        assert_int_equal(i, json_array_size(arr) - 1); /* never ran: last */
+      } else {
+        /* RFC 3339 UTC with µs compares in time order. */
+        assert_true(strcmp(prev, json_string_value(started)) <= 0);
+        prev = json_string_value(started);
+      }
+    }
+    assert_int_equal(broken, 2);
+  }
+  json_decref(obj);
+  proc_free(&p);
+
+  /* Ambiguous, unknown and malformed ids. */
+  CLI_RUN(&p, "history", "show", "0", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "ambiguous");
+  expect_contains(p.err, fail_id);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "show", "ffffffff-ffff", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "no run with an id starting with 'ffffffff-ffff'");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "show", "' OR 1=1 --", "--db", g_db);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "invalid run id");
+  proc_free(&p);
+
+  /* errors */
+  CLI_RUN(&p, "history", "errors", "--json", "--db", g_db, "--since", "1h");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  found = 0;
+  json_array_foreach(arr, i, obj) {
+    if (strcmp(jstr(obj, "workflow_name"), "cli-fail") == 0 &&
+        strcmp(jstr(obj, "node_id"), "broken") == 0) {
+      found = 1;
+      assert_string_equal(jstr(obj, "error_type"), "exit_status");
+      assert_string_equal(jstr(obj, "severity"), "error");
+      assert_true(jint(obj, "errors") >= 2);
+      expect_contains(jstr(obj, "last_message"), "exited with status 3");
+      assert_true(strcmp(jstr(obj, "first_seen"), jstr(obj, "last_seen")) <= 0);
+    }
+  }
+  assert_true(found);
+  json_decref(arr);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "errors", "--json", "--db", g_db, "--since", "2999-01-01");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_int_equal(json_array_size(arr), 0);
+  json_decref(arr);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "errors", "--db", g_db, "--workflow", "cli-fail");
+  expect_exit(&p, 0);
+  expect_contains(p.out, "LAST SEEN");
+  expect_aligned(p.out, "TYPE", "broken", "exit_status");
+  expect_absent(p.out, "cli-missing-command");
+  proc_free(&p);
+
+  /* stats */
+  CLI_RUN(&p, "history", "stats", "--json", "--db", g_db, "--workflow", "cli-fail");
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_int_equal(json_array_size(arr), 3); /* prepare, broken, independent */
+  found = 0;
+  json_array_foreach(arr, i, obj) {
+    assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
+    assert_true(json_is_number(json_object_get(obj, "p50_ms")));
+    assert_true(json_is_number(json_object_get(obj, "p95_ms")));
+    if (strcmp(jstr(obj, "node_id"), "broken") == 0) {
+      found = 1;
+      assert_true(jint(obj, "runs") >= 1);
+      assert_int_equal(jint(obj, "failures"), jint(obj, "attempts"));
+      assert_true(json_number_value(json_object_get(obj, "p50_ms")) <=
+                  json_number_value(json_object_get(obj, "p95_ms")));
+    }
+  }
+  assert_true(found);
+  json_decref(arr);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "stats", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "P50");
+  expect_contains(p.out, "P95");
+  expect_aligned(p.out, "NODE", "independent", "independent");
+  proc_free(&p);
+
+  /* running and losses: arrays (nothing runs now). */
+  CLI_RUN(&p, "history", "running", "--json", "--db", g_db);
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_true(json_is_array(arr));
+  json_decref(arr);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "losses", "--json", "--db", g_db);
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  assert_true(json_is_array(arr));
+  json_decref(arr);
+  proc_free(&p);
+
+  /* A database that is down. */
+  {
+    char down[256];
+    snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x", g_tmp);
+    CLI_RUN(&p, "history", "runs", "--db", down);
+    expect_exit(&p, 1);
+    expect_contains(p.err, "cannot connect to the database");
+    proc_free(&p);
+  }
+}
+
+/* ---- the password ------------------------------------------------------------------------ */
+
+static void check_no_secret(proc_t *p, const char *what) {
+  if (strstr(p->out, SECRET) != NULL || strstr(p->err, SECRET) != NULL)
+    fail_msg("the password appeared in the output of %s:\n--- stdout:\n%s\n--- stderr:\n%s", what,
+             p->out, p->err);
+  proc_free(p);
+}
+
+static void test_password_never_printed(void **state) {
+  char down_kv[256], down_url[256], bad_url[256], bad_url2[256], id[40];
+  char env_db[FC_TEST_PG_CONNINFO_LENGTH + 16];
+  proc_t p;
+  json_t *res;
+  (void)state;
+  snprintf(down_kv, sizeof down_kv, "host=%s/no-server port=5 dbname=x password=%s", g_tmp,
+           SECRET);
+  snprintf(down_url, sizeof down_url, "postgresql://postgres:%s@127.0.0.1:1/nodb", SECRET);
+  snprintf(bad_url, sizeof bad_url, "postgresql://postgres:%s%%zz@127.0.0.1:1/nodb", SECRET);
+  snprintf(bad_url2, sizeof bad_url2, "postgresql://postgres:%s@127.0.0.1:notaport/nodb", SECRET);
+
+  /* A live server (trust authentication ignores the password). */
+  CLI_RUN(&p, "run", DATA "/fail.json", "--json", "--db", g_db_secret);
+  expect_exit(&p, 1);
+  res = parse_json(p.out);
+  snprintf(id, sizeof id, "%s", jstr(res, "workflow_id"));
+  json_decref(res);
+  check_no_secret(&p, "run --json");
+  CLI_RUN(&p, "run", DATA "/fail.json", "--db", g_db_secret);
+  expect_exit(&p, 1);
+  check_no_secret(&p, "run");
+  CLI_RUN(&p, "history", "runs", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history runs");
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history runs --json");
+  CLI_RUN(&p, "history", "show", id, "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history show");
+  CLI_RUN(&p, "history", "show", id, "--json", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history show --json");
+  CLI_RUN(&p, "history", "errors", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history errors");
+  CLI_RUN(&p, "history", "stats", "--json", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "history stats");
+  CLI_RUN(&p, "migrate", "--status", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "migrate --status");
+  CLI_RUN(&p, "migrate", "--db", g_db_secret);
+  expect_exit(&p, 0);
+  check_no_secret(&p, "migrate");
+
+  /* Servers that are down, connection strings that do not parse. */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", down_kv, "--shutdown-deadline", "100");
+  expect_exit(&p, 3);
+  check_no_secret(&p, "run (down, key=value)");
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--db", down_url, "--shutdown-deadline", "300");
+  expect_exit(&p, 3);
+  check_no_secret(&p, "run --json (down, URL)");
+  CLI_RUN(&p, "history", "runs", "--db", down_url);
+  expect_exit(&p, 1);
+  check_no_secret(&p, "history runs (down)");
+  CLI_RUN(&p, "migrate", "--db", down_kv);
+  expect_exit(&p, 1);
+  check_no_secret(&p, "migrate (down)");
+  CLI_RUN(&p, "history", "runs", "--db", bad_url);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "invalid database connection string");
+  check_no_secret(&p, "history runs (bad URL)");
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", bad_url);
+  expect_exit(&p, 2);
+  check_no_secret(&p, "run (bad URL)");
+  CLI_RUN(&p, "history", "errors", "--db", bad_url2);
+  expect_exit(&p, 1);
+  check_no_secret(&p, "history errors (bad port)");
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--db", bad_url2, "--shutdown-deadline", "200");
+  expect_exit(&p, 3);
+  check_no_secret(&p, "run (bad port)");
+
+  /* From the environment, and PGPASSWORD. */
+  snprintf(env_db, sizeof env_db, "DATABASE_URL=%s", down_url);
+  {
+    const char *const env[] = {env_db, "PGPASSWORD=" SECRET, NULL};
+    const char *const run_args[] = {"run", DATA "/ok.json", "--shutdown-deadline", "100", NULL};
+    const char *const hist_args[] = {"history", "runs", NULL};
+    cli_run_env(&p, run_args, env);
+    expect_exit(&p, 3);
+    check_no_secret(&p, "run (DATABASE_URL)");
+    cli_run_env(&p, hist_args, env);
+    expect_exit(&p, 1);
+    check_no_secret(&p, "history runs (DATABASE_URL)");
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_help_and_version),
+      cmocka_unit_test(test_validate),
+      cmocka_unit_test(test_run_invalid_files),
+      cmocka_unit_test(test_run_completed_json),
+      cmocka_unit_test(test_run_text_and_input),
+      cmocka_unit_test(test_run_failed),
+      cmocka_unit_test(test_run_missing_command),
+      cmocka_unit_test(test_run_sigint_cancels),
+      cmocka_unit_test(test_run_history_lost_exit_3),
+      cmocka_unit_test(test_run_metrics_file),
+      cmocka_unit_test(test_migrate_status),
+      cmocka_unit_test(test_history_commands),
+      cmocka_unit_test(test_password_never_printed),
+  };
+  /* A flowcore that dies early must not kill the test with SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
+  return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
+}

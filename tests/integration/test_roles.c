@@ -1,0 +1,197 @@
+/* Least privilege: the writer role can do what the writer needs and no
+ * more; the reader role can only read. And the password of a connection
+ * string never shows in the writer's stats or errors. */
+#define _DEFAULT_SOURCE /* usleep */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "fc_test.h"
+#include "pg_server.h"
+
+static fc_test_pg_t pg;
+static char db[FC_TEST_PG_CONNINFO_LENGTH];
+
+static int group_setup(void **state) {
+  fc_migrate_report_t rep;
+  fc_error_t err;
+  (void)state;
+  if (fc_test_pg_start(&pg) != 0)
+    return -1;
+  if (fc_test_pg_create_db(&pg, "roles", db, sizeof db) != 0)
+    return -1;
+  fc_error_clear(&err);
+  if (fc_migrate_run(db, FLOWCORE_SOURCE_DIR "/migrations", &rep, &err) != 0)
+    return -1;
+  fc_migrate_report_free(&rep);
+  /* login roles that only inherit the group roles */
+  if (fc_test_pg_exec(db, "DROP ROLE IF EXISTS fc_app; DROP ROLE IF EXISTS fc_dash; "
+                          "CREATE ROLE fc_app LOGIN IN ROLE flowcore_writer; "
+                          "CREATE ROLE fc_dash LOGIN IN ROLE flowcore_reader") != 0)
+    return -1;
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  return fc_test_pg_stop(&pg);
+}
+
+/* The conninfo of db as another user. */
+static void as_user(const char *user, char *out, size_t size) {
+  snprintf(out, size, "%s user=%s", db, user);
+}
+
+/* Runs sql as user; returns the SQLSTATE ("" on success) in state. */
+static void try_sql(const char *user, const char *sql, char state[6]) {
+  char ci[FC_TEST_PG_CONNINFO_LENGTH + 32];
+  PGconn *c;
+  PGresult *r;
+  as_user(user, ci, sizeof ci);
+  c = PQconnectdb(ci);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  r = PQexec(c, sql);
+  if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+    state[0] = '\0';
+  else
+    snprintf(state, 6, "%s", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+  PQclear(r);
+  PQfinish(c);
+}
+
+#define ALLOWED(user, sql)                                                     \
+  do {                                                                         \
+    char st_[6];                                                               \
+    try_sql(user, sql, st_);                                                   \
+    if (st_[0] != '\0')                                                        \
+      fail_msg("%s should be allowed: %s (SQLSTATE %s)", user, sql, st_);       \
+  } while (0)
+
+#define REFUSED(user, sql)                                                     \
+  do {                                                                         \
+    char st_[6];                                                               \
+    try_sql(user, sql, st_);                                                   \
+    if (strcmp(st_, "42501") != 0)                                             \
+      fail_msg("%s should be refused (42501): %s (got '%s')", user, sql, st_);  \
+  } while (0)
+
+static void ok_fn(fc_node_ctx_t *ctx, void *data) {
+  (void)data;
+  fc_node_succeed(ctx, json_pack("{s:i}", "n", 1));
+}
+
+static void fail_fn(fc_node_ctx_t *ctx, void *data) {
+  (void)data;
+  fc_node_failf(ctx, FC_SEVERITY_ERROR, "x", "fails");
+}
+
+/* The writer, connected as the writer role, writes a run with an error. */
+static void test_writer_role_writes(void **state) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t st;
+  fc_manager_t *m;
+  fc_workflow_t *wf;
+  fc_handler_t h;
+  uv_loop_t loop;
+  fc_run_t *run;
+  char ci[FC_TEST_PG_CONNINFO_LENGTH + 32];
+  int hid;
+  (void)state;
+  as_user("fc_app", ci, sizeof ci);
+  fc_history_config_init(&cfg);
+  cfg.conninfo = ci;
+  assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(fc_manager_new(&m), 0);
+  assert_int_equal(fc_history_handler_new(w, &loop, &h), 0);
+  assert_int_equal(fc_manager_add(m, &h, 0, &hid), 0);
+  assert_int_equal(fc_workflow_new(&wf, "roles"), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "b", fail_fn, NULL, NULL), 0);
+  assert_int_equal(fc_run_new(&run, &loop, wf, m, NULL), 0);
+  assert_int_equal(fc_run_start(run, NULL, NULL, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  fc_run_close(run, NULL, NULL);
+  assert_int_equal(fc_manager_remove(m, hid), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(fc_history_writer_close(w, &st), 0);
+  assert_int_equal(st.written, 7); /* 2 run + 4 node + 1 error records */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), 1);
+  fc_manager_free(m);
+  fc_workflow_free(wf);
+  fc_test_loop_close(&loop);
+}
+
+static void test_writer_role_limits(void **state) {
+  (void)state;
+  ALLOWED("fc_app", "SELECT count(*) FROM node_executions");
+  ALLOWED("fc_app", "INSERT INTO flowcore_writer_losses (writer, kind, reason, count, recorded_at) "
+                    "VALUES ('t', 'node', 'deadline', 1, now())");
+  REFUSED("fc_app", "DELETE FROM node_executions");
+  REFUSED("fc_app", "TRUNCATE node_executions");
+  REFUSED("fc_app", "DROP TABLE node_executions");
+  REFUSED("fc_app", "DELETE FROM flowcore_writer_losses");
+  REFUSED("fc_app", "UPDATE flowcore_writer_losses SET count = 0");
+  REFUSED("fc_app", "CREATE TABLE public.intruder (x int)");
+  REFUSED("fc_app", "ALTER TABLE node_executions ADD COLUMN x int");
+}
+
+static void test_reader_role_limits(void **state) {
+  (void)state;
+  ALLOWED("fc_dash", "SELECT count(*) FROM workflow_executions");
+  ALLOWED("fc_dash", "SELECT count(*) FROM execution_errors");
+  ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_writer_losses");
+  ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_recent_runs");
+  REFUSED("fc_dash", "INSERT INTO workflow_executions (workflow_id, workflow_name, status, started_at) "
+                     "VALUES (gen_random_uuid(), 'x', 'running', now())");
+  REFUSED("fc_dash", "UPDATE node_executions SET status = 'failed'");
+  REFUSED("fc_dash", "DELETE FROM execution_errors");
+  REFUSED("fc_dash", "TRUNCATE workflow_executions");
+  REFUSED("fc_dash", "CREATE TABLE public.t (x int)");
+}
+
+/* A password that is easy to grep never shows in stats or errors, even
+ * when the connection fails. */
+static void test_password_never_shown(void **state) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t st;
+  char ci[FC_TEST_PG_CONNINFO_LENGTH + 64];
+  int i;
+  (void)state;
+  /* a port nothing listens on, in the test server's socket directory */
+  snprintf(ci, sizeof ci, "host=%s port=1 dbname=x user=fc_app password=Sw0rdf1shSECRET connect_timeout=2",
+           pg.sockdir);
+  fc_history_config_init(&cfg);
+  cfg.conninfo = ci;
+  cfg.reconnect_min_ms = 10;
+  cfg.reconnect_max_ms = 50;
+  cfg.shutdown_deadline_ms = 200;
+  assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
+  for (i = 0; i < 100; i++) {
+    fc_history_writer_stats(w, &st);
+    if (st.last_error[0] != '\0' && st.reconnects > 1)
+      break;
+    usleep(20000);
+  }
+  assert_true(st.last_error[0] != '\0');
+  assert_null(strstr(st.last_error, "Sw0rdf1sh"));
+  assert_int_equal(fc_history_writer_close(w, &st), 0);
+  assert_null(strstr(st.last_error, "Sw0rdf1sh"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_writer_role_writes),
+      cmocka_unit_test(test_writer_role_limits),
+      cmocka_unit_test(test_reader_role_limits),
+      cmocka_unit_test(test_password_never_shown),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

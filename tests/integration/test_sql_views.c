@@ -1,0 +1,1640 @@
+/* The views and canned queries of sql/ against a real PostgreSQL.
+ *
+ * The database is filled through the real history writer: the database
+ * handler is fed hand-made events (as the engine would send them, with exact
+ * timestamps and monotonic durations), so every answer of every view and of
+ * every query in sql/queries/ is known in advance and checked exactly. One
+ * more test runs a real workflow through the engine, and one makes the
+ * writer really drop records to check the loss summary.
+ *
+ * The canned queries are read from their files and their psql variables
+ * (:'name') are replaced here by literals we control, as psql -v would.
+ * Also checked: migrations/ (with the views migration) applies to a fresh
+ * database and re-running it is a no-op, and the newest generated views
+ * migration is byte for byte the concatenation of the files of sql/views/ (the
+ * single source, see sql/README.md). */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fc_test.h"
+#include "pg_server.h"
+
+#include <libpq-fe.h>
+
+#define SRC FLOWCORE_SOURCE_DIR
+#define MAX_FILES 64
+
+static fc_test_pg_t pg;
+static char db[FC_TEST_PG_CONNINFO_LENGTH];
+static int db_seq;
+static PGconn *conn;         /* to db, TimeZone UTC */
+static const char *ctx = ""; /* what is being checked, for failure messages */
+
+/* ---- files ------------------------------------------------------------------ */
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  assert_int_equal(fseek(f, 0, SEEK_END), 0);
+  n = ftell(f);
+  assert_true(n >= 0);
+  rewind(f);
+  buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of dir's *.sql files (not hidden), sorted bytewise; returns the
+ * count. Free with free_names. */
+static size_t list_sql(const char *dir, char *names[MAX_FILES]) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  size_t n = 0;
+  if (d == NULL)
+    fail_msg("cannot open directory %s", dir);
+  while ((de = readdir(d)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".sql") != 0)
+      continue;
+    assert_true(n < MAX_FILES);
+    names[n] = strdup(de->d_name);
+    assert_non_null(names[n]);
+    n++;
+  }
+  closedir(d);
+  qsort(names, n, sizeof names[0], cmp_str);
+  return n;
+}
+
+static void free_names(char *names[], size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    free(names[i]);
+}
+
+/* ---- psql variables ------------------------------------------------------------ */
+
+typedef struct {
+  const char *name;
+  const char *value;
+} qvar_t;
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} sbuf_t;
+
+static void sb_put(sbuf_t *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    b->cap = (b->len + n + 1) * 2;
+    b->p = realloc(b->p, b->cap);
+    assert_non_null(b->p);
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+/* Replaces psql's :'name' by the value as a quoted SQL literal, the way
+ * `psql -v name=value` does, leaving string literals, quoted identifiers,
+ * comments and :: casts alone. A variable not in vars, or a form this does
+ * not handle (:name, :"name", dollar quoting), fails the test: the query
+ * files use only :'name'. */
+static char *substitute(const char *file, const char *text, const qvar_t *vars, size_t nvars) {
+  sbuf_t out = {NULL, 0, 0};
+  const char *p = text;
+  sb_put(&out, "", 0);
+  while (*p != '\0') {
+    if (p[0] == '-' && p[1] == '-') { /* comment to the end of the line */
+      size_t n = strcspn(p, "\n");
+      sb_put(&out, p, n);
+      p += n;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char *e = strstr(p + 2, "*/");
+      if (e == NULL)
+        fail_msg("%s: unterminated comment", file);
+      sb_put(&out, p, (size_t)(e + 2 - p));
+      p = e + 2;
+    } else if (p[0] == '\'' || p[0] == '"') { /* literal or quoted identifier */
+      const char q = p[0];
+      const char *e = p + 1;
+      for (;;) {
+        if (*e == '\0')
+          fail_msg("%s: unterminated quote", file);
+        if (*e == q && e[1] == q) {
+          e += 2;
+          continue;
+        }
+        if (*e == q)
+          break;
+        e++;
+      }
+      sb_put(&out, p, (size_t)(e + 1 - p));
+      p = e + 1;
+    } else if (p[0] == '$') {
+      if (p[1] == '$' || p[1] == '_' || (p[1] >= 'a' && p[1] <= 'z') ||
+          (p[1] >= 'A' && p[1] <= 'Z'))
+        fail_msg("%s: dollar quoting or $n parameters are not expected in a query file", file);
+      sb_put(&out, p, 1);
+      p++;
+    } else if (p[0] == ':' && p[1] == ':') {
+      sb_put(&out, p, 2);
+      p += 2;
+    } else if (p[0] == ':' && p[1] == '\'') {
+      const char *name = p + 2, *e = strchr(name, '\'');
+      size_t i, n;
+      if (e == NULL)
+        fail_msg("%s: unterminated :'variable'", file);
+      n = (size_t)(e - name);
+      for (i = 0; i < nvars; i++)
+        if (strlen(vars[i].name) == n && strncmp(vars[i].name, name, n) == 0)
+          break;
+      if (i == nvars)
+        fail_msg("%s: the test has no value for :'%.*s'", file, (int)n, name);
+      sb_put(&out, "'", 1);
+      {
+        const char *v;
+        for (v = vars[i].value; *v != '\0'; v++) {
+          if (*v == '\'')
+            sb_put(&out, "''", 2); /* a quote inside a literal is doubled */
+          else
+            sb_put(&out, v, 1);
+        }
+      }
+      sb_put(&out, "'", 1);
+      p = e + 1;
+    } else if (p[0] == ':' && (p[1] == '"' || p[1] == '_' || (p[1] >= 'a' && p[1] <= 'z') ||
+                               (p[1] >= 'A' && p[1] <= 'Z'))) {
+      fail_msg("%s: use :'name' for psql variables (found :%.10s)", file, p + 1);
+    } else if (p[0] == '\\' && (p == text || p[-1] == '\n')) {
+      fail_msg("%s: psql meta-commands are not expected in a query file", file);
+    } else {
+      sb_put(&out, p, 1);
+      p++;
+    }
+  }
+  return out.p;
+}
+
+/* The text of sql/queries/<name> with its variables replaced. */
+static char *load_query(const char *name, const qvar_t *vars, size_t nvars) {
+  char path[512];
+  char *text, *sql;
+  snprintf(path, sizeof path, "%s/sql/queries/%s", SRC, name);
+  text = read_file(path);
+  sql = substitute(name, text, vars, nvars);
+  free(text);
+  return sql;
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+static PGresult *query(const char *sql) {
+  PGresult *r = PQexec(conn, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("[%s] query failed: %s\n%s", ctx, PQresultErrorMessage(r), sql);
+  return r;
+}
+
+static void exec_ok(const char *sql) {
+  PGresult *r = PQexec(conn, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("[%s] statement failed: %s\n%s", ctx, PQresultErrorMessage(r), sql);
+  PQclear(r);
+}
+
+static PGresult *queryf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static PGresult *queryf(const char *fmt, ...) {
+  char sql[4096];
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  assert_true(n > 0 && (size_t)n < sizeof sql);
+  return query(sql);
+}
+
+static int col(const PGresult *r, const char *name) {
+  int c = PQfnumber(r, name);
+  if (c < 0)
+    fail_msg("[%s] no column %s", ctx, name);
+  return c;
+}
+
+/* NULL for SQL NULL. */
+static const char *val(const PGresult *r, int row, const char *name) {
+  int c = col(r, name);
+  if (row >= PQntuples(r))
+    fail_msg("[%s] no row %d (%d rows)", ctx, row, PQntuples(r));
+  return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+}
+
+static void expect_rows(const PGresult *r, int n) {
+  if (PQntuples(r) != n)
+    fail_msg("[%s] %d rows, want %d", ctx, PQntuples(r), n);
+}
+
+static void expect_text(const PGresult *r, int row, const char *name, const char *want) {
+  const char *v = val(r, row, name);
+  if (want == NULL && v == NULL)
+    return;
+  if (want == NULL || v == NULL || strcmp(v, want) != 0)
+    fail_msg("[%s] row %d %s = %s, want %s", ctx, row, name, v ? v : "NULL", want ? want : "NULL");
+}
+
+static void expect_int(const PGresult *r, int row, const char *name, long long want) {
+  const char *v = val(r, row, name);
+  char w[32];
+  snprintf(w, sizeof w, "%lld", want);
+  if (v == NULL || strcmp(v, w) != 0)
+    fail_msg("[%s] row %d %s = %s, want %lld", ctx, row, name, v ? v : "NULL", want);
+}
+
+/* want NAN: SQL NULL. Floating point, so within 1e-9 relative. */
+static void expect_num(const PGresult *r, int row, const char *name, double want) {
+  const char *v = val(r, row, name);
+  double got;
+  if (isnan(want)) {
+    if (v != NULL)
+      fail_msg("[%s] row %d %s = %s, want NULL", ctx, row, name, v);
+    return;
+  }
+  if (v == NULL)
+    fail_msg("[%s] row %d %s = NULL, want %.9g", ctx, row, name, want);
+  got = strtod(v, NULL);
+  if (fabs(got - want) > 1e-9 * fmax(1.0, fabs(want)))
+    fail_msg("[%s] row %d %s = %s, want %.12g", ctx, row, name, v, want);
+}
+
+/* A timestamp column against µs since the epoch (0: SQL NULL). */
+static void expect_ts(const PGresult *r, int row, const char *name, int64_t us) {
+  const char *v = val(r, row, name);
+  PGresult *t;
+  if (us == 0) {
+    if (v != NULL)
+      fail_msg("[%s] row %d %s = %s, want NULL", ctx, row, name, v);
+    return;
+  }
+  if (v == NULL)
+    fail_msg("[%s] row %d %s = NULL, want a timestamp", ctx, row, name);
+  t = queryf("SELECT (timestamptz 'epoch' + %lld * interval '1 microsecond')::text", (long long)us);
+  if (strcmp(PQgetvalue(t, 0, 0), v) != 0)
+    fail_msg("[%s] row %d %s = %s, want %s", ctx, row, name, v, PQgetvalue(t, 0, 0));
+  PQclear(t);
+}
+
+static void expect_columns(const PGresult *r, const char *want) {
+  char got[1024] = "";
+  int i;
+  for (i = 0; i < PQnfields(r); i++) {
+    if (i > 0)
+      strncat(got, ",", sizeof got - strlen(got) - 1);
+    strncat(got, PQfname(r, i), sizeof got - strlen(got) - 1);
+  }
+  if (strcmp(got, want) != 0)
+    fail_msg("[%s] columns\n  %s\nwant\n  %s", ctx, got, want);
+}
+
+/* ---- databases ------------------------------------------------------------------ */
+
+static int group_setup(void **state) {
+  (void)state;
+  return fc_test_pg_start(&pg) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  return fc_test_pg_stop(&pg);
+}
+
+/* A fresh database (not migrated) and conn to it. */
+static void fresh_db(char name[64]) {
+  snprintf(name, 64, "sqlviews_%d", ++db_seq);
+  assert_int_equal(fc_test_pg_create_db(&pg, name, db, sizeof db), 0);
+  conn = PQconnectdb(db);
+  assert_int_equal(PQstatus(conn), CONNECTION_OK);
+  exec_ok("SET TimeZone = 'UTC'");
+  exec_ok("SET client_min_messages = warning");
+}
+
+static size_t migrate(void) {
+  fc_migrate_report_t rep;
+  fc_error_t err;
+  size_t n;
+  fc_error_clear(&err);
+  if (fc_migrate_run(db, SRC "/migrations", &rep, &err) != 0)
+    fail_msg("migrate: %s", err.text);
+  n = rep.applied_now;
+  fc_migrate_report_free(&rep);
+  return n;
+}
+
+static int setup_migrated(void **state) {
+  char name[64];
+  (void)state;
+  fresh_db(name);
+  migrate();
+  return 0;
+}
+
+static int teardown_conn(void **state) {
+  (void)state;
+  if (conn != NULL)
+    PQfinish(conn);
+  conn = NULL;
+  return 0;
+}
+
+/* ---- the writer, fed by hand ---------------------------------------------------------- */
+
+typedef struct {
+  uv_loop_t loop;
+  fc_history_writer_t *w;
+  fc_handler_t dbh;
+  uv_timer_t alive; /* keeps the loop alive for one turn (see hand_over) */
+} feeder_t;
+
+static void feeder_init(feeder_t *f, const fc_history_config_t *cfg_in) {
+  fc_history_config_t cfg;
+  fc_error_t err;
+  if (cfg_in != NULL)
+    cfg = *cfg_in;
+  else
+    fc_history_config_init(&cfg);
+  cfg.conninfo = db;
+  cfg.reconnect_min_ms = 20;
+  cfg.reconnect_max_ms = 200;
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  fc_error_clear(&err);
+  assert_int_equal(fc_history_writer_new(&f->w, &cfg, &err), 0);
+  assert_int_equal(fc_history_handler_new(f->w, &f->loop, &f->dbh), 0);
+  assert_int_equal(uv_timer_init(&f->loop, &f->alive), 0);
+}
+
+static void never_cb(uv_timer_t *t) { (void)t; }
+
+/* One turn of the loop, so that the handler's prepare/check hands over the
+ * block it is filling (the engine's loop does that before it waits). The
+ * handler's handles do not keep a loop alive, and uv_run() returns at once
+ * from a loop that is not alive, so a timer does for this turn. */
+static void hand_over(feeder_t *f) {
+  assert_int_equal(uv_timer_start(&f->alive, never_cb, 3600 * 1000, 0), 0);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  uv_timer_stop(&f->alive);
+}
+
+/* Hands over what the handler holds and waits until it is committed. */
+static void feeder_flush(feeder_t *f) {
+  hand_over(f);
+  assert_int_equal(fc_history_writer_flush(f->w, 30000), 0);
+}
+
+static int feeder_close(feeder_t *f, fc_history_stats_t *st) {
+  int rc;
+  fc_handler_destroy(&f->dbh);
+  uv_close((uv_handle_t *)&f->alive, NULL);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  rc = fc_history_writer_close(f->w, st);
+  fc_test_loop_close(&f->loop);
+  return rc;
+}
+
+/* One node attempt of a hand-made run. Times are ms after the run's start. */
+typedef struct {
+  const char *node;
+  int attempt;             /* 0: the node never ran */
+  fc_node_status_t status; /* FC_NODE_RUNNING: no end event yet */
+  int64_t start_ms;        /* -1 when attempt is 0 */
+  int64_t end_ms;          /* -1 while running */
+} step_t;
+
+/* An error event; node NULL for a workflow-level error. */
+typedef struct {
+  const char *node;
+  int attempt;
+  fc_severity_t severity;
+  const char *type, *message;
+  int64_t at_ms;
+} err_t;
+
+typedef struct {
+  fc_workflow_t *wf;
+  int64_t offset_ms; /* start, after T0 */
+  const step_t *steps;
+  size_t nsteps;
+  const err_t *errs;
+  size_t nerrs;
+  fc_workflow_status_t end; /* FC_WORKFLOW_RUNNING: never ends */
+  int64_t end_ms;
+  int64_t mono_us; /* monotonic duration of the run */
+  int error_count;
+  /* filled by feed_run */
+  uint8_t uuid[16];
+  char id[FC_UUID_STRING_LENGTH];
+  int64_t t0_us;
+} run_t;
+
+/* A UUIDv7 we choose: the run's start in ms, then fixed bits and k. */
+static void make_uuid(uint8_t u[16], int64_t ms, int k) {
+  int i;
+  for (i = 0; i < 6; i++)
+    u[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+  u[6] = 0x70;
+  u[7] = (uint8_t)k;
+  u[8] = 0x80;
+  for (i = 9; i < 15; i++)
+    u[i] = 0x5a;
+  u[15] = (uint8_t)k;
+}
+
+static int node_index(const fc_workflow_t *wf, const char *id) {
+  size_t i, n = fc_workflow_node_count(wf);
+  for (i = 0; i < n; i++)
+    if (strcmp(fc_node_id(fc_workflow_node_at(wf, i)), id) == 0)
+      return (int)i;
+  fail_msg("no node %s", id);
+  return -1;
+}
+
+static void ev_init(fc_event_t *ev, const run_t *r, fc_event_kind_t kind, const char *node) {
+  memset(ev, 0, sizeof *ev);
+  ev->kind = kind;
+  ev->workflow = r->wf;
+  ev->workflow_id = r->id;
+  ev->workflow_uuid = r->uuid;
+  ev->workflow_name = fc_workflow_name(r->wf);
+  ev->node_count = (int)fc_workflow_node_count(r->wf);
+  ev->node_index = -1;
+  if (node != NULL) {
+    ev->node_id = node;
+    ev->node_index = node_index(r->wf, node);
+    ev->node_type = fc_node_type(fc_workflow_node_at(r->wf, (size_t)ev->node_index));
+  }
+}
+
+static void feed_error(feeder_t *f, const run_t *r, const err_t *e) {
+  fc_event_t ev;
+  fc_error_info_t info;
+  memset(&info, 0, sizeof info);
+  info.type = e->type;
+  info.message = e->message;
+  info.severity = e->severity;
+  info.node_id = e->node;
+  info.attempt = e->attempt;
+  info.occurred_at_us = r->t0_us + e->at_ms * 1000;
+  ev_init(&ev, r, FC_EVENT_ERROR, e->node);
+  ev.attempt = e->attempt;
+  ev.time_us = info.occurred_at_us;
+  ev.error = &info;
+  assert_int_equal(f->dbh.on_error(f->dbh.self, &ev), 0);
+}
+
+/* Sends the run's events, in the engine's order, to the database handler. */
+static void feed_run(feeder_t *f, run_t *r, int64_t T0_us, int k) {
+  fc_event_t ev;
+  size_t i, j;
+  r->t0_us = T0_us + r->offset_ms * 1000;
+  make_uuid(r->uuid, r->t0_us / 1000, k);
+  fc_uuid_format(r->uuid, r->id);
+  ev_init(&ev, r, FC_EVENT_WORKFLOW_START, NULL);
+  ev.status = FC_WORKFLOW_RUNNING;
+  ev.time_us = r->t0_us;
+  assert_int_equal(f->dbh.on_workflow_start(f->dbh.self, &ev), 0);
+  for (i = 0; i < r->nsteps; i++) {
+    const step_t *s = &r->steps[i];
+    if (s->attempt > 0) {
+      ev_init(&ev, r, FC_EVENT_NODE_START, s->node);
+      ev.attempt = s->attempt;
+      ev.status = FC_NODE_RUNNING;
+      ev.time_us = r->t0_us + s->start_ms * 1000;
+      assert_int_equal(f->dbh.on_node_start(f->dbh.self, &ev), 0);
+    }
+    for (j = 0; j < r->nerrs; j++)
+      if (r->errs[j].node != NULL && strcmp(r->errs[j].node, s->node) == 0 &&
+          r->errs[j].attempt == s->attempt)
+        feed_error(f, r, &r->errs[j]);
+    if (s->status != FC_NODE_RUNNING) {
+      ev_init(&ev, r, FC_EVENT_NODE_END, s->node);
+      ev.attempt = s->attempt;
+      ev.status = (int)s->status;
+      ev.time_us = r->t0_us + s->end_ms * 1000;
+      if (s->attempt > 0) {
+        ev.started_at_us = r->t0_us + s->start_ms * 1000;
+        ev.duration_us = (s->end_ms - s->start_ms) * 1000;
+      }
+      assert_int_equal(f->dbh.on_node_end(f->dbh.self, &ev), 0);
+    }
+  }
+  for (j = 0; j < r->nerrs; j++)
+    if (r->errs[j].node == NULL)
+      feed_error(f, r, &r->errs[j]);
+  if (r->end != FC_WORKFLOW_RUNNING) {
+    ev_init(&ev, r, FC_EVENT_WORKFLOW_END, NULL);
+    ev.status = (int)r->end;
+    ev.time_us = r->t0_us + r->end_ms * 1000;
+    ev.started_at_us = r->t0_us;
+    ev.duration_us = r->mono_us;
+    ev.error_count = r->error_count;
+    assert_int_equal(f->dbh.on_workflow_end(f->dbh.self, &ev), 0);
+  }
+}
+
+static void noop_fn(fc_node_ctx_t *c, void *data) {
+  (void)data;
+  fc_node_succeed(c, NULL);
+}
+
+static fc_workflow_t *make_wf(const char *name, const char *const *nodes) {
+  fc_workflow_t *wf;
+  assert_int_equal(fc_workflow_new(&wf, name), 0);
+  for (; *nodes != NULL; nodes++) {
+    fc_node_t *n;
+    assert_int_equal(fc_workflow_add_node(wf, *nodes, noop_fn, NULL, &n), 0);
+    assert_int_equal(fc_node_set_type(n, "exec"), 0);
+  }
+  assert_int_equal(fc_workflow_validate(wf, NULL), 0);
+  return wf;
+}
+
+/* ---- the data set ------------------------------------------------------------------------
+ *
+ * T0 is the start of the previous UTC hour, so every run below (T0 .. T0+4
+ * min) lies 56 minutes to 2 hours in the past, within one hour and one day:
+ * inside "the last day", "this week", "the last 24 hours" and "running longer
+ * than 30 minutes", whatever the time the test runs.
+ *
+ * etl (extract, transform, load):
+ *   A  completed  all three nodes completed: 100, 200, 300 ms
+ *   B  failed     extract fails (50 ms, warning) then completes on its retry
+ *                 (150 ms); transform fails (400 ms, critical); load skipped
+ *   C  cancelled  extract fails (30 ms, warning) and completes (120 ms);
+ *                 transform cancelled after 80 ms; load cancelled, never ran;
+ *                 a workflow-level info error (the signal)
+ * report (fetch, parse, render, publish):
+ *   D  running    fetch completed (1000 ms); parse timed out (500 ms, error)
+ *                 and its retry is running; render and publish not reached
+ */
+static const step_t steps_a[] = {
+    {"extract", 1, FC_NODE_COMPLETED, 10, 110},
+    {"transform", 1, FC_NODE_COMPLETED, 120, 320},
+    {"load", 1, FC_NODE_COMPLETED, 330, 630},
+};
+static const step_t steps_b[] = {
+    {"extract", 1, FC_NODE_FAILED, 10, 60},
+    {"extract", 2, FC_NODE_COMPLETED, 100, 250},
+    {"transform", 1, FC_NODE_FAILED, 260, 660},
+    {"load", 0, FC_NODE_SKIPPED, -1, 660},
+};
+static const err_t errs_b[] = {
+    {"extract", 1, FC_SEVERITY_WARNING, "exit_status", "extract exited with status 1", 60},
+    {"transform", 1, FC_SEVERITY_CRITICAL, "exit_status", "transform exited with status 2", 660},
+};
+static const step_t steps_c[] = {
+    {"extract", 1, FC_NODE_FAILED, 10, 40},
+    {"extract", 2, FC_NODE_COMPLETED, 50, 170},
+    {"transform", 1, FC_NODE_CANCELLED, 180, 260},
+    {"load", 0, FC_NODE_CANCELLED, -1, 260},
+};
+static const err_t errs_c[] = {
+    {"extract", 1, FC_SEVERITY_WARNING, "exit_status", "extract exited with status 3", 40},
+    {NULL, 0, FC_SEVERITY_INFO, "signal", "cancelled by SIGTERM", 250},
+};
+static const step_t steps_d[] = {
+    {"fetch", 1, FC_NODE_COMPLETED, 10, 1010},
+    {"parse", 1, FC_NODE_TIMED_OUT, 1020, 1520},
+    {"parse", 2, FC_NODE_RUNNING, 1600, -1},
+};
+static const err_t errs_d[] = {
+    {"parse", 1, FC_SEVERITY_ERROR, "timeout", "parse timed out after 500 ms", 1520},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct {
+  fc_workflow_t *etl, *report;
+  run_t runs[4]; /* A, B, C, D: in order of start and of workflow_id */
+  int64_t T0;
+} dataset_t;
+
+static void dataset_load(dataset_t *ds) {
+  static const char *const etl_nodes[] = {"extract", "transform", "load", NULL};
+  static const char *const report_nodes[] = {"fetch", "parse", "render", "publish", NULL};
+  feeder_t f;
+  fc_history_stats_t st;
+  int i;
+  memset(ds, 0, sizeof *ds);
+  ds->T0 = ((int64_t)time(NULL) / 3600 - 1) * 3600 * 1000000;
+  ds->etl = make_wf("etl", etl_nodes);
+  ds->report = make_wf("report", report_nodes);
+  ds->runs[0] = (run_t){ds->etl, 0,      steps_a, N(steps_a), NULL, 0, FC_WORKFLOW_COMPLETED,
+                        640,     639500, 0,       {0},        "",   0};
+  ds->runs[1] = (run_t){ds->etl, 60000,  steps_b, N(steps_b), errs_b, N(errs_b), FC_WORKFLOW_FAILED,
+                        670,     670000, 2,       {0},        "",     0};
+  ds->runs[2] =
+      (run_t){ds->etl, 120000, steps_c, N(steps_c), errs_c, N(errs_c), FC_WORKFLOW_CANCELLED,
+              270,     270000, 2,       {0},        "",     0};
+  ds->runs[3] =
+      (run_t){ds->report, 180000, steps_d, N(steps_d), errs_d, N(errs_d), FC_WORKFLOW_RUNNING,
+              0,          0,      0,       {0},        "",     0};
+  feeder_init(&f, NULL);
+  for (i = 0; i < 4; i++)
+    feed_run(&f, &ds->runs[i], ds->T0, i + 1);
+  feeder_flush(&f);
+  /* what the writer stored (committed by now: D never ends), before any view */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 4);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 14);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), 5);
+  assert_int_equal(feeder_close(&f, &st), 0);
+  assert_int_equal(st.dropped_total, 0);
+  /* records: A 1 + 3 starts + 3 ends + 1 = 8; B 1 + 3 + 4 + 2 errors + 1 = 11;
+   * C 1 + 3 + 4 + 2 + 1 = 11; D 1 + 3 + 2 + 1 error = 7 */
+  assert_int_equal(st.written, 8 + 11 + 11 + 7);
+}
+
+static void dataset_free(dataset_t *ds) {
+  fc_workflow_free(ds->etl);
+  fc_workflow_free(ds->report);
+}
+
+static int64_t at(const run_t *r, int64_t ms) { return r->t0_us + ms * 1000; }
+
+/* ---- views -------------------------------------------------------------------------------- */
+
+static const char RECENT_RUNS_COLS[] =
+    "workflow_id,workflow_name,status,started_at,completed_at,duration_ms,node_count,"
+    "nodes_completed,nodes_failed,nodes_skipped,nodes_timed_out,nodes_cancelled,nodes_running,"
+    "attempts,error_count";
+static const char TIMELINE_COLS[] = "workflow_id,workflow_name,node_id,attempt,node_type,status,"
+                                    "started_at,completed_at,duration_ms,offset_ms,error_type,"
+                                    "error_message";
+static const char NODE_STATS_COLS[] =
+    "workflow_name,node_id,runs,attempts,failures,timeouts,p50_ms,p95_ms,mean_ms,max_ms";
+static const char ERROR_ROLLUP_COLS[] =
+    "workflow_name,node_id,error_type,severity,errors,first_seen,last_seen,last_message";
+static const char RUNNING_PROGRESS_COLS[] =
+    "workflow_id,workflow_name,started_at,node_count,nodes_finished,nodes_running,percent,elapsed";
+static const char LOSS_SUMMARY_COLS[] =
+    "writer,kind,reason,total,first_recorded_at,last_recorded_at";
+
+static const struct {
+  const char *view, *cols;
+} views[] = {
+    {"flowcore_error_rollup", ERROR_ROLLUP_COLS},
+    {"flowcore_node_stats", NODE_STATS_COLS},
+    {"flowcore_recent_runs", RECENT_RUNS_COLS},
+    {"flowcore_run_timeline", TIMELINE_COLS},
+    {"flowcore_running_progress", RUNNING_PROGRESS_COLS},
+    {"flowcore_writer_loss_summary", LOSS_SUMMARY_COLS},
+};
+
+static void check_recent_runs(const dataset_t *ds) {
+  static const struct {
+    const char *status;
+    double duration_ms;
+    int node_count, completed, failed, skipped, timed_out, cancelled, running, attempts, errors;
+  } want[4] = {
+      {"completed", 639.5, 3, 3, 0, 0, 0, 0, 0, 3, 0},
+      {"failed", 670, 3, 1, 1, 1, 0, 0, 0, 3, 2},
+      {"cancelled", 270, 3, 1, 0, 0, 0, 2, 0, 3, 2},
+      /* running: no duration; errors so far from execution_errors */
+      {"running", NAN, 4, 1, 0, 0, 0, 0, 1, 3, 1},
+  };
+  PGresult *r;
+  int i;
+  ctx = "flowcore_recent_runs";
+  r = query("SELECT * FROM flowcore_recent_runs ORDER BY started_at");
+  expect_columns(r, RECENT_RUNS_COLS);
+  expect_rows(r, 4);
+  for (i = 0; i < 4; i++) {
+    const run_t *run = &ds->runs[i];
+    expect_text(r, i, "workflow_id", run->id);
+    expect_text(r, i, "workflow_name", i < 3 ? "etl" : "report");
+    expect_text(r, i, "status", want[i].status);
+    expect_ts(r, i, "started_at", run->t0_us);
+    expect_ts(r, i, "completed_at", i < 3 ? at(run, run->end_ms) : 0);
+    expect_num(r, i, "duration_ms", want[i].duration_ms);
+    expect_int(r, i, "node_count", want[i].node_count);
+    expect_int(r, i, "nodes_completed", want[i].completed);
+    expect_int(r, i, "nodes_failed", want[i].failed);
+    expect_int(r, i, "nodes_skipped", want[i].skipped);
+    expect_int(r, i, "nodes_timed_out", want[i].timed_out);
+    expect_int(r, i, "nodes_cancelled", want[i].cancelled);
+    expect_int(r, i, "nodes_running", want[i].running);
+    expect_int(r, i, "attempts", want[i].attempts);
+    expect_int(r, i, "error_count", want[i].errors);
+  }
+  PQclear(r);
+  /* The documented use: newest first, limited. */
+  r = query("SELECT workflow_id FROM flowcore_recent_runs ORDER BY started_at DESC LIMIT 2");
+  expect_rows(r, 2);
+  expect_text(r, 0, "workflow_id", ds->runs[3].id);
+  expect_text(r, 1, "workflow_id", ds->runs[2].id);
+  PQclear(r);
+}
+
+static const err_t *error_of(const run_t *run, const char *node, int attempt) {
+  size_t j;
+  for (j = 0; j < run->nerrs; j++)
+    if (run->errs[j].node != NULL && strcmp(run->errs[j].node, node) == 0 &&
+        run->errs[j].attempt == attempt)
+      return &run->errs[j];
+  return NULL;
+}
+
+static const char *status_name(fc_node_status_t s) { return fc_node_status_name(s); }
+
+/* The timeline rows of `run`, from row `first` of r, against its steps
+ * (listed in start order, nodes that never ran last). */
+static void check_timeline_rows(const PGresult *r, int first, const run_t *run) {
+  size_t i;
+  for (i = 0; i < run->nsteps; i++) {
+    const step_t *s = &run->steps[i];
+    const err_t *e = error_of(run, s->node, s->attempt);
+    int row = first + (int)i;
+    int ran = s->attempt > 0, ended = s->status != FC_NODE_RUNNING;
+    expect_text(r, row, "workflow_id", run->id);
+    expect_text(r, row, "workflow_name", fc_workflow_name(run->wf));
+    expect_text(r, row, "node_id", s->node);
+    expect_int(r, row, "attempt", s->attempt);
+    expect_text(r, row, "node_type", "exec");
+    expect_text(r, row, "status", status_name(s->status));
+    expect_ts(r, row, "started_at", ran ? at(run, s->start_ms) : 0);
+    expect_ts(r, row, "completed_at", ended ? at(run, s->end_ms) : 0);
+    expect_num(r, row, "duration_ms", ran && ended ? (double)(s->end_ms - s->start_ms) : NAN);
+    expect_num(r, row, "offset_ms", ran ? (double)s->start_ms : NAN);
+    expect_text(r, row, "error_type", e ? e->type : NULL);
+    expect_text(r, row, "error_message", e ? e->message : NULL);
+  }
+}
+
+static void check_run_timeline(const dataset_t *ds) {
+  PGresult *r;
+  int i, row = 0;
+  ctx = "flowcore_run_timeline";
+  r = query("SELECT * FROM flowcore_run_timeline ORDER BY workflow_id, started_at NULLS LAST, "
+            "node_id, attempt");
+  expect_columns(r, TIMELINE_COLS);
+  expect_rows(r, 3 + 4 + 4 + 3);
+  for (i = 0; i < 4; i++) {
+    check_timeline_rows(r, row, &ds->runs[i]);
+    row += (int)ds->runs[i].nsteps;
+  }
+  PQclear(r);
+  /* By hand, for run B: what a reader sees. */
+  r = queryf(
+      "SELECT string_agg(node_id || '/' || attempt || ':' || status || ':' || "
+      "COALESCE(offset_ms::text, '-') || ':' || COALESCE(duration_ms::text, '-') || ':' || "
+      "COALESCE(error_type, '-'), ' ' ORDER BY started_at NULLS LAST, node_id, attempt) AS t "
+      "FROM flowcore_run_timeline WHERE workflow_id = '%s'",
+      ds->runs[1].id);
+  expect_text(r, 0, "t",
+              "extract/1:failed:10:50:exit_status extract/2:completed:100:150:- "
+              "transform/1:failed:260:400:exit_status load/0:skipped:-:-:-");
+  PQclear(r);
+}
+
+static void check_node_stats(void) {
+  static const struct {
+    const char *wf, *node;
+    int runs, attempts, failures, timeouts;
+    double p50, p95, mean, max;
+  } want[] = {
+      /* extract: 100 (A), 50 + 150 (B), 30 + 120 (C) -> 30 50 100 120 150
+       * p50 = 100; p95 at 0.95 * 4 = 3.8 -> 120 + 0.8 * 30 = 144; mean 450/5 */
+      {"etl", "extract", 3, 5, 2, 0, 100, 144, 90, 150},
+      /* load: only A ran it (B skipped, C cancelled before it started) */
+      {"etl", "load", 1, 1, 0, 0, 300, 300, 300, 300},
+      /* transform: 200 (A), 400 failed (B), 80 cancelled (C) -> 80 200 400
+       * p50 = 200; p95 at 0.95 * 2 = 1.9 -> 200 + 0.9 * 200 = 380 */
+      {"etl", "transform", 3, 3, 1, 0, 200, 380, 680.0 / 3.0, 400},
+      {"report", "fetch", 1, 1, 0, 0, 1000, 1000, 1000, 1000},
+      /* parse: the timed-out attempt; the running retry is not finished */
+      {"report", "parse", 1, 1, 0, 1, 500, 500, 500, 500},
+  };
+  PGresult *r;
+  int i;
+  ctx = "flowcore_node_stats";
+  r = query("SELECT * FROM flowcore_node_stats ORDER BY workflow_name, node_id");
+  expect_columns(r, NODE_STATS_COLS);
+  expect_rows(r, (int)N(want));
+  for (i = 0; i < (int)N(want); i++) {
+    expect_text(r, i, "workflow_name", want[i].wf);
+    expect_text(r, i, "node_id", want[i].node);
+    expect_int(r, i, "runs", want[i].runs);
+    expect_int(r, i, "attempts", want[i].attempts);
+    expect_int(r, i, "failures", want[i].failures);
+    expect_int(r, i, "timeouts", want[i].timeouts);
+    expect_num(r, i, "p50_ms", want[i].p50);
+    expect_num(r, i, "p95_ms", want[i].p95);
+    expect_num(r, i, "mean_ms", want[i].mean);
+    expect_num(r, i, "max_ms", want[i].max);
+  }
+  PQclear(r);
+  /* A filter on workflow_name gives the same rows. */
+  r = query("SELECT count(*) AS n FROM flowcore_node_stats WHERE workflow_name = 'report'");
+  expect_int(r, 0, "n", 2);
+  PQclear(r);
+}
+
+static void check_error_rollup(const dataset_t *ds) {
+  const run_t *b = &ds->runs[1], *c = &ds->runs[2], *d = &ds->runs[3];
+  PGresult *r;
+  ctx = "flowcore_error_rollup";
+  r = query("SELECT * FROM flowcore_error_rollup "
+            "ORDER BY workflow_name, node_id NULLS LAST, error_type, severity");
+  expect_columns(r, ERROR_ROLLUP_COLS);
+  expect_rows(r, 4);
+  /* extract failed in B and in C: two errors, the last one C's */
+  expect_text(r, 0, "workflow_name", "etl");
+  expect_text(r, 0, "node_id", "extract");
+  expect_text(r, 0, "error_type", "exit_status");
+  expect_text(r, 0, "severity", "warning");
+  expect_int(r, 0, "errors", 2);
+  expect_ts(r, 0, "first_seen", at(b, 60));
+  expect_ts(r, 0, "last_seen", at(c, 40));
+  expect_text(r, 0, "last_message", "extract exited with status 3");
+  expect_text(r, 1, "node_id", "transform");
+  expect_text(r, 1, "error_type", "exit_status");
+  expect_text(r, 1, "severity", "critical");
+  expect_int(r, 1, "errors", 1);
+  expect_ts(r, 1, "first_seen", at(b, 660));
+  expect_ts(r, 1, "last_seen", at(b, 660));
+  expect_text(r, 1, "last_message", "transform exited with status 2");
+  /* the workflow-level error: node_id NULL */
+  expect_text(r, 2, "workflow_name", "etl");
+  expect_text(r, 2, "node_id", NULL);
+  expect_text(r, 2, "error_type", "signal");
+  expect_text(r, 2, "severity", "info");
+  expect_int(r, 2, "errors", 1);
+  expect_ts(r, 2, "first_seen", at(c, 250));
+  expect_ts(r, 2, "last_seen", at(c, 250));
+  expect_text(r, 2, "last_message", "cancelled by SIGTERM");
+  expect_text(r, 3, "workflow_name", "report");
+  expect_text(r, 3, "node_id", "parse");
+  expect_text(r, 3, "error_type", "timeout");
+  expect_text(r, 3, "severity", "error");
+  expect_int(r, 3, "errors", 1);
+  expect_ts(r, 3, "first_seen", at(d, 1520));
+  expect_ts(r, 3, "last_seen", at(d, 1520));
+  expect_text(r, 3, "last_message", "parse timed out after 500 ms");
+  PQclear(r);
+}
+
+static void check_running_progress(const dataset_t *ds) {
+  PGresult *r;
+  ctx = "flowcore_running_progress";
+  r = query("SELECT *, elapsed = now() - started_at AS elapsed_ok FROM flowcore_running_progress");
+  expect_columns(r, "workflow_id,workflow_name,started_at,node_count,nodes_finished,nodes_running,"
+                    "percent,elapsed,elapsed_ok");
+  expect_rows(r, 1);
+  expect_text(r, 0, "workflow_id", ds->runs[3].id);
+  expect_text(r, 0, "workflow_name", "report");
+  expect_ts(r, 0, "started_at", ds->runs[3].t0_us);
+  expect_int(r, 0, "node_count", 4);
+  expect_int(r, 0, "nodes_finished", 1); /* fetch; parse's latest attempt runs */
+  expect_int(r, 0, "nodes_running", 1);
+  expect_text(r, 0, "percent", "25.0");
+  expect_text(r, 0, "elapsed_ok", "t");
+  PQclear(r);
+  r = query("SELECT * FROM flowcore_running_progress");
+  expect_columns(r, RUNNING_PROGRESS_COLS);
+  PQclear(r);
+}
+
+/* The fallbacks: wall-clock durations where the monotonic one is missing,
+ * and node_executions' own error columns where execution_errors has none.
+ * (The writer always stores a monotonic duration for an ended attempt, so
+ * these rows are edited by hand, as an older writer could have left them.) */
+static void check_fallbacks(const dataset_t *ds) {
+  const run_t *a = &ds->runs[0], *b = &ds->runs[1];
+  PGresult *r;
+  ctx = "fallbacks";
+  exec_ok("BEGIN");
+  r = queryf(
+      "UPDATE workflow_executions SET duration_ms = NULL WHERE workflow_id = '%s' RETURNING 1",
+      a->id);
+  PQclear(r);
+  r = queryf(
+      "UPDATE node_executions SET duration_ms = NULL, error_type = 'own', error_message = 'own "
+      "message' WHERE workflow_id = '%s' AND node_id = 'load' RETURNING 1",
+      a->id);
+  PQclear(r);
+  r = queryf("UPDATE node_executions SET error_type = 'ignored' WHERE workflow_id = '%s' AND "
+             "node_id = 'extract' AND attempt = 1 RETURNING 1",
+             b->id);
+  PQclear(r);
+  r = queryf("SELECT duration_ms FROM flowcore_recent_runs WHERE workflow_id = '%s'", a->id);
+  expect_num(r, 0, "duration_ms", 640); /* completed_at - started_at, not 639.5 */
+  PQclear(r);
+  r = queryf("SELECT duration_ms, error_type, error_message FROM flowcore_run_timeline "
+             "WHERE workflow_id = '%s' AND node_id = 'load'",
+             a->id);
+  expect_num(r, 0, "duration_ms", 300);
+  expect_text(r, 0, "error_type", "own");
+  expect_text(r, 0, "error_message", "own message");
+  PQclear(r);
+  r = queryf("SELECT error_type FROM flowcore_run_timeline WHERE workflow_id = '%s' AND "
+             "node_id = 'extract' AND attempt = 1",
+             b->id);
+  expect_text(r, 0, "error_type", "exit_status");
+  PQclear(r);
+  r = query("SELECT p50_ms, max_ms FROM flowcore_node_stats WHERE node_id = 'load'");
+  expect_num(r, 0, "p50_ms", 300);
+  PQclear(r);
+  exec_ok("ROLLBACK");
+}
+
+/* ---- canned queries -----------------------------------------------------------------------------
+ */
+
+static void q_recent_failures(const dataset_t *ds) {
+  const run_t *b = &ds->runs[1];
+  char *sql = load_query("recent_failures.sql", NULL, 0);
+  PGresult *r = query(sql);
+  expect_columns(r, "workflow_id,workflow_name,started_at,completed_at,duration_ms,failed_nodes,"
+                    "error_count,last_error_node,last_error_type,last_error_message");
+  expect_rows(r, 1); /* B; C was cancelled, not failed */
+  expect_text(r, 0, "workflow_id", b->id);
+  expect_text(r, 0, "workflow_name", "etl");
+  expect_ts(r, 0, "started_at", b->t0_us);
+  expect_ts(r, 0, "completed_at", at(b, 670));
+  expect_num(r, 0, "duration_ms", 670);
+  expect_text(r, 0, "failed_nodes", "transform"); /* extract failed, then completed */
+  expect_int(r, 0, "error_count", 2);
+  expect_text(r, 0, "last_error_node", "transform");
+  expect_text(r, 0, "last_error_type", "exit_status");
+  expect_text(r, 0, "last_error_message", "transform exited with status 2");
+  PQclear(r);
+  free(sql);
+}
+
+static void q_slowest_nodes(const dataset_t *ds) {
+  static const char *const order[] = {"report/fetch", "report/parse", "etl/transform", "etl/load",
+                                      "etl/extract"};
+  char *sql = load_query("slowest_nodes.sql", NULL, 0);
+  PGresult *r = query(sql);
+  int i;
+  (void)ds;
+  expect_columns(r, NODE_STATS_COLS);
+  expect_rows(r, 5);
+  for (i = 0; i < 5; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "%s/%s", val(r, i, "workflow_name"), val(r, i, "node_id"));
+    if (strcmp(key, order[i]) != 0)
+      fail_msg("[%s] row %d is %s, want %s", ctx, i, key, order[i]);
+  }
+  expect_num(r, 0, "p95_ms", 1000);
+  expect_num(r, 1, "p95_ms", 500);
+  expect_int(r, 1, "timeouts", 1);
+  expect_num(r, 2, "p95_ms", 380);
+  expect_num(r, 2, "p50_ms", 200);
+  expect_int(r, 2, "failures", 1);
+  expect_num(r, 3, "p95_ms", 300);
+  expect_num(r, 4, "p95_ms", 144);
+  expect_num(r, 4, "p50_ms", 100);
+  expect_num(r, 4, "mean_ms", 90);
+  expect_num(r, 4, "max_ms", 150);
+  expect_int(r, 4, "attempts", 5);
+  expect_int(r, 4, "runs", 3);
+  PQclear(r);
+  free(sql);
+}
+
+static void q_run_timeline(const dataset_t *ds) {
+  const run_t *b = &ds->runs[1], *d = &ds->runs[3];
+  char prefix[40], upper[40];
+  size_t i, j;
+  PGresult *r;
+  char *sql;
+  /* 13 characters: the 48-bit millisecond time, unique per run here */
+  snprintf(prefix, sizeof prefix, "%.13s", b->id);
+  {
+    qvar_t v = {"run", prefix};
+    sql = load_query("run_timeline.sql", &v, 1);
+  }
+  r = query(sql);
+  free(sql);
+  expect_columns(r, TIMELINE_COLS);
+  expect_rows(r, 4);
+  check_timeline_rows(r, 0, b);
+  PQclear(r);
+  /* Without hyphens, in upper case: the same run. */
+  for (i = 0, j = 0; b->id[i] != '\0' && j < 12; i++)
+    if (b->id[i] != '-')
+      upper[j++] = (char)(b->id[i] >= 'a' && b->id[i] <= 'f' ? b->id[i] - 'a' + 'A' : b->id[i]);
+  upper[j] = '\0';
+  {
+    qvar_t v = {"run", upper};
+    sql = load_query("run_timeline.sql", &v, 1);
+  }
+  r = query(sql);
+  free(sql);
+  expect_rows(r, 4);
+  expect_text(r, 3, "node_id", "load");
+  expect_text(r, 3, "started_at", NULL); /* never ran: last */
+  PQclear(r);
+  /* The full id of the running run. */
+  {
+    qvar_t v = {"run", d->id};
+    sql = load_query("run_timeline.sql", &v, 1);
+  }
+  r = query(sql);
+  free(sql);
+  expect_rows(r, 3);
+  check_timeline_rows(r, 0, d);
+  PQclear(r);
+  /* A prefix all four runs share: all of them, run after run. */
+  snprintf(prefix, sizeof prefix, "%.4s", b->id);
+  {
+    qvar_t v = {"run", prefix};
+    sql = load_query("run_timeline.sql", &v, 1);
+  }
+  r = query(sql);
+  free(sql);
+  expect_rows(r, 14);
+  expect_text(r, 0, "workflow_id", ds->runs[0].id);
+  expect_text(r, 13, "workflow_id", d->id);
+  PQclear(r);
+  /* A value with a quote in it stays a literal (and is no uuid). */
+  {
+    qvar_t v = {"run", "x'; DROP TABLE node_executions; --"};
+    PGresult *bad;
+    sql = load_query("run_timeline.sql", &v, 1);
+    bad = PQexec(conn, sql);
+    free(sql);
+    assert_int_equal(PQresultStatus(bad), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(bad), "uuid"));
+    PQclear(bad);
+  }
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 14);
+}
+
+static void q_error_rate_hourly(const dataset_t *ds) {
+  qvar_t v = {"hours", "24"};
+  char *sql = load_query("error_rate_hourly.sql", &v, 1);
+  PGresult *r = query(sql);
+  int i;
+  free(sql);
+  expect_columns(r, "hour,workflow_name,runs,failed_runs,errors,failure_rate,errors_per_run");
+  expect_rows(r, 2);
+  for (i = 0; i < 2; i++)
+    expect_ts(r, i, "hour", ds->T0);
+  /* etl: A, B, C started; B failed; errors B 2 + C 2 */
+  expect_text(r, 0, "workflow_name", "etl");
+  expect_int(r, 0, "runs", 3);
+  expect_int(r, 0, "failed_runs", 1);
+  expect_int(r, 0, "errors", 4);
+  expect_text(r, 0, "failure_rate", "0.333");
+  expect_text(r, 0, "errors_per_run", "1.333");
+  expect_text(r, 1, "workflow_name", "report");
+  expect_int(r, 1, "runs", 1);
+  expect_int(r, 1, "failed_runs", 0);
+  expect_int(r, 1, "errors", 1);
+  expect_text(r, 1, "failure_rate", "0.000");
+  expect_text(r, 1, "errors_per_run", "1.000");
+  PQclear(r);
+}
+
+static void q_stuck_runs(const dataset_t *ds) {
+  const run_t *d = &ds->runs[3];
+  qvar_t v = {"minutes", "30"};
+  char *sql = load_query("stuck_runs.sql", &v, 1);
+  PGresult *r = query(sql);
+  free(sql);
+  expect_columns(r, "workflow_id,workflow_name,started_at,node_count,nodes_finished,nodes_running,"
+                    "percent,elapsed,last_activity_at,idle_for");
+  expect_rows(r, 1);
+  expect_text(r, 0, "workflow_id", d->id);
+  expect_int(r, 0, "nodes_finished", 1);
+  expect_int(r, 0, "nodes_running", 1);
+  expect_text(r, 0, "percent", "25.0");
+  expect_ts(r, 0, "last_activity_at", at(d, 1600)); /* the retry of parse started */
+  PQclear(r);
+  /* Not stuck by a threshold of ~70 days. */
+  v.value = "100000";
+  sql = load_query("stuck_runs.sql", &v, 1);
+  r = query(sql);
+  free(sql);
+  expect_rows(r, 0);
+  PQclear(r);
+}
+
+static void q_runs_per_status_per_day(const dataset_t *ds) {
+  static const char *const statuses[] = {"cancelled", "completed", "failed", "running"};
+  qvar_t v = {"days", "7"};
+  char *sql = load_query("runs_per_status_per_day.sql", &v, 1);
+  PGresult *r = query(sql), *day;
+  int i;
+  free(sql);
+  expect_columns(r, "day,status,runs");
+  expect_rows(r, 4);
+  day = queryf("SELECT (timestamptz 'epoch' + %lld * interval '1 microsecond')::date::text AS d",
+               (long long)ds->T0);
+  for (i = 0; i < 4; i++) {
+    expect_text(r, i, "day", PQgetvalue(day, 0, 0));
+    expect_text(r, i, "status", statuses[i]);
+    expect_int(r, i, "runs", 1);
+  }
+  PQclear(day);
+  PQclear(r);
+}
+
+static const struct {
+  const char *file;
+  void (*check)(const dataset_t *ds);
+} queries[] = {
+    {"error_rate_hourly.sql", q_error_rate_hourly},
+    {"recent_failures.sql", q_recent_failures},
+    {"run_timeline.sql", q_run_timeline},
+    {"runs_per_status_per_day.sql", q_runs_per_status_per_day},
+    {"slowest_nodes.sql", q_slowest_nodes},
+    {"stuck_runs.sql", q_stuck_runs},
+};
+
+/* ---- tests
+ * ---------------------------------------------------------------------------------------- */
+
+/* Every view and every canned query, against data with known answers. */
+static void test_views_and_queries(void **state) {
+  dataset_t ds;
+  char *files[MAX_FILES];
+  size_t n, i, k;
+  (void)state;
+  dataset_load(&ds);
+
+  check_recent_runs(&ds);
+  check_run_timeline(&ds);
+  check_node_stats();
+  check_error_rollup(&ds);
+  check_running_progress(&ds);
+  ctx = "flowcore_writer_loss_summary";
+  {
+    PGresult *r = query("SELECT * FROM flowcore_writer_loss_summary");
+    expect_columns(r, LOSS_SUMMARY_COLS);
+    expect_rows(r, 0); /* nothing was lost */
+    PQclear(r);
+  }
+
+  /* Every file of sql/queries has its check, and every check its file. */
+  n = list_sql(SRC "/sql/queries", files);
+  assert_int_equal(n, N(queries));
+  for (i = 0; i < n; i++) {
+    for (k = 0; k < N(queries); k++)
+      if (strcmp(files[i], queries[k].file) == 0)
+        break;
+    if (k == N(queries))
+      fail_msg("sql/queries/%s has no check in test_sql_views.c", files[i]);
+    ctx = files[i];
+    queries[k].check(&ds);
+  }
+  free_names(files, n);
+
+  check_fallbacks(&ds);
+  dataset_free(&ds);
+}
+
+/* A real run through the engine: the views agree with what it did. */
+static void ok_fn(fc_node_ctx_t *c, void *data) {
+  (void)data;
+  fc_node_succeed(c, json_pack("{s:s}", "node", fc_node_ctx_node_id(c)));
+}
+
+static void flaky_fn(fc_node_ctx_t *c, void *data) {
+  (void)data;
+  if (fc_node_ctx_attempt(c) == 1)
+    fc_node_failf(c, FC_SEVERITY_WARNING, "flaky", "first attempt of %s fails",
+                  fc_node_ctx_node_id(c));
+  else
+    fc_node_succeed(c, NULL);
+}
+
+static void fail_fn(fc_node_ctx_t *c, void *data) {
+  (void)data;
+  fc_node_failf(c, FC_SEVERITY_CRITICAL, "broken", "node %s always fails", fc_node_ctx_node_id(c));
+}
+
+static void test_engine_run(void **state) {
+  uv_loop_t loop;
+  fc_manager_t *mgr;
+  fc_history_writer_t *w;
+  fc_history_config_t cfg;
+  fc_handler_t dbh;
+  fc_workflow_t *wf;
+  fc_node_t *n;
+  fc_run_t *run;
+  fc_error_t err;
+  fc_history_stats_t st;
+  PGresult *r;
+  int db_id;
+  (void)state;
+  assert_int_equal(fc_workflow_new(&wf, "live"), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, &n), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "b", flaky_fn, NULL, &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "a"), 0);
+  assert_int_equal(fc_node_set_retries(n, 1, 1, 5), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "c", fail_fn, NULL, &n), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "d", ok_fn, NULL, &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "c"), 0);
+
+  fc_history_config_init(&cfg);
+  cfg.conninfo = db;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(fc_manager_new(&mgr), 0);
+  fc_error_clear(&err);
+  assert_int_equal(fc_history_writer_new(&w, &cfg, &err), 0);
+  assert_int_equal(fc_history_handler_new(w, &loop, &dbh), 0);
+  assert_int_equal(fc_manager_add(mgr, &dbh, 0, &db_id), 0);
+  assert_int_equal(fc_run_new(&run, &loop, wf, mgr, &err), 0);
+  assert_int_equal(fc_run_start(run, NULL, NULL, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_FAILED);
+  assert_int_equal(fc_history_writer_flush(w, 30000), 0);
+
+  ctx = "engine run: flowcore_recent_runs";
+  r = query("SELECT r.*, r.duration_ms = w.duration_ms AS same_duration "
+            "FROM flowcore_recent_runs r JOIN workflow_executions w USING (workflow_id)");
+  expect_rows(r, 1);
+  expect_text(r, 0, "status", "failed");
+  expect_int(r, 0, "node_count", 4);
+  expect_int(r, 0, "nodes_completed", 2); /* a, and b on its retry */
+  expect_int(r, 0, "nodes_failed", 1);    /* c */
+  expect_int(r, 0, "nodes_skipped", 1);   /* d */
+  expect_int(r, 0, "nodes_running", 0);
+  expect_int(r, 0, "attempts", 4);
+  expect_int(r, 0, "error_count", 2);
+  expect_text(r, 0, "same_duration", "t");
+  PQclear(r);
+
+  ctx = "engine run: flowcore_run_timeline";
+  r = query("SELECT * FROM flowcore_run_timeline ORDER BY started_at NULLS LAST, node_id, attempt");
+  expect_rows(r, 5);
+  expect_text(r, 4, "node_id", "d");
+  expect_text(r, 4, "status", "skipped");
+  expect_text(r, 4, "offset_ms", NULL);
+  PQclear(r);
+  r = query("SELECT node_id, attempt, error_type FROM flowcore_run_timeline "
+            "WHERE error_type IS NOT NULL ORDER BY node_id, attempt");
+  expect_rows(r, 2);
+  expect_text(r, 0, "node_id", "b");
+  expect_int(r, 0, "attempt", 1);
+  expect_text(r, 0, "error_type", "flaky");
+  expect_text(r, 1, "node_id", "c");
+  expect_text(r, 1, "error_type", "broken");
+  PQclear(r);
+  r = query("SELECT count(*) AS n FROM flowcore_run_timeline "
+            "WHERE offset_ms < 0 OR duration_ms < 0 OR (attempt > 0 AND offset_ms IS NULL)");
+  expect_int(r, 0, "n", 0);
+  PQclear(r);
+
+  ctx = "engine run: flowcore_node_stats";
+  r = query("SELECT s.*, abs(s.p50_ms - (SELECT avg(duration_ms) FROM node_executions "
+            "WHERE node_id = 'b')) < 1e-9 AS p50_is_mean_of_two FROM flowcore_node_stats s WHERE "
+            "node_id = 'b'");
+  expect_rows(r, 1);
+  expect_int(r, 0, "runs", 1);
+  expect_int(r, 0, "attempts", 2);
+  expect_int(r, 0, "failures", 1);
+  expect_text(r, 0, "p50_is_mean_of_two", "t");
+  PQclear(r);
+
+  ctx = "engine run: flowcore_error_rollup";
+  r = query(
+      "SELECT node_id, error_type, severity, errors FROM flowcore_error_rollup ORDER BY node_id");
+  expect_rows(r, 2);
+  expect_text(r, 0, "severity", "warning");
+  expect_text(r, 1, "severity", "critical");
+  PQclear(r);
+  r = query("SELECT count(*) AS n FROM flowcore_running_progress");
+  expect_int(r, 0, "n", 0);
+  PQclear(r);
+
+  fc_run_close(run, NULL, NULL);
+  assert_int_equal(fc_manager_remove(mgr, db_id), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(fc_history_writer_close(w, &st), 0);
+  assert_int_equal(st.dropped_total, 0);
+  fc_manager_free(mgr);
+  fc_test_loop_close(&loop);
+  fc_workflow_free(wf);
+}
+
+/* flowcore_writer_loss_summary: losses the writer really had (a full queue
+ * under the drop policy), plus rows written by hand for exact sums. */
+static void test_loss_summary(void **state) {
+  static const char *const nodes[] = {"n", NULL};
+  fc_history_config_t cfg;
+  fc_history_stats_t st;
+  feeder_t f;
+  run_t x, y;
+  PGconn *holder;
+  PGresult *r;
+  fc_workflow_t *wf = make_wf("lossy", nodes);
+  int64_t now_us = (int64_t)time(NULL) * 1000000;
+  const err_t e = {"n", 1, FC_SEVERITY_ERROR, "boom", "lost", 5};
+  (void)state;
+
+  /* While this lock is held the writer cannot set its connections up, so
+   * what it accepted stays in its custody. */
+  holder = PQconnectdb(db);
+  assert_int_equal(PQstatus(holder), CONNECTION_OK);
+  r = PQexec(holder, "BEGIN; LOCK TABLE workflow_executions IN ACCESS EXCLUSIVE MODE");
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+
+  fc_history_config_init(&cfg);
+  cfg.policy = FC_QUEUE_DROP;
+  cfg.queue_capacity = 1;
+  feeder_init(&f, &cfg);
+  memset(&x, 0, sizeof x);
+  x.wf = wf;
+  x.end = FC_WORKFLOW_RUNNING;
+  y = x;
+  y.offset_ms = 1;
+  /* x: one record, accepted (the queue was empty) */
+  feed_run(&f, &x, now_us, 1);
+  hand_over(&f);
+  /* y: a workflow start, a node start and an error in one block: the queue
+   * is full, so all three are dropped and counted */
+  {
+    static const step_t s = {"n", 1, FC_NODE_RUNNING, 2, -1};
+    y.steps = &s;
+    y.nsteps = 1;
+    y.errs = &e;
+    y.nerrs = 1;
+    feed_run(&f, &y, now_us, 2);
+  }
+  hand_over(&f);
+  fc_history_writer_stats(f.w, &st);
+  assert_int_equal(st.dropped_total, 3);
+  assert_int_equal(st.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL], 1);
+  assert_int_equal(st.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL], 1);
+  assert_int_equal(st.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL], 1);
+
+  r = PQexec(holder, "COMMIT");
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+  PQfinish(holder);
+  assert_int_equal(fc_history_writer_flush(f.w, 30000), 0);
+  {
+    /* close reports the loss: FC_ELOST (dropped for a reason other than the
+     * deadline) per history.h; older writers said FC_ETIMEDOUT for any loss */
+    int rc = feeder_close(&f, &st);
+    assert_true(rc == FC_ELOST || rc == FC_ETIMEDOUT);
+  }
+  assert_int_equal(st.dropped_total, 3);
+  assert_int_equal(st.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL] +
+                       st.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL] +
+                       st.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL],
+                   3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 1);
+
+  /* By hand: another writer's reports, at known times. */
+  exec_ok("INSERT INTO flowcore_writer_losses (writer, kind, reason, count, recorded_at) VALUES "
+          "('hand', 'node', 'queue_full', 5, '2026-01-01 10:00:00+00'), "
+          "('hand', 'node', 'queue_full', 7, '2026-01-01 11:30:00+00'), "
+          "('hand', 'node', 'deadline', 2, '2026-01-01 12:00:00+00'), "
+          "('hand', 'error', 'deadline', 0, '2026-01-01 09:00:00+00')");
+
+  ctx = "flowcore_writer_loss_summary";
+  r = query(
+      "SELECT * FROM flowcore_writer_loss_summary WHERE writer = 'hand' ORDER BY kind, reason");
+  expect_columns(r, LOSS_SUMMARY_COLS);
+  expect_rows(r, 3);
+  expect_text(r, 0, "kind", "error");
+  expect_text(r, 0, "reason", "deadline");
+  expect_int(r, 0, "total", 0);
+  expect_text(r, 0, "first_recorded_at", "2026-01-01 09:00:00+00");
+  expect_text(r, 0, "last_recorded_at", "2026-01-01 09:00:00+00");
+  expect_text(r, 1, "kind", "node");
+  expect_text(r, 1, "reason", "deadline");
+  expect_int(r, 1, "total", 2);
+  expect_text(r, 1, "first_recorded_at", "2026-01-01 12:00:00+00");
+  expect_text(r, 1, "last_recorded_at", "2026-01-01 12:00:00+00");
+  expect_text(r, 2, "reason", "queue_full");
+  expect_int(r, 2, "total", 12);
+  expect_text(r, 2, "first_recorded_at", "2026-01-01 10:00:00+00");
+  expect_text(r, 2, "last_recorded_at", "2026-01-01 11:30:00+00");
+  PQclear(r);
+  /* the real writer's report: one writer (its UUID), per kind */
+  r = query(
+      "SELECT writer, kind, reason, total, first_recorded_at <= last_recorded_at AS ordered, "
+      "writer ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid7 "
+      "FROM flowcore_writer_loss_summary WHERE writer <> 'hand' ORDER BY kind");
+  expect_rows(r, 3);
+  expect_text(r, 0, "kind", "error");
+  expect_text(r, 1, "kind", "node");
+  expect_text(r, 2, "kind", "workflow");
+  {
+    int i;
+    for (i = 0; i < 3; i++) {
+      expect_text(r, i, "reason", "queue_full");
+      expect_int(r, i, "total", 1);
+      expect_text(r, i, "ordered", "t");
+      expect_text(r, i, "uuid7", "t");
+      expect_text(r, i, "writer", val(r, 0, "writer"));
+    }
+  }
+  PQclear(r);
+  fc_workflow_free(wf);
+}
+
+/* migrations/ applies to a fresh database (views included), re-running is a
+ * no-op, and the view files can be run again by hand. */
+static void test_migration(void **state) {
+  char name[64], *files[MAX_FILES], *before, *after;
+  size_t n, nmig, i, views_found = 0;
+  PGresult *r;
+  (void)state;
+  fresh_db(name);
+  nmig = list_sql(SRC "/migrations", files);
+  free_names(files, nmig);
+  assert_true(nmig >= 2);
+  assert_int_equal(migrate(), nmig);
+  ctx = "migration";
+  r = query("SELECT name FROM flowcore_schema_migrations WHERE version = 2");
+  expect_text(r, 0, "name", "views");
+  PQclear(r);
+
+  /* the views, with the column lists the CLI reads */
+  for (i = 0; i < N(views); i++) {
+    r = queryf("SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) AS cols "
+               "FROM information_schema.columns WHERE table_schema = current_schema() "
+               "AND table_name = '%s'",
+               views[i].view);
+    ctx = views[i].view;
+    expect_text(r, 0, "cols", views[i].cols);
+    PQclear(r);
+  }
+  /* exactly the views of sql/views/, one per file named after it */
+  n = list_sql(SRC "/sql/views", files);
+  for (i = 0; i < n; i++) {
+    if (strncmp(files[i], "flowcore_", 9) != 0)
+      continue;
+    r = queryf("SELECT count(*) AS n FROM pg_views WHERE schemaname = current_schema() AND "
+               "viewname || '.sql' = '%s'",
+               files[i]);
+    ctx = files[i];
+    expect_int(r, 0, "n", 1);
+    PQclear(r);
+    views_found++;
+  }
+  assert_int_equal(views_found, N(views));
+  ctx = "migration";
+  r = query("SELECT count(*) AS n FROM pg_views WHERE schemaname = current_schema() "
+            "AND viewname LIKE 'flowcore\\_%'");
+  expect_int(r, 0, "n", (long long)N(views));
+  PQclear(r);
+  /* the index the views use; like every key, it starts with workflow_id */
+  r = query(
+      "SELECT indexdef FROM pg_indexes WHERE indexname = 'execution_errors_node_attempt_idx'");
+  expect_text(r, 0, "indexdef",
+              "CREATE INDEX execution_errors_node_attempt_idx ON public.execution_errors "
+              "USING btree (workflow_id, node_id, attempt)");
+  PQclear(r);
+  r = query(
+      "SELECT count(*) AS n FROM pg_index i WHERE i.indrelid IN ('workflow_executions'::regclass,"
+      " 'node_executions'::regclass, 'execution_errors'::regclass) AND NOT EXISTS ("
+      " SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid"
+      " AND a.attnum = ANY (i.indkey) AND a.attname = 'workflow_id') AND i.indisunique");
+  expect_int(r, 0, "n", 0);
+  PQclear(r);
+
+  /* re-running: nothing applied, nothing recorded again */
+  r = query("SELECT string_agg(version || '@' || applied_at, ',' ORDER BY version) AS s "
+            "FROM flowcore_schema_migrations");
+  before = strdup(val(r, 0, "s"));
+  PQclear(r);
+  assert_int_equal(migrate(), 0);
+  r = query("SELECT string_agg(version || '@' || applied_at, ',' ORDER BY version) AS s "
+            "FROM flowcore_schema_migrations");
+  after = strdup(val(r, 0, "s"));
+  PQclear(r);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  {
+    fc_migrate_report_t st;
+    assert_int_equal(fc_migrate_status(db, SRC "/migrations", &st, NULL), 0);
+    assert_int_equal(st.applied, nmig);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.modified, 0);
+    fc_migrate_report_free(&st);
+  }
+
+  /* the sql/views files, run by hand on top: accepted, definitions unchanged */
+  r = query("SELECT string_agg(viewname || ':' || definition, E'\\n' ORDER BY viewname) AS d "
+            "FROM pg_views WHERE schemaname = current_schema()");
+  before = strdup(val(r, 0, "d"));
+  PQclear(r);
+  for (i = 0; i < n; i++) {
+    char path[512];
+    char *text;
+    snprintf(path, sizeof path, "%s/sql/views/%s", SRC, files[i]);
+    text = read_file(path);
+    ctx = files[i];
+    exec_ok(text);
+    free(text);
+  }
+  r = query("SELECT string_agg(viewname || ':' || definition, E'\\n' ORDER BY viewname) AS d "
+            "FROM pg_views WHERE schemaname = current_schema()");
+  assert_string_equal(before, val(r, 0, "d"));
+  PQclear(r);
+  free(before);
+  free_names(files, n);
+}
+
+/* One source of truth: the newest generated views migration is exactly the
+ * files of sql/views/ (scripts/gen-views-migration, sql/README.md). */
+static void test_migration_matches_sql_views(void **state) {
+  static const char marker[] = "\n-- flowcore-generated-views: sql/views\n";
+  char *migs[MAX_FILES], *views_[MAX_FILES], path[512];
+  char *text = NULL, *p;
+  const char *newest = NULL;
+  size_t nm, nv, i;
+  (void)state;
+  nm = list_sql(SRC "/migrations", migs);
+  for (i = 0; i < nm; i++) { /* sorted: the last generated one wins */
+    char *t;
+    snprintf(path, sizeof path, "%s/migrations/%s", SRC, migs[i]);
+    t = read_file(path);
+    if (strstr(t, marker) != NULL) {
+      free(text);
+      text = t;
+      newest = migs[i];
+    } else {
+      free(t);
+    }
+  }
+  if (text == NULL)
+    fail_msg("no migration generated by scripts/gen-views-migration in migrations/");
+  assert_true(strcmp(newest, "0002_views.sql") >= 0);
+
+  /* the header: comments only */
+  p = strstr(text, marker) + strlen(marker);
+  {
+    const char *l;
+    for (l = text; l < p; l = strchr(l, '\n') + 1)
+      if (strncmp(l, "--", 2) != 0 && *l != '\n')
+        fail_msg("%s: the header has a line that is not a comment: %.40s", newest, l);
+  }
+  /* then each file of sql/views/, in name order, verbatim */
+  nv = list_sql(SRC "/sql/views", views_);
+  assert_true(nv > 0);
+  for (i = 0; i < nv; i++) {
+    char head[256];
+    char *body;
+    size_t hl, bl;
+    snprintf(head, sizeof head, "-- >>> sql/views/%s\n", views_[i]);
+    hl = strlen(head);
+    if (strncmp(p, head, hl) != 0)
+      fail_msg("%s: expected the section of sql/views/%s here, found: %.60s\n"
+               "(run scripts/gen-views-migration NNNN_name to generate a new migration)",
+               newest, views_[i], p);
+    p += hl;
+    snprintf(path, sizeof path, "%s/sql/views/%s", SRC, views_[i]);
+    body = read_file(path);
+    bl = strlen(body);
+    if (strncmp(p, body, bl) != 0)
+      fail_msg("%s differs from sql/views/%s: sql/views/ changed since the migration was "
+               "generated; generate a new migration (scripts/gen-views-migration NNNN_name), "
+               "never edit a released one",
+               newest, views_[i]);
+    p += bl;
+    free(body);
+  }
+  if (*p != '\0')
+    fail_msg("%s has more than sql/views/: %.60s", newest, p);
+  free(text);
+  free_names(migs, nm);
+  free_names(views_, nv);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_migration_matches_sql_views),
+      cmocka_unit_test_setup_teardown(test_migration, NULL, teardown_conn),
+      cmocka_unit_test_setup_teardown(test_views_and_queries, setup_migrated, teardown_conn),
+      cmocka_unit_test_setup_teardown(test_engine_run, setup_migrated, teardown_conn),
+      cmocka_unit_test_setup_teardown(test_loss_summary, setup_migrated, teardown_conn),
+  };
+  return cmocka_run_group_tests_name("sql_views", tests, group_setup, group_teardown);
+}
