@@ -1,7 +1,8 @@
 /* flowcore in five minutes.
  *
  * This program builds a small workflow with the C API and runs it on a libuv
- * loop, with the logging handler attached:
+ * loop, with the logging, progress and metrics handlers attached, and the
+ * database handler too when FLOWCORE_DB names a PostgreSQL database:
  *
  *              .-> parse ----.
  *     fetch --<               >--> report
@@ -244,6 +245,7 @@ int main(int argc, char **argv) {
   fc_run_t *run = NULL;
   fc_progress_t *progress = NULL; /* owned by its handler once added */
   fc_metrics_t *metrics = NULL;   /* ours: its handler borrows it */
+  fc_history_writer_t *writer = NULL; /* ours: the database handler borrows it */
   app_t app = {FC_WORKFLOW_PENDING};
   int rc;
 
@@ -286,8 +288,23 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* 3. A run of the workflow on a libuv loop, with its input. */
+  /* 3. The execution history, when a database is configured: the database
+   * handler hands compact records to the writer, which commits them in
+   * batches from its own thread (docs/history.md). */
   uv_loop_init(&loop);
+  if (getenv("FLOWCORE_DB") != NULL) {
+    fc_history_config_t hcfg;
+    fc_handler_t db_handler;
+    fc_history_config_init(&hcfg); /* conninfo NULL: FLOWCORE_DB */
+    if ((rc = fc_history_writer_new(&writer, &hcfg, NULL)) != 0 ||
+        (rc = fc_history_handler_new(writer, &loop, &db_handler)) != 0 ||
+        (rc = fc_manager_add(manager, &db_handler, 0, NULL)) != 0) {
+      fprintf(stderr, "hello: cannot set up the history: %s\n", fc_strerror(rc));
+      return 1;
+    }
+  }
+
+  /* 4. A run of the workflow on the libuv loop, with its input. */
   json_t *input = json_pack("{s:i}", "count", 5);
   if ((rc = fc_run_new(&run, &loop, wf, manager, NULL)) != 0) {
     fprintf(stderr, "hello: cannot create the run: %s\n", fc_strerror(rc));
@@ -297,24 +314,44 @@ int main(int argc, char **argv) {
   }
   json_decref(input);
 
-  /* 4. Turn the loop until everything is done and closed. */
+  /* 5. Turn the loop until the run is done and closed. */
   uv_run(&loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&loop) != 0)
-    fprintf(stderr, "hello: loop still has open handles\n");
 
-  /* 5. The metrics report (the documented get_report fields and more). */
+  /* 6. The metrics report (the documented get_report fields and more). */
   {
-    json_t *report = fc_metrics_report_json(metrics);
-    char *text = report != NULL ? json_dumps(report, JSON_COMPACT) : NULL;
+    json_t *report = fc_metrics_report_json(metrics), *doc = json_object();
+    static const char *const fields[] = {"total_workflows", "total_nodes", "error_rate",
+                                         "avg_workflow_duration", "slowest_nodes"};
+    char *text;
+    size_t i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+      json_object_set(doc, fields[i], json_object_get(report, fields[i]));
+    text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(4));
+    json_decref(doc);
     if (text != NULL)
       fprintf(stderr, "metrics: %s\n", text);
     free(text);
     json_decref(report);
   }
 
-  /* 6. The manager outlives its runs; then what its handlers borrowed. */
+  /* 7. The manager outlives its runs; freeing it destroys its handlers (the
+   * database handler closes its loop handles: turn the loop once more).
+   * Then what the handlers borrowed: the metrics and the writer, whose close
+   * commits what is left within its deadline and reports exactly. */
   fc_manager_free(manager);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0)
+    fprintf(stderr, "hello: loop still has open handles\n");
   fc_metrics_free(metrics);
+  if (writer != NULL) {
+    fc_history_stats_t report;
+    rc = fc_history_writer_close(writer, &report);
+    fprintf(stderr, "history: %llu records written, %llu dropped%s%s\n",
+            (unsigned long long)report.written, (unsigned long long)report.dropped_total,
+            report.last_error[0] ? "; last error: " : "", report.last_error);
+    if (rc != 0)
+      app.status = FC_WORKFLOW_FAILED; /* history lost: not a clean run */
+  }
   fc_workflow_free(wf);
   return app.status == FC_WORKFLOW_COMPLETED ? 0 : 1;
 }

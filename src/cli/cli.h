@@ -22,10 +22,10 @@
 
 /* Exit codes (DESIGN.md §7). */
 enum {
-  CLI_EXIT_OK = 0,       /* workflow completed / command succeeded */
-  CLI_EXIT_FAILED = 1,   /* workflow failed or cancelled / command failed */
-  CLI_EXIT_USAGE = 2,    /* usage error, invalid workflow file */
-  CLI_EXIT_HISTORY = 3   /* history lost: neither written nor spooled */
+  CLI_EXIT_OK = 0,     /* workflow completed / command succeeded */
+  CLI_EXIT_FAILED = 1, /* workflow failed or cancelled / command failed */
+  CLI_EXIT_USAGE = 2,  /* usage error, invalid workflow file */
+  CLI_EXIT_HISTORY = 3 /* history lost: neither written nor spooled */
 };
 
 /* ---- commands (each returns an exit code) --------------------------------- */
@@ -109,9 +109,9 @@ typedef struct {
 typedef struct {
   int argc;
   char **argv;
-  int index;          /* next argument */
-  const char *cmd;    /* for messages, e.g. "run" or "history runs" */
-  const char *value;  /* the option's value after cli_opt_next */
+  int index;              /* next argument */
+  const char *cmd;        /* for messages, e.g. "run" or "history runs" */
+  const char *value;      /* the option's value after cli_opt_next */
   const char *positional; /* a non-option argument after cli_opt_next */
   int only_positional;    /* after "--" */
 } cli_opts_t;

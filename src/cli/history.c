@@ -36,9 +36,7 @@ typedef struct {
 /* ---- connection and queries ------------------------------------------------ */
 
 /* A libpq message on one line (a new string, or NULL on ENOMEM). */
-static char *one_line(const char *msg) {
-  return cli_one_line(strdup(msg != NULL ? msg : ""));
-}
+static char *one_line(const char *msg) { return cli_one_line(strdup(msg != NULL ? msg : "")); }
 
 static int connect_db(hist_t *h) {
   const char *keys[4], *vals[4];
@@ -79,8 +77,8 @@ static PGresult *query(hist_t *h, const char *sql, int nparams, const char *cons
     return res;
   state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   msg = one_line(res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(h->conn));
-  if (state != NULL && (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 ||
-                        strcmp(state, "42883") == 0)) {
+  if (state != NULL &&
+      (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0 || strcmp(state, "42883") == 0)) {
     cli_error("the history schema is missing or older than this flowcore (%s)",
               msg != NULL ? msg : "?");
     cli_error("hint: run 'flowcore migrate' against this database");
@@ -94,20 +92,16 @@ static PGresult *query(hist_t *h, const char *sql, int nparams, const char *cons
 
 /* ---- cells ---------------------------------------------------------------- */
 
-static int col(const PGresult *res, const char *name) {
-  int c = PQfnumber(res, name);
-  return c;
-}
-
+/* Cells by column name (the queries name every column). */
 static const char *text(const PGresult *res, int row, const char *name) {
-  int c = col(res, name);
+  int c = PQfnumber(res, name);
   if (c < 0 || PQgetisnull(res, row, c))
     return NULL;
   return PQgetvalue(res, row, c);
 }
 
 static int is_null(const PGresult *res, int row, const char *name) {
-  int c = col(res, name);
+  int c = PQfnumber(res, name);
   return c < 0 || PQgetisnull(res, row, c);
 }
 
@@ -130,8 +124,7 @@ static const char *cell_int(const PGresult *res, int row, const char *name, char
   return buf;
 }
 
-static const char *cell_ms(const PGresult *res, int row, const char *name, char *buf,
-                           size_t size) {
+static const char *cell_ms(const PGresult *res, int row, const char *name, char *buf, size_t size) {
   if (is_null(res, row, name))
     return "-";
   cli_format_duration_ms(real(res, row, name), buf, size);
@@ -221,11 +214,12 @@ static int print_table(cli_table_t *t) {
 
 /* ---- history runs ------------------------------------------------------------ */
 
-#define RUN_COLUMNS                                                                          \
-  "SELECT workflow_id::text AS workflow_id, workflow_name, status, " US("started_at") ", " \
-  US("completed_at") ", duration_ms, node_count, nodes_completed, nodes_failed, "          \
-  "nodes_skipped, nodes_timed_out, nodes_cancelled, nodes_running, attempts, error_count "   \
-  "FROM flowcore_recent_runs r "
+#define RUN_COLUMNS                                                                                \
+  "SELECT workflow_id::text AS workflow_id, workflow_name, status, " US("started_at") ", " US(     \
+      "completed_at") ", duration_ms, node_count, nodes_completed, nodes_failed, "                 \
+                      "nodes_skipped, nodes_timed_out, nodes_cancelled, nodes_running, attempts, " \
+                      "error_count "                                                               \
+                      "FROM flowcore_recent_runs r "
 #define RUN_TYPES "sssttfiiiiiiiii"
 
 static void note_losses(hist_t *h) {
@@ -242,9 +236,9 @@ static void note_losses(hist_t *h) {
 }
 
 static int cmd_runs(hist_t *h, const char *since_param) {
-  static const char *const headers[] = {"ID",        "WORKFLOW", "STATUS", "STARTED",
-                                        "DURATION",  "NODES",    "DONE",   "FAILED",
-                                        "SKIPPED",   "CANCELLED", "ERRORS"};
+  static const char *const headers[] = {"ID",       "WORKFLOW",  "STATUS", "STARTED",
+                                        "DURATION", "NODES",     "DONE",   "FAILED",
+                                        "SKIPPED",  "CANCELLED", "ERRORS"};
   char limit[32];
   const char *params[4];
   PGresult *res;
@@ -350,7 +344,8 @@ static int resolve_id(hist_t *h, char out[37]) {
   const char *params[2];
   size_t s;
   if (prefix_bounds(h->id, lo, hi) != 0)
-    return cli_usage_error(h->cmd, "invalid run id '%s': expected a run id or a prefix of one "
+    return cli_usage_error(h->cmd,
+                           "invalid run id '%s': expected a run id or a prefix of one "
                            "(hexadecimal digits and dashes)",
                            h->id);
   params[0] = lo;
@@ -382,9 +377,10 @@ static int resolve_id(hist_t *h, char out[37]) {
   return CLI_EXIT_USAGE;
 }
 
-#define NODE_COLUMNS                                                                         \
-  "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US("completed_at")   \
-  ", duration_ms, offset_ms, error_type, error_message FROM flowcore_run_timeline t "
+#define NODE_COLUMNS                                                                               \
+  "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US(                         \
+      "completed_at") ", duration_ms, offset_ms, error_type, error_message FROM "                  \
+                      "flowcore_run_timeline t "
 #define NODE_TYPES "sissttffss"
 
 static void print_run_header(const PGresult *run, const char *id) {
@@ -443,8 +439,8 @@ static int cmd_show(hist_t *h) {
     return CLI_EXIT_FAILED;
   }
   if (h->json) {
-    json_t *obj = PQntuples(run) == 1 ? row_json(run, 0, RUN_TYPES) : json_pack("{s:s}",
-                                                                              "workflow_id", id);
+    json_t *obj =
+        PQntuples(run) == 1 ? row_json(run, 0, RUN_TYPES) : json_pack("{s:s}", "workflow_id", id);
     json_t *arr = rows_json(nodes, NODE_TYPES);
     if (obj == NULL || arr == NULL || json_object_set_new(obj, "nodes", arr) != 0) {
       json_decref(obj);
@@ -482,8 +478,8 @@ static int cmd_show(hist_t *h) {
       cli_format_duration_ms(off < 0 ? 0 : off, start + 1, sizeof start - 1);
     }
     if (et != NULL || em != NULL)
-      snprintf(err, sizeof err, "%s%s%s", et != NULL ? et : "", et != NULL && em != NULL ? ": " : "",
-               em != NULL ? em : "");
+      snprintf(err, sizeof err, "%s%s%s", et != NULL ? et : "",
+               et != NULL && em != NULL ? ": " : "", em != NULL ? em : "");
     else
       err[0] = '\0';
     cells[0] = text(nodes, r, "node_id");
@@ -505,7 +501,7 @@ static int cmd_show(hist_t *h) {
 /* ---- history errors ---------------------------------------------------------------- */
 
 static int cmd_errors(hist_t *h, const char *since_param) {
-  static const char *const headers[] = {"LAST SEEN", "WORKFLOW", "NODE", "TYPE",
+  static const char *const headers[] = {"LAST SEEN", "WORKFLOW", "NODE",        "TYPE",
                                         "SEVERITY",  "COUNT",    "LAST MESSAGE"};
   char limit[32];
   const char *params[3];
@@ -516,14 +512,15 @@ static int cmd_errors(hist_t *h, const char *since_param) {
   params[0] = h->workflow;
   params[1] = since_param;
   params[2] = limit;
-  res = query(h,
-              "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen")
-              ", " US("last_seen") ", last_message FROM flowcore_error_rollup e "
-              "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-              "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
-              "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
-              "LIMIT $3::bigint",
-              3, params);
+  res = query(
+      h,
+      "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen") ", " US(
+          "last_seen") ", last_message FROM flowcore_error_rollup e "
+                       "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                       "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
+                       "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
+                       "LIMIT $3::bigint",
+      3, params);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
@@ -614,17 +611,19 @@ static int cmd_stats(hist_t *h) {
 /* ---- history running / losses ----------------------------------------------------- */
 
 static int cmd_running(hist_t *h) {
-  static const char *const headers[] = {"ID", "WORKFLOW", "STARTED", "PROGRESS", "RUNNING",
-                                        "ELAPSED"};
+  static const char *const headers[] = {"ID",       "WORKFLOW", "STARTED",
+                                        "PROGRESS", "RUNNING",  "ELAPSED"};
   PGresult *res;
   cli_table_t *t;
   int r, rc;
-  res = query(h,
-              "SELECT workflow_id::text AS workflow_id, workflow_name, " US("started_at")
-              ", node_count, nodes_finished, nodes_running, percent::double precision AS "
-              "percent, (extract(epoch FROM elapsed) * 1000)::double precision AS elapsed_ms "
-              "FROM flowcore_running_progress p ORDER BY p.started_at, p.workflow_id",
-              0, NULL);
+  res = query(
+      h,
+      "SELECT workflow_id::text AS workflow_id, workflow_name, " US(
+          "started_at") ", node_count, nodes_finished, nodes_running, percent::double precision AS "
+                        "percent, (extract(epoch FROM elapsed) * 1000)::double precision AS "
+                        "elapsed_ms "
+                        "FROM flowcore_running_progress p ORDER BY p.started_at, p.workflow_id",
+      0, NULL);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
@@ -663,11 +662,12 @@ static int cmd_losses(hist_t *h) {
   PGresult *res;
   cli_table_t *t;
   int r, rc;
-  res = query(h,
-              "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
-                  "last_recorded_at") " FROM flowcore_writer_loss_summary l "
-                                      "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
-              0, NULL);
+  res =
+      query(h,
+            "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
+                "last_recorded_at") " FROM flowcore_writer_loss_summary l "
+                                    "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
+            0, NULL);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
@@ -701,25 +701,20 @@ static int cmd_losses(hist_t *h) {
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
-enum {
-  OPT_HELP = 'h',
-  OPT_DB = 256,
-  OPT_JSON,
-  OPT_WORKFLOW,
-  OPT_STATUS,
-  OPT_SINCE,
-  OPT_LIMIT
-};
+enum { OPT_HELP = 'h', OPT_DB = 256, OPT_JSON, OPT_WORKFLOW, OPT_STATUS, OPT_SINCE, OPT_LIMIT };
 
 /* The options each subcommand accepts. */
 static const cli_opt_t *options_for(const char *sub) {
-  static const cli_opt_t runs[] = {{"help", 'h', 0, OPT_HELP},       {"db", 0, 1, OPT_DB},
-                                   {"json", 0, 0, OPT_JSON},         {"workflow", 0, 1, OPT_WORKFLOW},
-                                   {"status", 0, 1, OPT_STATUS},     {"since", 0, 1, OPT_SINCE},
-                                   {"limit", 0, 1, OPT_LIMIT},       {NULL, 0, 0, 0}};
-  static const cli_opt_t errors[] = {{"help", 'h', 0, OPT_HELP},     {"db", 0, 1, OPT_DB},
-                                     {"json", 0, 0, OPT_JSON},       {"workflow", 0, 1, OPT_WORKFLOW},
-                                     {"since", 0, 1, OPT_SINCE},     {"limit", 0, 1, OPT_LIMIT},
+  static const cli_opt_t runs[] = {{"help", 'h', 0, OPT_HELP},   {"db", 0, 1, OPT_DB},
+                                   {"json", 0, 0, OPT_JSON},     {"workflow", 0, 1, OPT_WORKFLOW},
+                                   {"status", 0, 1, OPT_STATUS}, {"since", 0, 1, OPT_SINCE},
+                                   {"limit", 0, 1, OPT_LIMIT},   {NULL, 0, 0, 0}};
+  static const cli_opt_t errors[] = {{"help", 'h', 0, OPT_HELP},
+                                     {"db", 0, 1, OPT_DB},
+                                     {"json", 0, 0, OPT_JSON},
+                                     {"workflow", 0, 1, OPT_WORKFLOW},
+                                     {"since", 0, 1, OPT_SINCE},
+                                     {"limit", 0, 1, OPT_LIMIT},
                                      {NULL, 0, 0, 0}};
   static const cli_opt_t stats[] = {{"help", 'h', 0, OPT_HELP},
                                     {"db", 0, 1, OPT_DB},
@@ -770,8 +765,10 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
     case OPT_STATUS:
       if (strcmp(p.value, "running") != 0 && strcmp(p.value, "completed") != 0 &&
           strcmp(p.value, "failed") != 0 && strcmp(p.value, "cancelled") != 0)
-        return cli_usage_error(h->cmd, "--status: expected running, completed, failed or "
-                               "cancelled, got '%s'", p.value);
+        return cli_usage_error(h->cmd,
+                               "--status: expected running, completed, failed or "
+                               "cancelled, got '%s'",
+                               p.value);
       h->status = p.value;
       break;
     case OPT_SINCE:
@@ -812,8 +809,10 @@ int cli_cmd_history(int argc, char **argv) {
   }
   if (options_for(h.sub) == NULL) {
     if (h.sub[0] == '-')
-      return cli_usage_error("history", "unknown option '%s' for 'history' (a subcommand comes "
-                             "first)", h.sub);
+      return cli_usage_error("history",
+                             "unknown option '%s' for 'history' (a subcommand comes "
+                             "first)",
+                             h.sub);
     return cli_usage_error("history", "unknown history subcommand '%s'", h.sub);
   }
   snprintf(h.cmd, sizeof h.cmd, "history %s", h.sub);
@@ -823,9 +822,11 @@ int cli_cmd_history(int argc, char **argv) {
   if (h.since != NULL) {
     int64_t us;
     if (cli_parse_since(h.since, cli_now_us(), &us) != 0)
-      return cli_usage_error(h.cmd, "--since: expected a duration (90s, 15m, 2h, 7d, 1w, 1h30m) "
+      return cli_usage_error(h.cmd,
+                             "--since: expected a duration (90s, 15m, 2h, 7d, 1w, 1h30m) "
                              "or a time (2026-11-27, \"2026-11-27 08:00\", "
-                             "2026-11-27T08:00:00Z), got '%s'", h.since);
+                             "2026-11-27T08:00:00Z), got '%s'",
+                             h.since);
     cli_format_utc_time(us, since_buf, sizeof since_buf);
     since_param = since_buf;
   }

@@ -44,8 +44,8 @@ void cli_usage_run(FILE *out) {
         "Runs the workflow file FILE ('-' reads standard input). Progress goes to\n"
         "stderr (a bar on a terminal, plain lines otherwise), then a summary; the\n"
         "workflow's output (JSON) goes to stdout. History is recorded when a\n"
-        "database is configured. SIGINT/SIGTERM cancel the run cleanly; a second\n"
-        "signal stops waiting for the history writer.\n"
+        "database is configured. SIGINT/SIGTERM cancel the run cleanly and the\n"
+        "history is still written; a second signal exits at once.\n"
         "\n"
         "Options:\n"
         "  --input JSON|@FILE      the workflow input (replaces the file's \"input\";\n"
@@ -56,8 +56,9 @@ void cli_usage_run(FILE *out) {
         "  --json                  print one JSON object with the result on stdout\n"
         "                          instead of the output and the summary\n"
         "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic)\n"
-        "  --spool-dir DIR         spool history to DIR while the database is down\n"
-        "                          (replayed later); otherwise unwritten history is lost\n"
+        "  --spool-dir DIR         keep history in DIR while the database is down (it\n"
+        "                          is replayed once reachable); without it, history\n"
+        "                          not written by the deadline is lost\n"
         "  --max-parallel N        run at most N nodes at once (0: unlimited)\n"
         "  --shutdown-deadline MS  wait at most MS ms for the history at the end\n"
         "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
@@ -224,9 +225,7 @@ static void print_version(void) {
          uv_version_string(), JANSSON_VERSION, pq / 10000, pq % 10000);
 }
 
-static int is_help(const char *arg) {
-  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
-}
+static int is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
 
 /* flowcore help [COMMAND [SUB]] */
 static int cmd_help(int argc, char **argv) {

@@ -105,7 +105,7 @@ int cli_cmd_migrate(int argc, char **argv) {
   dir = pick_dir(dir_opt);
   if (dir == NULL)
     return cli_usage_error("migrate", "no migrations directory: give --dir or set "
-                           "FLOWCORE_MIGRATIONS_DIR");
+                                      "FLOWCORE_MIGRATIONS_DIR");
   if (!is_dir(dir)) {
     cli_error("the migrations directory \"%s\" does not exist", dir);
     return CLI_EXIT_USAGE;

@@ -44,7 +44,8 @@ static void print_load_errors(const char *path, const fc_load_errors_t *errors) 
     fflush(stdout);
     if (!is_fc_code(e->code))
       cli_printf(stderr, "flowcore: %s\n", e->text);
-    else if (wlen > 0 && isdigit((unsigned char)e->text[0]) && strncmp(e->text, e->where, wlen) == 0)
+    else if (wlen > 0 && isdigit((unsigned char)e->text[0]) &&
+             strncmp(e->text, e->where, wlen) == 0)
       cli_printf(stderr, "%s:%s\n", name, e->text); /* "12:5: invalid JSON: ..." */
     else
       cli_printf(stderr, "%s: %s\n", name, e->text);
@@ -133,10 +134,10 @@ typedef struct {
   uv_async_t writer_closed;
   uv_thread_t closer;
   fc_progress_t *progress; /* owned by its handler in the manager */
-  uint64_t tick_ms;         /* progress redraw interval */
+  uint64_t tick_ms;        /* progress redraw interval */
   int phase;
   int signals_running, signals_history;
-  int cancelled_by;   /* signal number that cancelled the run, or 0 */
+  int cancelled_by; /* signal number that cancelled the run, or 0 */
   int metrics_failed;
   const char *history_off; /* why history is off, or NULL when on */
   cli_db_t db;
@@ -148,9 +149,9 @@ typedef struct {
   int node_count;
   int error_count;
   int64_t duration_us;
-  json_t *errors;  /* array of objects */
+  json_t *errors; /* array of objects */
   size_t errors_omitted;
-  json_t *output;  /* new reference or NULL */
+  json_t *output; /* new reference or NULL */
   fc_history_stats_t report;
   uint64_t pending_at_close; /* records in the writer when its close began */
 } run_state_t;
@@ -191,9 +192,8 @@ static int on_error(void *self, const fc_event_t *ev) {
                   e->node_id != NULL ? e->node_id : ev->node_id, "attempt",
                   e->attempt != 0 ? e->attempt : ev->attempt, "type",
                   e->type != NULL ? e->type : "error", "message",
-                  e->message != NULL ? e->message : "", "severity",
-                  fc_severity_name(e->severity), "stack_trace", e->stack_trace,
-                  "occurred_at", when);
+                  e->message != NULL ? e->message : "", "severity", fc_severity_name(e->severity),
+                  "stack_trace", e->stack_trace, "occurred_at", when);
   if (obj == NULL || json_array_append_new(st->errors, obj) != 0)
     return FC_ENOMEM;
   return 0;
@@ -326,6 +326,11 @@ static const char *signal_name(int signum) {
   return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
 
+static int signal_ignored(int signum) {
+  struct sigaction sa;
+  return sigaction(signum, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
 static void signal_cb(uv_signal_t *h, int signum) {
   run_state_t *st = h->data;
   /* Leave the progress bar's line (drawn with "\r") before saying more. */
@@ -393,26 +398,23 @@ static json_t *history_json(const run_state_t *st) {
   h = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s?}", "enabled", 1, "accepted",
                 (json_int_t)st->report.accepted, "written", (json_int_t)st->report.written,
                 "spooled", (json_int_t)st->report.spooled, "replayed",
-                (json_int_t)st->report.replayed, "spool_bytes",
-                (json_int_t)st->report.spool_bytes, "dropped",
-                (json_int_t)st->report.dropped_total,
-                "dropped_by_reason", by_reason, "last_error",
-                st->report.last_error[0] != '\0' ? st->report.last_error : NULL);
+                (json_int_t)st->report.replayed, "spool_bytes", (json_int_t)st->report.spool_bytes,
+                "dropped", (json_int_t)st->report.dropped_total, "dropped_by_reason", by_reason,
+                "last_error", st->report.last_error[0] != '\0' ? st->report.last_error : NULL);
   return h;
 }
 
 static json_t *result_json(const run_state_t *st, int exit_code) {
-  json_t *nodes = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", st->node_count,
-                            "completed", st->counts[FC_NODE_COMPLETED], "failed",
-                            st->counts[FC_NODE_FAILED], "skipped", st->counts[FC_NODE_SKIPPED],
-                            "timed_out", st->counts[FC_NODE_TIMED_OUT], "cancelled",
-                            st->counts[FC_NODE_CANCELLED]);
+  json_t *nodes =
+      json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", st->node_count, "completed",
+                st->counts[FC_NODE_COMPLETED], "failed", st->counts[FC_NODE_FAILED], "skipped",
+                st->counts[FC_NODE_SKIPPED], "timed_out", st->counts[FC_NODE_TIMED_OUT],
+                "cancelled", st->counts[FC_NODE_CANCELLED]);
   return json_pack("{s:s, s:s, s:s, s:f, s:o, s:i, s:O, s:I, s:O, s:o, s:i}", "workflow_id",
                    st->workflow_id, "workflow", fc_workflow_name(st->wf), "status",
                    fc_workflow_status_name(st->status), "duration_ms",
-                   (double)st->duration_us / 1000.0, "nodes", nodes, "error_count",
-                   st->error_count, "errors", st->errors, "errors_omitted",
-                   (json_int_t)st->errors_omitted, "output",
+                   (double)st->duration_us / 1000.0, "nodes", nodes, "error_count", st->error_count,
+                   "errors", st->errors, "errors_omitted", (json_int_t)st->errors_omitted, "output",
                    st->output != NULL ? st->output : json_null(), "history", history_json(st),
                    "exit_code", exit_code);
 }
@@ -476,7 +478,7 @@ static void print_summary(const run_state_t *st) {
   print_counts(st);
   if (st->error_count > 0) {
     cli_printf(stderr, "  errors:  %d\n", st->error_count);
-    json_array_foreach(st->errors, i, e) {
+    json_array_foreach (st->errors, i, e) {
       const char *node = json_string_value(json_object_get(e, "node_id"));
       cli_printf(stderr, "    %s (attempt %d) [%s] %s: %s\n", node != NULL ? node : "(workflow)",
                  (int)json_integer_value(json_object_get(e, "attempt")),
@@ -503,8 +505,9 @@ static void print_summary(const run_state_t *st) {
       cli_printf(stderr, ", %llu replayed from the spool into the database",
                  (unsigned long long)st->report.replayed);
     if (st->report.spool_bytes > 0)
-      cli_printf(stderr, " (%llu bytes still in the spool: replayed by the next run with this "
-                         "--spool-dir once the database is reachable)",
+      cli_printf(stderr,
+                 " (%llu bytes still in the spool: replayed by the next run with this "
+                 "--spool-dir once the database is reachable)",
                  (unsigned long long)st->report.spool_bytes);
     cli_printf(stderr, ", %llu dropped\n", (unsigned long long)st->report.dropped_total);
   }
@@ -531,8 +534,8 @@ static void print_loss(const run_state_t *st) {
     }
   cli_error("history LOST: %llu record%s of this run were neither written to the database nor "
             "spooled: %s",
-            (unsigned long long)st->report.dropped_total,
-            st->report.dropped_total == 1 ? "" : "s", buf);
+            (unsigned long long)st->report.dropped_total, st->report.dropped_total == 1 ? "" : "s",
+            buf);
   if (st->report.last_error[0] != '\0')
     cli_error("last database error: %s", st->report.last_error);
   if (strstr(st->report.last_error, "does not exist") != NULL)
@@ -613,14 +616,18 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
       break;
     case OPT_MAX_PARALLEL:
       if (cli_parse_uint(p.value, 0, 1000000, &v) != 0)
-        return cli_usage_error("run", "--max-parallel: expected an integer from 0 to 1000000, "
-                               "got '%s'", p.value);
+        return cli_usage_error("run",
+                               "--max-parallel: expected an integer from 0 to 1000000, "
+                               "got '%s'",
+                               p.value);
       st->max_parallel = (int)v;
       break;
     case OPT_DEADLINE:
       if (cli_parse_uint(p.value, 0, UINT64_C(86400000), &v) != 0)
-        return cli_usage_error("run", "--shutdown-deadline: expected milliseconds (0 to "
-                               "86400000), got '%s'", p.value);
+        return cli_usage_error("run",
+                               "--shutdown-deadline: expected milliseconds (0 to "
+                               "86400000), got '%s'",
+                               p.value);
       st->deadline_ms = v;
       deadline_set = 1;
       break;
@@ -637,8 +644,10 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
     st->deadline_ms = DEFAULT_DEADLINE_MS;
     if (env != NULL && env[0] != '\0') {
       if (cli_parse_uint(env, 0, UINT64_C(86400000), &v) != 0)
-        return cli_usage_error("run", "FLOWCORE_SHUTDOWN_DEADLINE_MS: expected milliseconds (0 "
-                               "to 86400000), got '%s'", env);
+        return cli_usage_error("run",
+                               "FLOWCORE_SHUTDOWN_DEADLINE_MS: expected milliseconds (0 "
+                               "to 86400000), got '%s'",
+                               env);
       st->deadline_ms = v;
     }
   }
@@ -797,8 +806,12 @@ int cli_cmd_run(int argc, char **argv) {
   st.sig_term.data = &st;
   uv_async_init(&st.loop, &st.writer_closed, writer_closed_cb);
   st.writer_closed.data = &st;
-  uv_signal_start(&st.sig_int, signal_cb, SIGINT);
-  uv_signal_start(&st.sig_term, signal_cb, SIGTERM);
+  /* A signal ignored when we started (`nohup`, a background job of a
+   * non-interactive shell) stays ignored. */
+  if (!signal_ignored(SIGINT))
+    uv_signal_start(&st.sig_int, signal_cb, SIGINT);
+  if (!signal_ignored(SIGTERM))
+    uv_signal_start(&st.sig_term, signal_cb, SIGTERM);
 
   rc = st.errors == NULL ? FC_ENOMEM : setup_handlers(&st);
   fc_error_clear(&err);

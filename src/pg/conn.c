@@ -117,6 +117,7 @@ static void conn_lost(fc__pgconn_t *c, const char *why) {
   int had_job = c->state == C_BUSY;
   uint64_t delay;
   copy_msg(c->last_error, why);
+  c->error_seq++;
   if (c->pg != NULL) {
     PQfinish(c->pg);
     c->pg = NULL;
@@ -160,6 +161,7 @@ static void start_connect(fc__pgconn_t *c) {
     return;
   }
   c->state = C_CONNECTING;
+  c->attempt_ns = uv_hrtime();
   /* As the libpq docs say: start as if PQconnectPoll returned WRITING. */
   if (poll_watch(c, UV_WRITABLE) != 0)
     conn_lost(c, "cannot watch the connection socket");
@@ -255,6 +257,14 @@ int fc__pgconn_exec_plain(fc__pgconn_t *c, const fc__pgstep_t *steps, size_t nst
 }
 
 int fc__pgconn_ready(const fc__pgconn_t *c) { return c->state == C_READY; }
+
+int fc__pgconn_down(const fc__pgconn_t *c, uint64_t slow_ms) {
+  if (c->state == C_WAIT)
+    return 1;
+  if (c->state == C_CONNECTING || c->state == C_SETUP)
+    return uv_hrtime() - c->attempt_ns > slow_ms * 1000000ULL;
+  return 0;
+}
 
 /* Pushes COPY data; returns 1 when all sent (and ended), 0 to wait for
  * writability, -1 on error. */

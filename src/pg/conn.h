@@ -71,6 +71,8 @@ struct fc__pgconn_s {
   int open_handles;
   /* counters, read by the writer on its thread */
   uint64_t reconnects;
+  uint64_t error_seq; /* incremented whenever last_error is set */
+  uint64_t attempt_ns; /* when the current connection attempt began */
   char last_error[FC__PGCONN_MSG];
 };
 
@@ -80,6 +82,10 @@ int fc__pgconn_init(fc__pgconn_t *c, uv_loop_t *loop, const char *conninfo,
                     fc__pgconn_ready_cb ready_cb, void *data);
 /* 1 when connected and idle. */
 int fc__pgconn_ready(const fc__pgconn_t *c);
+/* 1 when the server is known to be unreachable: waiting to reconnect after
+ * a failure, or an attempt running for longer than slow_ms. A first attempt
+ * in progress is not "down". */
+int fc__pgconn_down(const fc__pgconn_t *c, uint64_t slow_ms);
 /* Runs one job as a transaction; only when ready. The steps and their
  * buffers must stay valid until done_cb. Returns 0 or FC_ESTATE. */
 int fc__pgconn_exec(fc__pgconn_t *c, const fc__pgstep_t *steps, size_t nsteps,

@@ -63,7 +63,7 @@ typedef struct {
   batch_t *inflight;      /* sent, waiting for its COMMIT */
   uv_timer_t retry;       /* delay before resending after a server error */
   int retry_wait;
-  uint64_t reconnects_seen;
+  uint64_t error_seq_seen; /* of conn.last_error, copied into the stats */
 } shard_t;
 
 struct fc_history_writer_s {
@@ -94,6 +94,7 @@ struct fc_history_writer_s {
   int loss_report_ready;  /* loss_sql built and not yet committed */
   char loss_sql[2048];    /* 12 rows at most: kinds x reasons */
   int close_started;
+  int replay_idle; /* the spool had nothing to replay at the last look */
   fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
   uv_timer_t spool_timer;   /* fsync interval */
   fc__hrec_t *replay_buf;   /* batch_size records */
@@ -774,6 +775,7 @@ static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   long n, i;
   fc__spool_rotate(w->spool);
   n = fc__spool_read(w->spool, w->replay_buf, w->cfg.batch_size);
+  w->replay_idle = n <= 0;
   if (n <= 0)
     return NULL;
   b = batch_new();
@@ -897,7 +899,9 @@ static void spool_if_needed(fc_history_writer_t *w) {
   uv_mutex_unlock(&w->mu);
   for (i = 0; i < w->nshards; i++) {
     shard_t *s = &w->shards[i];
-    int down = !fc__pgconn_ready(&s->conn) && s->inflight == NULL;
+    /* Down: the server failed us (a first connection attempt in progress,
+     * for up to a second, is not an outage). */
+    int down = s->inflight == NULL && fc__pgconn_down(&s->conn, 1000);
     if (!down && custody <= w->cfg.queue_capacity / 2)
       continue;
     if (down)
@@ -999,9 +1003,25 @@ static void process(fc_history_writer_t *w) {
 }
 
 static void wake_cb(uv_async_t *a) { process(a->data); }
+/* Copies what lives on this thread into the shared stats (under mu): the
+ * connections' counters and their newest error. */
+static void sync_conn_stats_locked(fc_history_writer_t *w) {
+  int i;
+  w->stats.reconnects = 0;
+  w->stats.connected = 0;
+  for (i = 0; i < w->nshards; i++) {
+    shard_t *s = &w->shards[i];
+    w->stats.reconnects += s->conn.reconnects;
+    w->stats.connected += fc__pgconn_ready(&s->conn) || s->inflight != NULL;
+    if (s->conn.error_seq != s->error_seq_seen) {
+      s->error_seq_seen = s->conn.error_seq;
+      snprintf(w->stats.last_error, sizeof w->stats.last_error, "%s", s->conn.last_error);
+    }
+  }
+}
+
 static void tick_cb(uv_timer_t *t) {
   fc_history_writer_t *w = t->data;
-  int i;
   process(w);
   /* Stats that live on this thread. */
   uv_mutex_lock(&w->mu);
@@ -1009,15 +1029,7 @@ static void tick_cb(uv_timer_t *t) {
     w->stats.spool_bytes = fc__spool_bytes(w->spool);
     w->stats.spool_corrupt = fc__spool_corrupt(w->spool);
   }
-  w->stats.reconnects = 0;
-  w->stats.connected = 0;
-  for (i = 0; i < w->nshards; i++) {
-    w->stats.reconnects += w->shards[i].conn.reconnects;
-    w->stats.connected += fc__pgconn_ready(&w->shards[i].conn) || w->shards[i].inflight != NULL;
-    if (w->shards[i].conn.last_error[0] != '\0' && w->stats.last_error[0] == '\0')
-      snprintf(w->stats.last_error, sizeof w->stats.last_error, "%s",
-               w->shards[i].conn.last_error);
-  }
+  sync_conn_stats_locked(w);
   uv_mutex_unlock(&w->mu);
 }
 
@@ -1281,6 +1293,12 @@ void fc_history_writer_stats(fc_history_writer_t *w, fc_history_stats_t *out) {
 
 /* Runs on the writer thread after close was requested: finish when all is
  * written, or at the deadline. */
+static void sync_stats_final(fc_history_writer_t *w) {
+  uv_mutex_lock(&w->mu);
+  sync_conn_stats_locked(w);
+  uv_mutex_unlock(&w->mu);
+}
+
 static void close_check_cb(uv_timer_t *t) {
   fc_history_writer_t *w = t->data;
   uint64_t custody;
@@ -1292,17 +1310,21 @@ static void close_check_cb(uv_timer_t *t) {
   for (i = 0; i < w->nshards; i++)
     busy |= w->shards[i].inflight != NULL;
   if (custody == 0 && !busy) {
-    /* Record the losses too, if the server is there and time is left. */
-    if (losses_pending(w) && fc__mono_ns() < w->deadline_ns) {
-      shard_pump(&w->shards[0]);
-      if (w->shards[0].inflight != NULL || !fc__pgconn_ready(&w->shards[0].conn))
-        return;
-    }
-    if (w->shards[0].inflight != NULL)
+    /* While the server is there and time is left: record the losses, and
+     * replay what the spool holds (what cannot be replayed now stays on
+     * disk for the next writer). */
+    shard_t *s0 = &w->shards[0];
+    int up = !fc__pgconn_down(&s0->conn, 1000);
+    if (up && fc__mono_ns() < w->deadline_ns &&
+        (losses_pending(w) || (w->spool != NULL && !w->replay_idle))) {
+      shard_pump(s0);
       return;
+    }
+    sync_stats_final(w);
     stop_loop(w);
   } else if (fc__mono_ns() >= w->deadline_ns) {
     drop_everything(w, FC_DROP_DEADLINE);
+    sync_stats_final(w);
     stop_loop(w);
   }
 }
@@ -1322,24 +1344,18 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   uv_thread_join(&w->thread);
   uv_run(&w->loop, UV_RUN_DEFAULT); /* close callbacks left, if any */
   uv_loop_close(&w->loop);
-  for (i = 0; i < w->nshards; i++) {
-    batch_free(w->shards[i].building);
-    w->stats.reconnects = 0;
-  }
   for (i = 0; i < w->nshards; i++)
-    w->stats.reconnects += w->shards[i].conn.reconnects;
-  st = w->stats;
+    batch_free(w->shards[i].building); /* empty: sealed at close */
+  st = w->stats; /* the thread is gone: no lock needed */
   st.queue_depth = 0;
   st.connected = 0;
-  if (report != NULL)
-    *report = st;
   if (w->spool != NULL) {
     st.spool_bytes = fc__spool_bytes(w->spool);
     st.spool_corrupt = fc__spool_corrupt(w->spool);
-    fc__spool_close(w->spool);
-    if (report != NULL)
-      *report = st;
+    fc__spool_close(w->spool); /* syncs what is left */
   }
+  if (report != NULL)
+    *report = st;
   fc__free(w->replay_buf);
   uv_mutex_destroy(&w->mu);
   uv_cond_destroy(&w->space_cv);

@@ -30,7 +30,7 @@
 extern char **environ;
 
 static fc_test_pg_t g_pg;
-static char g_db[FC_TEST_PG_CONNINFO_LENGTH];        /* migrated, for runs and history */
+static char g_db[FC_TEST_PG_CONNINFO_LENGTH];             /* migrated, for runs and history */
 static char g_db_secret[FC_TEST_PG_CONNINFO_LENGTH + 64]; /* the same + password=SECRET */
 static char g_dbname[64];
 static char g_tmp[64]; /* a scratch directory */
@@ -125,52 +125,77 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Waits up to wait_ms for output and reads what is there. */
+static void pump(proc_t *p, int wait_ms) {
+  struct pollfd fds[2];
+  nfds_t n = 0, i;
+  int rc;
+  if (p->out_fd >= 0)
+    fds[n++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
+  if (p->err_fd >= 0)
+    fds[n++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
+  if (n == 0)
+    return;
+  rc = poll(fds, n, wait_ms);
+  if (rc < 0 && errno == EINTR)
+    return;
+  assert_true(rc >= 0);
+  for (i = 0; i < n; i++) {
+    char buf[8192];
+    ssize_t got;
+    if (fds[i].revents == 0)
+      continue;
+    got = read(fds[i].fd, buf, sizeof buf);
+    if (got > 0) {
+      if (fds[i].fd == p->out_fd)
+        append(&p->out, &p->out_len, buf, (size_t)got);
+      else
+        append(&p->err, &p->err_len, buf, (size_t)got);
+    } else if (got == 0 || errno != EINTR) {
+      if (fds[i].fd == p->out_fd)
+        p->out_fd = -1;
+      else
+        p->err_fd = -1;
+      close(fds[i].fd);
+    }
+  }
+}
+
+static void kill_and_fail(proc_t *p, const char *why) {
+  kill(p->pid, SIGKILL);
+  waitpid(p->pid, NULL, 0);
+  fail_msg("%s; stderr so far:\n%s", why, p->err);
+}
+
 /* Reads both pipes until EOF, then reaps the process (killed and failed
  * after timeout_ms). */
 static void cli_finish(proc_t *p, int timeout_ms) {
   int64_t deadline = mono_ms() + timeout_ms;
   int status = 0;
   while (p->out_fd >= 0 || p->err_fd >= 0) {
-    struct pollfd fds[2];
-    nfds_t n = 0;
     int64_t left = deadline - mono_ms();
-    int rc;
-    if (left <= 0) {
-      kill(p->pid, SIGKILL);
-      waitpid(p->pid, NULL, 0);
-      fail_msg("flowcore did not finish within %d ms; stderr so far:\n%s", timeout_ms, p->err);
-    }
-    if (p->out_fd >= 0)
-      fds[n++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
-    if (p->err_fd >= 0)
-      fds[n++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
-    rc = poll(fds, n, (int)(left > 1000 ? 1000 : left));
-    if (rc < 0 && errno == EINTR)
-      continue;
-    assert_true(rc >= 0);
-    for (nfds_t i = 0; i < n; i++) {
-      char buf[8192];
-      ssize_t got;
-      if (fds[i].revents == 0)
-        continue;
-      got = read(fds[i].fd, buf, sizeof buf);
-      if (got > 0) {
-        if (fds[i].fd == p->out_fd)
-          append(&p->out, &p->out_len, buf, (size_t)got);
-        else
-          append(&p->err, &p->err_len, buf, (size_t)got);
-      } else if (got == 0 || errno != EINTR) {
-        if (fds[i].fd == p->out_fd)
-          p->out_fd = -1;
-        else
-          p->err_fd = -1;
-        close(fds[i].fd);
-      }
-    }
+    if (left <= 0)
+      kill_and_fail(p, "flowcore did not finish in time");
+    pump(p, (int)(left > 1000 ? 1000 : left));
   }
   while (waitpid(p->pid, &status, 0) < 0)
     assert_int_equal(errno, EINTR);
   p->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Reads until stderr contains `needle` (killed and failed after
+ * timeout_ms or at EOF). */
+static void cli_wait_stderr(proc_t *p, const char *needle, int timeout_ms) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  while (strstr(p->err, needle) == NULL) {
+    int64_t left = deadline - mono_ms();
+    if (left <= 0 || (p->out_fd < 0 && p->err_fd < 0)) {
+      char why[256];
+      snprintf(why, sizeof why, "flowcore did not print \"%s\"", needle);
+      kill_and_fail(p, why);
+    }
+    pump(p, (int)(left > 200 ? 200 : left));
+  }
 }
 
 static void proc_free(proc_t *p) {
@@ -185,17 +210,17 @@ static void cli_run_env(proc_t *p, const char *const *args, const char *const *e
   cli_finish(p, CALL_TIMEOUT_MS);
 }
 
-#define CLI_RUN(p, ...)                                                                      \
-  do {                                                                                       \
-    const char *const args_[] = {__VA_ARGS__, NULL};                                         \
-    cli_run_env((p), args_, NULL);                                                           \
+#define CLI_RUN(p, ...)                                                                            \
+  do {                                                                                             \
+    const char *const args_[] = {__VA_ARGS__, NULL};                                               \
+    cli_run_env((p), args_, NULL);                                                                 \
   } while (0)
 
 /* Asserts the exit code, printing the outputs when it differs. */
 static void expect_exit(const proc_t *p, int code) {
   if (p->status != code)
-    fail_msg("exit code %d, expected %d\n--- stdout:\n%s\n--- stderr:\n%s", p->status, code,
-             p->out, p->err);
+    fail_msg("exit code %d, expected %d\n--- stdout:\n%s\n--- stderr:\n%s", p->status, code, p->out,
+             p->err);
 }
 
 static void expect_contains(const char *haystack, const char *needle) {
@@ -207,6 +232,14 @@ static void expect_absent(const char *haystack, const char *needle) {
   if (strstr(haystack, needle) != NULL)
     fail_msg("did not expect \"%s\" in:\n%s", needle, haystack);
 }
+
+/* The one value a query returns (on g_db) equals `expected`. */
+#define EXPECT_DB_TEXT(expected, ...)                                                              \
+  do {                                                                                             \
+    char *t_ = fc_test_pg_text(g_db, __VA_ARGS__);                                                 \
+    assert_string_equal(t_, (expected));                                                           \
+    free(t_);                                                                                      \
+  } while (0)
 
 static json_t *parse_json(const char *text) {
   json_error_t jerr;
@@ -329,10 +362,9 @@ static void test_help_and_version(void **state) {
   CLI_RUN(&p, "run", "-h");
   expect_exit(&p, 0);
   for (i = 0; i < 9; i++) {
-    static const char *const run_opts[] = {"--input",        "--db",        "--no-history",
-                                           "--quiet",        "--json",      "--metrics-file",
-                                           "--spool-dir",    "--max-parallel",
-                                           "--shutdown-deadline"};
+    static const char *const run_opts[] = {"--input",     "--db",           "--no-history",
+                                           "--quiet",     "--json",         "--metrics-file",
+                                           "--spool-dir", "--max-parallel", "--shutdown-deadline"};
     expect_contains(p.out, run_opts[i]);
   }
   proc_free(&p);
@@ -444,7 +476,7 @@ static void test_validate(void **state) {
   CLI_RUN(&p, "validate", DATA "/unknown_type.json");
   expect_exit(&p, 2);
   expect_contains(p.err, DATA "/unknown_type.json: nodes[1].type (id \"b\"): unknown type "
-                         "\"teleport\"");
+                              "\"teleport\"");
   proc_free(&p);
 
   CLI_RUN(&p, "validate", DATA "/cycle.json");
@@ -520,8 +552,7 @@ static void test_run_invalid_files(void **state) {
   expect_contains(p.err, "invalid JSON");
   proc_free(&p);
 
-  CLI_RUN(&p, "run", DATA "/ok.json", "--input", "@" DATA "/no-such-input.json",
-          "--no-history");
+  CLI_RUN(&p, "run", DATA "/ok.json", "--input", "@" DATA "/no-such-input.json", "--no-history");
   expect_exit(&p, 2);
   expect_contains(p.err, "no-such-input.json");
   proc_free(&p);
@@ -553,8 +584,8 @@ static void test_run_completed_json(void **state) {
   output = json_object_get(res, "output");
   assert_true(json_is_true(json_object_get(json_object_get(output, "publish"), "published")));
   /* echo (cat) returns its node input: the file's input came through. */
-  assert_string_equal(
-      jstr(json_object_get(json_object_get(output, "echo"), "input"), "day"), "2026-11-27");
+  assert_string_equal(jstr(json_object_get(json_object_get(output, "echo"), "input"), "day"),
+                      "2026-11-27");
   hist = json_object_get(res, "history");
   assert_true(json_is_true(json_object_get(hist, "enabled")));
   assert_true(jint(hist, "written") >= 6);
@@ -562,9 +593,8 @@ static void test_run_completed_json(void **state) {
   assert_int_equal(jint(hist, "spooled"), 0);
   assert_int_equal(jint(json_object_get(hist, "dropped_by_reason"), "deadline"), 0);
 
-  assert_string_equal(
-      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
-      "completed");
+  EXPECT_DB_TEXT("completed", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 id);
   assert_int_equal(
       fc_test_pg_int(g_db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'", id), 5);
   assert_int_equal(fc_test_pg_int(g_db,
@@ -674,9 +704,7 @@ static void test_run_failed(void **state) {
   /* The independent branch finished. */
   assert_non_null(json_object_get(json_object_get(res, "output"), "independent"));
 
-  assert_string_equal(
-      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
-      "failed");
+  EXPECT_DB_TEXT("failed", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id);
   assert_int_equal(fc_test_pg_int(g_db,
                                   "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s' "
                                   "AND node_id = 'broken' AND error_type = 'exit_status'",
@@ -711,16 +739,14 @@ static void test_run_missing_command(void **state) {
   assert_string_equal(jstr(e, "node_id"), "ghost");
   assert_string_equal(jstr(e, "type"), "spawn_error");
   expect_contains(jstr(e, "message"), "flowcore-no-such-binary");
-  assert_string_equal(fc_test_pg_text(g_db,
-                                      "SELECT status FROM node_executions WHERE workflow_id = "
-                                      "'%s' AND node_id = 'ghost' AND attempt = 1",
-                                      id),
-                      "failed");
-  assert_string_equal(fc_test_pg_text(g_db,
-                                       "SELECT error_type FROM execution_errors WHERE "
-                                       "workflow_id = '%s' AND node_id = 'ghost'",
-                                       id),
-                      "spawn_error");
+  EXPECT_DB_TEXT("failed",
+                 "SELECT status FROM node_executions WHERE workflow_id = "
+                 "'%s' AND node_id = 'ghost' AND attempt = 1",
+                 id);
+  EXPECT_DB_TEXT("spawn_error",
+                 "SELECT error_type FROM execution_errors WHERE "
+                 "workflow_id = '%s' AND node_id = 'ghost'",
+                 id);
   json_decref(res);
 }
 
@@ -766,19 +792,17 @@ static void test_run_sigint_cancels(void **state) {
   assert_string_equal(jstr(res, "status"), "cancelled");
   assert_int_equal(jint(json_object_get(res, "nodes"), "cancelled"), 3);
   assert_int_equal(jint(json_object_get(res, "history"), "dropped"), 0);
-  assert_string_equal(
-      fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'", id),
-      "cancelled");
+  EXPECT_DB_TEXT("cancelled", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 id);
   assert_int_equal(fc_test_pg_int(g_db,
                                   "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                                   "AND status = 'cancelled'",
                                   id),
                    3);
-  assert_string_equal(fc_test_pg_text(g_db,
-                                      "SELECT status FROM node_executions WHERE workflow_id = "
-                                      "'%s' AND node_id = 'long' AND attempt = 1",
-                                      id),
-                      "cancelled");
+  EXPECT_DB_TEXT("cancelled",
+                 "SELECT status FROM node_executions WHERE workflow_id = "
+                 "'%s' AND node_id = 'long' AND attempt = 1",
+                 id);
   json_decref(res);
   proc_free(&p);
 
@@ -796,6 +820,33 @@ static void test_run_sigint_cancels(void **state) {
     expect_contains(p.err, "cancelled by SIGTERM");
     proc_free(&p);
   }
+
+  /* The database is down: after the cancellation the writer waits for it
+   * (up to the deadline); signals then say so, and a second one stops
+   * waiting, saying what may be lost (exit 3). */
+  {
+    char down[256];
+    const char *const dargs[] = {
+        "run", DATA "/slow.json", "--db", down, "--shutdown-deadline", "30000", NULL};
+    snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x", g_tmp);
+    unlink(marker);
+    cli_start(&p, dargs, env);
+    assert_int_equal(wait_for_file(marker, 20000), 0);
+    usleep(100000);
+    t0 = mono_ms();
+    assert_int_equal(kill(p.pid, SIGINT), 0);
+    cli_wait_stderr(&p, "done wf=\"cli-slow\"", 15000);
+    usleep(300000); /* the run is closed, the writer is closing */
+    assert_int_equal(kill(p.pid, SIGINT), 0);
+    cli_wait_stderr(&p, "still writing the history", 5000);
+    assert_int_equal(kill(p.pid, SIGINT), 0);
+    cli_finish(&p, 10000);
+    expect_exit(&p, 3);
+    expect_contains(p.err, "not waiting for the history writer");
+    expect_contains(p.err, "history LOST: up to ");
+    assert_true(mono_ms() - t0 < 20000); /* well before the 30 s deadline */
+    proc_free(&p);
+  }
 }
 
 static void test_run_history_lost_exit_3(void **state) {
@@ -804,8 +855,8 @@ static void test_run_history_lost_exit_3(void **state) {
   json_t *res, *hist;
   (void)state;
   /* A server that is not there (no such socket directory). */
-  snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x user=postgres password=%s",
-           g_tmp, SECRET);
+  snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x user=postgres password=%s", g_tmp,
+           SECRET);
   CLI_RUN(&p, "run", DATA "/ok.json", "--db", down, "--shutdown-deadline", "200");
   expect_exit(&p, 3);
   expect_contains(p.err, "workflow \"cli-ok\" completed");
@@ -869,10 +920,8 @@ static void test_run_history_lost_exit_3(void **state) {
     expect_exit(&q, 0);
     res2 = parse_json(q.out);
     assert_true(jint(json_object_get(res2, "history"), "replayed") > 0);
-    assert_string_equal(
-        fc_test_pg_text(g_db, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
-                        id),
-        "completed");
+    EXPECT_DB_TEXT("completed", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                   id);
     json_decref(res2);
     proc_free(&q);
   }
@@ -917,6 +966,45 @@ static void test_run_metrics_file(void **state) {
   expect_exit(&p, 2);
   expect_contains(p.err, "--metrics-file");
   proc_free(&p);
+}
+
+/* The example workflows of examples/workflows/ validate and run as their
+ * descriptions say. */
+static void test_examples(void **state) {
+  static const struct {
+    const char *file;
+    int code;
+    const char *status;
+  } ex[] = {{"etl.json", 0, "completed"},
+            {"failing.json", 1, "failed"},
+            {"retries.json", 0, "completed"},
+            {"routing.json", 0, "completed"}};
+  char path[512];
+  proc_t p;
+  json_t *res;
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+    snprintf(path, sizeof path, "%s/examples/workflows/%s", FLOWCORE_SOURCE_DIR, ex[i].file);
+    if (access(path, R_OK) != 0)
+      fail_msg("missing example %s", path);
+    CLI_RUN(&p, "validate", path);
+    expect_exit(&p, 0);
+    expect_contains(p.out, ": ok (");
+    proc_free(&p);
+    res = run_json(path, ex[i].code, NULL);
+    assert_string_equal(jstr(res, "status"), ex[i].status);
+    assert_int_equal(jint(json_object_get(res, "history"), "dropped"), 0);
+    if (strcmp(ex[i].file, "failing.json") == 0) {
+      json_t *e = json_array_get(json_object_get(res, "errors"), 0);
+      assert_non_null(e);
+      assert_string_equal(jstr(e, "severity"), "critical");
+      assert_string_equal(jstr(e, "type"), "missing_data");
+    }
+    if (strcmp(ex[i].file, "routing.json") == 0)
+      assert_int_equal(jint(json_object_get(res, "nodes"), "skipped"), 1);
+    json_decref(res);
+  }
 }
 
 /* ---- migrate ------------------------------------------------------------------------------ */
@@ -1057,12 +1145,12 @@ static void test_history_commands(void **state) {
   json_decref(arr);
   proc_free(&p);
 
-  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--workflow", "cli-fail", "--limit",
-          "3");
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db, "--workflow", "cli-fail", "--limit", "3");
   expect_exit(&p, 0);
   arr = parse_json(p.out);
   assert_true(json_array_size(arr) >= 1 && json_array_size(arr) <= 3);
-  json_array_foreach(arr, i, obj) assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
+  json_array_foreach (arr, i, obj)
+    assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
   json_decref(arr);
   proc_free(&p);
 
@@ -1071,7 +1159,7 @@ static void test_history_commands(void **state) {
   expect_exit(&p, 0);
   arr = parse_json(p.out);
   found = 0;
-  json_array_foreach(arr, i, obj) {
+  json_array_foreach (arr, i, obj) {
     assert_string_equal(jstr(obj, "status"), "completed");
     found |= strcmp(jstr(obj, "workflow_id"), ok_id) == 0;
   }
@@ -1128,7 +1216,7 @@ static void test_history_commands(void **state) {
   {
     const char *prev = "";
     int broken = 0;
-    json_array_foreach(arr, i, e) {
+    json_array_foreach (arr, i, e) {
       json_t *started = json_object_get(e, "started_at");
       if (strcmp(jstr(e, "node_id"), "broken") == 0) {
         broken++;
@@ -1172,7 +1260,7 @@ static void test_history_commands(void **state) {
   expect_exit(&p, 0);
   arr = parse_json(p.out);
   found = 0;
-  json_array_foreach(arr, i, obj) {
+  json_array_foreach (arr, i, obj) {
     if (strcmp(jstr(obj, "workflow_name"), "cli-fail") == 0 &&
         strcmp(jstr(obj, "node_id"), "broken") == 0) {
       found = 1;
@@ -1205,7 +1293,7 @@ static void test_history_commands(void **state) {
   arr = parse_json(p.out);
   assert_int_equal(json_array_size(arr), 3); /* prepare, broken, independent */
   found = 0;
-  json_array_foreach(arr, i, obj) {
+  json_array_foreach (arr, i, obj) {
     assert_string_equal(jstr(obj, "workflow_name"), "cli-fail");
     assert_true(json_is_number(json_object_get(obj, "p50_ms")));
     assert_true(json_is_number(json_object_get(obj, "p95_ms")));
@@ -1267,8 +1355,7 @@ static void test_password_never_printed(void **state) {
   proc_t p;
   json_t *res;
   (void)state;
-  snprintf(down_kv, sizeof down_kv, "host=%s/no-server port=5 dbname=x password=%s", g_tmp,
-           SECRET);
+  snprintf(down_kv, sizeof down_kv, "host=%s/no-server port=5 dbname=x password=%s", g_tmp, SECRET);
   snprintf(down_url, sizeof down_url, "postgresql://postgres:%s@127.0.0.1:1/nodb", SECRET);
   snprintf(bad_url, sizeof bad_url, "postgresql://postgres:%s%%zz@127.0.0.1:1/nodb", SECRET);
   snprintf(bad_url2, sizeof bad_url2, "postgresql://postgres:%s@127.0.0.1:notaport/nodb", SECRET);
@@ -1351,6 +1438,7 @@ static void test_password_never_printed(void **state) {
 }
 
 int main(void) {
+  /* clang-format off */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_and_version),
       cmocka_unit_test(test_validate),
@@ -1362,10 +1450,12 @@ int main(void) {
       cmocka_unit_test(test_run_sigint_cancels),
       cmocka_unit_test(test_run_history_lost_exit_3),
       cmocka_unit_test(test_run_metrics_file),
+      cmocka_unit_test(test_examples),
       cmocka_unit_test(test_migrate_status),
       cmocka_unit_test(test_history_commands),
       cmocka_unit_test(test_password_never_printed),
   };
+  /* clang-format on */
   /* A flowcore that dies early must not kill the test with SIGPIPE. */
   signal(SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);

@@ -1,0 +1,1542 @@
+/* Server-side faults of the history writer (issue "Reliability", item 2):
+ * the PostgreSQL server itself misbehaves while workflows run with the
+ * database handler attached, and afterwards the database and the writer's
+ * report must agree exactly.
+ *
+ *   postmaster_sigkill      kill -9 of the postmaster mid-run (a writer
+ *                           transaction pinned in flight), its children
+ *                           left to die on their own, then pg_ctl start
+ *                           (crash recovery): every record once.
+ *   unreachable_at_start    the server is down when the writer is made and
+ *                           comes up 10 s later; the run does not wait for
+ *                           it; then flush returns 0 and the rows are exact.
+ *   stall_table_lock        the server accepts the writer's statements and
+ *                           then stalls them: ACCESS EXCLUSIVE lock held by
+ *                           another session; close keeps its 1 s deadline.
+ *   stall_table_lock_check_interval
+ *                           the same with client_connection_check_interval
+ *                           set for the database (what changes on the
+ *                           server side).
+ *   stall_sigstop           the writer's backends are SIGSTOPped; close
+ *                           keeps its deadline; SIGCONT afterwards.
+ *   stall_sigstop_spool     the same under the spool policy: the stalled
+ *                           records are spooled at the deadline and a new
+ *                           writer on the same directory replays them.
+ *   stall_in_commit         a deferred trigger makes COMMIT itself wait on
+ *                           an advisory lock: the writer gives up on a batch
+ *                           whose COMMIT the server already has.
+ *
+ * Every test uses a fresh database on one server that the group setup
+ * starts; reconnect backoff is 20..300 ms.
+ *
+ * What "exact" means here. A run emits 2 workflow records, 2 records per
+ * node attempt (start, end) and 1 per failed attempt (error). A node or
+ * workflow row holds its start record when input_data IS NOT NULL and its
+ * end record when status <> 'running'; an error row is one record. So the
+ * records present in the database can be counted (db_records) and compared
+ * with the report (written, spooled, dropped).
+ *
+ * Findings (PostgreSQL 15, default settings; also printed with a "[server]"
+ * prefix on every run):
+ *  - kill -9 of the postmaster: every child (backends, checkpointer, ...)
+ *    exits on its own within a few ms (postmaster-death detection; none
+ *    lingered in any of our runs); pg_ctl start then performs crash
+ *    recovery ("database system was not properly shut down; automatic
+ *    recovery in progress") and the writer is connected and caught up a few
+ *    hundred ms after pg_ctl returns. Nothing lost, nothing twice.
+ *  - A batch the writer abandons at the shutdown deadline is NOT
+ *    necessarily uncommitted. The writer sends its statements one at a time
+ *    and COMMIT only after every other statement of the batch succeeded,
+ *    and at the deadline it just closes the socket (PQfinish). The server
+ *    does not notice the closed socket while a backend waits on a lock
+ *    (client_connection_check_interval is 0 by default): the abandoned
+ *    backend stays, waiting, after close returned. Then:
+ *      * if it waits on a statement before COMMIT (table lock), it resumes
+ *        when the lock is released, fails on the closed socket and rolls
+ *        back: nothing of the abandoned batch is committed (stall_table_lock
+ *        asserts db_records == written);
+ *      * if COMMIT was already sent (stall_in_commit, or a SIGSTOPped
+ *        backend with COMMIT in its socket buffer), the transaction commits
+ *        when the backend resumes, long after the writer reported those
+ *        records as dropped(deadline) (stall_in_commit asserts
+ *        db_records > written).
+ *    So "dropped at the deadline" means "not known to be committed": the
+ *    honest invariant, asserted by every stall test, is
+ *        written <= db_records <= written + dropped[*][deadline]
+ *    with no duplicate rows. With client_connection_check_interval set
+ *    (stall_table_lock_check_interval) the server notices the closed socket
+ *    during the lock wait and ends the abandoned backend within about one
+ *    interval, while the lock is still held.
+ *  - Under the spool policy the abandoned records are spooled instead, so a
+ *    batch that did commit after all is replayed over its own rows: the
+ *    upserts make that harmless (stall_sigstop_spool: exact rows).
+ *  - The loss report cannot reach the database in these cases (the writer
+ *    is stalled until it closes): the report returned by close is the only
+ *    account of the deadline drops.
+ */
+#define _GNU_SOURCE
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fc_test.h"
+#include "pg_server.h"
+
+#include <libpq-fe.h>
+
+#define MIGRATIONS FLOWCORE_SOURCE_DIR "/migrations"
+#define NCONN 2             /* writer connections */
+#define STALL_DEADLINE_MS 1000
+#define CLOSE_LIMIT_MS 2500.0 /* the deadline plus a margin for a busy machine */
+#define MAX_PIDS 64
+
+static fc_test_pg_t g_pg;
+
+/* State the per-test teardown must undo whatever happened in the test. */
+static pid_t g_stopped[MAX_PIDS]; /* SIGSTOPped backends, resumed by teardown */
+static int g_nstopped;
+static PGconn *g_ctl; /* a session holding a lock */
+static char g_spool[64];
+
+/* ---- time ----------------------------------------------------------------- */
+
+static uint64_t now_ns(void) { return uv_hrtime(); }
+static double ms_between(uint64_t a, uint64_t b) { return (double)(int64_t)(b - a) / 1e6; }
+static double ms_since(uint64_t a) { return ms_between(a, now_ns()); }
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* ---- processes -------------------------------------------------------------- */
+
+/* Reads state, parent and start time of a process from /proc. Returns 0, or
+ * -1 when there is no such process. */
+static int proc_stat(pid_t pid, char *state, pid_t *ppid, unsigned long long *start) {
+  char path[64], buf[2048];
+  const char *p;
+  FILE *f;
+  size_t n;
+  int pp;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  p = strrchr(buf, ')'); /* the command name may hold spaces and parens */
+  if (p == NULL)
+    return -1;
+  /* fields 3 (state), 4 (ppid), 5..21 skipped, 22 (starttime) */
+  if (sscanf(p + 1,
+             " %c %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+             state, &pp, start) != 3)
+    return -1;
+  *ppid = pp;
+  return 0;
+}
+
+/* The process that had start time `start` still runs (a zombie does not:
+ * it holds no memory, no shared memory attachment, no socket). */
+static int proc_alive(pid_t pid, unsigned long long start) {
+  char st;
+  pid_t pp;
+  unsigned long long s;
+  if (proc_stat(pid, &st, &pp, &s) != 0)
+    return 0;
+  return s == start && st != 'Z' && st != 'X' && st != 'x';
+}
+
+/* The children of `parent`, with their start times. */
+static int proc_children(pid_t parent, pid_t *pids, unsigned long long *starts, int max) {
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((de = readdir(d)) != NULL && n < max) {
+    char *end, st;
+    long v = strtol(de->d_name, &end, 10);
+    pid_t pp;
+    unsigned long long s;
+    if (end == de->d_name || *end != '\0' || v <= 0)
+      continue;
+    if (proc_stat((pid_t)v, &st, &pp, &s) == 0 && pp == parent && st != 'Z') {
+      pids[n] = (pid_t)v;
+      starts[n] = s;
+      n++;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+static pid_t postmaster_pid(void) {
+  char path[FC_TEST_PG_PATH_LENGTH + 32];
+  FILE *f;
+  long pid = -1;
+  snprintf(path, sizeof path, "%s/postmaster.pid", g_pg.datadir);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  if (fscanf(f, "%ld", &pid) != 1)
+    pid = -1;
+  fclose(f);
+  return (pid_t)pid;
+}
+
+static long file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* 1 if `needle` occurs in the file after byte `from`. */
+static int file_has_after(const char *path, long from, const char *needle) {
+  FILE *f = fopen(path, "r");
+  char *buf;
+  long size = file_size(path);
+  size_t n;
+  int found;
+  if (f == NULL || size < 0 || from < 0 || from > size) {
+    if (f != NULL)
+      fclose(f);
+    return 0;
+  }
+  buf = malloc((size_t)(size - from) + 1);
+  if (buf == NULL || fseek(f, from, SEEK_SET) != 0) {
+    free(buf);
+    fclose(f);
+    return 0;
+  }
+  n = fread(buf, 1, (size_t)(size - from), f);
+  fclose(f);
+  buf[n] = '\0';
+  found = strstr(buf, needle) != NULL;
+  free(buf);
+  return found;
+}
+
+/* ---- database helpers ------------------------------------------------------------ */
+
+static void quiet_notice(void *arg, const char *msg) {
+  (void)arg;
+  (void)msg;
+}
+
+static PGconn *connect_quiet(const char *conninfo) {
+  PGconn *c = PQconnectdb(conninfo);
+  if (c != NULL && PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "[server] connect: %s\n", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
+  }
+  if (c != NULL)
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+  return c;
+}
+
+static int exec_ok(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType s = PQresultStatus(r);
+  int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+  if (!ok)
+    fprintf(stderr, "[server] %s: %s\n", sql, PQerrorMessage(c));
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
+/* The pids of the client backends connected to the database of `db`, other
+ * than the one asking and than `except` (0: none), that match `cond` (SQL,
+ * may be NULL). Returns how many, or -1. */
+static int backends(const char *db, pid_t except, const char *cond, pid_t *out, int max) {
+  char sql[1024];
+  PGconn *c = connect_quiet(db);
+  PGresult *r;
+  int n, i;
+  if (c == NULL)
+    return -1;
+  snprintf(sql, sizeof sql,
+           "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+           "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> %d%s%s "
+           "ORDER BY pid",
+           (int)except, cond != NULL ? " AND " : "", cond != NULL ? cond : "");
+  r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    fprintf(stderr, "[server] backends: %s\n", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return -1;
+  }
+  n = PQntuples(r);
+  for (i = 0; out != NULL && i < n && i < max; i++)
+    out[i] = (pid_t)atoi(PQgetvalue(r, i, 0));
+  PQclear(r);
+  PQfinish(c);
+  return n;
+}
+
+/* Waits until `want` backends match (>= want, or == 0 when want is 0).
+ * Returns the last count, or -1. */
+static int wait_backends(const char *db, pid_t except, const char *cond, int want, int timeout_ms) {
+  uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+  int n;
+  for (;;) {
+    n = backends(db, except, cond, NULL, 0);
+    if (n < 0 || (want == 0 ? n == 0 : n >= want) || now_ns() > end)
+      return n;
+    sleep_ms(5);
+  }
+}
+
+static void make_db(const char *name, char *out, size_t size) {
+  fc_migrate_report_t rep;
+  fc_error_t err;
+  int rc;
+  fc_error_clear(&err);
+  assert_int_equal(fc_test_pg_create_db(&g_pg, name, out, size), 0);
+  rc = fc_migrate_run(out, MIGRATIONS, &rep, &err);
+  fc_migrate_report_free(&rep);
+  if (rc != 0)
+    fail_msg("migrations: %s (%s)", err.text, fc_strerror(rc));
+}
+
+/* ---- the writer ------------------------------------------------------------------ */
+
+static void cfg_for(fc_history_config_t *cfg, const char *db) {
+  fc_history_config_init(cfg);
+  cfg->conninfo = db;
+  cfg->reconnect_min_ms = 20;
+  cfg->reconnect_max_ms = 300;
+  cfg->batch_size = 200; /* many transactions: faults meet some in flight */
+  cfg->flush_interval_ms = 10;
+  cfg->connections = NCONN;
+}
+
+static fc_history_writer_t *writer_open(const fc_history_config_t *cfg) {
+  fc_history_writer_t *w = NULL;
+  fc_error_t err;
+  int rc;
+  fc_error_clear(&err);
+  rc = fc_history_writer_new(&w, cfg, &err);
+  if (rc != 0)
+    fail_msg("fc_history_writer_new: %s", err.text);
+  return w;
+}
+
+static int wait_connected(fc_history_writer_t *w, int n, int timeout_ms) {
+  uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+  fc_history_stats_t st;
+  do {
+    fc_history_writer_stats(w, &st);
+    if (st.connected >= n)
+      return 0;
+    sleep_ms(5);
+  } while (now_ns() < end);
+  return -1;
+}
+
+static uint64_t deadline_drops(const fc_history_stats_t *st) {
+  uint64_t n = 0;
+  int k;
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    n += st->dropped[k][FC_DROP_DEADLINE];
+  return n;
+}
+
+static void print_stats(const char *label, const fc_history_stats_t *st) {
+  printf("[server] %s: accepted=%llu written=%llu spooled=%llu replayed=%llu dropped=%llu "
+         "(deadline %llu) batches=%llu retries=%llu reconnects=%llu high_water=%llu "
+         "last_error=\"%s\"\n",
+         label, (unsigned long long)st->accepted, (unsigned long long)st->written,
+         (unsigned long long)st->spooled, (unsigned long long)st->replayed,
+         (unsigned long long)st->dropped_total, (unsigned long long)deadline_drops(st),
+         (unsigned long long)st->batches, (unsigned long long)st->retries,
+         (unsigned long long)st->reconnects, (unsigned long long)st->queue_high_water,
+         st->last_error);
+  fflush(stdout);
+}
+
+/* history.h: accepted == written + spooled + dropped_total + queue_depth,
+ * at any time. */
+static void check_invariant(const char *label, const fc_history_stats_t *st) {
+  if (st->accepted != st->written + st->spooled + st->dropped_total + st->queue_depth)
+    fail_msg("%s: accepted %llu != written %llu + spooled %llu + dropped %llu + queued %llu",
+             label, (unsigned long long)st->accepted, (unsigned long long)st->written,
+             (unsigned long long)st->spooled, (unsigned long long)st->dropped_total,
+             (unsigned long long)st->queue_depth);
+}
+
+/* ---- test workflows ------------------------------------------------------------------
+ *
+ * n nodes, independent, max_parallel at a time. Node i is "flaky" when
+ * i % flaky_every == flaky_every - 1 (attempt 1 fails, attempt 2 succeeds:
+ * two rows and one error), else "async" when i % async_every == 0 (ends
+ * from a timer after delay_ms), else "sync". An async node at or above
+ * hold[0] waits (re-arming its timer) until `release` >= 1, at or above
+ * hold[1] until `release` >= 2: a test can stop the flow of records, put a
+ * fault in place, and let records come again. Successful nodes output
+ * {"node": "<id>"}. */
+
+enum { N_SYNC, N_ASYNC, N_FLAKY };
+
+typedef struct wl_s wl_t;
+
+typedef struct {
+  wl_t *t;
+  int idx;
+  int kind;
+  char id[16];
+} wnode_t;
+
+struct wl_s {
+  int n, async_every, flaky_every, max_parallel;
+  int hold[2];
+  unsigned delay_ms;
+  int n_flaky;
+  wnode_t *nodes;
+  fc_workflow_t *wf;
+  atomic_int ended;   /* node attempts that ended */
+  atomic_int release; /* 0, 1, 2 */
+};
+
+static int64_t records_total(const wl_t *t) {
+  return 2 + 2 * (int64_t)(t->n + t->n_flaky) + t->n_flaky;
+}
+
+static json_t *output_of(const wnode_t *a) { return json_pack("{s:s}", "node", a->id); }
+
+static void sync_node(fc_node_ctx_t *ctx, void *ud) {
+  wnode_t *a = ud;
+  atomic_fetch_add(&a->t->ended, 1);
+  fc_node_succeed(ctx, output_of(a));
+}
+
+static void flaky_node(fc_node_ctx_t *ctx, void *ud) {
+  wnode_t *a = ud;
+  atomic_fetch_add(&a->t->ended, 1);
+  if (fc_node_ctx_attempt(ctx) == 1)
+    fc_node_failf(ctx, FC_SEVERITY_WARNING, "flaky", "attempt 1 of %s fails", a->id);
+  else
+    fc_node_succeed(ctx, output_of(a));
+}
+
+typedef struct {
+  uv_timer_t timer; /* first member: the timer's address is the box's */
+  fc_node_ctx_t *ctx;
+  wnode_t *a;
+} tbox_t;
+
+static void tbox_free(uv_handle_t *h) { free(h); }
+
+static int held(const wnode_t *a) {
+  int level = a->idx >= a->t->hold[1] ? 2 : a->idx >= a->t->hold[0] ? 1 : 0;
+  return atomic_load(&a->t->release) < level;
+}
+
+static void tbox_fire(uv_timer_t *tm) {
+  tbox_t *b = (tbox_t *)tm;
+  if (held(b->a)) {
+    uv_timer_start(tm, tbox_fire, 2, 0);
+    return;
+  }
+  atomic_fetch_add(&b->a->t->ended, 1);
+  fc_node_succeed(b->ctx, output_of(b->a));
+  uv_close((uv_handle_t *)tm, tbox_free);
+}
+
+static void async_node(fc_node_ctx_t *ctx, void *ud) {
+  wnode_t *a = ud;
+  tbox_t *b = malloc(sizeof *b);
+  if (b == NULL) {
+    fc_node_failf(ctx, FC_SEVERITY_ERROR, "oom", "out of memory");
+    return;
+  }
+  b->ctx = ctx;
+  b->a = a;
+  uv_timer_init(fc_node_ctx_loop(ctx), &b->timer);
+  uv_timer_start(&b->timer, tbox_fire, a->t->delay_ms, 0);
+}
+
+static void wl_build(wl_t *t, const char *name) {
+  static const char letter[] = {'s', 'a', 'f'};
+  static const char *const type[] = {"sync", "async", "flaky"};
+  static fc_node_fn const fn[] = {sync_node, async_node, flaky_node};
+  fc_error_t err;
+  int i;
+  fc_error_clear(&err);
+  atomic_init(&t->ended, 0);
+  atomic_init(&t->release, 0);
+  if (t->hold[0] <= 0)
+    t->hold[0] = INT_MAX;
+  if (t->hold[1] <= 0)
+    t->hold[1] = INT_MAX;
+  t->n_flaky = 0;
+  t->nodes = calloc((size_t)t->n, sizeof *t->nodes);
+  assert_non_null(t->nodes);
+  assert_int_equal(fc_workflow_new(&t->wf, name), 0);
+  for (i = 0; i < t->n; i++) {
+    wnode_t *a = &t->nodes[i];
+    fc_node_t *node;
+    a->t = t;
+    a->idx = i;
+    if (t->flaky_every > 0 && i % t->flaky_every == t->flaky_every - 1)
+      a->kind = N_FLAKY;
+    else if (t->async_every > 0 && i % t->async_every == 0)
+      a->kind = N_ASYNC;
+    else
+      a->kind = N_SYNC;
+    snprintf(a->id, sizeof a->id, "%c%05d", letter[a->kind], i);
+    assert_int_equal(fc_workflow_add_node(t->wf, a->id, fn[a->kind], a, &node), 0);
+    assert_int_equal(fc_node_set_type(node, type[a->kind]), 0);
+    if (a->kind == N_FLAKY) {
+      assert_int_equal(fc_node_set_retries(node, 1, 0, 0), 0);
+      t->n_flaky++;
+    }
+  }
+  assert_int_equal(fc_workflow_set_max_parallel(t->wf, t->max_parallel), 0);
+  if (fc_workflow_validate(t->wf, &err) != 0)
+    fail_msg("validate: %s", err.text);
+}
+
+static void wl_free(wl_t *t) {
+  fc_workflow_free(t->wf);
+  t->wf = NULL;
+  free(t->nodes);
+  t->nodes = NULL;
+}
+
+typedef struct {
+  wl_t *t;
+  fc_history_writer_t *w;
+  int rc, status;
+  char wf_id[FC_UUID_STRING_LENGTH];
+  uint64_t t_start, t_end;
+  double ms;
+  fc_history_stats_t at_end; /* the writer's stats when the run ended */
+} wrun_t;
+
+static void run_ended(fc_run_t *run, void *data) {
+  wrun_t *o = data;
+  o->t_end = now_ns();
+  o->status = (int)fc_run_status(run);
+  snprintf(o->wf_id, sizeof o->wf_id, "%s", fc_run_id(run));
+  fc_history_writer_stats(o->w, &o->at_end);
+}
+
+/* Runs t->wf on a loop of its own with w's database handler attached. No
+ * assertion fires in here (a fault thread may be waiting on the run):
+ * harness errors go to o->rc. */
+static void wl_run(wl_t *t, fc_history_writer_t *w, const char *label, wrun_t *o) {
+  uv_loop_t loop;
+  fc_manager_t *m = NULL;
+  fc_handler_t h;
+  fc_run_t *run = NULL;
+  fc_error_t err;
+  json_t *input = json_pack("{s:s}", "case", label);
+  int hid = -1, rc;
+
+  memset(o, 0, sizeof *o);
+  o->t = t;
+  o->w = w;
+  fc_error_clear(&err);
+  uv_loop_init(&loop);
+  rc = fc_manager_new(&m);
+  if (rc == 0)
+    rc = fc_history_handler_new(w, &loop, &h);
+  if (rc == 0)
+    rc = fc_manager_add(m, &h, 0, &hid);
+  if (rc == 0)
+    rc = fc_run_new(&run, &loop, t->wf, m, &err);
+  if (rc == 0) {
+    o->t_start = now_ns();
+    rc = fc_run_start(run, input, run_ended, o);
+  }
+  if (rc == 0)
+    uv_run(&loop, UV_RUN_DEFAULT);
+  o->rc = rc;
+  o->ms = rc == 0 ? ms_between(o->t_start, o->t_end) : 0;
+  atomic_store(&t->release, 2);
+  if (run != NULL)
+    fc_run_close(run, NULL, NULL);
+  if (hid >= 0)
+    fc_manager_remove(m, hid);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  fc_manager_free(m);
+  json_decref(input);
+  fc_test_loop_close(&loop);
+}
+
+static void wait_ended(wl_t *t, int n) {
+  uint64_t end = now_ns() + 60ULL * 1000000000ULL;
+  while (atomic_load(&t->ended) < n && now_ns() < end)
+    sleep_ms(1);
+}
+
+/* ---- checks against the database ------------------------------------------------------- */
+
+/* Records of run `wf` present in the database (see the top of the file). */
+static int64_t db_records(const char *db, const char *wf) {
+  return fc_test_pg_int(
+      db,
+      "SELECT (SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
+      "count(*) FILTER (WHERE status <> 'running') FROM workflow_executions "
+      "WHERE workflow_id = '%s') + "
+      "(SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
+      "count(*) FILTER (WHERE status <> 'running') FROM node_executions "
+      "WHERE workflow_id = '%s') + "
+      "(SELECT count(*) FROM execution_errors WHERE workflow_id = '%s')",
+      wf, wf, wf);
+}
+
+/* Whatever was lost: nothing is there twice, nothing that never happened is
+ * there, and no finished row went back to running. */
+static void check_no_duplicates(const char *db, const char *wf) {
+  /* Only this run in this fresh database. */
+  assert_int_equal(fc_test_pg_int(db, "SELECT (SELECT count(*) FROM node_executions WHERE "
+                                      "workflow_id <> '%s') + (SELECT count(*) FROM "
+                                      "execution_errors WHERE workflow_id <> '%s') + (SELECT "
+                                      "count(*) FROM workflow_executions WHERE workflow_id <> '%s')",
+                                  wf, wf, wf),
+                   0);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
+                                  "FROM node_executions WHERE workflow_id = '%s'",
+                                  wf),
+                   0);
+  /* Only attempts that ran: 1, and 2 for flaky nodes. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND NOT (attempt = 1 OR (left(node_id, 1) = 'f' AND attempt = 2))",
+                                  wf),
+                   0);
+  /* Errors have client-made ids: a replay that made new ones would show
+   * here as a second error for the same attempt. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
+                                  "FROM execution_errors WHERE workflow_id = '%s'",
+                                  wf),
+                   0);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s' "
+                                  "AND NOT (left(node_id, 1) = 'f' AND attempt = 1)",
+                                  wf),
+                   0);
+  assert_true(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s'",
+                             wf) <= 1);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT (SELECT count(*) FROM node_executions WHERE "
+                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
+                                  "NOT NULL) + (SELECT count(*) FROM workflow_executions WHERE "
+                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
+                                  "NOT NULL)",
+                                  wf, wf),
+                   0);
+}
+
+/* The whole run is there, each record once. */
+static void check_exact(const char *db, const char *wf, const wl_t *t) {
+  int64_t attempts = t->n + t->n_flaky;
+  check_no_duplicates(db, wf);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'",
+                                  wf),
+                   attempts);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(DISTINCT (workflow_id, node_id, attempt)) FROM "
+                                  "node_executions WHERE workflow_id = '%s'",
+                                  wf),
+                   attempts);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(DISTINCT node_id) FROM node_executions "
+                                  "WHERE workflow_id = '%s'",
+                                  wf),
+                   t->n);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'running'",
+                                  wf),
+                   0);
+  /* Each node completed on its last attempt, with its own output. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'completed' AND output_data->>'node' = node_id "
+                                  "AND attempt = CASE WHEN left(node_id, 1) = 'f' THEN 2 ELSE 1 END",
+                                  wf),
+                   t->n);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'failed' AND attempt = 1 AND node_type = 'flaky'",
+                                  wf),
+                   t->n_flaky);
+  /* Both halves of every row. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND (input_data IS NULL OR started_at IS NULL OR completed_at "
+                                  "IS NULL OR duration_ms IS NULL OR completed_at < started_at)",
+                                  wf),
+                   0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s'",
+                                  wf),
+                   t->n_flaky);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM workflow_executions WHERE workflow_id = "
+                                  "'%s' AND status = 'completed' AND input_data IS NOT NULL AND "
+                                  "output_data IS NOT NULL AND node_count = %d AND error_count = %d",
+                                  wf, t->n, t->n_flaky),
+                   1);
+  assert_int_equal(db_records(db, wf), records_total(t));
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
+}
+
+static void check_lossless(const fc_history_stats_t *rep, int close_rc, const wl_t *t) {
+  int k, r;
+  assert_int_equal(close_rc, 0);
+  check_invariant("report", rep);
+  assert_int_equal(rep->accepted, records_total(t));
+  assert_int_equal(rep->written, records_total(t));
+  assert_int_equal(rep->spooled, 0);
+  assert_int_equal(rep->dropped_total, 0);
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
+      assert_int_equal(rep->dropped[k][r], 0);
+}
+
+/* ---- 1. kill -9 of the postmaster mid-run ------------------------------------------------- */
+
+typedef struct {
+  wl_t *t;
+  fc_history_writer_t *w;
+  const char *db;
+  int trigger_at;
+  int down_ms;
+  /* results */
+  int rc;
+  char why[256];
+  int pinned;
+  fc_history_stats_t before;
+  pid_t pm;
+  int nchildren, lingered;
+  double children_gone_ms; /* kill -> the postmaster and all children gone */
+  double start_ms;         /* pg_ctl start (with crash recovery) */
+  double recovery_ms;      /* pg_ctl start returned -> writer connected and caught up */
+  int ended_at_kill, ended_at_up;
+  int crash_recovery_logged;
+  uv_thread_t thread;
+} kill9_t;
+
+static void kill9_fail(kill9_t *f, const char *why) {
+  if (f->rc == 0)
+    snprintf(f->why, sizeof f->why, "%s", why);
+  f->rc = -1;
+}
+
+/* A transaction of ours holds a lock every batch needs (SHARE ROW EXCLUSIVE
+ * conflicts with the ROW EXCLUSIVE of COPY and INSERT); held nodes are let
+ * go so that records come, and we wait until a writer transaction waits on
+ * the lock. The fault then hits a transaction in flight. */
+static PGconn *pin_batch(kill9_t *f) {
+  PGconn *c = connect_quiet(f->db);
+  if (c == NULL || exec_ok(c, "BEGIN") != 0 ||
+      exec_ok(c, "LOCK TABLE node_executions IN SHARE ROW EXCLUSIVE MODE") != 0) {
+    kill9_fail(f, "pin: cannot take the lock");
+    return c;
+  }
+  atomic_store(&f->t->release, 1);
+  f->pinned = wait_backends(f->db, PQbackendPID(c), "wait_event_type = 'Lock'", 1, 10000);
+  if (f->pinned < 1)
+    kill9_fail(f, "pin: no writer transaction waited on the lock within 10 s");
+  return c;
+}
+
+static void kill9_main(void *arg) {
+  kill9_t *f = arg;
+  pid_t kids[MAX_PIDS];
+  unsigned long long kid_start[MAX_PIDS], pm_start = 0;
+  PGconn *pin;
+  uint64_t t_kill, t0, end;
+  fc_history_stats_t st;
+  char state;
+  pid_t pp;
+  long log_off;
+  int i, alive;
+
+  wait_ended(f->t, f->trigger_at);
+  pin = pin_batch(f);
+  fc_history_writer_stats(f->w, &f->before);
+  f->pm = postmaster_pid();
+  if (f->pm <= 0 || proc_stat(f->pm, &state, &pp, &pm_start) != 0) {
+    kill9_fail(f, "cannot find the postmaster");
+    PQfinish(pin);
+    atomic_store(&f->t->release, 2);
+    return;
+  }
+  f->nchildren = proc_children(f->pm, kids, kid_start, MAX_PIDS);
+  log_off = file_size(g_pg.logfile);
+  f->ended_at_kill = atomic_load(&f->t->ended);
+
+  t_kill = now_ns();
+  if (kill(f->pm, SIGKILL) != 0) {
+    kill9_fail(f, "kill -9 of the postmaster failed");
+    PQfinish(pin);
+    atomic_store(&f->t->release, 2);
+    return;
+  }
+  g_pg.running = 0; /* the fixture's view: down, start_again may start it */
+  PQfinish(pin);    /* its backend dies with the postmaster */
+
+  /* What happens to the children: they are left alone for 10 s. */
+  end = t_kill + 10ULL * 1000000000ULL;
+  do {
+    alive = proc_alive(f->pm, pm_start);
+    for (i = 0; i < f->nchildren; i++)
+      alive += proc_alive(kids[i], kid_start[i]);
+    if (alive == 0)
+      break;
+    sleep_ms(1);
+  } while (now_ns() < end);
+  f->children_gone_ms = ms_since(t_kill);
+  f->lingered = alive;
+  if (alive > 0) {
+    /* They would keep the old shared memory attached and the new server
+     * from starting: finish them. */
+    for (i = 0; i < f->nchildren; i++)
+      if (proc_alive(kids[i], kid_start[i]))
+        kill(kids[i], SIGKILL);
+    sleep_ms(500);
+  }
+
+  /* The rest of the run happens while the server is down. */
+  atomic_store(&f->t->release, 2);
+  sleep_ms(f->down_ms);
+  f->ended_at_up = atomic_load(&f->t->ended);
+  t0 = now_ns();
+  if (fc_test_pg_start_again(&g_pg) != 0) {
+    kill9_fail(f, "pg_ctl start after the crash failed");
+    return;
+  }
+  f->start_ms = ms_since(t0);
+  f->crash_recovery_logged =
+      file_has_after(g_pg.logfile, log_off, "database system was not properly shut down");
+
+  t0 = now_ns();
+  end = t0 + 30ULL * 1000000000ULL;
+  for (;;) {
+    fc_history_writer_stats(f->w, &st);
+    if (st.connected == NCONN && st.queue_depth == 0)
+      break;
+    if (now_ns() > end) {
+      kill9_fail(f, "the writer did not catch up within 30 s of the restart");
+      break;
+    }
+    sleep_ms(2);
+  }
+  f->recovery_ms = ms_since(t0);
+}
+
+static void test_postmaster_sigkill(void **state) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH];
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t rep;
+  wl_t t;
+  wrun_t o;
+  kill9_t f;
+  int flush_rc, close_rc;
+  (void)state;
+  if (g_pg.external)
+    skip();
+
+  make_db("fcsrv_kill9", db, sizeof db);
+  memset(&t, 0, sizeof t);
+  t.n = 2000;
+  t.async_every = 1;
+  t.flaky_every = 100;
+  t.delay_ms = 3;
+  t.max_parallel = 50;
+  t.hold[0] = 800;  /* let go once the lock is held: records pile up on it */
+  t.hold[1] = 1400; /* let go once the server is down */
+  wl_build(&t, "server-kill9");
+
+  cfg_for(&cfg, db);
+  w = writer_open(&cfg);
+  assert_int_equal(wait_connected(w, NCONN, 10000), 0);
+
+  memset(&f, 0, sizeof f);
+  f.t = &t;
+  f.w = w;
+  f.db = db;
+  f.trigger_at = 300;
+  f.down_ms = 500;
+  assert_int_equal(uv_thread_create(&f.thread, kill9_main, &f), 0);
+  wl_run(&t, w, "kill9", &o);
+  uv_thread_join(&f.thread);
+
+  flush_rc = fc_history_writer_flush(w, 60000);
+  close_rc = fc_history_writer_close(w, &rep);
+
+  printf("[server] kill -9 postmaster %d: %d writer transaction(s) pinned in flight; %d children; "
+         "postmaster and children gone %.1f ms after the kill, %d lingered (killed by the "
+         "test); pg_ctl start with crash recovery %.0f ms (recovery logged: %s); writer "
+         "connected and caught up %.0f ms after pg_ctl returned; %d node attempts ended "
+         "while the server was down; run %.0f ms\n",
+         (int)f.pm, f.pinned, f.nchildren, f.children_gone_ms, f.lingered, f.start_ms,
+         f.crash_recovery_logged ? "yes" : "no", f.recovery_ms, f.ended_at_up - f.ended_at_kill,
+         o.ms);
+  print_stats("kill9", &rep);
+
+  if (f.rc != 0)
+    fail_msg("fault thread: %s", f.why);
+  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  check_invariant("at the end of the run", &o.at_end);
+  check_invariant("before the kill", &f.before);
+  /* The fault hit this writer, and nothing else did before. */
+  assert_int_equal(f.before.retries + f.before.reconnects, 0);
+  assert_true(f.pinned >= 1);
+  assert_true(f.nchildren >= NCONN + 1); /* the writer's backends and ours at least */
+  assert_true(f.crash_recovery_logged);
+  /* The pinned batch was lost with its backend and sent again; both
+   * connections were lost and made again. */
+  assert_true(rep.retries >= 1);
+  assert_true(rep.reconnects >= NCONN);
+  /* The workflow went on while the server was down. */
+  assert_true(f.ended_at_up > f.ended_at_kill);
+  assert_int_equal(flush_rc, 0);
+  check_lossless(&rep, close_rc, &t);
+  check_exact(db, o.wf_id, &t);
+  wl_free(&t);
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_kill9"), 0);
+}
+
+/* ---- 2. unreachable at start, reachable 10 s later ---------------------------------------- */
+
+typedef struct {
+  uint64_t t_down, t_up_call, t_up;
+  int up_after_ms;
+  int rc;
+  uv_thread_t thread;
+} late_t;
+
+static void late_main(void *arg) {
+  late_t *f = arg;
+  uint64_t at = f->t_down + (uint64_t)f->up_after_ms * 1000000ULL;
+  while (now_ns() < at)
+    sleep_ms(5);
+  f->t_up_call = now_ns();
+  f->rc = fc_test_pg_start_again(&g_pg);
+  f->t_up = now_ns();
+}
+
+static void test_unreachable_at_start(void **state) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH];
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t rep, before_up;
+  wl_t t;
+  wrun_t o;
+  late_t f;
+  uint64_t t0;
+  int early_flush_rc, flush_rc, close_rc;
+  double flush_ms;
+  (void)state;
+  if (g_pg.external)
+    skip();
+
+  make_db("fcsrv_late", db, sizeof db);
+  memset(&t, 0, sizeof t);
+  t.n = 300;
+  t.async_every = 2;
+  t.flaky_every = 50;
+  t.delay_ms = 20;
+  t.max_parallel = 25;
+  wl_build(&t, "server-late");
+
+  assert_int_equal(fc_test_pg_stop_only(&g_pg), 0);
+  memset(&f, 0, sizeof f);
+  f.t_down = now_ns();
+  f.up_after_ms = 10000;
+  cfg_for(&cfg, db);
+  w = writer_open(&cfg); /* nothing to connect to */
+  assert_int_equal(uv_thread_create(&f.thread, late_main, &f), 0);
+
+  wl_run(&t, w, "late", &o);
+  /* Nothing can be committed yet. */
+  early_flush_rc = fc_history_writer_flush(w, 200);
+  fc_history_writer_stats(w, &before_up);
+  uv_thread_join(&f.thread);
+
+  t0 = now_ns();
+  flush_rc = fc_history_writer_flush(w, 60000);
+  flush_ms = ms_since(t0);
+  close_rc = fc_history_writer_close(w, &rep);
+
+  printf("[server] unreachable at start: run took %.0f ms and ended %.0f ms before the server "
+         "start was called; %llu records queued then; %llu connection attempts failed while "
+         "down; pg_ctl start %.0f ms; everything committed %.0f ms after pg_ctl returned\n",
+         o.ms, ms_between(o.t_end, f.t_up_call), (unsigned long long)o.at_end.queue_depth,
+         (unsigned long long)before_up.reconnects, ms_between(f.t_up_call, f.t_up),
+         ms_between(f.t_up, t0) + flush_ms);
+  print_stats("unreachable at start", &rep);
+
+  assert_int_equal(f.rc, 0);
+  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  /* The workflow did not wait for the database: it ended long before the
+   * server came up, in far less than the 10 s outage. */
+  assert_true(o.t_end < f.t_up_call);
+  assert_true(o.ms < 3000.0);
+  /* Everything was held by the writer, nothing written, nothing dropped. */
+  check_invariant("at the end of the run", &o.at_end);
+  check_invariant("before the server came up", &before_up);
+  assert_int_equal(o.at_end.accepted, records_total(&t));
+  assert_int_equal(o.at_end.written, 0);
+  assert_int_equal(o.at_end.queue_depth, records_total(&t));
+  assert_int_equal(early_flush_rc, FC_ETIMEDOUT);
+  assert_int_equal(before_up.written, 0);
+  assert_int_equal(before_up.connected, 0);
+  assert_true(before_up.last_error[0] != '\0');
+  /* After it came up. */
+  assert_int_equal(flush_rc, 0);
+  assert_true(rep.reconnects > 0);
+  check_lossless(&rep, close_rc, &t);
+  check_exact(db, o.wf_id, &t);
+  wl_free(&t);
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_late"), 0);
+}
+
+/* ---- 3. a server that accepts, then stalls ---------------------------------------------------
+ *
+ * The stall is put in place while the run is held, then the held nodes are
+ * let go: every record made after that point meets the stall. The run
+ * ends; close(deadline 1 s) must give up on the stalled batches. */
+
+enum { STALL_LOCK, STALL_SIGSTOP, STALL_GATE };
+
+typedef struct {
+  int how;
+  wl_t *t;
+  fc_history_writer_t *w;
+  const char *db;
+  int trigger_at;
+  /* results */
+  int rc;
+  char why[256];
+  int stalled;   /* writer backends seen stalled */
+  double stall_ms;
+  fc_history_stats_t at_stall;
+  uv_thread_t thread;
+} stall_t;
+
+static void stall_fail(stall_t *f, const char *why) {
+  if (f->rc == 0)
+    snprintf(f->why, sizeof f->why, "%s", why);
+  f->rc = -1;
+}
+
+static int proc_stopped(pid_t pid) {
+  char st;
+  pid_t pp;
+  unsigned long long s;
+  return proc_stat(pid, &st, &pp, &s) == 0 && (st == 'T' || st == 't');
+}
+
+static void stall_main(void *arg) {
+  stall_t *f = arg;
+  uint64_t t0;
+  wait_ended(f->t, f->trigger_at);
+  t0 = now_ns();
+  switch (f->how) {
+  case STALL_LOCK:
+    /* Another session holds the table every batch writes to. */
+    g_ctl = connect_quiet(f->db);
+    if (g_ctl == NULL || exec_ok(g_ctl, "BEGIN") != 0 ||
+        exec_ok(g_ctl, "LOCK TABLE node_executions IN ACCESS EXCLUSIVE MODE") != 0) {
+      stall_fail(f, "cannot lock node_executions");
+      break;
+    }
+    fc_history_writer_stats(f->w, &f->at_stall);
+    atomic_store(&f->t->release, 2);
+    f->stalled = wait_backends(f->db, PQbackendPID(g_ctl), "wait_event_type = 'Lock'", 1, 10000);
+    if (f->stalled < 1)
+      stall_fail(f, "no writer statement waited on the table lock within 10 s");
+    break;
+  case STALL_GATE:
+    /* COMMIT runs the deferred trigger, which waits for this lock. */
+    g_ctl = connect_quiet(f->db);
+    if (g_ctl == NULL || exec_ok(g_ctl, "SELECT pg_advisory_lock(7311)") != 0) {
+      stall_fail(f, "cannot take the advisory lock");
+      break;
+    }
+    fc_history_writer_stats(f->w, &f->at_stall);
+    atomic_store(&f->t->release, 2);
+    f->stalled = wait_backends(f->db, PQbackendPID(g_ctl),
+                               "wait_event = 'advisory' AND query = 'COMMIT'", 1, 10000);
+    if (f->stalled < 1)
+      stall_fail(f, "no writer COMMIT waited on the gate within 10 s");
+    break;
+  case STALL_SIGSTOP: {
+    /* Every client backend of the database but the one asking: the
+     * writer's connections, nothing else is connected. */
+    pid_t pids[MAX_PIDS];
+    int n = backends(f->db, 0, NULL, pids, MAX_PIDS), i, k;
+    if (n != NCONN) {
+      char why[128];
+      snprintf(why, sizeof why, "expected %d writer backends, found %d", NCONN, n);
+      stall_fail(f, why);
+      break;
+    }
+    for (i = 0; i < n; i++) {
+      if (kill(pids[i], SIGSTOP) != 0) {
+        stall_fail(f, "SIGSTOP failed");
+        continue;
+      }
+      g_stopped[g_nstopped++] = pids[i];
+    }
+    /* No query of ours may run from here until SIGCONT: a stopped backend
+     * may hold a lightweight lock that others need. */
+    for (k = 0; k < 1000; k++) {
+      int stopped = 0;
+      for (i = 0; i < g_nstopped; i++)
+        stopped += proc_stopped(g_stopped[i]);
+      f->stalled = stopped;
+      if (stopped == n)
+        break;
+      sleep_ms(1);
+    }
+    if (f->stalled != n)
+      stall_fail(f, "the writer backends did not stop");
+    fc_history_writer_stats(f->w, &f->at_stall);
+    atomic_store(&f->t->release, 2);
+    break;
+  }
+  default:
+    break;
+  }
+  f->stall_ms = ms_since(t0);
+  atomic_store(&f->t->release, 2);
+}
+
+static void resume_stopped(void) {
+  int i;
+  for (i = 0; i < g_nstopped; i++)
+    kill(g_stopped[i], SIGCONT);
+  g_nstopped = 0;
+}
+
+typedef struct {
+  char db[FC_TEST_PG_CONNINFO_LENGTH];
+  const char *dbname;
+  wl_t t;
+  wrun_t o;
+  stall_t f;
+  fc_history_stats_t before_close, rep;
+  int close_rc;
+  double close_ms;
+  pid_t ctl_pid;
+} stall_case_t;
+
+/* Makes the database (with `extra_sql` applied), a writer with `policy`,
+ * runs the workflow with the stall `how` put in place mid-run, and closes
+ * the writer with a 1 s deadline while the stall holds. */
+static void stall_run(stall_case_t *c, const char *dbname, int how, fc_queue_policy_t policy,
+                      const char *const *extra_sql) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  uint64_t t0;
+
+  c->dbname = dbname;
+  make_db(dbname, c->db, sizeof c->db);
+  for (; extra_sql != NULL && *extra_sql != NULL; extra_sql++)
+    assert_int_equal(fc_test_pg_exec(c->db, "%s", *extra_sql), 0);
+  memset(&c->t, 0, sizeof c->t);
+  c->t.n = 1500;
+  c->t.async_every = 2;
+  c->t.flaky_every = 100;
+  c->t.delay_ms = 3;
+  c->t.max_parallel = 40;
+  c->t.hold[0] = 700;
+  wl_build(&c->t, dbname);
+
+  cfg_for(&cfg, c->db);
+  cfg.shutdown_deadline_ms = STALL_DEADLINE_MS;
+  cfg.policy = policy;
+  if (policy == FC_QUEUE_SPOOL)
+    cfg.spool_dir = g_spool;
+  w = writer_open(&cfg);
+  assert_int_equal(wait_connected(w, NCONN, 10000), 0);
+
+  memset(&c->f, 0, sizeof c->f);
+  c->f.how = how;
+  c->f.t = &c->t;
+  c->f.w = w;
+  c->f.db = c->db;
+  c->f.trigger_at = 300;
+  assert_int_equal(uv_thread_create(&c->f.thread, stall_main, &c->f), 0);
+  wl_run(&c->t, w, dbname, &c->o);
+  uv_thread_join(&c->f.thread);
+  c->ctl_pid = g_ctl != NULL ? PQbackendPID(g_ctl) : 0;
+
+  fc_history_writer_stats(w, &c->before_close);
+  t0 = now_ns();
+  c->close_rc = fc_history_writer_close(w, &c->rep);
+  c->close_ms = ms_since(t0);
+}
+
+/* What every stall case asserts about the run and the report. */
+static void check_stall_report(stall_case_t *c) {
+  if (c->f.rc != 0) {
+    resume_stopped();
+    fail_msg("stall thread: %s", c->f.why);
+  }
+  assert_int_equal(c->o.rc, 0);
+  assert_int_equal(c->o.status, FC_WORKFLOW_COMPLETED);
+  check_invariant("at the end of the run", &c->o.at_end);
+  check_invariant("when the stall was in place", &c->f.at_stall);
+  check_invariant("before close", &c->before_close);
+  /* Records were still in the writer's custody when close began: the
+   * stall held them. */
+  assert_true(c->before_close.queue_depth > 0);
+  /* close keeps its deadline (it had to wait for it: nothing could be
+   * committed) plus a margin. */
+  assert_true(c->close_ms >= STALL_DEADLINE_MS - 50.0);
+  assert_true(c->close_ms < CLOSE_LIMIT_MS);
+  /* The report is exact. */
+  check_invariant("report", &c->rep);
+  assert_int_equal(c->rep.queue_depth, 0);
+  assert_int_equal(c->rep.accepted, records_total(&c->t));
+  assert_int_equal(c->rep.accepted, c->rep.written + c->rep.spooled + c->rep.dropped_total);
+}
+
+/* After the stall is released and the abandoned backends are gone: rows
+ * for every record reported written, none twice, and nothing beyond what
+ * the deadline dropped. Returns db_records. */
+static int64_t check_abandoned_honest(stall_case_t *c) {
+  int64_t in_db = db_records(c->db, c->o.wf_id);
+  int64_t losses_sum =
+      fc_test_pg_int(c->db, "SELECT coalesce(sum(count), 0)::bigint FROM flowcore_writer_losses");
+  printf("[server] %s: %lld records in the database: written %llu, dropped at the deadline %llu, "
+         "of which committed anyway: %lld; loss report rows in the database: %lld\n",
+         c->dbname, (long long)in_db, (unsigned long long)c->rep.written,
+         (unsigned long long)deadline_drops(&c->rep), (long long)(in_db - (int64_t)c->rep.written),
+         (long long)losses_sum);
+  check_no_duplicates(c->db, c->o.wf_id);
+  assert_true(in_db >= (int64_t)c->rep.written);
+  assert_true(in_db <= (int64_t)(c->rep.written + deadline_drops(&c->rep)));
+  /* The loss report never counts more than was dropped. */
+  assert_true(losses_sum <= (int64_t)c->rep.dropped_total);
+  return in_db;
+}
+
+/* Drop policy report after a stall: the stalled records dropped at the
+ * deadline, and only there. */
+static void check_deadline_drops(stall_case_t *c) {
+  int k;
+  assert_int_equal(c->close_rc, FC_ETIMEDOUT);
+  assert_int_equal(c->rep.spooled, 0);
+  assert_true(c->rep.dropped[FC_REC_NODE][FC_DROP_DEADLINE] > 0);
+  assert_int_equal(c->rep.dropped_total, deadline_drops(&c->rep));
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    assert_int_equal(c->rep.dropped[k][FC_DROP_QUEUE_FULL] + c->rep.dropped[k][FC_DROP_SPOOL_FULL] +
+                         c->rep.dropped[k][FC_DROP_REJECTED],
+                     0);
+}
+
+static void release_ctl(void) {
+  if (g_ctl != NULL) {
+    PQfinish(g_ctl); /* ends its transaction and its session locks */
+    g_ctl = NULL;
+  }
+}
+
+/* 3a. A table lock held by another session. check_interval_ms > 0 sets
+ * client_connection_check_interval for the database first. */
+static void table_lock_case(const char *dbname, int check_interval_ms) {
+  stall_case_t c;
+  char sql[256];
+  const char *extra[2] = {NULL, NULL};
+  int lingering, left_while_locked = -1;
+  uint64_t t0;
+  double gone_ms = 0;
+
+  if (check_interval_ms > 0) {
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET client_connection_check_interval = %d",
+             dbname, check_interval_ms);
+    extra[0] = sql;
+  }
+  memset(&c, 0, sizeof c);
+  stall_run(&c, dbname, STALL_LOCK, FC_QUEUE_BLOCK, extra);
+  print_stats(dbname, &c.rep);
+  check_stall_report(&c);
+  check_deadline_drops(&c);
+
+  /* What the server did with the abandoned transactions while the lock was
+   * still held: their backends stay, waiting, unless the server checks the
+   * client connection. */
+  lingering = backends(c.db, c.ctl_pid, "wait_event_type = 'Lock'", NULL, 0);
+  if (check_interval_ms > 0) {
+    t0 = now_ns();
+    left_while_locked = wait_backends(c.db, c.ctl_pid, NULL, 0, 5000);
+    gone_ms = ms_since(t0);
+  }
+  t0 = now_ns();
+  release_ctl();
+  assert_int_equal(wait_backends(c.db, 0, NULL, 0, 10000), 0);
+  if (check_interval_ms <= 0)
+    gone_ms = ms_since(t0);
+  printf("[server] %s: close took %.0f ms (deadline %d ms); right after close %d abandoned "
+         "backend(s) still waited on the lock; %s %.0f ms %s\n",
+         dbname, c.close_ms, STALL_DEADLINE_MS, lingering,
+         check_interval_ms > 0 ? "they ended, with the lock still held, within" : "they ended",
+         gone_ms, check_interval_ms > 0 ? "of the check" : "after the lock was released");
+
+  assert_true(c.f.stalled >= 1);
+  if (check_interval_ms > 0) {
+    /* The server noticed the closed sockets during the lock wait. */
+    assert_int_equal(left_while_locked, 0);
+  } else {
+    /* Default settings: the server does not notice while it waits. */
+    assert_true(lingering >= 1);
+  }
+  /* The abandoned statements ran before any COMMIT was sent: when they got
+   * the lock they found the socket closed and rolled back. Exactly the
+   * records reported written are in the database. */
+  assert_int_equal(check_abandoned_honest(&c), (int64_t)c.rep.written);
+  wl_free(&c.t);
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, dbname), 0);
+}
+
+static void test_stall_table_lock(void **state) {
+  (void)state;
+  table_lock_case("fcsrv_lock", 0);
+}
+
+static void test_stall_table_lock_check_interval(void **state) {
+  (void)state;
+  table_lock_case("fcsrv_lockcci", 100);
+}
+
+/* 3b. The writer's backends SIGSTOPped. */
+static void test_stall_sigstop(void **state) {
+  stall_case_t c;
+  int stopped_after_close = 0, i;
+  uint64_t t0;
+  (void)state;
+  if (g_pg.external)
+    skip(); /* signals to the server's processes */
+
+  memset(&c, 0, sizeof c);
+  stall_run(&c, "fcsrv_stop", STALL_SIGSTOP, FC_QUEUE_BLOCK, NULL);
+  for (i = 0; i < g_nstopped; i++)
+    stopped_after_close += proc_stopped(g_stopped[i]);
+  t0 = now_ns();
+  resume_stopped();
+  assert_int_equal(wait_backends(c.db, 0, NULL, 0, 10000), 0);
+  printf("[server] fcsrv_stop: close took %.0f ms; %d stopped backend(s) outlived the writer; "
+         "after SIGCONT they ended in %.0f ms\n",
+         c.close_ms, stopped_after_close, ms_since(t0));
+  print_stats("fcsrv_stop", &c.rep);
+  check_stall_report(&c);
+  check_deadline_drops(&c);
+  assert_int_equal(c.f.stalled, NCONN);
+  assert_int_equal(stopped_after_close, NCONN);
+  /* Nothing handed over after the stop could be committed. */
+  assert_true(c.rep.written <= c.f.at_stall.accepted);
+  assert_true(c.rep.written >= c.f.at_stall.written);
+  check_abandoned_honest(&c);
+  wl_free(&c.t);
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_stop"), 0);
+}
+
+static int count_spool_files(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((de = readdir(d)) != NULL)
+    n += strstr(de->d_name, ".spool") != NULL;
+  closedir(d);
+  return n;
+}
+
+static void remove_spool_dir(void) {
+  DIR *d;
+  struct dirent *de;
+  char p[512];
+  if (g_spool[0] == '\0')
+    return;
+  d = opendir(g_spool);
+  if (d != NULL) {
+    while ((de = readdir(d)) != NULL) {
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+        continue;
+      snprintf(p, sizeof p, "%s/%s", g_spool, de->d_name);
+      unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(g_spool);
+  g_spool[0] = '\0';
+}
+
+/* 3c. The same stall under the spool policy, then replay by a new writer. */
+static void test_stall_sigstop_spool(void **state) {
+  stall_case_t c;
+  fc_history_config_t cfg;
+  fc_history_writer_t *w2;
+  fc_history_stats_t st2, rep2;
+  int64_t before_replay;
+  uint64_t t0;
+  int close2_rc, files_after_close;
+  double replay_ms;
+  (void)state;
+  if (g_pg.external)
+    skip();
+
+  snprintf(g_spool, sizeof g_spool, "/tmp/fc-srv-spool-XXXXXX");
+  assert_non_null(mkdtemp(g_spool));
+  memset(&c, 0, sizeof c);
+  stall_run(&c, "fcsrv_spool", STALL_SIGSTOP, FC_QUEUE_SPOOL, NULL);
+  files_after_close = count_spool_files(g_spool);
+  resume_stopped();
+  assert_int_equal(wait_backends(c.db, 0, NULL, 0, 10000), 0);
+  print_stats("fcsrv_spool, first writer", &c.rep);
+  check_stall_report(&c);
+  /* Spooled at the deadline instead of dropped. */
+  assert_int_equal(c.close_rc, 0);
+  assert_true(c.rep.spooled > 0);
+  assert_int_equal(c.rep.dropped_total, 0);
+  assert_int_equal(c.rep.accepted, c.rep.written + c.rep.spooled);
+  assert_true(c.rep.spool_bytes > 0);
+  assert_true(files_after_close >= 1);
+  assert_true(c.rep.written <= c.f.at_stall.accepted);
+
+  /* Before the replay: what the resumed backends did with the abandoned
+   * batches (committed or not, within the honest bounds). */
+  before_replay = db_records(c.db, c.o.wf_id);
+  check_no_duplicates(c.db, c.o.wf_id);
+  assert_true(before_replay >= (int64_t)c.rep.written);
+  assert_true(before_replay <= (int64_t)(c.rep.written + c.rep.spooled));
+
+  /* A new writer on the same directory replays the spool. */
+  cfg_for(&cfg, c.db);
+  cfg.policy = FC_QUEUE_SPOOL;
+  cfg.spool_dir = g_spool;
+  cfg.shutdown_deadline_ms = 10000;
+  t0 = now_ns();
+  w2 = writer_open(&cfg);
+  for (;;) {
+    fc_history_writer_stats(w2, &st2);
+    if (st2.replayed >= c.rep.spooled || ms_since(t0) > 30000.0)
+      break;
+    sleep_ms(5);
+  }
+  replay_ms = ms_since(t0);
+  close2_rc = fc_history_writer_close(w2, &rep2);
+  printf("[server] fcsrv_spool: %llu records spooled at the deadline (%d file(s)); %lld were "
+         "in the database before the replay (%lld of them committed after the writer gave up); "
+         "the next writer replayed %llu in %.0f ms\n",
+         (unsigned long long)c.rep.spooled, files_after_close, (long long)before_replay,
+         (long long)(before_replay - (int64_t)c.rep.written), (unsigned long long)rep2.replayed,
+         replay_ms);
+  print_stats("fcsrv_spool, second writer", &rep2);
+
+  assert_int_equal(close2_rc, 0);
+  assert_int_equal(rep2.accepted, 0);
+  assert_int_equal(rep2.replayed, c.rep.spooled);
+  assert_int_equal(rep2.spool_corrupt, 0);
+  assert_int_equal(rep2.dropped_total, 0);
+  assert_int_equal(count_spool_files(g_spool), 0);
+  check_exact(c.db, c.o.wf_id, &c.t);
+  wl_free(&c.t);
+  remove_spool_dir();
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_spool"), 0);
+}
+
+/* 3d. The server has the COMMIT when the writer gives up. */
+static void test_stall_in_commit(void **state) {
+  static const char *const gate[] = {
+      "CREATE FUNCTION fc_test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$ BEGIN PERFORM pg_advisory_xact_lock_shared(7311); RETURN NULL; END $$",
+      "CREATE CONSTRAINT TRIGGER fc_test_commit_gate AFTER INSERT OR UPDATE ON node_executions "
+      "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fc_test_commit_gate()",
+      NULL};
+  stall_case_t c;
+  int in_commit;
+  int64_t in_db;
+  uint64_t t0;
+  (void)state;
+
+  memset(&c, 0, sizeof c);
+  stall_run(&c, "fcsrv_gate", STALL_GATE, FC_QUEUE_BLOCK, gate);
+  print_stats("fcsrv_gate", &c.rep);
+  check_stall_report(&c);
+  check_deadline_drops(&c);
+  assert_true(c.f.stalled >= 1);
+  /* The writer is gone; its COMMITs are still being worked on. */
+  in_commit = backends(c.db, c.ctl_pid, "wait_event = 'advisory' AND query = 'COMMIT'", NULL, 0);
+  t0 = now_ns();
+  release_ctl();
+  assert_int_equal(wait_backends(c.db, 0, NULL, 0, 10000), 0);
+  printf("[server] fcsrv_gate: close took %.0f ms; %d abandoned COMMIT(s) still waiting after "
+         "close; they finished %.0f ms after the gate opened\n",
+         c.close_ms, in_commit, ms_since(t0));
+  assert_true(in_commit >= 1);
+  /* Those COMMITs went through: records the report counts as dropped at
+   * the deadline are in the database. "Dropped at the deadline" means "not
+   * known to be committed", not "not committed". */
+  in_db = check_abandoned_honest(&c);
+  assert_true(in_db > (int64_t)c.rep.written);
+  wl_free(&c.t);
+  assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_gate"), 0);
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static int teardown(void **state) {
+  (void)state;
+  resume_stopped();
+  release_ctl();
+  remove_spool_dir();
+  if (!g_pg.external && !g_pg.running && g_pg.dir[0] != '\0')
+    return fc_test_pg_start_again(&g_pg);
+  return 0;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  return fc_test_pg_start(&g_pg);
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  resume_stopped();
+  release_ctl();
+  return fc_test_pg_stop(&g_pg);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_postmaster_sigkill, teardown),
+      cmocka_unit_test_teardown(test_unreachable_at_start, teardown),
+      cmocka_unit_test_teardown(test_stall_table_lock, teardown),
+      cmocka_unit_test_teardown(test_stall_table_lock_check_interval, teardown),
+      cmocka_unit_test_teardown(test_stall_sigstop, teardown),
+      cmocka_unit_test_teardown(test_stall_sigstop_spool, teardown),
+      cmocka_unit_test_teardown(test_stall_in_commit, teardown),
+  };
+  return cmocka_run_group_tests_name("fault_server", tests, group_setup, group_teardown);
+}
