@@ -43,8 +43,17 @@ typedef enum {
   FC_DROP_DEADLINE = 1,   /* still unwritten when the shutdown deadline hit */
   FC_DROP_SPOOL_FULL = 2, /* spool at its byte cap or failing */
   FC_DROP_REJECTED = 3,   /* the server refused a record even alone */
-  FC_DROP_REASON_COUNT = 4
+  /* In a transaction whose COMMIT was not confirmed when the deadline hit:
+   * the server may still commit it (a stalled backend with the COMMIT in
+   * its socket buffer). Counted apart: "not known to be written". */
+  FC_DROP_UNCONFIRMED = 4,
+  FC_DROP_REASON_COUNT = 5
 } fc_drop_reason_t;
+
+/* "workflow", "node", "error" (static storage). */
+FC_EXTERN const char *fc_record_kind_name(fc_record_kind_t kind);
+/* "queue_full", "deadline", "spool_full", "rejected", "unconfirmed". */
+FC_EXTERN const char *fc_drop_reason_name(fc_drop_reason_t reason);
 
 typedef struct {
   /* libpq connection string or URL; NULL: FLOWCORE_DB, then DATABASE_URL,
@@ -75,7 +84,7 @@ typedef struct {
   uint64_t coalesced; /* start+end pairs merged into one row */
   uint64_t batches;   /* committed transactions */
   uint64_t retries;   /* batch attempts that failed and were retried */
-  uint64_t reconnects;
+  uint64_t reconnects; /* connection attempts that failed or connections lost */
   uint64_t spooled;   /* records written to the spool */
   uint64_t replayed;  /* spooled records read back and committed */
   uint64_t spool_bytes;   /* bytes waiting in the spool directory */

@@ -379,9 +379,6 @@ static void signal_cb(uv_signal_t *h, int signum) {
 
 /* ---- the result ------------------------------------------------------------------- */
 
-static const char *const drop_reasons[FC_DROP_REASON_COUNT] = {"queue_full", "deadline",
-                                                               "spool_full", "rejected"};
-static const char *const record_kinds[FC_REC_KIND_COUNT] = {"workflow", "node", "error"};
 
 static json_t *history_json(const run_state_t *st) {
   json_t *h, *by_reason;
@@ -393,7 +390,7 @@ static json_t *history_json(const run_state_t *st) {
     uint64_t n = 0;
     for (k = 0; k < FC_REC_KIND_COUNT; k++)
       n += st->report.dropped[k][r];
-    json_object_set_new(by_reason, drop_reasons[r], json_integer((json_int_t)n));
+    json_object_set_new(by_reason, fc_drop_reason_name((fc_drop_reason_t)r), json_integer((json_int_t)n));
   }
   h = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s?}", "enabled", 1, "accepted",
                 (json_int_t)st->report.accepted, "written", (json_int_t)st->report.written,
@@ -529,8 +526,8 @@ static void print_loss(const run_state_t *st) {
       if (n == 0 || len >= sizeof buf)
         continue;
       len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%llu %s record%s (%s)",
-                              len > 0 ? ", " : "", (unsigned long long)n, record_kinds[k],
-                              n == 1 ? "" : "s", drop_reasons[r]);
+                              len > 0 ? ", " : "", (unsigned long long)n, fc_record_kind_name((fc_record_kind_t)k),
+                              n == 1 ? "" : "s", fc_drop_reason_name((fc_drop_reason_t)r));
     }
   cli_error("history LOST: %llu record%s of this run were neither written to the database nor "
             "spooled: %s",

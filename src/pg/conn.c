@@ -150,7 +150,14 @@ static void notice_quiet(void *arg, const char *message) {
 static void start_connect(fc__pgconn_t *c) {
   if (c->state == C_CLOSED)
     return;
-  c->pg = PQconnectStart(c->conninfo);
+  {
+    /* The user's connection string or URL, expanded as given (so sslmode
+     * and every other libpq option passes through), plus a fallback
+     * application_name that lets operators find the writer's backends. */
+    static const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {c->conninfo, "flowcore-writer", NULL};
+    c->pg = PQconnectStartParams(keys, vals, 1);
+  }
   if (c->pg == NULL) {
     conn_lost(c, "out of memory");
     return;

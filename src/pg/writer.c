@@ -102,8 +102,16 @@ struct fc_history_writer_s {
 };
 
 static const char *const kind_names[FC_REC_KIND_COUNT] = {"workflow", "node", "error"};
-static const char *const reason_names[FC_DROP_REASON_COUNT] = {"queue_full", "deadline",
-                                                               "spool_full", "rejected"};
+static const char *const reason_names[FC_DROP_REASON_COUNT] = {
+    "queue_full", "deadline", "spool_full", "rejected", "unconfirmed"};
+
+const char *fc_record_kind_name(fc_record_kind_t kind) {
+  return (unsigned)kind < FC_REC_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+const char *fc_drop_reason_name(fc_drop_reason_t reason) {
+  return (unsigned)reason < FC_DROP_REASON_COUNT ? reason_names[reason] : "unknown";
+}
 
 /* ---- SQL ------------------------------------------------------------------ */
 
@@ -119,6 +127,9 @@ static const char *const reason_names[FC_DROP_REASON_COUNT] = {"queue_full", "de
 
 static const char SETUP_SQL[] =
     "SET client_encoding = 'UTF8';"
+    /* A backend blocked (on a lock, say) notices within a second that the
+     * writer closed its connection, and frees its locks and slot. */
+    "SET client_connection_check_interval = '1s';"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_nodes (LIKE node_executions) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_wf (LIKE workflow_executions) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS fc_stage_err (LIKE execution_errors) ON COMMIT DELETE ROWS;";
@@ -939,6 +950,7 @@ static shard_t *shard_for(fc_history_writer_t *w, const fc__hrec_t *rec) {
 
 static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) {
   size_t i;
+  int merged;
   for (i = 0; i < blk->n; i++) {
     fc__hrec_t *rec = &blk->recs[i];
     shard_t *s = shard_for(w, rec);
@@ -948,9 +960,18 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
         goto oom;
       s->building->first_ns = now;
     }
-    if (batch_add(s->building, rec) < 0)
+    merged = batch_add(s->building, rec);
+    if (merged < 0)
       goto oom;
-    if (s->building->nrows >= w->cfg.batch_size)
+    /* A full batch is sealed after a record that completes a row (an end
+     * merged into its start, an error), not right after a start: the end
+     * that usually follows at once then coalesces into the same row instead
+     * of needing an upsert in the next batch. Starts alone cannot grow a
+     * batch past twice its size. */
+    if ((s->building->nrows >= w->cfg.batch_size &&
+         (merged == 1 || (rec->kind != FC_EVENT_NODE_START &&
+                          rec->kind != FC_EVENT_WORKFLOW_START))) ||
+        s->building->nrows >= 2 * w->cfg.batch_size)
       seal(s);
     continue;
   oom:
@@ -1069,11 +1090,12 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
     }
     s->sealed_tail = NULL;
     if (s->inflight != NULL) {
-      /* Dropping the connection aborts its transaction: the batch is then
-       * reported through batch_done (not ok) and must not be resent. */
+      /* Its outcome is unknown: closing the connection makes the server
+       * abort the transaction only if it has not received the COMMIT yet
+       * (a stalled backend may commit it later). Counted apart. */
       batch_t *b = s->inflight;
       s->inflight = NULL;
-      abandon(w, b, reason);
+      abandon(w, b, reason == FC_DROP_DEADLINE ? FC_DROP_UNCONFIRMED : reason);
     }
   }
   if (w->spool != NULL)
@@ -1366,7 +1388,7 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   {
     uint64_t deadline_drops = 0;
     for (i = 0; i < FC_REC_KIND_COUNT; i++)
-      deadline_drops += st.dropped[i][FC_DROP_DEADLINE];
+      deadline_drops += st.dropped[i][FC_DROP_DEADLINE] + st.dropped[i][FC_DROP_UNCONFIRMED];
     if (deadline_drops > 0)
       return FC_ETIMEDOUT;
     return st.dropped_total > 0 ? FC_ELOST : 0;

@@ -1061,8 +1061,6 @@ static int64_t losses_sum(const char *db, const char *kind, const char *reason) 
  *       the stats per kind and reason, hence sum(count) == dropped_total. */
 static void check_loss_accounting(const char *db, const char *wf, const tctx_t *t,
                                   const fc_history_stats_t *rep) {
-  static const char *const kinds[] = {"workflow", "node", "error"};
-  static const char *const reasons[] = {"queue_full", "deadline", "spool_full", "rejected"};
   int64_t produced[FC_REC_KIND_COUNT], in_db[FC_REC_KIND_COUNT], sum = 0;
   int k, r;
 
@@ -1084,16 +1082,18 @@ static void check_loss_accounting(const char *db, const char *wf, const tctx_t *
   for (k = 0; k < FC_REC_KIND_COUNT; k++) {
     int64_t dropped_k = 0;
     for (r = 0; r < FC_DROP_REASON_COUNT; r++) {
-      int64_t in_report = losses_sum(db, kinds[k], reasons[r]);
+      const char *kind = fc_record_kind_name((fc_record_kind_t)k);
+      const char *reason = fc_drop_reason_name((fc_drop_reason_t)r);
+      int64_t in_report = losses_sum(db, kind, reason);
       dropped_k += (int64_t)rep->dropped[k][r];
       sum += (int64_t)rep->dropped[k][r];
       if (in_report != (int64_t)rep->dropped[k][r])
-        fail_msg("loss report for %s/%s: %lld in the database, %llu in the stats", kinds[k],
-                 reasons[r], (long long)in_report, (unsigned long long)rep->dropped[k][r]);
+        fail_msg("loss report for %s/%s: %lld in the database, %llu in the stats", kind, reason,
+                 (long long)in_report, (unsigned long long)rep->dropped[k][r]);
     }
     if (in_db[k] != produced[k] - dropped_k)
       fail_msg("%s records: %lld in the database, expected %lld produced - %lld dropped",
-               kinds[k], (long long)in_db[k], (long long)produced[k], (long long)dropped_k);
+               fc_record_kind_name((fc_record_kind_t)k), (long long)in_db[k], (long long)produced[k], (long long)dropped_k);
   }
   assert_int_equal(rep->accepted, records_total(t));
   assert_int_equal(rep->spooled, 0);
