@@ -27,6 +27,8 @@
 
 #include <flowcore.h>
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,50 +78,6 @@ static int noop_cb(void *self, const fc_event_t *ev) {
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a;
-  uint64_t y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* Median of v[0..n), n >= 1; sorts v. */
-static uint64_t median_u64(uint64_t *v, size_t n) {
-  qsort(v, n, sizeof *v, cmp_u64);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Formats a non-negative number with thousands separators: 1234567 ->
- * "1,234,567". */
-static const char *group(double value, char *buf, size_t size) {
-  char digits[32];
-  snprintf(digits, sizeof digits, "%.0f", value < 0 ? 0 : value);
-  size_t len = strlen(digits), o = 0;
-  for (size_t i = 0; i < len && o + 2 < size; i++) {
-    if (i > 0 && (len - i) % 3 == 0)
-      buf[o++] = ',';
-    buf[o++] = digits[i];
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
-static double ms(uint64_t ns) { return (double)ns / 1e6; }
-
-static double per_second(size_t nodes, uint64_t ns) {
-  return ns ? (double)nodes * 1e9 / (double)ns : 0.0;
-}
-
-static int parse_count(const char *flag, const char *text, long min, long *out) {
-  char *end;
-  long v = text ? strtol(text, &end, 10) : 0;
-  if (text == NULL || *text == '\0' || *end != '\0' || v < min) {
-    fprintf(stderr, "engine: %s needs an integer >= %ld\n", flag, min);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 static int parse_options(int argc, char **argv, options_t *o) {
   o->nodes = 200000;
   o->runs = 5;
@@ -128,15 +86,15 @@ static int parse_options(int argc, char **argv, options_t *o) {
   for (int i = 1; i < argc; i++) {
     long v;
     if (strcmp(argv[i], "--nodes") == 0) {
-      if (parse_count("--nodes", i + 1 < argc ? argv[++i] : NULL, 2, &v))
+      if (parse_count("engine", "--nodes", i + 1 < argc ? argv[++i] : NULL, 2, &v))
         return -1;
       o->nodes = (size_t)v;
     } else if (strcmp(argv[i], "--runs") == 0) {
-      if (parse_count("--runs", i + 1 < argc ? argv[++i] : NULL, 1, &v))
+      if (parse_count("engine", "--runs", i + 1 < argc ? argv[++i] : NULL, 1, &v))
         return -1;
       o->runs = (int)v;
     } else if (strcmp(argv[i], "--warmup") == 0) {
-      if (parse_count("--warmup", i + 1 < argc ? argv[++i] : NULL, 0, &v))
+      if (parse_count("engine", "--warmup", i + 1 < argc ? argv[++i] : NULL, 0, &v))
         return -1;
       o->warmup = (int)v;
     } else if (strcmp(argv[i], "--check") == 0) {
@@ -299,10 +257,10 @@ static int measure(const options_t *o, uv_loop_t *loop, fc_workflow_t *wf, int h
     rc = run_once(loop, wf, m, &times[i], &setups[i]);
   if (rc == 0) {
     res->handler_calls = (handler_calls(m, ids, handlers) - calls_before) / (uint64_t)o->runs;
-    res->median_ns = median_u64(times, (size_t)o->runs); /* sorts times */
+    res->median_ns = bench_median(times, (size_t)o->runs); /* sorts times */
     res->min_ns = times[0];
     res->max_ns = times[o->runs - 1];
-    res->setup_ns = median_u64(setups, (size_t)o->runs);
+    res->setup_ns = bench_median(setups, (size_t)o->runs);
   }
   fc_manager_free(m);
 out:

@@ -54,6 +54,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <flowcore.h>
+
+#include "bench_util.h"
 #include <libpq-fe.h>
 
 #include <errno.h>
@@ -123,40 +125,13 @@ static const char *const prog = "history";
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a;
-  uint64_t y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* Median, min, max of v[0..n), n >= 1; sorts v. */
 static series_t summarize(uint64_t *v, size_t n) {
   series_t s;
-  qsort(v, n, sizeof *v, cmp_u64);
-  s.median_ns = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  s.median_ns = bench_median(v, n); /* sorts v */
   s.min_ns = v[0];
   s.max_ns = v[n - 1];
   return s;
-}
-
-/* 1234567 -> "1,234,567". */
-static const char *group(double value, char *buf, size_t size) {
-  char digits[32];
-  snprintf(digits, sizeof digits, "%.0f", value < 0 ? 0 : value);
-  size_t len = strlen(digits), o = 0;
-  for (size_t i = 0; i < len && o + 2 < size; i++) {
-    if (i > 0 && (len - i) % 3 == 0)
-      buf[o++] = ',';
-    buf[o++] = digits[i];
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
-static double ms(uint64_t ns) { return (double)ns / 1e6; }
-
-static double per_second(size_t count, uint64_t ns) {
-  return ns ? (double)count * 1e9 / (double)ns : 0.0;
 }
 
 #if defined(__GNUC__)
@@ -170,17 +145,6 @@ progress(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
-}
-
-static int parse_count(const char *flag, const char *text, long min, long *out) {
-  char *end;
-  long v = text ? strtol(text, &end, 10) : 0;
-  if (text == NULL || *text == '\0' || *end != '\0' || v < min) {
-    fprintf(stderr, "%s: %s needs an integer >= %ld\n", prog, flag, min);
-    return -1;
-  }
-  *out = v;
-  return 0;
 }
 
 static void usage(void) {
@@ -272,37 +236,37 @@ static int parse_options(int argc, char **argv, options_t *o) {
         return -1;
       }
     } else if (strcmp(a, "--nodes") == 0) {
-      if (parse_count(a, val, 2, &v))
+      if (parse_count(prog, a, val, 2, &v))
         return -1;
       o->nodes = (size_t)v;
       i++;
     } else if (strcmp(a, "--naive-nodes") == 0) {
-      if (parse_count(a, val, 2, &v))
+      if (parse_count(prog, a, val, 2, &v))
         return -1;
       o->naive_nodes = (size_t)v;
       i++;
     } else if (strcmp(a, "--runs") == 0) {
-      if (parse_count(a, val, 1, &v))
+      if (parse_count(prog, a, val, 1, &v))
         return -1;
       o->runs = (int)v;
       i++;
     } else if (strcmp(a, "--warmup") == 0) {
-      if (parse_count(a, val, 0, &v))
+      if (parse_count(prog, a, val, 0, &v))
         return -1;
       o->warmup = (int)v;
       i++;
     } else if (strcmp(a, "--batch-size") == 0) {
-      if (parse_count(a, val, 1, &v))
+      if (parse_count(prog, a, val, 1, &v))
         return -1;
       o->batch_size = (size_t)v;
       i++;
     } else if (strcmp(a, "--connections") == 0) {
-      if (parse_count(a, val, 1, &v))
+      if (parse_count(prog, a, val, 1, &v))
         return -1;
       o->connections = (int)v;
       i++;
     } else if (strcmp(a, "--flush-ms") == 0) {
-      if (parse_count(a, val, 1, &v))
+      if (parse_count(prog, a, val, 1, &v))
         return -1;
       o->flush_ms = (uint64_t)v;
       i++;

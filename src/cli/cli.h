@@ -64,6 +64,8 @@ void cli_printf(FILE *out, const char *fmt, ...)
 #endif
     ;
 void cli_vprintf(FILE *out, const char *fmt, va_list ap);
+/* "flowcore: <message>" on stderr (stdout flushed first), password-free. */
+void cli_verror(const char *fmt, va_list ap);
 /* "flowcore: <msg>\n" on stderr. */
 void cli_error(const char *fmt, ...)
 #if defined(__GNUC__)

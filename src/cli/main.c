@@ -206,12 +206,9 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
-  fflush(stdout);
-  fputs("flowcore: ", stderr);
   va_start(ap, fmt);
-  cli_vprintf(stderr, fmt, ap);
+  cli_verror(fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
   if (cmd != NULL)
     fprintf(stderr, "Try 'flowcore %s --help'.\n", cmd);
   else

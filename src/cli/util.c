@@ -116,14 +116,18 @@ void cli_printf(FILE *out, const char *fmt, ...) {
   va_end(ap);
 }
 
-void cli_error(const char *fmt, ...) {
-  va_list ap;
+void cli_verror(const char *fmt, va_list ap) {
   fflush(stdout);
   fputs("flowcore: ", stderr);
-  va_start(ap, fmt);
   cli_vprintf(stderr, fmt, ap);
-  va_end(ap);
   fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_verror(fmt, ap);
+  va_end(ap);
 }
 
 char *cli_one_line(char *s) {

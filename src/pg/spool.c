@@ -297,35 +297,35 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* Writes the buffered records to the append file and fsyncs it. */
+static int write_buffered(fc__spool_t *s) {
+  int rc;
+  if (s->wbuf.len == 0)
+    return 0;
+  rc = write_all(s->fd, s->wbuf.data, s->wbuf.len);
+  fc__buf_reset(&s->wbuf);
+  if (rc != 0)
+    return rc;
+  return fsync(s->fd) != 0 ? -errno : 0;
+}
+
 int fc__spool_sync(fc__spool_t *s) {
   int rc;
   if (s->fd < 0)
     return 0;
-  if (s->wbuf.len > 0) {
-    rc = write_all(s->fd, s->wbuf.data, s->wbuf.len);
-    fc__buf_reset(&s->wbuf);
-    if (rc != 0)
-      return rc;
-    if (fsync(s->fd) != 0)
-      return -errno;
-  }
-  if (s->file_bytes >= FILE_MAX_BYTES)
-    return fc__spool_rotate(s);
-  return 0;
+  rc = write_buffered(s);
+  if (rc == 0 && s->file_bytes >= FILE_MAX_BYTES)
+    rc = fc__spool_rotate(s);
+  return rc;
 }
 
 int fc__spool_rotate(fc__spool_t *s) {
   int rc;
   if (s->fd < 0)
     return 0;
-  if (s->wbuf.len > 0) {
-    rc = write_all(s->fd, s->wbuf.data, s->wbuf.len);
-    fc__buf_reset(&s->wbuf);
-    if (rc != 0)
-      return rc;
-    if (fsync(s->fd) != 0)
-      return -errno;
-  }
+  rc = write_buffered(s);
+  if (rc != 0)
+    return rc;
   flock(s->fd, LOCK_UN);
   close(s->fd);
   s->fd = -1;

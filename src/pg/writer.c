@@ -546,6 +546,16 @@ static void count_drop_locked(fc_history_writer_t *w, int kind, int reason, uint
   w->stats.dropped_total += n;
 }
 
+/* n records leave the writer's custody (written, spooled or dropped): room
+ * for producers, progress for flushers. */
+static void leave_custody_locked(fc_history_writer_t *w, uint64_t n) {
+  w->custody -= n;
+  w->done += n;
+  w->stats.queue_depth = w->custody;
+  uv_cond_broadcast(&w->space_cv);
+  uv_cond_broadcast(&w->done_cv);
+}
+
 enum { OUT_DROPPED, OUT_WRITTEN };
 
 /* Records of a batch leave custody: written or dropped(reason).
@@ -573,13 +583,8 @@ static void batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int r
       if (per_kind[i] > 0)
         count_drop_locked(w, (int)i, reason, per_kind[i]);
   }
-  if (!b->replay) {
-    w->custody -= b->nrecs;
-    w->done += b->nrecs;
-  }
-  w->stats.queue_depth = w->custody;
-  uv_cond_broadcast(&w->space_cv);
-  uv_cond_broadcast(&w->done_cv);
+  if (!b->replay)
+    leave_custody_locked(w, b->nrecs);
   uv_mutex_unlock(&w->mu);
   batch_free(b);
 }
@@ -888,11 +893,7 @@ static int spool_batch(fc_history_writer_t *w, batch_t *b) {
       count_drop_locked(w, (int)i, FC_DROP_SPOOL_FULL, failed[i]);
   w->stats.spooled += b->nrecs - nfailed;
   w->stats.spool_bytes = fc__spool_bytes(w->spool);
-  w->custody -= b->nrecs;
-  w->done += b->nrecs;
-  w->stats.queue_depth = w->custody;
-  uv_cond_broadcast(&w->space_cv);
-  uv_cond_broadcast(&w->done_cv);
+  leave_custody_locked(w, b->nrecs);
   uv_mutex_unlock(&w->mu);
   batch_free(b);
   return rc;
@@ -978,9 +979,7 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
     /* Cannot hold it: count it as rejected, never silently. */
     uv_mutex_lock(&w->mu);
     count_drop_locked(w, fc__hrec_kind(rec), FC_DROP_REJECTED, 1);
-    w->custody--;
-    w->done++;
-    uv_cond_broadcast(&w->done_cv);
+    leave_custody_locked(w, 1);
     uv_mutex_unlock(&w->mu);
     fc__hrec_clear(rec);
   }
