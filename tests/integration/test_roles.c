@@ -186,12 +186,56 @@ static void test_password_never_shown(void **state) {
   assert_null(strstr(st.last_error, "Sw0rdf1sh"));
 }
 
+/* Counts the server's backends with this application_name. */
+static int64_t backends_named(const char *name) {
+  return fc_test_pg_int(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+                        name);
+}
+
+/* Waits until the writer is connected (or 5 s passed). */
+static void wait_connected(fc_history_writer_t *w) {
+  fc_history_stats_t st;
+  int i;
+  for (i = 0; i < 250; i++) {
+    fc_history_writer_stats(w, &st);
+    if (st.connected > 0)
+      return;
+    usleep(20000);
+  }
+  fail_msg("the writer did not connect: %s", st.last_error);
+}
+
+/* libpq options pass through untouched: an application_name in the
+ * connection string reaches the server; without one, the writer's
+ * backends are named "flowcore-writer" (a fallback only). */
+static void test_libpq_options_pass_through(void **state) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  char ci[FC_TEST_PG_CONNINFO_LENGTH + 64];
+  (void)state;
+  fc_history_config_init(&cfg);
+  snprintf(ci, sizeof ci, "%s application_name=fc_passthrough", db);
+  cfg.conninfo = ci;
+  assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
+  wait_connected(w);
+  assert_true(backends_named("fc_passthrough") >= 1);
+  assert_int_equal(backends_named("flowcore-writer"), 0);
+  assert_int_equal(fc_history_writer_close(w, NULL), 0);
+
+  cfg.conninfo = db;
+  assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
+  wait_connected(w);
+  assert_true(backends_named("flowcore-writer") >= 1);
+  assert_int_equal(fc_history_writer_close(w, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_writer_role_writes),
       cmocka_unit_test(test_writer_role_limits),
       cmocka_unit_test(test_reader_role_limits),
       cmocka_unit_test(test_password_never_shown),
+      cmocka_unit_test(test_libpq_options_pass_through),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
