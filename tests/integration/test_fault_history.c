@@ -65,11 +65,11 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 #include <libpq-fe.h>
 
-#define MIGRATIONS_DIR FLOWCORE_SOURCE_DIR "/migrations"
 #define CONNECTIONS 2
 
 static fc_test_pg_t g_pg;
@@ -80,28 +80,9 @@ static uint64_t now_ns(void) { return uv_hrtime(); }
 
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1e6; }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 static void skip_without_own_server(void) {
   if (g_pg.external)
     skip(); /* FLOWCORE_TEST_PG: we may not stop or restart that server */
-}
-
-/* A fresh database with the migrations applied. */
-static void make_db(const char *name, char *out, size_t size) {
-  fc_migrate_report_t rep;
-  fc_error_t err;
-  int rc;
-  fc_error_clear(&err);
-  assert_int_equal(fc_test_pg_create_db(&g_pg, name, out, size), 0);
-  rc = fc_migrate_run(out, MIGRATIONS_DIR, &rep, &err);
-  fc_migrate_report_free(&rep);
-  if (rc != 0)
-    fail_msg("migrations failed: %s (%s)", err.text, fc_strerror(rc));
 }
 
 static void config_for(fc_history_config_t *cfg, const char *conninfo) {
@@ -112,30 +93,6 @@ static void config_for(fc_history_config_t *cfg, const char *conninfo) {
   cfg->batch_size = 200;      /* many transactions: faults meet some in flight */
   cfg->flush_interval_ms = 10;
   cfg->connections = CONNECTIONS;
-}
-
-static fc_history_writer_t *writer_new(const fc_history_config_t *cfg) {
-  fc_history_writer_t *w = NULL;
-  fc_error_t err;
-  int rc;
-  fc_error_clear(&err);
-  rc = fc_history_writer_new(&w, cfg, &err);
-  if (rc != 0)
-    fail_msg("fc_history_writer_new: %s", err.text);
-  return w;
-}
-
-/* Waits until the writer has `n` connections up. Returns 0 or -1. */
-static int wait_connected(fc_history_writer_t *w, int n, int timeout_ms) {
-  uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-  fc_history_stats_t st;
-  do {
-    fc_history_writer_stats(w, &st);
-    if (st.connected >= n)
-      return 0;
-    sleep_ms(5);
-  } while (now_ns() < end);
-  return -1;
 }
 
 static void print_stats(const char *label, const fc_history_stats_t *st) {
@@ -401,7 +358,7 @@ static void wait_trigger(fault_t *f) {
   uint64_t end = now_ns() + 60ULL * 1000000000ULL;
   while (atomic_load(&f->t->completed) < f->trigger_at && !atomic_load(&f->t->run_done) &&
          now_ns() < end)
-    sleep_ms(1);
+    fc_test_sleep_ms(1);
 }
 
 /* After the server came back: until the writer has its connections and has
@@ -418,7 +375,7 @@ static void measure_recovery(fault_t *f) {
       fprintf(stderr, "[fault] the writer did not recover within 30 s: %s\n", st.last_error);
       break;
     }
-    sleep_ms(2);
+    fc_test_sleep_ms(2);
   }
   f->recovery_ms = ms_between(f->t_up_ns, now_ns());
   f->catchup_ms = ms_between(f->t_fault_ns, now_ns());
@@ -461,7 +418,7 @@ static PGconn *pin_batch(fault_t *f) {
       fprintf(stderr, "[fault] pin: no writer transaction waited on the lock within 5 s\n");
       f->rc = -1;
     } else {
-      sleep_ms(2);
+      fc_test_sleep_ms(2);
     }
   }
   f->pinned = (int)n;
@@ -502,7 +459,7 @@ static void fault_main(void *arg) {
     fc_history_writer_stats(f->w, &f->at_down);
     if (f->release_on_down)
       atomic_store(&f->t->release, 1);
-    sleep_ms(f->outage_ms);
+    fc_test_sleep_ms(f->outage_ms);
     fc_history_writer_stats(f->w, &f->before_up);
     f->completed_at_up = atomic_load(&f->t->completed);
     f->t_up_call_ns = now_ns();
@@ -515,7 +472,7 @@ static void fault_main(void *arg) {
   case F_UP_AFTER: {
     uint64_t up_at = f->t_down_ns + (uint64_t)f->outage_ms * 1000000ULL;
     while (now_ns() < up_at)
-      sleep_ms(1);
+      fc_test_sleep_ms(1);
     fc_history_writer_stats(f->w, &f->before_up);
     f->t_up_call_ns = now_ns();
     if (fc_test_pg_start_again(&g_pg) != 0)
@@ -548,7 +505,7 @@ static void fault_main(void *arg) {
       }
       if (f->effective_kills >= f->release_after_kills)
         atomic_store(&f->t->release, 1);
-      sleep_ms(f->kill_every_ms);
+      fc_test_sleep_ms(f->kill_every_ms);
     }
     break;
   }
@@ -696,7 +653,7 @@ static void test_restart_mid_run(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_restart", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_restart", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 2000;
   t.async_every = 1;
@@ -707,8 +664,8 @@ static void test_restart_mid_run(void **state) {
   build_wf(&t, "fault-restart");
 
   config_for(&cfg, db);
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -767,7 +724,7 @@ static void test_outage_mid_run(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_outage", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_outage", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 2000;
   t.async_every = 1;
@@ -778,8 +735,8 @@ static void test_outage_mid_run(void **state) {
   build_wf(&t, "fault-outage");
 
   config_for(&cfg, db);
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -841,7 +798,7 @@ static void test_outage_run_on_time(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_ontime", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_ontime", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 300;
   t.async_every = 1;
@@ -853,8 +810,8 @@ static void test_outage_run_on_time(void **state) {
   nodes_ms = (double)((t.n_async + t.max_parallel - 1) / t.max_parallel) * t.delay_ms;
 
   config_for(&cfg, db);
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -913,7 +870,7 @@ static void test_kill_backends_loop(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_kill", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_kill", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 20500;
   t.async_every = 41; /* 500 async nodes spread over 20,000 sync no-ops */
@@ -924,8 +881,8 @@ static void test_kill_backends_loop(void **state) {
   build_wf(&t, "fault-kill");
 
   config_for(&cfg, db);
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -975,7 +932,7 @@ static void test_block_policy_waits(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_block", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_block", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 6000;
   t.async_every = 2;
@@ -990,8 +947,8 @@ static void test_block_policy_waits(void **state) {
    * the bound can be exact; far below what the run produces while down. */
   cfg.queue_capacity = 1000;
   cfg.policy = FC_QUEUE_BLOCK;
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -1128,7 +1085,7 @@ static void test_drop_policy_counts(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_drop", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_drop", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 6000;
   t.async_every = 2;
@@ -1141,8 +1098,8 @@ static void test_drop_policy_counts(void **state) {
   config_for(&cfg, db);
   cfg.queue_capacity = 1000;
   cfg.policy = FC_QUEUE_DROP;
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -1209,7 +1166,7 @@ static void test_shutdown_deadline(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_deadline", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_deadline", db, sizeof db);
   memset(&t1, 0, sizeof t1);
   t1.n_nodes = 1000;
   t1.async_every = 10;
@@ -1227,8 +1184,8 @@ static void test_shutdown_deadline(void **state) {
 
   config_for(&cfg, db);
   cfg.shutdown_deadline_ms = 500;
-  w = writer_new(&cfg);
-  assert_int_equal(wait_connected(w, CONNECTIONS, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   /* Run 1 lands while the server is up. */
   run_wf(&t1, w, "deadline-1", &o1);
@@ -1447,7 +1404,7 @@ static void proxy_down(void *arg) {
 
   while ((n = read_msg(c->sfd, &buf, &cap)) > 0) {
     while (atomic_load(&p->stall) && !atomic_load(&p->stop))
-      sleep_ms(2);
+      fc_test_sleep_ms(2);
     if (buf[0] == 'C') {
       int lose = 0;
       if (strcmp(buf + 5, "COMMIT") == 0) {
@@ -1598,7 +1555,7 @@ static void test_lost_commit_acks_replayed(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_ack", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_ack", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 3000;
   t.async_every = 3;
@@ -1613,8 +1570,8 @@ static void test_lost_commit_acks_replayed(void **state) {
   proxy_conninfo(&p, "fcfault_ack", via, sizeof via);
   config_for(&cfg, via);
   cfg.batch_size = 100;
-  w = writer_new(&cfg);
-  if (wait_connected(w, CONNECTIONS, 10000) != 0) {
+  w = fc_test_writer_new(&cfg);
+  if (fc_test_wait_connected(w, CONNECTIONS, 10000) != 0) {
     fc_history_writer_close(w, NULL);
     proxy_stop(&p);
     fail_msg("the writer did not connect through the proxy");
@@ -1668,7 +1625,7 @@ static void test_loss_report_replay(void **state) {
   (void)state;
   skip_without_own_server();
 
-  make_db("fcfault_lossrep", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcfault_lossrep", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n_nodes = 4000;
   t.flaky_every = 100;
@@ -1681,8 +1638,8 @@ static void test_loss_report_replay(void **state) {
   config_for(&cfg, via);
   cfg.queue_capacity = 1000;
   cfg.policy = FC_QUEUE_DROP;
-  w = writer_new(&cfg);
-  if (wait_connected(w, CONNECTIONS, 10000) != 0) {
+  w = fc_test_writer_new(&cfg);
+  if (fc_test_wait_connected(w, CONNECTIONS, 10000) != 0) {
     fc_history_writer_close(w, NULL);
     proxy_stop(&p);
     fail_msg("the writer did not connect through the proxy");

@@ -105,11 +105,11 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 #include <libpq-fe.h>
 
-#define MIGRATIONS FLOWCORE_SOURCE_DIR "/migrations"
 #define NCONN 2 /* writer connections */
 #define STALL_DEADLINE_MS 1000
 #define CLOSE_LIMIT_MS 2500.0 /* the deadline plus a margin for a busy machine */
@@ -128,12 +128,6 @@ static char g_spool[64];
 static uint64_t now_ns(void) { return uv_hrtime(); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(int64_t)(b - a) / 1e6; }
 static double ms_since(uint64_t a) { return ms_between(a, now_ns()); }
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 /* ---- processes -------------------------------------------------------------- */
 
@@ -312,20 +306,8 @@ static int wait_backends(const char *db, pid_t except, const char *cond, int wan
     n = backends(db, except, cond, NULL, 0);
     if (n < 0 || (want == 0 ? n == 0 : n >= want) || now_ns() > end)
       return n;
-    sleep_ms(5);
+    fc_test_sleep_ms(5);
   }
-}
-
-static void make_db(const char *name, char *out, size_t size) {
-  fc_migrate_report_t rep;
-  fc_error_t err;
-  int rc;
-  fc_error_clear(&err);
-  assert_int_equal(fc_test_pg_create_db(&g_pg, name, out, size), 0);
-  rc = fc_migrate_run(out, MIGRATIONS, &rep, &err);
-  fc_migrate_report_free(&rep);
-  if (rc != 0)
-    fail_msg("migrations: %s (%s)", err.text, fc_strerror(rc));
 }
 
 /* ---- the writer ------------------------------------------------------------------ */
@@ -338,29 +320,6 @@ static void cfg_for(fc_history_config_t *cfg, const char *db) {
   cfg->batch_size = 200; /* many transactions: faults meet some in flight */
   cfg->flush_interval_ms = 10;
   cfg->connections = NCONN;
-}
-
-static fc_history_writer_t *writer_open(const fc_history_config_t *cfg) {
-  fc_history_writer_t *w = NULL;
-  fc_error_t err;
-  int rc;
-  fc_error_clear(&err);
-  rc = fc_history_writer_new(&w, cfg, &err);
-  if (rc != 0)
-    fail_msg("fc_history_writer_new: %s", err.text);
-  return w;
-}
-
-static int wait_connected(fc_history_writer_t *w, int n, int timeout_ms) {
-  uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-  fc_history_stats_t st;
-  do {
-    fc_history_writer_stats(w, &st);
-    if (st.connected >= n)
-      return 0;
-    sleep_ms(5);
-  } while (now_ns() < end);
-  return -1;
 }
 
 /* Records given up at the deadline: never sent (deadline) plus those of a
@@ -607,7 +566,7 @@ static void wl_run(wl_t *t, fc_history_writer_t *w, const char *label, wrun_t *o
 static void wait_ended(wl_t *t, int n) {
   uint64_t end = now_ns() + 60ULL * 1000000000ULL;
   while (atomic_load(&t->ended) < n && now_ns() < end)
-    sleep_ms(1);
+    fc_test_sleep_ms(1);
 }
 
 /* ---- checks against the database ------------------------------------------------------- */
@@ -837,7 +796,7 @@ static void kill9_main(void *arg) {
       alive += proc_alive(kids[i], kid_start[i]);
     if (alive == 0)
       break;
-    sleep_ms(1);
+    fc_test_sleep_ms(1);
   } while (now_ns() < end);
   f->children_gone_ms = ms_since(t_kill);
   f->lingered = alive;
@@ -847,7 +806,7 @@ static void kill9_main(void *arg) {
     for (i = 0; i < f->nchildren; i++)
       if (proc_alive(kids[i], kid_start[i]))
         kill(kids[i], SIGKILL);
-    sleep_ms(500);
+    fc_test_sleep_ms(500);
   }
   /* The dead postmaster stays a zombie until its parent (init: pg_ctl has
    * exited long ago) reaps it, and PostgreSQL refuses to start while the
@@ -858,7 +817,7 @@ static void kill9_main(void *arg) {
   end = t_kill + 15ULL * 1000000000ULL;
   while (proc_stat(f->pm, &state, &pp, &pm_start_now) == 0 && pm_start_now == pm_start &&
          now_ns() < end)
-    sleep_ms(5);
+    fc_test_sleep_ms(5);
   f->reaped_ms = ms_since(t_kill);
   if (proc_stat(f->pm, &state, &pp, &pm_start_now) == 0 && pm_start_now == pm_start) {
     char path[FC_TEST_PG_PATH_LENGTH + 32];
@@ -868,7 +827,7 @@ static void kill9_main(void *arg) {
 
   /* The rest of the run happens while the server is down. */
   atomic_store(&f->t->release, 2);
-  sleep_ms(f->down_ms);
+  fc_test_sleep_ms(f->down_ms);
   f->ended_at_up = atomic_load(&f->t->ended);
   t0 = now_ns();
   if (fc_test_pg_start_again(&g_pg) != 0) {
@@ -889,7 +848,7 @@ static void kill9_main(void *arg) {
       kill9_fail(f, "the writer did not catch up within 30 s of the restart");
       break;
     }
-    sleep_ms(2);
+    fc_test_sleep_ms(2);
   }
   f->recovery_ms = ms_since(t0);
 }
@@ -907,7 +866,7 @@ static void test_postmaster_sigkill(void **state) {
   if (g_pg.external)
     skip();
 
-  make_db("fcsrv_kill9", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcsrv_kill9", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n = 2000;
   t.async_every = 1;
@@ -919,8 +878,8 @@ static void test_postmaster_sigkill(void **state) {
   wl_build(&t, "server-kill9");
 
   cfg_for(&cfg, db);
-  w = writer_open(&cfg);
-  assert_int_equal(wait_connected(w, NCONN, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, NCONN, 10000), 0);
 
   memset(&f, 0, sizeof f);
   f.t = &t;
@@ -985,7 +944,7 @@ static void late_main(void *arg) {
   late_t *f = arg;
   uint64_t at = f->t_down + (uint64_t)f->up_after_ms * 1000000ULL;
   while (now_ns() < at)
-    sleep_ms(5);
+    fc_test_sleep_ms(5);
   fc_history_writer_stats(f->w, &f->before_up);
   f->t_up_call = now_ns();
   f->rc = fc_test_pg_start_again(&g_pg);
@@ -1007,7 +966,7 @@ static void test_unreachable_at_start(void **state) {
   if (g_pg.external)
     skip();
 
-  make_db("fcsrv_late", db, sizeof db);
+  fc_test_make_db(&g_pg, "fcsrv_late", db, sizeof db);
   memset(&t, 0, sizeof t);
   t.n = 300;
   t.async_every = 2;
@@ -1021,7 +980,7 @@ static void test_unreachable_at_start(void **state) {
   f.t_down = now_ns();
   f.up_after_ms = 10000;
   cfg_for(&cfg, db);
-  w = writer_open(&cfg); /* nothing to connect to */
+  w = fc_test_writer_new(&cfg); /* nothing to connect to */
   f.w = w;
   assert_int_equal(uv_thread_create(&f.thread, late_main, &f), 0);
 
@@ -1119,7 +1078,7 @@ static void stall_main(void *arg) {
     fc_history_writer_stats(f->w, &st);
     if (st.written > 0)
       break;
-    sleep_ms(1);
+    fc_test_sleep_ms(1);
   } while (now_ns() < end);
   t0 = now_ns();
   switch (f->how) {
@@ -1168,7 +1127,7 @@ static void stall_main(void *arg) {
      * with COMMIT sent but unanswered. The assertions hold for all. */
     f->stop_delay_ms = (int)((now_ns() / 1000) % 31);
     atomic_store(&f->t->release, 2);
-    sleep_ms(f->stop_delay_ms);
+    fc_test_sleep_ms(f->stop_delay_ms);
     for (i = 0; i < n; i++) {
       if (kill(pids[i], SIGSTOP) != 0) {
         stall_fail(f, "SIGSTOP failed");
@@ -1185,7 +1144,7 @@ static void stall_main(void *arg) {
       f->stalled = stopped;
       if (stopped == n)
         break;
-      sleep_ms(1);
+      fc_test_sleep_ms(1);
     }
     if (f->stalled != n)
       stall_fail(f, "the writer backends did not stop");
@@ -1228,7 +1187,7 @@ static void stall_run(stall_case_t *c, const char *dbname, int how, fc_queue_pol
   uint64_t t0;
 
   c->dbname = dbname;
-  make_db(dbname, c->db, sizeof c->db);
+  fc_test_make_db(&g_pg, dbname, c->db, sizeof c->db);
   for (; extra_sql != NULL && *extra_sql != NULL; extra_sql++)
     assert_int_equal(fc_test_pg_exec(c->db, "%s", *extra_sql), 0);
   memset(&c->t, 0, sizeof c->t);
@@ -1245,8 +1204,8 @@ static void stall_run(stall_case_t *c, const char *dbname, int how, fc_queue_pol
   cfg.policy = policy;
   if (policy == FC_QUEUE_SPOOL)
     cfg.spool_dir = g_spool;
-  w = writer_open(&cfg);
-  assert_int_equal(wait_connected(w, NCONN, 10000), 0);
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_test_wait_connected(w, NCONN, 10000), 0);
 
   memset(&c->f, 0, sizeof c->f);
   c->f.how = how;
@@ -1513,12 +1472,12 @@ static void test_stall_sigstop_spool(void **state) {
   cfg.spool_dir = g_spool;
   cfg.shutdown_deadline_ms = 10000;
   t0 = now_ns();
-  w2 = writer_open(&cfg);
+  w2 = fc_test_writer_new(&cfg);
   for (;;) {
     fc_history_writer_stats(w2, &st2);
     if (st2.replayed >= c.rep.spooled || ms_since(t0) > 30000.0)
       break;
-    sleep_ms(5);
+    fc_test_sleep_ms(5);
   }
   replay_ms = ms_since(t0);
   close2_rc = fc_history_writer_close(w2, &rep2);
