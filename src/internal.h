@@ -3,6 +3,7 @@
 #ifndef FLOWCORE_INTERNAL_H
 #define FLOWCORE_INTERNAL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,12 @@ void *fc__calloc(size_t n, size_t size);
 void *fc__realloc(void *ptr, size_t size);
 void fc__free(void *ptr);
 char *fc__strdup(const char *s);
+/* opendir(3) through open(O_DIRECTORY) + fdopendir(3): the same DIR, but the
+ * descriptor is created by a call ThreadSanitizer sees. libuv closes its
+ * descriptors with a raw close syscall that TSan cannot see, and TSan does not
+ * treat opendir as creating a descriptor, so a directory stream that reuses
+ * such a number on another thread is reported as a race on closedir. */
+DIR *fc__opendir(const char *path);
 
 /* Grows *items (of elem_size bytes each) so it holds at least `need`
  * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */

@@ -1,7 +1,10 @@
 /* Small shared helpers: allocation, clocks, names, error details. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -21,6 +24,20 @@ char *fc__strdup(const char *s) {
   if (p != NULL)
     memcpy(p, s, n);
   return p;
+}
+
+DIR *fc__opendir(const char *path) {
+  DIR *d;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  d = fdopendir(fd);
+  if (d == NULL) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  return d;
 }
 
 int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size) {

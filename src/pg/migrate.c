@@ -160,7 +160,7 @@ static int compare_files(const void *a, const void *b) {
 
 /* Lists dir's *.sql files in name order (so errors are deterministic). */
 static int list_sql_files(const char *dir, char ***names_out, size_t *count_out, fc_error_t *err) {
-  DIR *d = opendir(dir);
+  DIR *d = fc__opendir(dir);
   struct dirent *de;
   char **names = NULL;
   size_t count = 0, cap = 0, i;

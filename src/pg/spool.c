@@ -122,7 +122,7 @@ int fc__spool_open(fc__spool_t **out, const char *dir, const uint8_t writer_id[1
   if (mkdir(dir, 0700) != 0 && errno != EEXIST)
     return fc__error_set(err, -errno, "spool_dir", "cannot create spool directory %s: %s", dir,
                          strerror(errno));
-  d = opendir(dir);
+  d = fc__opendir(dir);
   if (d == NULL)
     return fc__error_set(err, -errno, "spool_dir", "cannot open spool directory %s: %s", dir,
                          strerror(errno));
@@ -343,7 +343,7 @@ uint64_t fc__spool_corrupt(const fc__spool_t *s) { return s->corrupt; }
 
 /* Picks the oldest replayable file, locks it and reads it whole. */
 static int replay_open(fc__spool_t *s) {
-  DIR *d = opendir(s->dir);
+  DIR *d = fc__opendir(s->dir);
   struct dirent *de;
   char best[256] = "";
   const char *own = strrchr(s->path, '/');
