@@ -17,6 +17,10 @@
 #define RECORD_MAX_BYTES (64u * 1024 * 1024)
 #define NODE_COUNT_MAX 50000000
 #define NO_STRING 0xFFFFFFFFu
+#define REC_HISTORY 1
+#define REC_LOSS 2
+#define LOSS_BYTES 56
+#define LOSSES_PER_READ 64
 
 typedef struct {
   fc__hrun_t *run;
@@ -45,6 +49,8 @@ struct fc__spool_s {
   size_t rstart; /* start of records handed out */
   cached_run *runs;
   size_t nruns, cap_runs;
+  fc__spool_loss_t losses[LOSSES_PER_READ]; /* read with the pending records */
+  size_t nlosses;
 };
 
 /* ---- CRC-32C (Castagnoli), table driven ---------------------------------- */
@@ -227,7 +233,7 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
     return rc;
   fc__buf_reset(p);
   {
-    unsigned char head[4] = {1, rec->kind, rec->status, rec->severity};
+    unsigned char head[4] = {REC_HISTORY, rec->kind, rec->status, rec->severity};
     fc__buf_append(p, head, 4);
   }
   put_u32(p, (uint32_t)rec->attempt);
@@ -281,6 +287,33 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
   if (s->wbuf.len >= 1024 * 1024)
     return fc__spool_sync(s) == 0 ? 0 : UV_EIO;
   return 0;
+}
+
+static int write_buffered(fc__spool_t *s);
+
+int fc__spool_append_loss(fc__spool_t *s, const fc__spool_loss_t *loss) {
+  fc__buf_t *p = &s->scratch;
+  int rc;
+  if (s->fd < 0 && (rc = open_append(s)) != 0)
+    return rc;
+  fc__buf_reset(p);
+  {
+    unsigned char head[4] = {REC_LOSS, loss->kind, loss->reason, 0};
+    fc__buf_append(p, head, 4);
+  }
+  put_u32(p, (uint32_t)loss->pid);
+  put_u64(p, loss->count);
+  put_u64(p, (uint64_t)loss->recorded_us);
+  fc__buf_append(p, loss->loss_id, 16);
+  fc__buf_append(p, loss->writer, 16);
+  put_u32(&s->wbuf, (uint32_t)p->len);
+  put_u32(&s->wbuf, crc32c(p->data, p->len));
+  fc__buf_append(&s->wbuf, p->data, p->len);
+  if (p->oom || s->wbuf.oom)
+    return FC_ENOMEM;
+  s->file_bytes += p->len + 8;
+  s->bytes += p->len + 8;
+  return write_buffered(s);
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -440,6 +473,21 @@ static fc__hrun_t *replay_run(fc__spool_t *s, const uint8_t uuid[16], int node_c
   return r;
 }
 
+/* Parses a loss report at p (n bytes); 0 or -1 (corrupt). */
+static int parse_loss(const unsigned char *p, size_t n, fc__spool_loss_t *loss) {
+  if (n != LOSS_BYTES || p[0] != REC_LOSS || p[1] >= FC_REC_KIND_COUNT ||
+      p[2] >= FC_DROP_REASON_COUNT)
+    return -1;
+  loss->kind = p[1];
+  loss->reason = p[2];
+  loss->pid = (int32_t)get_u32(p + 4);
+  loss->count = get_u64(p + 8);
+  loss->recorded_us = (int64_t)get_u64(p + 16);
+  memcpy(loss->loss_id, p + 24, 16);
+  memcpy(loss->writer, p + 40, 16);
+  return loss->count > 0 && loss->count <= INT64_MAX ? 0 : -1;
+}
+
 /* Parses one record at p (n bytes); 0 or -1 (corrupt). */
 static int parse_record(fc__spool_t *s, const unsigned char *p, size_t n, fc__hrec_t *rec) {
   const unsigned char *end = p + n;
@@ -448,7 +496,7 @@ static int parse_record(fc__spool_t *s, const unsigned char *p, size_t n, fc__hr
   uint8_t uuid[16];
   int node_count, i;
   fc__hrun_t *run;
-  if (n < 4 + 16 + 24 + 32 || p[0] != 1)
+  if (n < 4 + 16 + 24 + 32 || p[0] != REC_HISTORY)
     return -1;
   memset(rec, 0, sizeof *rec);
   rec->kind = p[1];
@@ -532,34 +580,49 @@ long fc__spool_read(fc__spool_t *s, fc__hrec_t *out, size_t max) {
       return rc;
   }
   s->rstart = s->roff;
-  while (n < max && s->roff + 8 <= s->rlen) {
+  s->nlosses = 0;
+  while (n < max && s->nlosses < LOSSES_PER_READ && s->roff + 8 <= s->rlen) {
     const unsigned char *p = (const unsigned char *)s->rdata + s->roff;
     uint32_t len = get_u32(p), crc = get_u32(p + 4);
-    if (len > RECORD_MAX_BYTES || s->roff + 8 + len > s->rlen || crc32c(p + 8, len) != crc ||
-        parse_record(s, p + 8, len, &out[n]) != 0) {
+    int bad = len == 0 || len > RECORD_MAX_BYTES || s->roff + 8 + len > s->rlen ||
+              crc32c(p + 8, len) != crc;
+    if (!bad && p[8] == REC_LOSS)
+      bad = parse_loss(p + 8, len, &s->losses[s->nlosses]) != 0;
+    else if (!bad)
+      bad = parse_record(s, p + 8, len, &out[n]) != 0;
+    if (bad) {
       /* Torn or corrupt: the rest of this file cannot be trusted. */
       s->corrupt++;
       s->roff = s->rlen;
       break;
     }
     s->roff += 8 + len;
-    n++;
+    if (p[8] == REC_LOSS)
+      s->nlosses++;
+    else
+      n++;
   }
   if (s->roff + 8 > s->rlen && s->roff < s->rlen) {
     s->corrupt++; /* a few stray bytes at the end: a cut header */
     s->roff = s->rlen;
   }
   s->rpend = s->roff;
-  if (n == 0) {
+  if (n == 0 && s->nlosses == 0) {
     /* The file is done (or nothing valid was left in it). */
     s->bytes -= s->rlen < s->bytes ? s->rlen : s->bytes;
     replay_close(s, 1);
     return fc__spool_read(s, out, max);
   }
-  return (long)n;
+  return (long)(n + s->nlosses);
+}
+
+size_t fc__spool_losses(const fc__spool_t *s, const fc__spool_loss_t **out) {
+  *out = s->losses;
+  return s->nlosses;
 }
 
 void fc__spool_ack(fc__spool_t *s) {
+  s->nlosses = 0;
   if (s->rfd < 0)
     return;
   s->rstart = s->rpend;
@@ -570,6 +633,7 @@ void fc__spool_ack(fc__spool_t *s) {
 }
 
 void fc__spool_nack(fc__spool_t *s) {
+  s->nlosses = 0;
   if (s->rfd < 0)
     return;
   s->roff = s->rpend = s->rstart;

@@ -5,7 +5,9 @@
  *
  * File: "FCSPOOL1" then records of
  *   u32 length | u32 CRC-32C of the payload | payload
- * (little-endian). A record cut short or with a wrong checksum (a crash in
+ * (little-endian). The payload's first byte says what it is: 1 a history
+ * record, 2 a loss report (what a writer dropped, so that losses counted
+ * while the server was away still reach flowcore_writer_losses). A record cut short or with a wrong checksum (a crash in
  * mid-write) ends the readable part of its file: it is skipped and counted,
  * never replayed as garbage.
  *
@@ -23,6 +25,19 @@
 
 typedef struct fc__spool_s fc__spool_t;
 
+/* A loss report: what a writer dropped, bound for flowcore_writer_losses.
+ * loss_id is made once by the writer, so a report sent twice (a lost
+ * acknowledgement, a replay) counts once. */
+typedef struct {
+  uint8_t loss_id[16];
+  uint8_t writer[16];
+  int32_t pid;
+  uint8_t kind;   /* fc_record_kind_t */
+  uint8_t reason; /* fc_drop_reason_t */
+  uint64_t count;
+  int64_t recorded_us; /* the writer's wall clock when it built the report */
+} fc__spool_loss_t;
+
 /* Opens (creating if needed, mode 0700) the directory. Returns 0 or an
  * error code with details in *err. */
 int fc__spool_open(fc__spool_t **out, const char *dir, const uint8_t writer_id[16],
@@ -33,6 +48,10 @@ void fc__spool_close(fc__spool_t *s);
 /* Appends one record (buffered; see fc__spool_sync). Returns 0, FC_ENOMEM,
  * or a negative errno-style code (e.g. the byte cap reached: UV_ENOSPC). */
 int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec);
+/* Appends a loss report and fsyncs it. Loss reports may go past the byte
+ * cap (each is 64 bytes, and the cap is what they often report on).
+ * Returns 0 or an error code. */
+int fc__spool_append_loss(fc__spool_t *s, const fc__spool_loss_t *loss);
 /* Writes the buffer and fsyncs the file. Returns 0 or an error code. */
 int fc__spool_sync(fc__spool_t *s);
 /* Closes the append file (after a sync) so it can be replayed; the next
@@ -44,13 +63,19 @@ uint64_t fc__spool_bytes(const fc__spool_t *s);
 uint64_t fc__spool_corrupt(const fc__spool_t *s);
 
 /* Replay. fc__spool_read takes up to `max` records from the oldest file
- * that is not being appended to and not locked by another process; the
- * records are new (each holds its references). Returns the number read
- * (0: nothing to replay now) or an error code. The records stay pending
+ * that is not being appended to and not locked by another process, with
+ * the loss reports among them; the records are new (each holds its
+ * references). Returns the number of records plus loss reports read (0:
+ * nothing to replay now; the records are that minus fc__spool_losses) or
+ * an error code. The records stay pending
  * until fc__spool_ack (they were committed: the file is deleted once
  * finished) or fc__spool_nack (they will be read again). */
 long fc__spool_read(fc__spool_t *s, fc__hrec_t *out, size_t max);
 void fc__spool_ack(fc__spool_t *s);
+/* The loss reports read by the last fc__spool_read (pending with its
+ * records: a read may return 0 records and only loss reports). Borrowed,
+ * valid until the next read, ack or nack. */
+size_t fc__spool_losses(const fc__spool_t *s, const fc__spool_loss_t **out);
 void fc__spool_nack(fc__spool_t *s);
 
 #endif

@@ -26,6 +26,9 @@
 #include "pg/record.h"
 #include "pg/spool.h"
 
+/* One rendered row of a loss report is at most about 190 bytes. */
+#define LOSS_ROW_MAX 224
+
 enum { ROW_NODE, ROW_WF, ROW_ERR };
 
 typedef struct {
@@ -45,7 +48,8 @@ typedef struct batch_s {
   int safe;      /* replay: every row through the upsert path */
   int replay;    /* read back from the spool: outside custody, acked there */
   int attempts;
-  int with_losses; /* carries the loss-accounting insert */
+  int with_losses; /* carries the writer's loss-accounting insert */
+  char *spooled_losses_sql; /* replay: loss reports read back from the spool */
   uint64_t first_ns;
   fc__buf_t copy_new, copy_upd, copy_wf, copy_err;
   char upsert_sql[4096];
@@ -91,8 +95,10 @@ struct fc_history_writer_s {
   uint64_t losses_recorded[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   uint64_t losses_sending[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];
   int losses_inflight;
-  int loss_report_ready;  /* loss_sql built and not yet committed */
-  char loss_sql[2048];    /* 12 rows at most: kinds x reasons */
+  int loss_report_ready;  /* loss_report built and not yet committed */
+  fc__spool_loss_t loss_report[FC_REC_KIND_COUNT * FC_DROP_REASON_COUNT];
+  size_t loss_report_n;
+  char loss_sql[FC_REC_KIND_COUNT * FC_DROP_REASON_COUNT * LOSS_ROW_MAX + 200];
   int close_started;
   int replay_idle; /* the spool had nothing to replay at the last look */
   fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
@@ -242,6 +248,7 @@ static void batch_free(batch_t *b) {
   fc__buf_free(&b->copy_upd);
   fc__buf_free(&b->copy_wf);
   fc__buf_free(&b->copy_err);
+  fc__free(b->spooled_losses_sql);
   fc__free(b);
 }
 
@@ -536,6 +543,10 @@ static int batch_encode(fc_history_writer_t *w, batch_t *b) {
     b->steps[b->nsteps].sql = w->loss_sql;
     b->steps[b->nsteps++].copy = NULL;
   }
+  if (b->spooled_losses_sql != NULL) {
+    b->steps[b->nsteps].sql = b->spooled_losses_sql;
+    b->steps[b->nsteps++].copy = NULL;
+  }
   return 0;
 }
 
@@ -611,62 +622,90 @@ static void seal(shard_t *s) {
   s->sealed_tail = b;
 }
 
-/* Attaches the loss-accounting insert to the batch if there is news. Only
- * numbers and fixed words go into the SQL text. A report is built once, with
- * client-made loss_ids, and resent unchanged until a COMMIT including it is
- * reported: a report whose acknowledgement was lost cannot count twice. */
-static void attach_losses(fc_history_writer_t *w, batch_t *b) {
-  char id[FC_UUID_STRING_LENGTH];
-  size_t used = 0;
-  int k, r, any = 0;
+/* Renders loss reports as one INSERT into flowcore_writer_losses. Only
+ * numbers, UUIDs and fixed words go into the SQL text. ON CONFLICT on the
+ * client-made loss_id makes a report sent twice count once. */
+static void render_losses_sql(const fc__spool_loss_t *e, size_t n, char *buf, size_t cap) {
+  size_t i, used;
+  used = (size_t)snprintf(buf, cap,
+                          "INSERT INTO flowcore_writer_losses (loss_id, writer, pid, kind, "
+                          "reason, count, recorded_at) VALUES ");
+  for (i = 0; i < n; i++) {
+    char lid[FC_UUID_STRING_LENGTH], wid[FC_UUID_STRING_LENGTH];
+    fc_uuid_format(e[i].loss_id, lid);
+    fc_uuid_format(e[i].writer, wid);
+    used += (size_t)snprintf(buf + used, cap - used,
+                             "%s('%s', '%s', %d, '%s', '%s', %llu, to_timestamp(%lld / 1e6))",
+                             i > 0 ? ", " : "", lid, wid, (int)e[i].pid, kind_names[e[i].kind],
+                             reason_names[e[i].reason], (unsigned long long)e[i].count,
+                             (long long)e[i].recorded_us);
+  }
+  snprintf(buf + used, cap - used, " ON CONFLICT (loss_id) DO NOTHING");
+}
+
+/* Builds the report of what was dropped and not yet recorded, each count
+ * with its own new loss_id. It is kept, unchanged, until it is recorded
+ * (committed, or at close handed to the spool). */
+static void build_loss_report(fc_history_writer_t *w) {
   int64_t now = fc__wall_us();
+  int k, r;
+  uv_mutex_lock(&w->mu);
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
+      w->losses_sending[k][r] = w->stats.dropped[k][r];
+  uv_mutex_unlock(&w->mu);
+  w->loss_report_n = 0;
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    for (r = 0; r < FC_DROP_REASON_COUNT; r++) {
+      fc__spool_loss_t *e = &w->loss_report[w->loss_report_n];
+      uint64_t n = w->losses_sending[k][r] - w->losses_recorded[k][r];
+      if (n == 0 || fc_uuid7(e->loss_id) != 0)
+        continue;
+      memcpy(e->writer, w->writer_id, 16);
+      e->pid = (int32_t)getpid();
+      e->kind = (uint8_t)k;
+      e->reason = (uint8_t)r;
+      e->count = n;
+      e->recorded_us = now;
+      w->loss_report_n++;
+    }
+  w->loss_report_ready = 1;
+}
+
+static void loss_report_recorded(fc_history_writer_t *w) {
+  int k, r;
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
+      w->losses_recorded[k][r] = w->losses_sending[k][r];
+  w->loss_report_ready = 0;
+}
+
+/* Attaches the loss-accounting insert to the batch if there is news. The
+ * report is resent unchanged until a COMMIT including it is reported: a
+ * report whose acknowledgement was lost cannot count twice. */
+static void attach_losses(fc_history_writer_t *w, batch_t *b) {
   if (w->losses_inflight)
     return;
   if (!w->loss_report_ready) {
-    uv_mutex_lock(&w->mu);
-    for (k = 0; k < FC_REC_KIND_COUNT; k++)
-      for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-        w->losses_sending[k][r] = w->stats.dropped[k][r];
-    uv_mutex_unlock(&w->mu);
-    fc_uuid_format(w->writer_id, id);
-    used = (size_t)snprintf(w->loss_sql, sizeof w->loss_sql,
-                            "INSERT INTO flowcore_writer_losses (loss_id, writer, pid, kind, "
-                            "reason, count, recorded_at) VALUES ");
-    for (k = 0; k < FC_REC_KIND_COUNT; k++)
-      for (r = 0; r < FC_DROP_REASON_COUNT; r++) {
-        uint64_t n = w->losses_sending[k][r] - w->losses_recorded[k][r];
-        uint8_t lid[16];
-        char lids[FC_UUID_STRING_LENGTH];
-        if (n == 0 || fc_uuid7(lid) != 0)
-          continue;
-        fc_uuid_format(lid, lids);
-        used += (size_t)snprintf(w->loss_sql + used, sizeof w->loss_sql - used,
-                                 "%s('%s', '%s', %d, '%s', '%s', %llu, to_timestamp(%lld / 1e6))",
-                                 any ? ", " : "", lids, id, (int)getpid(), kind_names[k],
-                                 reason_names[r], (unsigned long long)n, (long long)now);
-        any = 1;
-      }
-    if (!any)
+    build_loss_report(w);
+    if (w->loss_report_n == 0) {
+      loss_report_recorded(w);
       return;
-    snprintf(w->loss_sql + used, sizeof w->loss_sql - used, " ON CONFLICT (loss_id) DO NOTHING");
-    w->loss_report_ready = 1;
+    }
+    render_losses_sql(w->loss_report, w->loss_report_n, w->loss_sql, sizeof w->loss_sql);
   }
   b->with_losses = 1;
   w->losses_inflight = 1;
 }
 
 static void losses_done(fc_history_writer_t *w, batch_t *b, int ok) {
-  int k, r;
   if (!b->with_losses)
     return;
   b->with_losses = 0;
   w->losses_inflight = 0;
-  if (!ok)
-    return; /* the same report goes with a later batch */
-  for (k = 0; k < FC_REC_KIND_COUNT; k++)
-    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      w->losses_recorded[k][r] = w->losses_sending[k][r];
-  w->loss_report_ready = 0;
+  if (ok)
+    loss_report_recorded(w);
+  /* else the same report goes with a later batch */
 }
 
 static int losses_pending(fc_history_writer_t *w) {
@@ -788,22 +827,39 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
  * replayable once its file is rotated, here, when the server is back. */
 static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   batch_t *b;
+  const fc__spool_loss_t *losses;
+  size_t nlosses;
   long n, i;
   fc__spool_rotate(w->spool);
   n = fc__spool_read(w->spool, w->replay_buf, w->cfg.batch_size);
   w->replay_idle = n <= 0;
   if (n <= 0)
     return NULL;
+  nlosses = fc__spool_losses(w->spool, &losses);
+  n -= (long)nlosses; /* the records */
   b = batch_new();
-  for (i = 0; i < n; i++) {
-    if (b == NULL || batch_add(b, &w->replay_buf[i]) < 0) {
-      /* Out of memory: try again later. */
-      for (; i < n; i++)
-        fc__hrec_clear(&w->replay_buf[i]);
+  if (b != NULL && nlosses > 0) {
+    /* Loss reports a writer spooled at its close: recorded now, under
+     * their own loss_ids (and writer, pid), so a replay counts once. */
+    size_t cap = nlosses * LOSS_ROW_MAX + 200;
+    b->spooled_losses_sql = fc__malloc(cap);
+    if (b->spooled_losses_sql == NULL) {
       batch_free(b);
-      fc__spool_nack(w->spool);
-      return NULL;
+      b = NULL;
+    } else {
+      render_losses_sql(losses, nlosses, b->spooled_losses_sql, cap);
     }
+  }
+  for (i = 0; i < n; i++)
+    if (b == NULL || batch_add(b, &w->replay_buf[i]) < 0)
+      break;
+  if (i < n || b == NULL) {
+    /* Out of memory: try again later. */
+    for (; i < n; i++)
+      fc__hrec_clear(&w->replay_buf[i]);
+    batch_free(b);
+    fc__spool_nack(w->spool);
+    return NULL;
   }
   b->safe = 1;
   b->replay = 1;
@@ -1101,6 +1157,26 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
     fc__spool_sync(w->spool);
 }
 
+/* At close, under the spool policy: losses the database has not recorded
+ * (the server is away, or time ran out) go to the spool, for the next
+ * writer to record. A report already built goes as it is, under the same
+ * loss_ids: it may have been committed without our knowing. */
+static void spool_losses(fc_history_writer_t *w) {
+  size_t i;
+  if (w->spool == NULL || w->losses_inflight)
+    return;
+  while (losses_pending(w)) {
+    if (!w->loss_report_ready)
+      build_loss_report(w);
+    for (i = 0; i < w->loss_report_n; i++)
+      if (fc__spool_append_loss(w->spool, &w->loss_report[i]) != 0) {
+        set_last_error(w, "cannot write a loss report to the spool");
+        return;
+      }
+    loss_report_recorded(w);
+  }
+}
+
 static void writer_thread(void *arg) {
   fc_history_writer_t *w = arg;
   uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -1341,10 +1417,12 @@ static void close_check_cb(uv_timer_t *t) {
       shard_pump(s0);
       return;
     }
+    spool_losses(w);
     sync_stats_final(w);
     stop_loop(w);
   } else if (fc__mono_ns() >= w->deadline_ns) {
     drop_everything(w, FC_DROP_DEADLINE);
+    spool_losses(w);
     sync_stats_final(w);
     stop_loop(w);
   }

@@ -282,6 +282,34 @@ static void test_spool_byte_cap(void **state) {
   assert_int_equal(st.dropped[FC_REC_NODE][FC_DROP_SPOOL_FULL] +
                        st.dropped[FC_REC_WORKFLOW][FC_DROP_SPOOL_FULL],
                    st.dropped_total);
+
+  /* The server was away at close, so the losses went to the spool as loss
+   * reports (past the cap); the next writer records them, under the first
+   * writer's pid, once. */
+  assert_int_equal(fc_test_pg_start_again(&pg), 0);
+  {
+    fc_history_writer_t *b = writer_new(0);
+    fc_history_stats_t st2;
+    wait_replayed(b, st.spooled);
+    assert_int_equal(fc_history_writer_close(b, &st2), 0);
+    assert_int_equal(st2.replayed, st.spooled);
+    assert_int_equal(st2.dropped_total, 0);
+  }
+  assert_int_equal(count_files(spool_dir), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"),
+                   (st.dropped[FC_REC_NODE][FC_DROP_SPOOL_FULL] > 0) +
+                       (st.dropped[FC_REC_WORKFLOW][FC_DROP_SPOOL_FULL] > 0));
+  assert_int_equal(fc_test_pg_int(db, "SELECT coalesce(sum(count), 0) FROM flowcore_writer_losses "
+                                      "WHERE kind = 'node' AND reason = 'spool_full'"),
+                   st.dropped[FC_REC_NODE][FC_DROP_SPOOL_FULL]);
+  assert_int_equal(fc_test_pg_int(db, "SELECT coalesce(sum(count), 0) FROM flowcore_writer_losses "
+                                      "WHERE kind = 'workflow' AND reason = 'spool_full'"),
+                   st.dropped[FC_REC_WORKFLOW][FC_DROP_SPOOL_FULL]);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses WHERE pid = %d",
+                                  (int)getpid()),
+                   fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"));
+  /* What the cap let in was replayed too. */
+  assert_true(fc_test_pg_int(db, "SELECT count(*) FROM node_executions") > 0);
 }
 
 int main(void) {
