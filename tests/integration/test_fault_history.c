@@ -269,11 +269,8 @@ typedef struct {
   fc_history_stats_t at_end; /* writer stats when done_cb ran */
 } run_out_t;
 
-static void run_done_cb(fc_run_t *run, void *data) {
+static void run_ended(void *data) {
   run_out_t *o = data;
-  o->t_end_ns = now_ns();
-  o->status = (int)fc_run_status(run);
-  snprintf(o->wf_id, sizeof o->wf_id, "%s", fc_run_id(run));
   fc_history_writer_stats(o->w, &o->at_end);
   atomic_store(&o->t->run_done, 1);
 }
@@ -282,45 +279,23 @@ static void run_done_cb(fc_run_t *run, void *data) {
  * No assertion fires before the run is over (a fault thread may be
  * running); failures are reported in o->rc. */
 static void run_wf(tctx_t *t, fc_history_writer_t *w, const char *case_name, run_out_t *o) {
-  uv_loop_t loop;
-  fc_manager_t *m = NULL;
-  fc_handler_t h;
-  fc_run_t *run = NULL;
-  fc_error_t err;
   json_t *input = json_pack("{s:s}", "case", case_name);
-  int hid = -1, rc;
+  fc_test_hrun_t r;
 
   memset(o, 0, sizeof *o);
   o->t = t;
   o->w = w;
-  fc_error_clear(&err);
-  uv_loop_init(&loop);
-  rc = fc_manager_new(&m);
-  if (rc == 0)
-    rc = fc_history_handler_new(w, &loop, &h);
-  if (rc == 0)
-    rc = fc_manager_add(m, &h, 0, &hid);
-  if (rc == 0)
-    rc = fc_run_new(&run, &loop, t->wf, m, &err);
-  if (rc == 0) {
-    o->t_start_ns = now_ns();
-    rc = fc_run_start(run, input, run_done_cb, o);
-  }
-  if (rc == 0)
-    uv_run(&loop, UV_RUN_DEFAULT);
-  o->rc = rc;
-  o->run_ms = rc == 0 ? ms_between(o->t_start_ns, o->t_end_ns) : 0;
+  fc_test_run_with_history(t->wf, w, input, &r, run_ended, o);
+  json_decref(input);
+  o->rc = r.rc;
+  o->status = r.status;
+  snprintf(o->wf_id, sizeof o->wf_id, "%s", r.wf_id);
+  o->t_start_ns = r.t_start_ns;
+  o->t_end_ns = r.t_end_ns;
+  o->run_ms = r.rc == 0 ? ms_between(r.t_start_ns, r.t_end_ns) : 0;
   /* Whatever happened, let a fault thread finish. */
   atomic_store(&t->release, 1);
   atomic_store(&t->run_done, 1);
-  if (run != NULL)
-    fc_run_close(run, NULL, NULL);
-  if (hid >= 0)
-    fc_manager_remove(m, hid);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  fc_manager_free(m);
-  json_decref(input);
-  fc_test_loop_close(&loop);
 }
 
 /* ---- the fault thread ------------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 static fc_test_pg_t pg;
@@ -93,39 +94,26 @@ static void test_writer_role_writes(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t st;
-  fc_manager_t *m;
   fc_workflow_t *wf;
-  fc_handler_t h;
-  uv_loop_t loop;
-  fc_run_t *run;
+  fc_test_hrun_t r;
   char ci[FC_TEST_PG_CONNINFO_LENGTH + 32];
-  int hid;
   (void)state;
   as_user("fc_app", ci, sizeof ci);
   fc_history_config_init(&cfg);
   cfg.conninfo = ci;
   assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(fc_manager_new(&m), 0);
-  assert_int_equal(fc_history_handler_new(w, &loop, &h), 0);
-  assert_int_equal(fc_manager_add(m, &h, 0, &hid), 0);
   assert_int_equal(fc_workflow_new(&wf, "roles"), 0);
   assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
   assert_int_equal(fc_workflow_add_node(wf, "b", fail_fn, NULL, NULL), 0);
-  assert_int_equal(fc_run_new(&run, &loop, wf, m, NULL), 0);
-  assert_int_equal(fc_run_start(run, NULL, NULL, NULL), 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.status, FC_WORKFLOW_FAILED);
   assert_int_equal(fc_history_writer_flush(w, 20000), 0);
-  fc_run_close(run, NULL, NULL);
-  assert_int_equal(fc_manager_remove(m, hid), 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(fc_history_writer_close(w, &st), 0);
   assert_int_equal(st.written, 7); /* 2 run + 4 node + 1 error records */
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 2);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), 1);
-  fc_manager_free(m);
   fc_workflow_free(wf);
-  fc_test_loop_close(&loop);
 }
 
 static void test_writer_role_limits(void **state) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 static fc_test_pg_t pg;
@@ -115,33 +116,20 @@ static void ok_fn(fc_node_ctx_t *ctx, void *data) {
 
 /* Runs a fan-out of n nodes with the database handler of w. */
 static void run_workflow(fc_history_writer_t *w, int n, char *wf_id_out) {
-  uv_loop_t loop;
-  fc_manager_t *m;
   fc_workflow_t *wf;
-  fc_handler_t h;
-  fc_run_t *run;
-  int i, hid;
+  fc_test_hrun_t r;
+  int i;
   char id[32];
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(fc_manager_new(&m), 0);
-  assert_int_equal(fc_history_handler_new(w, &loop, &h), 0);
-  assert_int_equal(fc_manager_add(m, &h, 0, &hid), 0);
   assert_int_equal(fc_workflow_new(&wf, "spooled"), 0);
   for (i = 0; i < n; i++) {
     snprintf(id, sizeof id, "n%d", i);
     assert_int_equal(fc_workflow_add_node(wf, id, ok_fn, NULL, NULL), 0);
   }
-  assert_int_equal(fc_run_new(&run, &loop, wf, m, NULL), 0);
-  assert_int_equal(fc_run_start(run, NULL, NULL, NULL), 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
-  strcpy(wf_id_out, fc_run_id(run));
-  fc_run_close(run, NULL, NULL);
-  assert_int_equal(fc_manager_remove(m, hid), 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  fc_manager_free(m);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.status, FC_WORKFLOW_COMPLETED);
+  strcpy(wf_id_out, r.wf_id);
   fc_workflow_free(wf);
-  fc_test_loop_close(&loop);
 }
 
 /* Waits until the writer replayed `want` records (or 30 s passed). */

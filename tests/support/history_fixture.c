@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "fc_test.h"
@@ -47,4 +49,59 @@ int fc_test_wait_connected(fc_history_writer_t *w, int n, int timeout_ms) {
     fc_test_sleep_ms(5);
   } while (uv_hrtime() < end);
   return -1;
+}
+
+typedef struct {
+  fc_test_hrun_t *out;
+  void (*on_end)(void *data);
+  void *data;
+} hrun_ctx_t;
+
+static void hrun_done(fc_run_t *run, void *arg) {
+  hrun_ctx_t *c = arg;
+  c->out->t_end_ns = uv_hrtime();
+  c->out->status = (int)fc_run_status(run);
+  snprintf(c->out->wf_id, sizeof c->out->wf_id, "%s", fc_run_id(run));
+  if (c->on_end != NULL)
+    c->on_end(c->data);
+}
+
+void fc_test_run_with_history(fc_workflow_t *wf, fc_history_writer_t *w, json_t *input,
+                              fc_test_hrun_t *out, void (*on_end)(void *data), void *data) {
+  hrun_ctx_t c = {out, on_end, data};
+  uv_loop_t loop;
+  fc_manager_t *m = NULL;
+  fc_handler_t h;
+  fc_run_t *run = NULL;
+  fc_error_t err;
+  int hid = -1, rc;
+
+  memset(out, 0, sizeof *out);
+  fc_error_clear(&err);
+  rc = uv_loop_init(&loop);
+  if (rc != 0) {
+    out->rc = rc;
+    return;
+  }
+  rc = fc_manager_new(&m);
+  if (rc == 0)
+    rc = fc_history_handler_new(w, &loop, &h);
+  if (rc == 0)
+    rc = fc_manager_add(m, &h, 0, &hid);
+  if (rc == 0)
+    rc = fc_run_new(&run, &loop, wf, m, &err);
+  if (rc == 0) {
+    out->t_start_ns = uv_hrtime();
+    rc = fc_run_start(run, input, hrun_done, &c);
+  }
+  if (rc == 0)
+    uv_run(&loop, UV_RUN_DEFAULT);
+  out->rc = rc;
+  if (run != NULL)
+    fc_run_close(run, NULL, NULL);
+  if (hid >= 0)
+    fc_manager_remove(m, hid);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  fc_manager_free(m);
+  fc_test_loop_close(&loop);
 }

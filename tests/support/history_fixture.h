@@ -24,4 +24,22 @@ fc_history_writer_t *fc_test_writer_new(const fc_history_config_t *cfg);
  * after timeout_ms. */
 int fc_test_wait_connected(fc_history_writer_t *w, int n, int timeout_ms);
 
+/* What fc_test_run_with_history saw of a run. */
+typedef struct {
+  int rc;     /* 0, or the code of the first step that failed */
+  int status; /* fc_workflow_status_t at the end */
+  char wf_id[FC_UUID_STRING_LENGTH];
+  uint64_t t_start_ns; /* uv_hrtime() just before fc_run_start */
+  uint64_t t_end_ns;   /* uv_hrtime() in the run's done callback */
+} fc_test_hrun_t;
+
+/* Runs wf (borrowed) to its end on a private loop with w's database handler
+ * attached, then closes the run, removes the handler and closes the loop.
+ * input is borrowed (may be NULL). on_end (may be NULL) is called with
+ * data from the run's done callback, after *out is filled. Asserts nothing,
+ * so a fault thread waiting on the run is never left hanging: check
+ * out->rc. */
+void fc_test_run_with_history(fc_workflow_t *wf, fc_history_writer_t *w, json_t *input,
+                              fc_test_hrun_t *out, void (*on_end)(void *data), void *data);
+
 #endif
