@@ -261,10 +261,7 @@ static void free_wf(tctx_t *t) {
 typedef struct {
   tctx_t *t;
   fc_history_writer_t *w;
-  int rc; /* 0, or the first error of the harness */
-  int status;
-  char wf_id[FC_UUID_STRING_LENGTH];
-  uint64_t t_start_ns, t_end_ns;
+  fc_test_hrun_t run; /* run.rc: 0, or the first error of the harness */
   double run_ms;
   fc_history_stats_t at_end; /* writer stats when done_cb ran */
 } run_out_t;
@@ -277,22 +274,16 @@ static void run_ended(void *data) {
 
 /* Runs t->wf once on a fresh loop with the database handler of w attached.
  * No assertion fires before the run is over (a fault thread may be
- * running); failures are reported in o->rc. */
+ * running); failures are reported in o->run.rc. */
 static void run_wf(tctx_t *t, fc_history_writer_t *w, const char *case_name, run_out_t *o) {
   json_t *input = json_pack("{s:s}", "case", case_name);
-  fc_test_hrun_t r;
 
   memset(o, 0, sizeof *o);
   o->t = t;
   o->w = w;
-  fc_test_run_with_history(t->wf, w, input, &r, run_ended, o);
+  fc_test_run_with_history(t->wf, w, input, &o->run, run_ended, o);
   json_decref(input);
-  o->rc = r.rc;
-  o->status = r.status;
-  snprintf(o->wf_id, sizeof o->wf_id, "%s", r.wf_id);
-  o->t_start_ns = r.t_start_ns;
-  o->t_end_ns = r.t_end_ns;
-  o->run_ms = r.rc == 0 ? ms_between(r.t_start_ns, r.t_end_ns) : 0;
+  o->run_ms = o->run.rc == 0 ? ms_between(o->run.t_start_ns, o->run.t_end_ns) : 0;
   /* Whatever happened, let a fault thread finish. */
   atomic_store(&t->release, 1);
   atomic_store(&t->run_done, 1);
@@ -672,10 +663,10 @@ static void test_restart_mid_run(void **state) {
          o.run_ms, flush_ms);
   print_stats("restart", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   /* The fault really hit this writer, and only the fault did. */
   assert_int_equal(f.before.retries + f.before.reconnects, 0);
   /* A batch was in flight (pinned) when the fault hit: it was retried. */
@@ -686,7 +677,7 @@ static void test_restart_mid_run(void **state) {
   assert_true(f.completed_at_up > f.completed_at_fault);
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_restart"), 0);
 }
 
@@ -741,10 +732,10 @@ static void test_outage_mid_run(void **state) {
          (unsigned long long)f.before_up.queue_depth, f.recovery_ms, o.run_ms);
   print_stats("outage", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   assert_int_equal(f.before.retries + f.before.reconnects, 0);
   /* A batch was in flight (pinned) when the fault hit: it was retried. */
   assert_true(f.pinned >= 1);
@@ -758,7 +749,7 @@ static void test_outage_mid_run(void **state) {
   assert_int_equal(f.before_up.connected, 0);
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_outage"), 0);
 }
 
@@ -817,12 +808,12 @@ static void test_outage_run_on_time(void **state) {
          ms_between(f.t_up_ns, t0) + flush_ms);
   print_stats("on time", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   /* The server was down for the whole run ... */
-  assert_true(o.t_end_ns < f.t_up_call_ns);
+  assert_true(o.run.t_end_ns < f.t_up_call_ns);
   /* ... which took about the nodes' own time, not the outage's. */
   assert_true(o.run_ms >= nodes_ms * 0.9);
   assert_true(o.run_ms < 2000.0);
@@ -832,7 +823,7 @@ static void test_outage_run_on_time(void **state) {
   assert_int_equal(o.at_end.queue_depth, records_total(&t));
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_ontime"), 0);
 }
 
@@ -884,17 +875,17 @@ static void test_kill_backends_loop(void **state) {
          f.kills, f.effective_kills, f.killed_total, o.run_ms);
   print_stats("kill loop", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   assert_true(f.effective_kills >= 8);
   /* Every killed backend was one of the writer's connections: each was
    * noticed and replaced. */
   assert_true(rep.reconnects >= (uint64_t)f.killed_total);
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_kill"), 0);
 }
 
@@ -949,27 +940,27 @@ static void test_block_policy_waits(void **state) {
 
   printf("[fault] block: pinned in %.0f ms; down %d ms; run %.0f ms, ended %.0f ms after the server start was "
          "called; queue high water %llu (capacity %zu)\n",
-         f.pin_ms, f.outage_ms, o.run_ms, ms_between(f.t_up_call_ns, o.t_end_ns),
+         f.pin_ms, f.outage_ms, o.run_ms, ms_between(f.t_up_call_ns, o.run.t_end_ns),
          (unsigned long long)rep.queue_high_water, cfg.queue_capacity);
   print_stats("block", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
   assert_true(f.pinned >= 1);
   assert_true(rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   /* The producer waited: far more records than the queue holds were made
    * after the server went down, so the run could only end after it came
    * back. */
-  assert_true(o.t_end_ns > f.t_up_call_ns);
+  assert_true(o.run.t_end_ns > f.t_up_call_ns);
   assert_true(records_total(&t) - (int64_t)f.at_down.accepted > 2 * (int64_t)cfg.queue_capacity);
   /* Memory stayed bounded. */
   assert_true(rep.queue_high_water <= cfg.queue_capacity);
   assert_true(rep.queue_high_water >= cfg.queue_capacity / 2);
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_block"), 0);
 }
 
@@ -1101,7 +1092,7 @@ static void test_drop_policy_counts(void **state) {
 
   printf("[fault] drop: pinned in %.0f ms; run %.0f ms, ended %.0f ms before the server start was called; "
          "dropped %llu of %lld records (node %llu, workflow %llu, error %llu)\n",
-         f.pin_ms, o.run_ms, ms_between(o.t_end_ns, f.t_up_call_ns),
+         f.pin_ms, o.run_ms, ms_between(o.run.t_end_ns, f.t_up_call_ns),
          (unsigned long long)rep.dropped_total,
          (long long)records_total(&t),
          (unsigned long long)rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL],
@@ -1109,14 +1100,14 @@ static void test_drop_policy_counts(void **state) {
          (unsigned long long)rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
   print_stats("drop", &rep);
 
-  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.run.rc, 0);
   assert_int_equal(f.rc, 0);
   check_snapshots(&o, &f);
   assert_true(f.pinned >= 1);
   assert_true(rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   /* The producer never waited: the run ended while the server was down. */
-  assert_true(o.t_end_ns < f.t_up_call_ns);
+  assert_true(o.run.t_end_ns < f.t_up_call_ns);
   assert_true(rep.dropped_total > 0);
   assert_true(rep.queue_high_water <= cfg.queue_capacity);
   /* Only the policy dropped (no deadline: the server was back at close). */
@@ -1127,7 +1118,7 @@ static void test_drop_policy_counts(void **state) {
   check_invariant("drop, after flush", &after_flush);
   assert_int_equal(after_flush.queue_depth, 0);
   assert_int_not_equal(close_rc, 0); /* something was lost: close must say so */
-  check_loss_accounting(db, o.wf_id, &t, &rep);
+  check_loss_accounting(db, o.run.wf_id, &t, &rep);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_drop"), 0);
 }
 
@@ -1170,7 +1161,7 @@ static void test_shutdown_deadline(void **state) {
   /* Run 1 lands while the server is up. */
   run_wf(&t1, w, "deadline-1", &o1);
   flush_rc = fc_history_writer_flush(w, 60000);
-  assert_int_equal(o1.rc, 0);
+  assert_int_equal(o1.run.rc, 0);
   assert_int_equal(flush_rc, 0);
 
   /* Run 2 happens with the server down; then close must give up at the
@@ -1191,8 +1182,8 @@ static void test_shutdown_deadline(void **state) {
          (unsigned long long)rep.dropped[FC_REC_ERROR][FC_DROP_DEADLINE]);
   print_stats("deadline", &rep);
 
-  assert_int_equal(o2.rc, 0);
-  assert_int_equal(o2.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o2.run.rc, 0);
+  assert_int_equal(o2.run.status, FC_WORKFLOW_COMPLETED);
   check_snapshots(&o1, NULL);
   check_snapshots(&o2, NULL);
   check_invariant("before close", &before_close);
@@ -1219,20 +1210,20 @@ static void test_shutdown_deadline(void **state) {
   assert_int_equal(q_int(db,
                          "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                          "AND status <> 'running'",
-                         o1.wf_id),
+                         o1.run.wf_id),
                    t1.n_nodes + t1.n_flaky);
   assert_int_equal(q_int(db, "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s' "
                              "AND status = 'completed'",
-                         o1.wf_id),
+                         o1.run.wf_id),
                    1);
   assert_int_equal(q_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'",
-                         o2.wf_id),
+                         o2.run.wf_id),
                    0);
   assert_int_equal(q_int(db, "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s'",
-                         o2.wf_id),
+                         o2.run.wf_id),
                    0);
   assert_int_equal(q_int(db, "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s'",
-                         o2.wf_id),
+                         o2.run.wf_id),
                    0);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
   free_wf(&t1);
@@ -1568,8 +1559,8 @@ static void test_lost_commit_acks_replayed(void **state) {
          p.commits, p.acks_lost, p.connections, o.run_ms);
   print_stats("lost acks", &rep);
 
-  assert_int_equal(o.rc, 0);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.rc, 0);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   assert_int_equal(p.upstream_failures, 0);
   check_snapshots(&o, NULL);
   assert_true(p.acks_lost >= 10);
@@ -1580,7 +1571,7 @@ static void test_lost_commit_acks_replayed(void **state) {
   assert_int_equal(flush_rc, 0);
   /* Each record counted written once, though committed up to twice. */
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_ack"), 0);
 }
 
@@ -1643,8 +1634,8 @@ static void test_loss_report_replay(void **state) {
                                        "flowcore_writer_losses"));
   print_stats("loss report", &rep);
 
-  assert_int_equal(o.rc, 0);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.rc, 0);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   check_snapshots(&o, NULL);
   assert_true(rep.dropped_total > 0);
   assert_int_equal(flush_rc, 0);
@@ -1652,7 +1643,7 @@ static void test_loss_report_replay(void **state) {
   /* The fault happened: a COMMIT with the loss report was performed and its
    * acknowledgement lost. */
   assert_int_equal(p.loss_acks_lost, 1);
-  check_loss_accounting(db, o.wf_id, &t, &rep);
+  check_loss_accounting(db, o.run.wf_id, &t, &rep);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_lossrep"), 0);
 }
 

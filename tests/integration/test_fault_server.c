@@ -505,9 +505,7 @@ static void wl_free(wl_t *t) {
 typedef struct {
   wl_t *t;
   fc_history_writer_t *w;
-  int rc, status;
-  char wf_id[FC_UUID_STRING_LENGTH];
-  uint64_t t_start, t_end;
+  fc_test_hrun_t run; /* run.rc: 0, or the first error of the harness */
   double ms;
   fc_history_stats_t at_end; /* the writer's stats when the run ended */
 } wrun_t;
@@ -519,22 +517,16 @@ static void run_ended(void *data) {
 
 /* Runs t->wf on a loop of its own with w's database handler attached. No
  * assertion fires in here (a fault thread may be waiting on the run):
- * harness errors go to o->rc. */
+ * harness errors go to o->run.rc. */
 static void wl_run(wl_t *t, fc_history_writer_t *w, const char *label, wrun_t *o) {
   json_t *input = json_pack("{s:s}", "case", label);
-  fc_test_hrun_t r;
 
   memset(o, 0, sizeof *o);
   o->t = t;
   o->w = w;
-  fc_test_run_with_history(t->wf, w, input, &r, run_ended, o);
+  fc_test_run_with_history(t->wf, w, input, &o->run, run_ended, o);
   json_decref(input);
-  o->rc = r.rc;
-  o->status = r.status;
-  snprintf(o->wf_id, sizeof o->wf_id, "%s", r.wf_id);
-  o->t_start = r.t_start_ns;
-  o->t_end = r.t_end_ns;
-  o->ms = r.rc == 0 ? ms_between(r.t_start_ns, r.t_end_ns) : 0;
+  o->ms = o->run.rc == 0 ? ms_between(o->run.t_start_ns, o->run.t_end_ns) : 0;
   atomic_store(&t->release, 2);
 }
 
@@ -882,8 +874,8 @@ static void test_postmaster_sigkill(void **state) {
 
   if (f.rc != 0)
     fail_msg("fault thread: %s", f.why);
-  assert_int_equal(o.rc, 0);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.rc, 0);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   check_invariant("at the end of the run", &o.at_end);
   check_invariant("before the kill", &f.before);
   /* The fault hit this writer, and nothing else did before. */
@@ -899,7 +891,7 @@ static void test_postmaster_sigkill(void **state) {
   assert_true(f.ended_at_up > f.ended_at_kill);
   assert_int_equal(flush_rc, 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_kill9"), 0);
 }
@@ -972,17 +964,17 @@ static void test_unreachable_at_start(void **state) {
   printf("[server] unreachable at start: run took %.0f ms and ended %.0f ms before the server "
          "start was called; %llu records queued then; %llu connection attempts failed while "
          "down; pg_ctl start %.0f ms; everything committed %.0f ms after pg_ctl returned\n",
-         o.ms, ms_between(o.t_end, f.t_up_call), (unsigned long long)o.at_end.queue_depth,
+         o.ms, ms_between(o.run.t_end_ns, f.t_up_call), (unsigned long long)o.at_end.queue_depth,
          (unsigned long long)f.before_up.reconnects, ms_between(f.t_up_call, f.t_up),
          ms_between(f.t_up, t0) + flush_ms);
   print_stats("unreachable at start", &rep);
 
   assert_int_equal(f.rc, 0);
-  assert_int_equal(o.rc, 0);
-  assert_int_equal(o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(o.run.rc, 0);
+  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
   /* The workflow did not wait for the database: it ended long before the
    * server came up, in far less than the 10 s outage. */
-  assert_true(o.t_end < f.t_up_call);
+  assert_true(o.run.t_end_ns < f.t_up_call);
   assert_true(o.ms < 3000.0);
   /* Everything was held by the writer, nothing written, nothing dropped. */
   check_invariant("at the end of the run", &o.at_end);
@@ -1000,7 +992,7 @@ static void test_unreachable_at_start(void **state) {
   assert_int_equal(flush_rc, 0);
   assert_true(rep.reconnects > 0);
   check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.wf_id, &t);
+  check_exact(db, o.run.wf_id, &t);
   wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_late"), 0);
 }
@@ -1205,8 +1197,8 @@ static void check_stall_report(stall_case_t *c) {
     resume_stopped();
     fail_msg("stall thread: %s", c->f.why);
   }
-  assert_int_equal(c->o.rc, 0);
-  assert_int_equal(c->o.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(c->o.run.rc, 0);
+  assert_int_equal(c->o.run.status, FC_WORKFLOW_COMPLETED);
   check_invariant("at the end of the run", &c->o.at_end);
   check_invariant("when the stall was in place", &c->f.at_stall);
   check_invariant("before close", &c->before_close);
@@ -1230,7 +1222,7 @@ static void check_stall_report(stall_case_t *c) {
  * for every record reported written, none twice, and nothing beyond what
  * the deadline dropped. Returns db_records. */
 static int64_t check_abandoned_honest(stall_case_t *c) {
-  int64_t in_db = db_records(c->db, c->o.wf_id);
+  int64_t in_db = db_records(c->db, c->o.run.wf_id);
   int64_t losses_sum =
       fc_test_pg_int(c->db, "SELECT coalesce(sum(count), 0)::bigint FROM flowcore_writer_losses");
   printf("[server] %s: %lld records in the database: written %llu, dropped at the deadline %llu, "
@@ -1238,7 +1230,7 @@ static int64_t check_abandoned_honest(stall_case_t *c) {
          c->dbname, (long long)in_db, (unsigned long long)c->rep.written,
          (unsigned long long)deadline_drops(&c->rep), (long long)(in_db - (int64_t)c->rep.written),
          (long long)losses_sum);
-  check_no_duplicates(c->db, c->o.wf_id);
+  check_no_duplicates(c->db, c->o.run.wf_id);
   assert_true(in_db >= (int64_t)c->rep.written);
   /* Records never sent cannot be there: only those of the transactions the
    * report calls unconfirmed may have been committed after all. */
@@ -1436,8 +1428,8 @@ static void test_stall_sigstop_spool(void **state) {
 
   /* Before the replay: what the resumed backends did with the abandoned
    * batches (committed or not, within the honest bounds). */
-  before_replay = db_records(c.db, c.o.wf_id);
-  check_no_duplicates(c.db, c.o.wf_id);
+  before_replay = db_records(c.db, c.o.run.wf_id);
+  check_no_duplicates(c.db, c.o.run.wf_id);
   assert_true(before_replay >= (int64_t)c.rep.written);
   assert_true(before_replay <= (int64_t)(c.rep.written + c.rep.spooled));
 
@@ -1471,7 +1463,7 @@ static void test_stall_sigstop_spool(void **state) {
   assert_int_equal(rep2.spool_corrupt, 0);
   assert_int_equal(rep2.dropped_total, 0);
   assert_int_equal(count_spool_files(g_spool), 0);
-  check_exact(c.db, c.o.wf_id, &c.t);
+  check_exact(c.db, c.o.run.wf_id, &c.t);
   wl_free(&c.t);
   remove_spool_dir();
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_spool"), 0);
