@@ -87,6 +87,11 @@ typedef struct {
   uint64_t reconnects; /* connection attempts that failed or connections lost */
   uint64_t spooled;   /* records written to the spool */
   uint64_t replayed;  /* spooled records read back and committed */
+  /* Spooled records read back that the server refused for their data:
+   * lost, and recorded in flowcore_writer_losses as `rejected`, but not in
+   * dropped_total (they were accepted and spooled before, maybe by another
+   * process). */
+  uint64_t replay_rejected;
   uint64_t spool_bytes;   /* bytes waiting in the spool directory */
   uint64_t spool_corrupt; /* torn or corrupt spool records skipped */
   uint64_t dropped[FC_REC_KIND_COUNT][FC_DROP_REASON_COUNT];

@@ -392,10 +392,11 @@ static json_t *history_json(const run_state_t *st) {
       n += st->report.dropped[k][r];
     json_object_set_new(by_reason, fc_drop_reason_name((fc_drop_reason_t)r), json_integer((json_int_t)n));
   }
-  h = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s?}", "enabled", 1, "accepted",
+  h = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s?}", "enabled", 1, "accepted",
                 (json_int_t)st->report.accepted, "written", (json_int_t)st->report.written,
                 "spooled", (json_int_t)st->report.spooled, "replayed",
-                (json_int_t)st->report.replayed, "spool_bytes", (json_int_t)st->report.spool_bytes,
+                (json_int_t)st->report.replayed, "replay_rejected",
+                (json_int_t)st->report.replay_rejected, "spool_bytes", (json_int_t)st->report.spool_bytes,
                 "dropped", (json_int_t)st->report.dropped_total, "dropped_by_reason", by_reason,
                 "last_error", st->report.last_error[0] != '\0' ? st->report.last_error : NULL);
   return h;

@@ -86,6 +86,7 @@ struct fc_history_writer_s {
   fc__hblock_t *head, *tail;
   fc_history_stats_t stats;
   uint64_t custody; /* records accepted and not yet written or dropped */
+  uint64_t replay_rejected[FC_REC_KIND_COUNT]; /* stats.replay_rejected by kind */
   uint64_t done;    /* records accepted and since written or dropped */
   uint64_t flush_target;
   int closing;
@@ -101,6 +102,9 @@ struct fc_history_writer_s {
   char loss_sql[FC_REC_KIND_COUNT * FC_DROP_REASON_COUNT * LOSS_ROW_MAX + 200];
   int close_started;
   int replay_idle; /* the spool had nothing to replay at the last look */
+  /* The batches the last spool read became (more after a split): the read
+   * is acknowledged to the spool once every one of them is through. */
+  int replay_parts;
   fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
   uv_timer_t spool_timer;   /* fsync interval */
   fc__hrec_t *replay_buf;   /* batch_size records */
@@ -552,6 +556,13 @@ static int batch_encode(fc_history_writer_t *w, batch_t *b) {
 
 /* ---- custody accounting (under mu) ---------------------------------------------- */
 
+/* Records of this kind lost for this reason: what the loss reports are
+ * made of. */
+static uint64_t lost_locked(const fc_history_writer_t *w, int kind, int reason) {
+  return w->stats.dropped[kind][reason] +
+         (reason == FC_DROP_REJECTED ? w->replay_rejected[kind] : 0);
+}
+
 static void count_drop_locked(fc_history_writer_t *w, int kind, int reason, uint64_t n) {
   w->stats.dropped[kind][reason] += n;
   w->stats.dropped_total += n;
@@ -589,6 +600,11 @@ static void batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int r
       w->stats.written += b->nrecs;
     w->stats.coalesced += coalesced;
     w->stats.batches++;
+  } else if (b->replay) {
+    for (i = 0; i < FC_REC_KIND_COUNT; i++) {
+      w->replay_rejected[i] += per_kind[i];
+      w->stats.replay_rejected += per_kind[i];
+    }
   } else {
     for (i = 0; i < FC_REC_KIND_COUNT; i++)
       if (per_kind[i] > 0)
@@ -652,7 +668,7 @@ static void build_loss_report(fc_history_writer_t *w) {
   uv_mutex_lock(&w->mu);
   for (k = 0; k < FC_REC_KIND_COUNT; k++)
     for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      w->losses_sending[k][r] = w->stats.dropped[k][r];
+      w->losses_sending[k][r] = lost_locked(w, k, r);
   uv_mutex_unlock(&w->mu);
   w->loss_report_n = 0;
   for (k = 0; k < FC_REC_KIND_COUNT; k++)
@@ -713,7 +729,7 @@ static int losses_pending(fc_history_writer_t *w) {
   uv_mutex_lock(&w->mu);
   for (k = 0; k < FC_REC_KIND_COUNT; k++)
     for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      if (w->stats.dropped[k][r] != w->losses_recorded[k][r])
+      if (lost_locked(w, k, r) != w->losses_recorded[k][r])
         any = 1;
   uv_mutex_unlock(&w->mu);
   return any;
@@ -741,6 +757,9 @@ static int split_batch(shard_t *s, batch_t *b) {
     dst->nrecs += (size_t)(b->rows[i].has_start + b->rows[i].has_end);
   }
   h1->safe = h2->safe = 1;
+  h1->replay = h2->replay = b->replay;
+  h1->spooled_losses_sql = b->spooled_losses_sql; /* goes with the first half */
+  b->spooled_losses_sql = NULL;
   h2->next = s->sealed_head;
   h1->next = h2;
   s->sealed_head = h1;
@@ -767,6 +786,35 @@ static void retry_cb(uv_timer_t *t) {
   shard_pump(s);
 }
 
+/* A part of a spool read is through (committed, or refused and counted):
+ * once all parts are, the read is acknowledged (its file deleted when
+ * finished). */
+static void replay_part_done(fc_history_writer_t *w) {
+  if (--w->replay_parts <= 0) {
+    w->replay_parts = 0;
+    fc__spool_ack(w->spool);
+  }
+}
+
+/* A replayed batch of one row (or none) the server refuses for its data:
+ * the row is counted as rejected; loss reports read with it go again on
+ * their own. */
+static void replay_rejected(fc_history_writer_t *w, shard_t *s, batch_t *b) {
+  batch_t *lb = b->nrows > 0 && b->spooled_losses_sql != NULL ? batch_new() : NULL;
+  if (lb != NULL) {
+    lb->spooled_losses_sql = b->spooled_losses_sql;
+    b->spooled_losses_sql = NULL;
+    lb->replay = lb->safe = 1;
+    lb->next = s->sealed_head;
+    s->sealed_head = lb;
+    if (s->sealed_tail == NULL)
+      s->sealed_tail = lb;
+  } else {
+    replay_part_done(w);
+  }
+  batch_release(w, b, OUT_DROPPED, FC_DROP_REJECTED);
+}
+
 static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char *msg,
                        void *data) {
   shard_t *s = data;
@@ -779,7 +827,7 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
   losses_done(w, b, ok);
   if (ok) {
     if (b->replay)
-      fc__spool_ack(w->spool);
+      replay_part_done(w);
     batch_release(w, b, OUT_WRITTEN, 0);
     return; /* the connection's ready callback sends the next batch */
   }
@@ -801,12 +849,17 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
     if (s->sealed_head == NULL)
       s->sealed_tail = NULL;
     b->next = NULL;
-    if (b->replay) {
-      /* Spooled records the server refuses: count them, go on. */
-      fc__spool_ack(w->spool);
-      batch_release(w, b, OUT_DROPPED, FC_DROP_REJECTED);
-    } else if (b->nrows > 1 && split_batch(s, b) == 0) {
-      /* halves queued */
+    if (b->nrows > 1) {
+      int replay = b->replay;
+      if (split_batch(s, b) == 0) {
+        w->replay_parts += replay; /* halves queued */
+        b = NULL;
+      }
+    }
+    if (b == NULL) {
+      /* split */
+    } else if (b->replay) {
+      replay_rejected(w, s, b);
     } else {
       batch_release(w, b, OUT_DROPPED, FC_DROP_REJECTED);
     }
@@ -863,6 +916,7 @@ static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   }
   b->safe = 1;
   b->replay = 1;
+  w->replay_parts = 1;
   s->sealed_head = s->sealed_tail = b;
   return b;
 }
@@ -1124,7 +1178,8 @@ static int spool_batch(fc_history_writer_t *w, batch_t *b);
 static void abandon(fc_history_writer_t *w, batch_t *b, int reason) {
   losses_done(w, b, 0);
   if (b->replay) {
-    fc__spool_nack(w->spool);
+    fc__spool_nack(w->spool); /* all of the read comes again */
+    w->replay_parts = 0;
     batch_free(b);
   } else if (w->spool != NULL) {
     spool_batch(w, b);

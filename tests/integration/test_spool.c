@@ -92,7 +92,7 @@ static int test_teardown(void **state) {
       skip();                                                                  \
   } while (0)
 
-static fc_history_writer_t *writer_new(uint64_t max_bytes) {
+static fc_history_writer_t *writer_new_conns(uint64_t max_bytes, int connections) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_error_t err;
@@ -104,10 +104,14 @@ static fc_history_writer_t *writer_new(uint64_t max_bytes) {
   cfg.reconnect_min_ms = 20;
   cfg.reconnect_max_ms = 200;
   cfg.shutdown_deadline_ms = 2000;
+  if (connections > 0)
+    cfg.connections = connections;
   fc_error_clear(&err);
   assert_int_equal(fc_history_writer_new(&w, &cfg, &err), 0);
   return w;
 }
+
+static fc_history_writer_t *writer_new(uint64_t max_bytes) { return writer_new_conns(max_bytes, 0); }
 
 static void ok_fn(fc_node_ctx_t *ctx, void *data) {
   (void)data;
@@ -300,12 +304,66 @@ static void test_spool_byte_cap(void **state) {
   assert_true(fc_test_pg_int(db, "SELECT count(*) FROM node_executions") > 0);
 }
 
+/* A spooled record the server refuses when it is replayed (a CHECK added in
+ * between): the replayed batch is split around it, every other record is
+ * committed, the refused one is counted (replay_rejected) and recorded as
+ * `rejected`, and the loss reports read back with it (the byte cap's)
+ * still arrive. */
+static void test_replay_refused_record(void **state) {
+  fc_history_writer_t *w;
+  fc_history_stats_t st, st2;
+  char wf_id[FC_UUID_STRING_LENGTH];
+  (void)state;
+  NEEDS_OWN_SERVER();
+  assert_int_equal(fc_test_pg_stop_only(&pg), 0);
+  /* One connection, so one shard: records reach the spool in the order they
+   * came, and n0's start and end are among the first spooled (with two,
+   * the other shard's batches may fill the cap first). */
+  w = writer_new_conns(20000, 1);
+  run_workflow(w, 1000, wf_id);
+  assert_int_not_equal(fc_history_writer_close(w, &st), 0);
+  assert_true(st.spooled > 2);
+  assert_true(st.dropped_total > 0);
+
+  assert_int_equal(fc_test_pg_start_again(&pg), 0);
+  assert_int_equal(fc_test_pg_exec(db, "ALTER TABLE node_executions ADD CONSTRAINT no_n0 "
+                                       "CHECK (node_id <> 'n0')"),
+                   0);
+  w = writer_new(0);
+  wait_replayed(w, st.spooled - 2);
+  assert_int_equal(fc_history_writer_close(w, &st2), 0);
+  assert_int_equal(st2.replayed, st.spooled - 2);
+  assert_int_equal(st2.replay_rejected, 2); /* n0's start and end, one row */
+  assert_int_equal(st2.dropped_total, 0);
+  assert_true(st2.retries >= 2); /* the whole read, then its halves */
+  assert_int_equal(count_files(spool_dir), 0);
+
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE node_id = 'n0'"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s'",
+                                  wf_id),
+                   1);
+  /* Each spooled record but n0's two is in a row: a start and an end per
+   * finished row, a start for a row still running. */
+  assert_int_equal(fc_test_pg_int(db, "SELECT (SELECT count(*) + count(*) FILTER (WHERE status <> "
+                                      "'running') FROM node_executions) + (SELECT count(*) + "
+                                      "count(*) FILTER (WHERE status <> 'running') FROM "
+                                      "workflow_executions)"),
+                   (int64_t)st.spooled - 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT coalesce(sum(count), 0) FROM flowcore_writer_losses "
+                                      "WHERE reason = 'spool_full'"),
+                   st.dropped_total);
+  assert_int_equal(fc_test_pg_int(db, "SELECT coalesce(sum(count), 0) FROM flowcore_writer_losses "
+                                      "WHERE reason = 'rejected' AND kind = 'node'"),
+                   2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_outage_spooled_and_replayed, test_setup, test_teardown),
       cmocka_unit_test_setup_teardown(test_replay_by_next_writer, test_setup, test_teardown),
       cmocka_unit_test_setup_teardown(test_torn_record_skipped, test_setup, test_teardown),
       cmocka_unit_test_setup_teardown(test_spool_byte_cap, test_setup, test_teardown),
+      cmocka_unit_test_setup_teardown(test_replay_refused_record, test_setup, test_teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
