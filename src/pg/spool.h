@@ -7,9 +7,10 @@
  *   u32 length | u32 CRC-32C of the payload | payload
  * (little-endian). The payload's first byte says what it is: 1 a history
  * record, 2 a loss report (what a writer dropped, so that losses counted
- * while the server was away still reach flowcore_writer_losses). A record cut short or with a wrong checksum (a crash in
- * mid-write) ends the readable part of its file: it is skipped and counted,
- * never replayed as garbage.
+ * while the server was away still reach flowcore_writer_losses). A record
+ * cut short or with a wrong checksum (a crash in mid-write) ends the
+ * readable part of its file: it is skipped and counted, never replayed as
+ * garbage.
  *
  * Files are named fc-<writer uuid>-<seq>.spool, so sorting by name is
  * oldest first. A writer holds an exclusive flock on the file it appends
@@ -67,9 +68,9 @@ uint64_t fc__spool_corrupt(const fc__spool_t *s);
  * the loss reports among them; the records are new (each holds its
  * references). Returns the number of records plus loss reports read (0:
  * nothing to replay now; the records are that minus fc__spool_losses) or
- * an error code. The records stay pending
- * until fc__spool_ack (they were committed: the file is deleted once
- * finished) or fc__spool_nack (they will be read again). */
+ * an error code. The records stay pending until fc__spool_ack (they were
+ * committed: the file is deleted once finished) or fc__spool_nack (they
+ * will be read again). */
 long fc__spool_read(fc__spool_t *s, fc__hrec_t *out, size_t max);
 void fc__spool_ack(fc__spool_t *s);
 /* The loss reports read by the last fc__spool_read (pending with its
