@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "random_json.h"
 #include "pg_server.h"
 
 #include <libpq-fe.h>
@@ -325,53 +326,9 @@ static void test_sanitized_payloads(void **state) {
 /* Random values with random bytes (NUL, invalid UTF-8, quotes,
  * backslashes, "\u0000" as text) in strings and keys: one COPY batch of
  * them is accepted whole, and exactly the changed ones carry the marker. */
-static uint32_t rng_state = 777;
+static fc_test_rng_t rng = {777};
 
-static uint32_t rnd(uint32_t n) {
-  rng_state = rng_state * 1103515245u + 12345u;
-  return (rng_state >> 8) % n;
-}
-
-static void random_bytes(char *s, size_t n) {
-  static const char pool[] = "aZ '\\\"/\n\t\x01\xC3\xA9\xF0\x9F\x98\x80\xFF\xC0\xED\xA0u0:,{";
-  size_t i;
-  for (i = 0; i < n; i++) {
-    s[i] = pool[rnd(sizeof pool - 1)];
-    if (rnd(40) == 0)
-      s[i] = rnd(2) ? '\0' : (char)rnd(256);
-  }
-}
-
-static json_t *random_value(int depth) {
-  char s[16];
-  size_t n = rnd(sizeof s), i, count;
-  json_t *v;
-  switch (depth > 3 ? rnd(4) : rnd(6)) {
-  case 0:
-    return json_integer((json_int_t)rnd(100000) - 50000);
-  case 1:
-    return rnd(2) ? json_null() : json_real((double)rnd(100000) / 64.0);
-  case 2:
-  case 3:
-    random_bytes(s, n);
-    return json_stringn_nocheck(s, n);
-  case 4:
-    v = json_array();
-    count = rnd(5);
-    for (i = 0; i < count; i++)
-      json_array_append_new(v, random_value(depth + 1));
-    return v;
-  default:
-    v = json_object();
-    count = rnd(5);
-    for (i = 0; i < count; i++) {
-      n = rnd(8);
-      random_bytes(s, n);
-      json_object_setn_new_nocheck(v, s, n, random_value(depth + 1));
-    }
-    return v;
-  }
-}
+static uint32_t rnd(uint32_t n) { return fc_test_rnd(&rng, n); }
 
 static void test_random_batch(void **state) {
   fc__buf_t b;
@@ -382,10 +339,10 @@ static void test_random_batch(void **state) {
   fc__buf_init(&b);
   fc__copy_header(&b);
   for (i = 0; i < nrows; i++) {
-    json_t *v = random_value(0);
+    json_t *v = fc_test_random_json(&rng);
     char text[16];
     size_t n = rnd(sizeof text);
-    random_bytes(text, n);
+    fc_test_random_bytes(&rng, text, n);
     text[n < sizeof text ? n : sizeof text - 1] = '\0';
     fc__copy_row(&b, 3);
     fc__copy_int4(&b, i);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fc_test.h"
+#include "random_json.h"
 #include "pg/copy.h"
 
 #define FFFD "\xEF\xBF\xBD"
@@ -523,54 +524,9 @@ static void test_json_cycle(void **state) {
 /* Random values with random bytes in strings and keys: whatever comes in,
  * the text parses back without NUL; unchanged values are exactly jansson's
  * dump; changed ones carry the marker. */
-static uint32_t rng_state = 12345;
+static fc_test_rng_t rng = {12345};
 
-static uint32_t rnd(uint32_t n) {
-  rng_state = rng_state * 1103515245u + 12345u;
-  return (rng_state >> 8) % n;
-}
-
-static void random_bytes(char *s, size_t n) {
-  static const char pool[] = "aZ \\\"/\n\x01\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xFF\xC0\xED\xA0u0:,:,{]";
-  size_t i;
-  int nasty = rnd(3) == 0;
-  for (i = 0; i < n; i++) {
-    s[i] = pool[rnd(sizeof pool - 1)];
-    if (nasty && rnd(16) == 0)
-      s[i] = rnd(2) ? '\0' : (char)rnd(256);
-  }
-}
-
-static json_t *random_value(int depth) {
-  char s[12];
-  size_t n = rnd(sizeof s), i, count;
-  json_t *v;
-  switch (depth > 4 ? rnd(4) : rnd(6)) {
-  case 0:
-    return json_integer((json_int_t)rnd(1000) - 500);
-  case 1:
-    return rnd(2) ? json_null() : json_real((double)rnd(1000) / 8.0);
-  case 2:
-  case 3:
-    random_bytes(s, n);
-    return json_stringn_nocheck(s, n);
-  case 4:
-    v = json_array();
-    count = rnd(5);
-    for (i = 0; i < count; i++)
-      json_array_append_new(v, random_value(depth + 1));
-    return v;
-  default:
-    v = json_object();
-    count = rnd(5);
-    for (i = 0; i < count; i++) {
-      n = rnd(6);
-      random_bytes(s, n);
-      json_object_setn_new_nocheck(v, s, n, random_value(depth + 1));
-    }
-    return v;
-  }
-}
+static uint32_t rnd(uint32_t n) { return fc_test_rnd(&rng, n); }
 
 /* The test's own idea of what sanitizing must do: the expected bits and
  * the expected value (strings and keys through fc__utf8_sanitize, which
@@ -613,7 +569,7 @@ static void test_json_random(void **state) {
   int round;
   (void)state;
   for (round = 0; round < 30000; round++) {
-    json_t *v = random_value(0), *back;
+    json_t *v = fc_test_random_json(&rng), *back;
     size_t max = rnd(4) == 0 ? rnd(64) + 1 : 0;
     unsigned changed;
     char *s = encode(v, max, &changed);
