@@ -15,7 +15,14 @@
  * so two processes migrating the same database at once cannot race: the
  * second waits, then finds everything applied and does nothing. That lock
  * needs a direct (session-mode) connection, not a transaction-pooling
- * proxy. Re-running is a no-op. A migration that was applied and whose file
+ * proxy. The lock is per database, but roles belong to the whole server:
+ * when runners of several databases of one server create the same role at
+ * once, all but one fail on it. The runner then rolls that migration back
+ * and applies it again in a new transaction (which finds the role made),
+ * at most 10 times in all. It does so only for a unique violation in a
+ * catalog shared by all databases (pg_authid ...) and for a duplicate_object
+ * error while the server's roles changed during the attempt; every other
+ * error is returned at once. Re-running is a no-op. A migration that was applied and whose file
  * has changed since (checksum or name) is an error naming the file, never a
  * silent skip: add a new migration instead of editing a released one.
  *

@@ -510,7 +510,93 @@ static int report_check(const fc_migrate_report_t *rep, const mig_set_t *set, fc
 
 /* ---- applying ----------------------------------------------------------------- */
 
-static int apply_one(PGconn *conn, const mig_file_t *f, fc_error_t *err) {
+/* Attempts at one migration that keeps losing races on the server-wide
+ * catalogs (see apply_one) before its error is returned. */
+#define MIGRATION_MAX_ATTEMPTS 10
+
+/* A failed migration statement whose error may come from a race with a
+ * migration of another database of the server: roles (and the other
+ * objects of the shared catalogs) belong to the whole server, while the
+ * advisory lock only serializes runners of one database. */
+typedef enum {
+  RACE_NONE = 0,
+  RACE_SHARED_UNIQUE,   /* unique_violation (23505) on a pg_catalog table */
+  RACE_DUPLICATE_OBJECT /* duplicate_object (42710) */
+} race_kind_t;
+
+typedef struct {
+  race_kind_t kind;
+  char table[64]; /* RACE_SHARED_UNIQUE: the catalog named by the error */
+} race_t;
+
+static void race_classify(const PGresult *res, race_t *race) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *schema = PQresultErrorField(res, PG_DIAG_SCHEMA_NAME);
+  const char *table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+
+  memset(race, 0, sizeof *race);
+  if (state == NULL)
+    return;
+  if (strcmp(state, "23505") == 0 && schema != NULL && strcmp(schema, "pg_catalog") == 0 &&
+      table != NULL && strlen(table) < sizeof race->table) {
+    race->kind = RACE_SHARED_UNIQUE;
+    snprintf(race->table, sizeof race->table, "%s", table);
+  } else if (strcmp(state, "42710") == 0) {
+    race->kind = RACE_DUPLICATE_OBJECT;
+  }
+}
+
+/* The server's roles as "count/highest oid": a role created or dropped by
+ * anyone changes it. */
+static int roles_state(PGconn *conn, char *out, size_t size, fc_error_t *err) {
+  PGresult *res = PQexec(conn, "SELECT count(*) || '/' || coalesce(max(oid)::text, '')"
+                               " FROM pg_roles");
+  int rc = 0;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+    rc = db_error(conn, res, "", NULL, "cannot read the roles", err);
+  else
+    snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return rc;
+}
+
+/* 1 if the rolled-back attempt lost a race with another database's
+ * migration, so that trying again can succeed: a unique violation in a
+ * catalog shared by all databases (its pre-check passed, so another
+ * transaction inserted the same key and committed while we waited on it),
+ * or a duplicate_object while the server's roles changed since the attempt
+ * began (the role appeared between the migration's check and its CREATE).
+ * Anything else, and any doubt, is 0. */
+static int race_lost(PGconn *conn, const race_t *race, const char *roles_before) {
+  char roles_after[64];
+  const char *params[1];
+  PGresult *res;
+  int shared;
+
+  switch (race->kind) {
+  case RACE_NONE:
+    return 0;
+  case RACE_DUPLICATE_OBJECT:
+    return roles_state(conn, roles_after, sizeof roles_after, NULL) == 0 &&
+           strcmp(roles_after, roles_before) != 0;
+  case RACE_SHARED_UNIQUE:
+    params[0] = race->table;
+    res = PQexecParams(conn,
+                       "SELECT c.relisshared FROM pg_class c JOIN pg_namespace n"
+                       " ON n.oid = c.relnamespace"
+                       " WHERE n.nspname = 'pg_catalog' AND c.relname = $1",
+                       1, NULL, params, NULL, NULL, 0);
+    shared = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+             PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return shared;
+  }
+  return 0;
+}
+
+/* One attempt at f in its own transaction; rolled back on failure. When the
+ * migration's own SQL failed, race says whether that may be a lost race. */
+static int apply_once(PGconn *conn, const mig_file_t *f, race_t *race, fc_error_t *err) {
   char version[16], duration[32];
   const char *params[5];
   PGresult *res;
@@ -526,6 +612,7 @@ static int apply_one(PGconn *conn, const mig_file_t *f, fc_error_t *err) {
   st = PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
     rc = db_error(conn, res, f->file, f->text, "", err);
+    race_classify(res, race);
     PQclear(res);
     goto rollback;
   }
@@ -571,6 +658,41 @@ rollback:
   if (PQtransactionStatus(conn) != PQTRANS_IDLE)
     PQclear(PQexec(conn, "ROLLBACK"));
   return rc;
+}
+
+/* Applies f, trying it again (a new transaction, after the rollback) while
+ * it fails only because a migration of another database of the same server
+ * created the same role first (see race_lost), at most
+ * MIGRATION_MAX_ATTEMPTS times in all. Every other error is returned at
+ * once. */
+static int apply_one(PGconn *conn, const mig_file_t *f, fc_error_t *err) {
+  char roles_before[64];
+  fc_error_t last;
+  race_t race;
+  int attempt, rc = 0;
+
+  fc_error_clear(&last);
+  for (attempt = 1; attempt <= MIGRATION_MAX_ATTEMPTS; attempt++) {
+    rc = roles_state(conn, roles_before, sizeof roles_before, err);
+    if (rc != 0)
+      return rc;
+    memset(&race, 0, sizeof race);
+    fc_error_clear(&last);
+    rc = apply_once(conn, f, &race, &last);
+    if (rc == 0 || PQtransactionStatus(conn) != PQTRANS_IDLE ||
+        !race_lost(conn, &race, roles_before))
+      break;
+  }
+  if (rc == 0)
+    return 0;
+  if (attempt == 1)
+    return fc__error_set(err, rc, last.where, "%s", last.text);
+  return fc__error_set(err, rc, last.where,
+                       "%s (attempt %d of %d: the earlier ones lost a race "
+                       "with another database's migration)",
+                       last.text,
+                       attempt > MIGRATION_MAX_ATTEMPTS ? MIGRATION_MAX_ATTEMPTS : attempt,
+                       MIGRATION_MAX_ATTEMPTS);
 }
 
 /* ---- public ----------------------------------------------------------------- */

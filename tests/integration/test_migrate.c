@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -163,8 +164,12 @@ static const fc_migration_t *find_item(const fc_migrate_report_t *rep, int versi
 /* ---- setup ---------------------------------------------------------------- */
 
 static int group_setup(void **state) {
+  fc_test_pg_options_t opts;
   (void)state;
-  if (fc_test_pg_start(&g_pg) != 0)
+  /* No crash here: fsync off makes the many CREATE/DROP DATABASE cheap. */
+  memset(&opts, 0, sizeof opts);
+  opts.fsync_off = 1;
+  if (fc_test_pg_start_ex(&g_pg, &opts) != 0)
     return -1;
   g_nfiles = count_sql_files(SOURCE_MIGRATIONS);
   return g_nfiles > 0 ? 0 : -1;
@@ -546,6 +551,158 @@ static void test_waits_for_lock(void **state) {
   assert_int_equal(table_exists(db, "workflow_executions"), 1);
 }
 
+/* ---- many databases of one server at once ------------------------------- */
+
+#define CLI FLOWCORE_BINARY_DIR "/flowcore"
+#define RACE_DBS 8
+#define RACE_ROUNDS 10
+
+/* Drops the roles of 0003 and what they own or were granted: DROP OWNED in
+ * each database where pg_shdepend lists something of theirs, and once more
+ * in the test database for the grants on databases. */
+static void drop_flowcore_roles(void) {
+  char *roles = NULL, *names = NULL, *save = NULL, *name;
+  assert_int_equal(fc_test_pg_query_text(g_pg.conninfo, &roles,
+                                         "SELECT string_agg(quote_ident(rolname), ', ')"
+                                         " FROM pg_roles WHERE rolname IN"
+                                         " ('flowcore_writer', 'flowcore_reader')"),
+                   0);
+  if (roles == NULL)
+    return;
+  assert_int_equal(fc_test_pg_query_text(g_pg.conninfo, &names,
+                                         "SELECT string_agg(DISTINCT d.datname, ' ')"
+                                         " FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid"
+                                         " WHERE s.refclassid = 'pg_authid'::regclass"
+                                         " AND s.refobjid IN (SELECT oid FROM pg_roles WHERE"
+                                         " rolname IN ('flowcore_writer', 'flowcore_reader'))"),
+                   0);
+  for (name = names ? strtok_r(names, " ", &save) : NULL; name != NULL;
+       name = strtok_r(NULL, " ", &save)) {
+    char db[CONNINFO_LENGTH];
+    assert_int_equal(fc_test_pg_conninfo_with_db(g_pg.conninfo, name, db, sizeof db), 0);
+    assert_int_equal(fc_test_pg_exec(db, "DROP OWNED BY %s", roles), 0);
+  }
+  assert_int_equal(fc_test_pg_exec(g_pg.conninfo, "DROP OWNED BY %s", roles), 0);
+  assert_int_equal(fc_test_pg_exec(g_pg.conninfo, "DROP ROLE %s", roles), 0);
+  assert_int_equal(fc_test_pg_int(g_pg.conninfo, "SELECT count(*) FROM pg_roles WHERE rolname"
+                                                 " IN ('flowcore_writer', 'flowcore_reader')"),
+                   0);
+  free(names);
+  free(roles);
+}
+
+/* What 0003 grants on db, counted: CONNECT and TEMPORARY on the database
+ * to the writer, CONNECT to the reader (PUBLIC has both by default, so the
+ * ACL is read, not has_database_privilege()), INSERT on a table to the
+ * writer, SELECT on it and on a view to the reader. 5 when all are there. */
+static int64_t granted(const char *db) {
+  return fc_test_pg_int(
+      db, "SELECT (SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a"
+          "  WHERE d.datname = current_database() AND ("
+          "   (a.grantee = 'flowcore_writer'::regrole"
+          "    AND a.privilege_type IN ('CONNECT', 'TEMPORARY')) OR"
+          "   (a.grantee = 'flowcore_reader'::regrole AND a.privilege_type = 'CONNECT')))"
+          " + has_table_privilege('flowcore_writer', 'workflow_executions', 'INSERT')::int"
+          " + has_table_privilege('flowcore_reader', 'workflow_executions', 'SELECT')::int"
+          " + (SELECT count(*) FROM information_schema.views v"
+          "    WHERE v.table_schema = 'public' AND v.table_name LIKE 'flowcore\\_%%'"
+          "    AND has_table_privilege('flowcore_reader', quote_ident(v.table_name),"
+          "                            'SELECT'))::int");
+}
+
+/* The issue's case: roles missing, `flowcore migrate` started on 8 new
+ * databases of one server at once. Roles are shared by the server while the
+ * advisory lock is per database, so the runs race to create them; all must
+ * succeed anyway. 10 rounds; every run of every round is counted and the
+ * failures printed before the test fails. */
+static void test_many_databases_at_once(void **state) {
+  char dbs[RACE_DBS][CONNINFO_LENGTH], dir[64];
+  int round, k, failed = 0, failed_rounds = 0;
+  int64_t views;
+  (void)state;
+
+  /* Dropping server-wide roles is only done on our own server. */
+  if (g_pg.external)
+    skip();
+  assert_int_equal(access(CLI, X_OK), 0);
+  temp_dir(dir, 0); /* the runs' output */
+  for (k = 0; k < RACE_DBS; k++)
+    fresh_db("many", dbs[k]);
+  for (round = 0; round < RACE_ROUNDS; round++) {
+    pid_t pids[RACE_DBS];
+    int go[2], round_failed = 0;
+
+    /* New again for flowcore (cheaper than DROP and CREATE DATABASE):
+     * roles gone, schema public empty, as PostgreSQL 15 makes it. */
+    drop_flowcore_roles();
+    for (k = 0; round > 0 && k < RACE_DBS; k++)
+      assert_int_equal(fc_test_pg_exec(dbs[k], "DROP SCHEMA public CASCADE;"
+                                               " CREATE SCHEMA public AUTHORIZATION"
+                                               " pg_database_owner;"
+                                               " GRANT USAGE ON SCHEMA public TO PUBLIC"),
+                       0);
+    for (k = 0; k < RACE_DBS; k++)
+      assert_int_equal(table_exists(dbs[k], "flowcore_schema_migrations"), 0);
+
+    assert_int_equal(pipe(go), 0);
+    for (k = 0; k < RACE_DBS; k++) {
+      char out[96];
+      int fd;
+      snprintf(out, sizeof out, "%s/run-%d.out", dir, k);
+      fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      assert_true(fd >= 0);
+      pids[k] = fork();
+      assert_true(pids[k] >= 0);
+      if (pids[k] == 0) {
+        char c;
+        close(go[1]);
+        if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+          _exit(126);
+        (void)!read(go[0], &c, 1); /* all start when the parent closes the pipe */
+        execl(CLI, CLI, "migrate", "--db", dbs[k], "--dir", SOURCE_MIGRATIONS, (char *)NULL);
+        _exit(127);
+      }
+      close(fd);
+    }
+    close(go[0]);
+    close(go[1]);
+    for (k = 0; k < RACE_DBS; k++) {
+      char out[96];
+      int status;
+      assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        continue;
+      snprintf(out, sizeof out, "%s/run-%d.out", dir, k);
+      {
+        char *text = read_all(out);
+        print_message("round %d, database %d: exit status 0x%x: %s", round + 1, k + 1, status,
+                      text);
+        free(text);
+      }
+      round_failed++;
+    }
+    failed += round_failed;
+    failed_rounds += round_failed > 0;
+    if (round_failed > 0)
+      continue; /* count every round before failing */
+
+    assert_int_equal(fc_test_pg_int(g_pg.conninfo, "SELECT count(*) FROM pg_roles WHERE rolname"
+                                                   " IN ('flowcore_writer', 'flowcore_reader')"),
+                     2);
+    views = fc_test_pg_int(dbs[0], "SELECT count(*) FROM information_schema.views WHERE"
+                                   " table_schema = 'public' AND table_name LIKE 'flowcore\\_%%'");
+    assert_true(views > 0);
+    for (k = 0; k < RACE_DBS; k++) {
+      assert_int_equal(applied_rows(dbs[k]), g_nfiles);
+      assert_int_equal(granted(dbs[k]), 5 + views);
+    }
+  }
+  if (failed > 0)
+    fail_msg("%d of %d runs failed, in %d of %d rounds", failed, RACE_DBS * RACE_ROUNDS,
+             failed_rounds, RACE_ROUNDS);
+  remove_dir(dir);
+}
+
 /* An applied migration whose file changed is refused, naming the file. */
 static void test_edited_migration_refused(void **state) {
   char db[CONNINFO_LENGTH], dir[64], path[128], path2[128];
@@ -768,6 +925,34 @@ static void test_failed_migration_rolls_back(void **state) {
   remove_dir(dir);
 }
 
+/* Only a lost race is tried again: a role or a key that was there before
+ * the migration began fails at once, with the server's error as it is. */
+static void test_duplicate_not_retried(void **state) {
+  static const char *const cases[][2] = {
+      {"CREATE ROLE flowcore_writer NOLOGIN;\n", "42710"},
+      {"CREATE TABLE fc_dup (x int PRIMARY KEY);\nINSERT INTO fc_dup VALUES (1), (1);\n", "23505"},
+  };
+  char db[CONNINFO_LENGTH], dir[64], name[32];
+  fc_error_t err;
+  size_t i;
+  (void)state;
+
+  fresh_db("dup", db);
+  assert_int_equal(fc_migrate_run(db, SOURCE_MIGRATIONS, NULL, NULL), 0);
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    temp_dir(dir, 1);
+    snprintf(name, sizeof name, "%04d_dup.sql", g_nfiles + 1);
+    write_file(dir, name, cases[i][0], "wb");
+    fc_error_clear(&err);
+    assert_int_equal(fc_migrate_run(db, dir, NULL, &err), FC_EDB);
+    assert_string_equal(err.where, name);
+    assert_non_null(strstr(err.text, cases[i][1]));
+    assert_null(strstr(err.text, "attempt"));
+    assert_int_equal(applied_rows(db), g_nfiles);
+    remove_dir(dir);
+  }
+}
+
 /* Connection errors never show the password of the conninfo. */
 static void test_no_password_in_errors(void **state) {
   fc_error_t err;
@@ -813,11 +998,13 @@ int main(void) {
       cmocka_unit_test(test_concurrent_processes),
       cmocka_unit_test(test_concurrent_threads),
       cmocka_unit_test(test_waits_for_lock),
+      cmocka_unit_test(test_many_databases_at_once),
       cmocka_unit_test(test_edited_migration_refused),
       cmocka_unit_test(test_bad_file_names),
       cmocka_unit_test(test_gap_and_duplicate),
       cmocka_unit_test(test_status),
       cmocka_unit_test(test_failed_migration_rolls_back),
+      cmocka_unit_test(test_duplicate_not_retried),
       cmocka_unit_test(test_no_password_in_errors),
       cmocka_unit_test(test_default_dir),
   };
