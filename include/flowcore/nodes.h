@@ -34,8 +34,12 @@ extern "C" {
  *     (which overrides all of the above);
  *   - cwd: opts->cwd, or the parent's.
  * Result of an attempt, once the process has exited AND its stdout and
- * stderr are closed (a background child that keeps them open keeps the node
- * running until it exits or the attempt is stopped):
+ * stderr are closed. Something else may hold them open after the exit (a
+ * background child, possibly one that left the process group with setsid,
+ * which no signal to the group reaches): then they get kill_grace_ms more
+ * after the exit, what they hold is read without waiting, and our ends are
+ * closed; the result is decided as below from the exit and what was read
+ * (the holder is not killed: its later writes fail):
  *   - exit status 0: stdout, if it parses as JSON (any value, surrounding
  *     whitespace allowed), is the output; otherwise the output is
  *     {"stdout": "<text>"}, the text made valid UTF-8 (each invalid
@@ -71,7 +75,9 @@ typedef struct {
    * FC_EINVAL). */
   size_t max_output_bytes;
   /* Time between SIGTERM and SIGKILL when the attempt is stopped
-   * (default FC_EXEC_DEFAULT_KILL_GRACE_MS; 0 sends SIGKILL at once). */
+   * (default FC_EXEC_DEFAULT_KILL_GRACE_MS; 0 sends SIGKILL at once). Also
+   * how long stdout and stderr may stay open after the process exited (0:
+   * what they hold at the exit is read, then they are closed). */
   uint64_t kill_grace_ms;
 } fc_exec_options_t;
 

@@ -8,6 +8,13 @@
  * the writer is closed on a helper thread, so that the loop keeps watching
  * signals while the writer drains within its shutdown deadline: a second
  * signal stops waiting (and says how much history may be missing).
+ *
+ * Between the end of the run and its close, nodes may still be stopping
+ * (an exec node's processes get up to kill_grace_ms, then its pipes the
+ * same again). A second signal then stops waiting for them: every event
+ * of the run has been dispatched already, so the handlers are freed and
+ * the writer closed as usual, the result is printed, and the process exits
+ * without waiting for the loop (it is "abandoned").
  */
 #include <ctype.h>
 #include <signal.h>
@@ -138,6 +145,7 @@ typedef struct {
   int phase;
   int signals_running, signals_history;
   int cancelled_by; /* signal number that cancelled the run, or 0 */
+  int abandoned;    /* not waiting for the run's close: exit once history is done */
   int metrics_failed;
   const char *history_off; /* why history is off, or NULL when on */
   cli_db_t db;
@@ -212,12 +220,22 @@ static fc_handler_t collector_handler(run_state_t *st) {
 
 /* ---- end of the run ------------------------------------------------------------- */
 
+static int report_result(run_state_t *st);
+
 static void close_handles(run_state_t *st) {
   uv_close((uv_handle_t *)&st->sig_int, NULL);
   uv_close((uv_handle_t *)&st->sig_term, NULL);
   uv_close((uv_handle_t *)&st->tick, NULL);
   uv_close((uv_handle_t *)&st->writer_closed, NULL);
   st->phase = PHASE_DONE;
+  if (st->abandoned) {
+    /* The run is still closing (node processes stopping): the history is
+     * done, so the result is complete; do not wait for the loop. */
+    int code = report_result(st);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
+  }
 }
 
 /* With a spool, records may sit in it although the database is reachable
@@ -259,9 +277,9 @@ static void writer_closed_cb(uv_async_t *a) {
   close_handles(st);
 }
 
-/* Runs from the loop once the run is freed: metrics, handlers, writer. */
-static void finish_cb(uv_timer_t *t) {
-  run_state_t *st = t->data;
+/* Runs from the loop once the run is freed (or abandoned, after its end):
+ * metrics, handlers, writer. */
+static void finish_run(run_state_t *st) {
   int rc;
   if (st->metrics != NULL && st->metrics_file != NULL) {
     rc = fc_metrics_write_prometheus_file(st->metrics, st->metrics_file);
@@ -296,10 +314,14 @@ static void finish_cb(uv_timer_t *t) {
   }
 }
 
+static void finish_cb(uv_timer_t *t) { finish_run(t->data); }
+
 static void run_closed_cb(fc_run_t *run, void *data) {
   run_state_t *st = data;
   (void)run;
   st->run = NULL;
+  if (st->abandoned)
+    return; /* finish_run already ran */
   /* The run is freed when this returns; the manager it borrowed is freed
    * from the next loop iteration. */
   uv_timer_start(&st->tick, finish_cb, 0, 0);
@@ -336,12 +358,29 @@ static void signal_cb(uv_signal_t *h, int signum) {
   /* Leave the progress bar's line (drawn with "\r") before saying more. */
   if (st->progress != NULL && st->tick_ms == TTY_TICK_MS)
     fputc('\n', stderr);
-  if (st->phase == PHASE_RUNNING || st->phase == PHASE_CLOSING) {
+  if (st->phase == PHASE_CLOSING) {
+    /* The run has ended (all its events are out); nodes are stopping. */
     if (st->signals_running++ == 0) {
-      if (st->phase == PHASE_RUNNING && st->run != NULL) {
+      cli_error("%s received: the run has ended; waiting for its nodes to stop (send it again "
+                "to stop waiting)",
+                signal_name(signum));
+      return;
+    }
+    cli_error("%s received again: not waiting for the nodes to stop; finishing the history%s",
+              signal_name(signum),
+              st->writer != NULL ? " (send it again to stop waiting for the writer)" : "");
+    st->abandoned = 1;
+    st->signals_history = 1; /* the next signal stops waiting for the writer */
+    uv_timer_stop(&st->tick);
+    finish_run(st);
+    return;
+  }
+  if (st->phase == PHASE_RUNNING) {
+    if (st->signals_running++ == 0) {
+      if (st->run != NULL) {
         /* Said first: the cancellation ends the run (and draws its last
          * progress line) from inside fc_run_cancel. */
-        cli_error("%s received: cancelling the run (send it again to stop at once)",
+        cli_error("%s received: cancelling the run (send it again not to wait for its nodes to stop)",
                   signal_name(signum));
         if (fc_run_cancel(st->run) == 0)
           st->cancelled_by = signum;
@@ -540,6 +579,37 @@ static void print_loss(const run_state_t *st) {
     cli_error("hint: create the history schema with 'flowcore migrate'");
   if (st->spool_dir == NULL)
     cli_error("hint: --spool-dir DIR keeps history on disk while the database is unreachable");
+}
+
+/* Prints the result (--json object, or output and summary), any loss and
+ * the cancellation; returns the exit code. */
+static int report_result(run_state_t *st) {
+  int exit_code;
+  if (st->status == FC_WORKFLOW_COMPLETED)
+    exit_code = CLI_EXIT_OK;
+  else
+    exit_code = CLI_EXIT_FAILED;
+  if (st->history_off == NULL && st->report.dropped_total > 0)
+    exit_code = CLI_EXIT_HISTORY;
+
+  if (st->json) {
+    json_t *result = result_json(st, exit_code);
+    if (result == NULL || cli_print_json(stdout, result) != 0) {
+      cli_error("cannot format the result as JSON");
+      if (exit_code == CLI_EXIT_OK)
+        exit_code = CLI_EXIT_FAILED;
+    }
+    json_decref(result);
+  } else {
+    if (st->output != NULL && cli_print_json(stdout, st->output) != 0 && exit_code == CLI_EXIT_OK)
+      exit_code = CLI_EXIT_FAILED;
+    if (!st->quiet || exit_code != CLI_EXIT_OK)
+      print_summary(st);
+  }
+  print_loss(st);
+  if (st->cancelled_by != 0 && !st->json)
+    cli_error("the run was cancelled by %s", signal_name(st->cancelled_by));
+  return exit_code;
 }
 
 /* ---- the command ------------------------------------------------------------------ */
@@ -847,30 +917,7 @@ int cli_cmd_run(int argc, char **argv) {
   if (uv_loop_close(&st.loop) != 0)
     cli_error("warning: the event loop did not close cleanly");
 
-  if (st.status == FC_WORKFLOW_COMPLETED)
-    exit_code = CLI_EXIT_OK;
-  else
-    exit_code = CLI_EXIT_FAILED;
-  if (st.history_off == NULL && st.report.dropped_total > 0)
-    exit_code = CLI_EXIT_HISTORY;
-
-  if (st.json) {
-    json_t *result = result_json(&st, exit_code);
-    if (result == NULL || cli_print_json(stdout, result) != 0) {
-      cli_error("cannot format the result as JSON");
-      if (exit_code == CLI_EXIT_OK)
-        exit_code = CLI_EXIT_FAILED;
-    }
-    json_decref(result);
-  } else {
-    if (st.output != NULL && cli_print_json(stdout, st.output) != 0 && exit_code == CLI_EXIT_OK)
-      exit_code = CLI_EXIT_FAILED;
-    if (!st.quiet || exit_code != CLI_EXIT_OK)
-      print_summary(&st);
-  }
-  print_loss(&st);
-  if (st.cancelled_by != 0 && !st.json)
-    cli_error("the run was cancelled by %s", signal_name(st.cancelled_by));
+  exit_code = report_result(&st);
   fflush(stdout);
   json_decref(st.output);
   json_decref(st.errors);

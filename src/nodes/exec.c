@@ -3,9 +3,17 @@
  *
  * One exec_attempt per attempt holds the child's handles: the process, a
  * pipe each for stdout and stderr, a uv_poll_t on our end of the stdin
- * socket, and (while stopping) the SIGKILL timer. The attempt completes once,
- * from the close callback of the last of them, after the process exited and
- * both pipes reached EOF (or were closed by us).
+ * socket, (while stopping) the SIGKILL timer, and (once the process exited
+ * with a pipe still open) the drain timer. The attempt completes once, from
+ * the close callback of the last of them, after the process exited and both
+ * pipes reached EOF or were closed by us.
+ *
+ * A pipe stays open after the exit while something else holds its other
+ * end: a background child, possibly one that left the group (setsid), which
+ * no signal to the group reaches. So the pipes get kill_grace_ms after the
+ * exit; then what they hold is read without waiting and our ends are
+ * closed (the drain timer). The holder is not ours to kill: it only finds
+ * its writes failing.
  *
  * stdin is a socketpair we write with send(MSG_NOSIGNAL): a child that exits
  * without reading its input makes the write fail with EPIPE instead of
@@ -173,6 +181,7 @@ typedef struct {
   uv_pipe_t err;
   uv_poll_t in;
   uv_timer_t kill_timer;
+  uv_timer_t drain_timer;
   int in_fd; /* our end of the stdin socket, or -1 */
   char *in_buf;
   size_t in_len, in_off;
@@ -189,8 +198,9 @@ typedef struct {
   int64_t exit_status;
   int term_signal;
   /* h_*: the handle is initialised and not yet being closed. */
-  unsigned h_proc : 1, h_out : 1, h_err : 1, h_in : 1, h_timer : 1;
+  unsigned h_proc : 1, h_out : 1, h_err : 1, h_in : 1, h_timer : 1, h_drain : 1;
   unsigned exited : 1;    /* the exit callback ran, or the spawn failed */
+  unsigned drained : 1;   /* the pipes were closed by the drain timer, not at EOF */
   unsigned killing : 1;   /* the group got SIGTERM */
   unsigned too_large : 1; /* stdout exceeded the limit */
   unsigned finished : 1;
@@ -221,16 +231,27 @@ static void close_err(exec_attempt *a) {
 
 static void finish(exec_attempt *a);
 
+static void close_kill_timer(exec_attempt *a) {
+  if (!a->h_timer)
+    return;
+  a->h_timer = 0;
+  uv_close((uv_handle_t *)&a->kill_timer, on_closed);
+}
+
 /* Called whenever something ended: once the process exited and both pipes
- * are closed, the rest (stdin writer, kill timer) is closed too, and the
- * last close callback completes the attempt. */
+ * are closed, the rest (stdin writer, timers) is closed too, and the last
+ * close callback completes the attempt. The kill timer is left to fire when
+ * the pipes were drained rather than read to EOF: something of the group
+ * may still be alive, and it was promised SIGKILL. */
 static void maybe_finish(exec_attempt *a) {
   if (a->finished || !a->exited || a->h_out || a->h_err)
     return;
   close_in(a);
-  if (a->h_timer) {
-    a->h_timer = 0;
-    uv_close((uv_handle_t *)&a->kill_timer, on_closed);
+  if (!a->drained)
+    close_kill_timer(a);
+  if (a->h_drain) {
+    a->h_drain = 0;
+    uv_close((uv_handle_t *)&a->drain_timer, on_closed);
   }
   if (a->open == 0)
     finish(a);
@@ -252,6 +273,7 @@ static void on_kill_timer(uv_timer_t *t) {
   exec_attempt *a = t->data;
   if (a->pid > 0)
     (void)kill(-(pid_t)a->pid, SIGKILL);
+  close_kill_timer(a); /* its work is done */
 }
 
 /* SIGTERM (and SIGCONT, so a stopped group sees it) to the whole group,
@@ -285,6 +307,8 @@ static void on_stop(fc_node_ctx_t *ctx, fc_node_status_t reason, void *data) {
 
 /* ---- the child's streams -------------------------------------------------------- */
 
+static void start_drain(exec_attempt *a);
+
 static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal) {
   exec_attempt *a = p->data;
   a->exited = 1;
@@ -296,6 +320,8 @@ static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal) {
   }
   /* Whatever it did not read of its input, nobody will. */
   close_in(a);
+  if (a->h_out || a->h_err)
+    start_drain(a); /* a pipe held open by something else gets a bounded time */
   maybe_finish(a);
 }
 
@@ -379,6 +405,76 @@ static void err_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   close_err(a);
   maybe_finish(a);
 }
+
+/* ---- draining the pipes after the exit ---------------------------------------- */
+
+/* Reads what the pipe holds now, without waiting, through the stream's own
+ * alloc and read callbacks (which close it at EOF, on error or when stdout
+ * is too large), then closes it. The number of reads is bounded, so a
+ * holder that keeps writing cannot keep us here. */
+static void drain_pipe(uv_pipe_t *p, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
+  uv_os_fd_t fd;
+  int reads = 0;
+  if (uv_is_closing((uv_handle_t *)p) || uv_fileno((uv_handle_t *)p, &fd) != 0)
+    return;
+  while (!uv_is_closing((uv_handle_t *)p) && reads < 64) {
+    uv_buf_t buf;
+    ssize_t n;
+    alloc_cb((uv_handle_t *)p, EXEC_OUT_CHUNK, &buf);
+    if (buf.base == NULL || buf.len == 0) {
+      read_cb((uv_stream_t *)p, UV_ENOBUFS, &buf);
+      return;
+    }
+    n = read(fd, buf.base, buf.len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    reads++;
+    if (n > 0)
+      read_cb((uv_stream_t *)p, n, &buf);
+    else if (n == 0)
+      read_cb((uv_stream_t *)p, UV_EOF, &buf);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return; /* nothing more for now */
+    else
+      read_cb((uv_stream_t *)p, UV_EIO, &buf);
+  }
+}
+
+static void drain_now(exec_attempt *a) {
+  if (a->h_out)
+    drain_pipe(&a->out, out_alloc, out_read);
+  if (a->h_out) {
+    a->drained = 1;
+    close_out(a);
+  }
+  if (a->h_err)
+    drain_pipe(&a->err, err_alloc, err_read);
+  if (a->h_err) {
+    a->drained = 1;
+    close_err(a);
+  }
+  maybe_finish(a);
+}
+
+static void on_drain_timer(uv_timer_t *t) { drain_now(t->data); }
+
+/* The process exited with a pipe still open: kill_grace_ms more for it
+ * (at once when that is 0). */
+static void start_drain(exec_attempt *a) {
+  if (a->h_drain || a->finished)
+    return;
+  if (a->cfg->grace_ms == 0 || uv_timer_init(fc_node_ctx_loop(a->ctx), &a->drain_timer) != 0) {
+    drain_now(a);
+    return;
+  }
+  a->drain_timer.data = a;
+  a->h_drain = 1;
+  a->open++;
+  if (uv_timer_start(&a->drain_timer, on_drain_timer, a->cfg->grace_ms, 0) != 0)
+    drain_now(a);
+}
+
+/* ---- stdin ------------------------------------------------------------------- */
 
 static void in_writable(uv_poll_t *p, int status, int events) {
   exec_attempt *a = p->data;

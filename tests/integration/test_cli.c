@@ -849,6 +849,171 @@ static void test_run_sigint_cancels(void **state) {
   }
 }
 
+/* ---- an exec node whose grandchild leaves the process group ----------------------- */
+
+/* Writes g_tmp/<name>.json: one exec node "esc" whose shell starts a
+ * grandchild that leaves the group (setsid), keeps stdout open, appends its
+ * pid to $CLI_TEST_STRAYS and sleeps 30 s; then the shell runs `tail`.
+ * timeout_ms 0: none. The path goes to path[size]. */
+static void write_escape_workflow(char *path, size_t size, const char *name, const char *tail,
+                                  int timeout_ms, int grace_ms) {
+  char script[512];
+  json_t *wf, *node;
+  snprintf(script, sizeof script,
+           "setsid sh -c 'echo $$ >> \"$CLI_TEST_STRAYS\"; exec sleep 30' & %s", tail);
+  node = json_pack("{s:s, s:s, s:[s,s,s], s:i}", "id", "esc", "type", "exec", "command", "sh",
+                   "-c", script, "kill_grace_ms", grace_ms);
+  assert_non_null(node);
+  if (timeout_ms > 0)
+    assert_int_equal(json_object_set_new(node, "timeout_ms", json_integer(timeout_ms)), 0);
+  wf = json_pack("{s:s, s:[o]}", "name", name, "nodes", node);
+  assert_non_null(wf);
+  snprintf(path, size, "%s/%s.json", g_tmp, name);
+  assert_int_equal(json_dump_file(wf, path, JSON_INDENT(2)), 0);
+  json_decref(wf);
+}
+
+static void strays_path(char *buf, size_t size) { snprintf(buf, size, "%s/strays", g_tmp); }
+
+/* Teardown of the tests below: the grandchildren left the group, so no
+ * group kill reached them; kill them by the pids they wrote. */
+static int kill_strays(void **state) {
+  char path[256];
+  FILE *f;
+  long pid;
+  (void)state;
+  strays_path(path, sizeof path);
+  f = fopen(path, "r");
+  if (f != NULL) {
+    while (fscanf(f, "%ld", &pid) == 1)
+      if (pid > 1)
+        (void)kill((pid_t)pid, SIGKILL);
+    fclose(f);
+  }
+  unlink(path);
+  return 0;
+}
+
+/* Runs `file` with --json, with history (--db) or without; checks the exit
+ * code, that the --json object is printed, that nothing says history was
+ * lost, and the node's status in the result and (with history) in the
+ * database. Returns the wall time in ms. */
+static int64_t run_escape(const char *file, int with_db, int code, const char *wf_status,
+                          const char *node_status) {
+  char strays[256], env_strays[300];
+  const char *const env[] = {env_strays, NULL};
+  const char *const db_args[] = {"run", file, "--json", "--db", g_db, NULL};
+  const char *const nodb_args[] = {"run", file, "--json", "--no-history", NULL};
+  proc_t p;
+  json_t *res;
+  int64_t t0, dt;
+  strays_path(strays, sizeof strays);
+  snprintf(env_strays, sizeof env_strays, "CLI_TEST_STRAYS=%s", strays);
+  t0 = mono_ms();
+  cli_start(&p, with_db ? db_args : nodb_args, env);
+  cli_finish(&p, 20000);
+  dt = mono_ms() - t0;
+  expect_exit(&p, code);
+  expect_absent(p.err, "LOST");
+  res = parse_json(p.out);
+  assert_int_equal(jint(res, "exit_code"), code);
+  assert_string_equal(jstr(res, "status"), wf_status);
+  assert_int_equal(jint(json_object_get(res, "nodes"), node_status), 1);
+  if (with_db) {
+    const char *id = jstr(res, "workflow_id");
+    json_t *hist = json_object_get(res, "history");
+    assert_int_equal(jint(hist, "dropped"), 0);
+    assert_int_equal(jint(hist, "written"), jint(hist, "accepted"));
+    EXPECT_DB_TEXT(wf_status, "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                   id);
+    EXPECT_DB_TEXT(node_status,
+                   "SELECT status FROM node_executions WHERE workflow_id = '%s' AND node_id = "
+                   "'esc' AND attempt = 1",
+                   id);
+  }
+  json_decref(res);
+  proc_free(&p);
+  return dt;
+}
+
+/* The command exits at once; its grandchild holds stdout for 30 s: the node
+ * stops reading kill_grace_ms (500) after the exit and completes with what
+ * it read. With a timeout that expires first, the node times out and the
+ * run ends about kill_grace_ms after the timeout. */
+static void test_run_escaped_grandchild(void **state) {
+  char quick[256], slow[256];
+  int with_db;
+  int64_t dt;
+  (void)state;
+  /* The case of the issue: echo, exit; timeout 1 s, grace 0.5 s. */
+  write_escape_workflow(quick, sizeof quick, "cli-escape", "echo '{\"ok\":1}'", 1000, 500);
+  write_escape_workflow(slow, sizeof slow, "cli-escape-timeout", "sleep 30", 1000, 500);
+  for (with_db = 0; with_db <= 1; with_db++) {
+    dt = run_escape(quick, with_db, 0, "completed", "completed");
+    if (dt < 400 || dt > 5000)
+      fail_msg("the run took %lld ms, expected the 500 ms grace", (long long)dt);
+    dt = run_escape(slow, with_db, 1, "failed", "timed_out");
+    if (dt < 1400 || dt > 6000)
+      fail_msg("the run took %lld ms, expected 1 s timeout + 500 ms grace", (long long)dt);
+  }
+}
+
+/* SIGINT while the command runs and its grandchild holds stdout: the run
+ * is cancelled and ends promptly (the grace after the shell's death). With
+ * a long grace (20 s), a second SIGINT stops waiting for the node: the
+ * history is written all the same, the result printed, exit 1, no loss. */
+static void test_run_escaped_grandchild_sigint(void **state) {
+  char file[256], marker[256], strays[256], env_marker[300], env_strays[300];
+  const char *const env[] = {env_marker, env_strays, NULL};
+  int grace, k;
+  (void)state;
+  snprintf(marker, sizeof marker, "%s/escape-started", g_tmp);
+  snprintf(env_marker, sizeof env_marker, "CLI_TEST_MARKER=%s", marker);
+  strays_path(strays, sizeof strays);
+  snprintf(env_strays, sizeof env_strays, "CLI_TEST_STRAYS=%s", strays);
+  for (k = 0; k < 2; k++) {
+    const char *const args[] = {"run", file, "--json", "--db", g_db, NULL};
+    proc_t p;
+    json_t *res;
+    int64_t t0, dt;
+    grace = k == 0 ? 500 : 20000;
+    write_escape_workflow(file, sizeof file, k == 0 ? "cli-escape-int" : "cli-escape-int2",
+                          ": > \"$CLI_TEST_MARKER\"; sleep 30", 0, grace);
+    unlink(marker);
+    cli_start(&p, args, env);
+    if (wait_for_file(marker, 20000) != 0)
+      kill_and_fail(&p, "the exec node did not start");
+    usleep(100000);
+    t0 = mono_ms();
+    assert_int_equal(kill(p.pid, SIGINT), 0);
+    if (k == 1) {
+      cli_wait_stderr(&p, "done wf=\"cli-escape-int2\"", 10000);
+      usleep(200000);
+      assert_int_equal(kill(p.pid, SIGINT), 0);
+    }
+    cli_finish(&p, 10000);
+    dt = mono_ms() - t0;
+    expect_exit(&p, 1);
+    expect_absent(p.err, "LOST");
+    if (k == 1)
+      expect_contains(p.err, "not waiting for the nodes to stop");
+    if (dt > 5000)
+      fail_msg("the run took %lld ms after SIGINT", (long long)dt);
+    res = parse_json(p.out);
+    assert_string_equal(jstr(res, "status"), "cancelled");
+    assert_int_equal(jint(json_object_get(res, "nodes"), "cancelled"), 1);
+    assert_int_equal(jint(json_object_get(res, "history"), "dropped"), 0);
+    EXPECT_DB_TEXT("cancelled", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                   jstr(res, "workflow_id"));
+    EXPECT_DB_TEXT("cancelled",
+                   "SELECT status FROM node_executions WHERE workflow_id = '%s' AND node_id = "
+                   "'esc'",
+                   jstr(res, "workflow_id"));
+    json_decref(res);
+    proc_free(&p);
+  }
+}
+
 static void test_run_history_lost_exit_3(void **state) {
   char down[256], spool[256];
   proc_t p;
@@ -1448,6 +1613,8 @@ int main(void) {
       cmocka_unit_test(test_run_failed),
       cmocka_unit_test(test_run_missing_command),
       cmocka_unit_test(test_run_sigint_cancels),
+      cmocka_unit_test_teardown(test_run_escaped_grandchild, kill_strays),
+      cmocka_unit_test_teardown(test_run_escaped_grandchild_sigint, kill_strays),
       cmocka_unit_test(test_run_history_lost_exit_3),
       cmocka_unit_test(test_run_metrics_file),
       cmocka_unit_test(test_examples),

@@ -25,6 +25,7 @@ typedef struct {
   int closed;
   uv_timer_t cancel_timer;
   char pidfile[128];
+  char strayfile[128]; /* pids of escaped grandchildren, killed by teardown */
   char run_id[FC_UUID_STRING_LENGTH]; /* of the last run_wf */
 } env_t;
 
@@ -40,12 +41,24 @@ static int setup(void **state) {
   assert_int_equal(fc_workflow_new(&e->wf, "nodes-test"), 0);
   snprintf(e->pidfile, sizeof e->pidfile, "/tmp/flowcore-test-nodes-%ld.pids", (long)getpid());
   unlink(e->pidfile);
+  snprintf(e->strayfile, sizeof e->strayfile, "/tmp/flowcore-test-nodes-%ld.strays",
+           (long)getpid());
+  unlink(e->strayfile);
   *state = e;
   return 0;
 }
 
+static size_t read_pids(const char *path, long *pids, size_t max);
+
 static int teardown(void **state) {
   env_t *e = *state;
+  long strays[8];
+  size_t i, n = read_pids(e->strayfile, strays, 8);
+  /* Grandchildren that left the process group: no group kill reaches them. */
+  for (i = 0; i < n; i++)
+    if (strays[i] > 1)
+      (void)kill((pid_t)strays[i], SIGKILL);
+  unlink(e->strayfile);
   fc_test_loop_close(&e->loop);
   fc_workflow_free(e->wf);
   fc_manager_free(e->mgr);
@@ -451,6 +464,110 @@ static void test_exec_sigkill_after_grace(void **state) {
   assert_true(pid_gone(pids[1], 2000));
 }
 
+/* ---- exec: a grandchild that leaves the group keeps stdout open ------------------- */
+
+/* The script for a grandchild that leaves the process group (setsid), keeps
+ * the node's stdout and stderr open, writes its pid to e->strayfile and
+ * sleeps; `rest` follows in the shell. */
+static void escape_script(env_t *e, char *buf, size_t size, const char *rest) {
+  snprintf(buf, size, "setsid sh -c 'echo $$ >> %s; exec sleep 20' & %s", e->strayfile, rest);
+}
+
+/* The stray's pid, once it wrote it (within 2 s); 0 if it never did. */
+static long stray_pid(env_t *e) {
+  long pid = 0;
+  uint64_t end = now_ms() + 2000;
+  while (read_pids(e->strayfile, &pid, 1) == 0 && now_ms() < end) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return pid;
+}
+
+/* The shell exits at once; the stray holds stdout: kill_grace_ms after the
+ * exit the node stops reading and completes with what it read. */
+static void test_exec_escaped_grandchild(void **state) {
+  env_t *e = *state;
+  char script[512];
+  fc_exec_options_t opts;
+  json_t *out = NULL;
+  long pid;
+  uint64_t t0, dt;
+  fc_exec_options_init(&opts);
+  opts.kill_grace_ms = 300;
+  escape_script(e, script, sizeof script, "echo '{\"ok\":1}'");
+  add_sh(e, "esc", script, &opts);
+  t0 = now_ms();
+  assert_int_equal(run_wf(e, NULL, &out), FC_WORKFLOW_COMPLETED);
+  dt = now_ms() - t0;
+  pid = stray_pid(e);
+  assert_true(pid > 0);
+  assert_true(dt >= 250); /* the grace after the exit, minus slack */
+  assert_true(dt < 3000); /* not the stray's 20 s */
+  assert_int_equal(final_status(e, "esc"), FC_NODE_COMPLETED);
+  assert_int_equal(json_integer_value(json_object_get(output_of(out, "esc"), "ok")), 1);
+  /* Out of our reach: still alive (the teardown kills it). */
+  assert_int_equal(kill((pid_t)pid, 0), 0);
+  json_decref(out);
+}
+
+/* Same with a timeout: the group is killed, the node ends timed_out, and
+ * the run ends about kill_grace_ms after the timeout. */
+static void test_exec_escaped_grandchild_timeout(void **state) {
+  env_t *e = *state;
+  char script[512];
+  fc_exec_options_t opts;
+  fc_node_t *n;
+  uint64_t t0, dt;
+  fc_exec_options_init(&opts);
+  opts.kill_grace_ms = 300;
+  escape_script(e, script, sizeof script, "echo $$ > ");
+  snprintf(script + strlen(script), sizeof script - strlen(script), "%s; sleep 20", e->pidfile);
+  n = add_sh(e, "esc", script, &opts);
+  assert_int_equal(fc_node_set_timeout(n, 300), 0);
+  t0 = now_ms();
+  assert_int_equal(run_wf(e, NULL, NULL), FC_WORKFLOW_FAILED);
+  dt = now_ms() - t0;
+  assert_true(stray_pid(e) > 0);
+  assert_true(dt >= 550); /* 300 ms timeout + 300 ms grace, minus slack */
+  assert_true(dt < 3000);
+  assert_int_equal(final_status(e, "esc"), FC_NODE_TIMED_OUT);
+  assert_string_equal(last_error(e, "esc")->error_type, "timeout");
+  {
+    long shell = 0;
+    assert_int_equal(read_pids(e->pidfile, &shell, 1), 1);
+    assert_true(pid_gone(shell, 2000)); /* the group was killed */
+  }
+}
+
+/* kill_grace_ms 0: the pipes are drained at the exit, without waiting, and
+ * nothing the command wrote before it exited is lost (200 000 bytes: more
+ * than the socket buffer, so the last of it is still there at the exit). */
+static void test_exec_escaped_grandchild_no_grace(void **state) {
+  env_t *e = *state;
+  char script[512];
+  fc_exec_options_t opts;
+  json_t *out = NULL;
+  const char *text;
+  uint64_t t0;
+  size_t i;
+  fc_exec_options_init(&opts);
+  opts.kill_grace_ms = 0;
+  escape_script(e, script, sizeof script, "head -c 200000 /dev/zero | tr '\\0' a");
+  add_sh(e, "esc", script, &opts);
+  t0 = now_ms();
+  assert_int_equal(run_wf(e, NULL, &out), FC_WORKFLOW_COMPLETED);
+  assert_true(now_ms() - t0 < 3000);
+  assert_true(stray_pid(e) > 0);
+  text = json_string_value(json_object_get(output_of(out, "esc"), "stdout"));
+  assert_non_null(text);
+  assert_int_equal(strlen(text), 200000);
+  for (i = 0; i < 200000; i++)
+    if (text[i] != 'a')
+      fail_msg("byte %zu is 0x%02x", i, (unsigned)(unsigned char)text[i]);
+  json_decref(out);
+}
+
 /* A timed-out attempt is retried; the retry succeeds. */
 static void test_exec_retry_after_failure(void **state) {
   env_t *e = *state;
@@ -693,6 +810,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_exec_output_too_large, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_timeout_kills_group, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_sigkill_after_grace, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_escaped_grandchild, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_escaped_grandchild_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_escaped_grandchild_no_grace, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_retry_after_failure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_close_while_running, setup, teardown),
