@@ -1,4 +1,5 @@
-/* flowcore: schema migrations for the execution history (DESIGN.md §5).
+/* flowcore: schema migrations for the execution history
+ * (migrations/, docs/cli.md).
  *
  * A migrations directory holds files named NNNN_name.sql: NNNN is a 4-digit
  * version (0001, 0002, ... without gaps or duplicates) and name is
