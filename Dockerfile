@@ -1,5 +1,6 @@
 # flowcore on Debian bookworm, dependencies from Debian.
-#   docker compose build flowcore
+#   docker compose build        (the image flowcore:local, used by the
+#                                flowcore and tests services)
 # The image holds the library, the `flowcore` command, the migrations and
 # the example workflows; the build tree stays in /src for the tests service.
 FROM debian:bookworm
@@ -17,5 +18,5 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOWCORE_BUILD_BENCH=OFF \
  && cmake --install build --prefix /usr/local \
  && ldconfig
 
-ENV FLOWCORE_MIGRATIONS_DIR=/usr/local/share/flowcore/migrations
+# /usr/local/bin/flowcore finds /usr/local/share/flowcore/migrations itself.
 CMD ["flowcore", "help"]

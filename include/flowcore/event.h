@@ -51,7 +51,7 @@ typedef enum {
   FC_SEVERITY_CRITICAL
 } fc_severity_t;
 
-/* Error information (DESIGN §2). Strings may be NULL except type and
+/* Error information (the `execution_errors` row of the history). Strings may be NULL except type and
  * message. `details` is optional extra JSON (may be NULL). */
 typedef struct {
   const char *type;        /* e.g. "exit_status", "timeout", "route_error" */

@@ -6,7 +6,7 @@
  * turns events into compact records and hands them to the writer in blocks:
  * its on_* calls do no I/O and take no lock held across I/O.
  *
- * Promises (DESIGN §6): a record leaves the writer's custody only after the
+ * Promises (docs/history.md, docs/reliability.md): a record leaves the writer's custody only after the
  * COMMIT of the transaction holding it was reported; replays never duplicate
  * a row (client-made ids and upserts that never move a finished row back to
  * running); every record dropped is counted by kind and reason; memory is

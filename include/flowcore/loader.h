@@ -1,4 +1,4 @@
-/* flowcore: loading workflow files (DESIGN §4) into fc_workflow_t.
+/* flowcore: loading workflow files (docs/workflows.md) into fc_workflow_t.
  *
  * A workflow file is one JSON object:
  *

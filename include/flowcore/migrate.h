@@ -1,4 +1,5 @@
-/* flowcore: schema migrations for the execution history (DESIGN.md §5).
+/* flowcore: schema migrations for the execution history
+ * (migrations/, docs/cli.md).
  *
  * A migrations directory holds files named NNNN_name.sql: NNNN is a 4-digit
  * version (0001, 0002, ... without gaps or duplicates) and name is
@@ -109,7 +110,8 @@ FC_EXTERN void fc_migrate_report_free(fc_migrate_report_t *rep);
 /* The default migrations directory: $FLOWCORE_MIGRATIONS_DIR if set and not
  * empty, else the compile-time FLOWCORE_MIGRATIONS_DIR if the build defined
  * one, else NULL (then pass a directory explicitly, e.g. the source tree's
- * migrations/). Returns borrowed static or environment storage. */
+ * migrations/). The `flowcore` command looks beside its executable before
+ * this (docs/cli.md). Returns borrowed static or environment storage. */
 FC_EXTERN const char *fc_migrate_default_dir(void);
 
 /* "pending", "applied", "modified", "missing" (static storage). */

@@ -1,4 +1,4 @@
-/* flowcore: the built-in node types (DESIGN §4), usable from C.
+/* flowcore: the built-in node types (docs/workflows.md), usable from C.
  *
  * Each fc_workflow_add_<type>_node() adds a node with its function, sets the
  * node's declared type ("exec", "sleep", "pass", "set", "fail") and makes

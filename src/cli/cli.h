@@ -20,7 +20,7 @@
 
 #include "flowcore.h"
 
-/* Exit codes (DESIGN.md §7). */
+/* Exit codes (docs/cli.md, "Exit codes"). */
 enum {
   CLI_EXIT_OK = 0,     /* workflow completed / command succeeded */
   CLI_EXIT_FAILED = 1, /* workflow failed or cancelled / command failed */

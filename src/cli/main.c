@@ -94,6 +94,7 @@ void cli_usage_migrate(FILE *out) {
         "  --status         list the migrations and their state; change nothing\n"
         "  --db CONNINFO    PostgreSQL connection string or URL\n"
         "  --dir DIR        the migrations directory (default: $FLOWCORE_MIGRATIONS_DIR,\n"
+        "                   else ../share/flowcore/migrations beside this executable,\n"
         "                   else the source tree's migrations/, else the installed one)\n"
         "  --help, -h       this help\n"
         "\n"

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <uv.h>
+
 #include "cli.h"
 
 static int is_dir(const char *path) {
@@ -11,15 +13,54 @@ static int is_dir(const char *path) {
   return path != NULL && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* --dir, else $FLOWCORE_MIGRATIONS_DIR, else the source tree's migrations/
- * (when this binary was built from a tree that still exists), else the
- * installed directory. */
-static const char *pick_dir(const char *opt) {
+/* The installed migrations beside this executable: <exe dir>/
+ * FLOWCORE_EXE_MIGRATIONS_DIR (relative, from the install layout, e.g.
+ * ../share/flowcore/migrations), so a moved prefix keeps working. Writes it
+ * to buf and returns buf when that directory exists, else NULL. */
+static const char *exe_relative_dir(char *buf, size_t size) {
+#ifdef FLOWCORE_EXE_MIGRATIONS_DIR
+  const char *rel = FLOWCORE_EXE_MIGRATIONS_DIR;
+  size_t len = size;
+  char *slash;
+  /* uv_exepath: /proc/self/exe on Linux, symbolic links resolved */
+  if (uv_exepath(buf, &len) != 0 || len >= size)
+    return NULL;
+  slash = strrchr(buf, '/');
+  if (slash == NULL || slash == buf)
+    return NULL;
+  *slash = '\0'; /* the executable's directory */
+  /* each leading ../ climbs one directory, so the path printed is plain */
+  while (strncmp(rel, "../", 3) == 0 && (slash = strrchr(buf, '/')) != NULL && slash != buf) {
+    *slash = '\0';
+    rel += 3;
+  }
+  if (strlen(buf) + 1 + strlen(rel) + 1 > size)
+    return NULL;
+  strcat(buf, "/");
+  strcat(buf, rel);
+  return is_dir(buf) ? buf : NULL;
+#else
+  (void)size;
+  (void)buf;
+  return NULL;
+#endif
+}
+
+/* --dir, else $FLOWCORE_MIGRATIONS_DIR, else the installed migrations
+ * beside this executable, else the source tree's migrations/ (a binary of a
+ * build tree whose source still exists), else the library's compiled-in
+ * default (fc_migrate_default_dir). buf holds the one found beside the
+ * executable. */
+static const char *pick_dir(const char *opt, char *buf, size_t size) {
   const char *env = getenv("FLOWCORE_MIGRATIONS_DIR");
+  const char *beside;
   if (opt != NULL)
     return opt;
   if (env != NULL && env[0] != '\0')
     return env;
+  beside = exe_relative_dir(buf, size);
+  if (beside != NULL)
+    return beside;
 #ifdef FLOWCORE_SOURCE_MIGRATIONS_DIR
   if (is_dir(FLOWCORE_SOURCE_MIGRATIONS_DIR))
     return FLOWCORE_SOURCE_MIGRATIONS_DIR;
@@ -76,6 +117,7 @@ int cli_cmd_migrate(int argc, char **argv) {
   fc_migrate_report_t rep;
   fc_error_t err;
   const char *db_opt = NULL, *dir_opt = NULL, *dir;
+  char exe_dir[4096];
   int id, status_only = 0, rc;
   size_t i;
 
@@ -102,7 +144,7 @@ int cli_cmd_migrate(int argc, char **argv) {
       return cli_usage_error("migrate", "unexpected option");
     }
   }
-  dir = pick_dir(dir_opt);
+  dir = pick_dir(dir_opt, exe_dir, sizeof exe_dir);
   if (dir == NULL)
     return cli_usage_error("migrate", "no migrations directory: give --dir or set "
                                       "FLOWCORE_MIGRATIONS_DIR");

@@ -1,6 +1,6 @@
-/* Fault tests of the history writer (DESIGN.md §6): a real PostgreSQL is
- * restarted, stopped, has its backends killed, or (through a small protocol
- * proxy in this file) loses the acknowledgement of a COMMIT it performed,
+/* Fault tests of the history writer (the promises of docs/reliability.md):
+ * a real PostgreSQL is restarted, stopped, has its backends killed, or
+ * (through a small protocol proxy in this file) loses the acknowledgement of a COMMIT it performed,
  * while workflows run with the database handler attached. After each fault
  * the database must hold every record exactly once, finished, and the
  * writer's stats must account for every record exactly.

@@ -342,7 +342,8 @@ static void test_fresh_database(void **state) {
                                       " AND i.indisunique"),
                    3);
 
-  /* The CHECK constraints hold the vocabularies of DESIGN.md. */
+  /* The CHECK constraints hold the vocabularies of the engine
+   * (fc_workflow_status_t, fc_node_status_t, fc_severity_t). */
   assert_int_equal(fc_test_pg_exec(db, "INSERT INTO workflow_executions"
                                        " (workflow_id, workflow_name, status, started_at)"
                                        " VALUES ('018f0000-0000-7000-8000-000000000001', 'w',"
