@@ -1,6 +1,7 @@
 /* The fail node: every attempt fails with the configured error ("message",
  * "severity", "error_type"). Completes its attempt at once, on the loop
  * thread. */
+#include "node_type.h"
 #include "nodes_int.h"
 
 typedef struct {
@@ -50,3 +51,41 @@ int fc_workflow_add_fail_node(fc_workflow_t *wf, const char *id, const char *mes
   }
   return fc__nodes_add(wf, id, "fail", fail_fn, cfg, fail_free, node_out);
 }
+
+/* ---- in a workflow file --------------------------------------------------- */
+
+static const char *const fail_fields[] = {"message", "severity", "error_type", NULL};
+
+static void fail_check(fc__load_node_t *N, json_t *node) {
+  fc_severity_t sev;
+  json_t *v;
+  if ((v = json_object_get(node, "message")) == NULL)
+    fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"message\"");
+  else
+    fc__load_string(N, v, "message", 1);
+  if ((v = json_object_get(node, "severity")) != NULL) {
+    if (!json_is_string(v) || fc_severity_parse(json_string_value(v), &sev) != 0) {
+      char shown[80];
+      fc__load_error(N, FC_EDEFINITION, "severity",
+                     "expected \"info\", \"warning\", \"error\" or \"critical\"%s%s%s",
+                     json_is_string(v) ? ", got \"" : "",
+                     json_is_string(v) ? fc__load_show(shown, sizeof shown, json_string_value(v), 32)
+                                       : "",
+                     json_is_string(v) ? "\"" : "");
+    }
+  }
+  if ((v = json_object_get(node, "error_type")) != NULL)
+    fc__load_string(N, v, "error_type", 1);
+}
+
+static int fail_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+  fc_severity_t sev = FC_SEVERITY_ERROR;
+  json_t *v;
+  if ((v = json_object_get(node, "severity")) != NULL)
+    (void)fc_severity_parse(json_string_value(v), &sev);
+  return fc_workflow_add_fail_node(wf, id, json_string_value(json_object_get(node, "message")),
+                                   sev, json_string_value(json_object_get(node, "error_type")),
+                                   node_out);
+}
+
+const fc__node_type_t fc__node_type_fail = {"fail", fail_fields, fail_check, fail_add};
