@@ -240,16 +240,10 @@ int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empt
 /* ---- node fields ----------------------------------------------------------------- */
 
 /* The fields of every node; each type adds its own (src/nodes/node_type.h). */
-static const char *const common_fields[] = {"id",
-                                            "type",
-                                            "description",
-                                            "after",
-                                            "routes",
-                                            "retries",
-                                            "retry_backoff_ms",
-                                            "retry_backoff_max_ms",
-                                            "timeout_ms",
-                                            NULL};
+static const char *const common_fields[] = {
+    "id",         "type",    "description",      "after",
+    "routes",     "retries", "retry_backoff_ms", "retry_backoff_max_ms",
+    "timeout_ms", NULL};
 
 static int has_field(const char *const *fields, const char *key) {
   size_t i;
@@ -272,7 +266,10 @@ static const char *type_names(char *buf, size_t size, const char *field) {
     if (field != NULL && !has_field(fc__node_types[i]->fields, field))
       continue;
     at++;
-    w = snprintf(buf + used, size - used, "%s%s", at == 1 ? "" : at == n ? " or " : ", ",
+    w = snprintf(buf + used, size - used, "%s%s",
+                 at == 1   ? ""
+                 : at == n ? " or "
+                           : ", ",
                  fc__node_types[i]->name);
     if (w < 0 || (size_t)w >= size - used)
       break;
@@ -350,8 +347,7 @@ static void check_routes(fc__load_node_t *N, json_t *node) {
     snprintf(sub, sizeof sub, "routes.%s", shown);
     if (!fc__name_valid(route, FC_NAME_MAX, 0)) {
       fc__load_error(N, FC_EBADNAME, sub,
-                     "invalid route name: use 1-%d characters of A-Z a-z 0-9 _ . : -",
-                     FC_NAME_MAX);
+                     "invalid route name: use 1-%d characters of A-Z a-z 0-9 _ . : -", FC_NAME_MAX);
       N->L->structural = 1;
     }
     if (!json_is_array(targets) || json_array_size(targets) == 0) {
@@ -434,8 +430,7 @@ static void check_retry(fc__load_node_t *N, json_t *node, retry_t *r) {
       fc__load_uint(N, node, "retry_backoff_max_ms", 0, (uint64_t)1 << 40, &r->backoff_max);
   if (have_backoff_max && r->backoff_max < r->backoff)
     fc__load_error(N, FC_EDEFINITION, "retry_backoff_max_ms",
-                   "must not be less than retry_backoff_ms (%llu)",
-                   (unsigned long long)r->backoff);
+                   "must not be less than retry_backoff_ms (%llu)", (unsigned long long)r->backoff);
   fc__load_uint(N, node, "timeout_ms", 0, (uint64_t)1 << 40, &r->timeout);
   if (!have_backoff_max)
     r->backoff_max = r->backoff > 60000 ? r->backoff : 60000;
@@ -445,8 +440,8 @@ static void check_retry(fc__load_node_t *N, json_t *node, retry_t *r) {
  * otherwise a placeholder that still takes part in the graph checks; then
  * its well-formed dependencies and routes (unknown ids are reported by the
  * graph pass), retries and timeout. */
-static void add_node(fc__load_node_t *N, json_t *node, const char *id,
-                     const fc__node_type_t *type, const retry_t *r) {
+static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc__node_type_t *type,
+                     const retry_t *r) {
   loader_t *L = N->L;
   fc_node_t *n = NULL;
   json_t *v;
@@ -554,7 +549,7 @@ static void check_refs(loader_t *L, json_t *nodes) {
         continue;
       snprintf(sub, sizeof sub, "after[%zu]", k);
       fc__load_error(&N, FC_EUNKNOWNDEP, sub, "depends on unknown node \"%s\"",
-                 fc__load_show(shown, sizeof shown, json_string_value(v), 64));
+                     fc__load_show(shown, sizeof shown, json_string_value(v), 64));
       L->structural = 1;
     }
     routes = json_object_get(node, "routes");
@@ -564,9 +559,10 @@ static void check_refs(loader_t *L, json_t *nodes) {
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_object_get(L->ids, json_string_value(v)) != NULL)
           continue;
-        snprintf(sub, sizeof sub, "routes.%s[%zu]", fc__load_show(rshown, sizeof rshown, route, 64), k);
+        snprintf(sub, sizeof sub, "routes.%s[%zu]", fc__load_show(rshown, sizeof rshown, route, 64),
+                 k);
         fc__load_error(&N, FC_EUNKNOWNDEP, sub, "route targets unknown node \"%s\"",
-                   fc__load_show(shown, sizeof shown, json_string_value(v), 64));
+                       fc__load_show(shown, sizeof shown, json_string_value(v), 64));
         L->structural = 1;
       }
     }
@@ -609,7 +605,8 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
     add_error(L, FC_EBADNAME, "name",
               "name: invalid workflow name \"%s\": use 1-%d characters of A-Z a-z 0-9 _ . : - "
               "(and inner spaces)",
-              fc__load_show(shown, sizeof shown, json_string_value(jname), 64), FC_WORKFLOW_NAME_MAX);
+              fc__load_show(shown, sizeof shown, json_string_value(jname), 64),
+              FC_WORKFLOW_NAME_MAX);
     L->structural = 1;
   } else {
     name = json_string_value(jname);
@@ -841,7 +838,8 @@ int fc_workflow_load_input(const char *arg, json_t **out, fc_error_t *err) {
     rc = read_all(arg + 1, FC_LOAD_MAX_FILE_BYTES, &text, &len, msg, sizeof msg);
     if (rc != 0)
       return fc__error_set(err, rc, arg + 1, "input: %s", msg);
-    snprintf(what, sizeof what, "input file \"%s\":", fc__load_show(shown, sizeof shown, arg + 1, 160));
+    snprintf(what, sizeof what,
+             "input file \"%s\":", fc__load_show(shown, sizeof shown, arg + 1, 160));
   } else {
     len = strlen(arg);
     snprintf(what, sizeof what, "input:");

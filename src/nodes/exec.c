@@ -851,8 +851,8 @@ int fc_workflow_add_exec_node(fc_workflow_t *wf, const char *id, const char *con
 
 /* ---- in a workflow file ----------------------------------------------------- */
 
-static const char *const exec_fields[] = {"command", "env", "cwd", "max_output_bytes",
-                                          "kill_grace_ms", NULL};
+static const char *const exec_fields[] = {"command",          "env",           "cwd",
+                                          "max_output_bytes", "kill_grace_ms", NULL};
 
 static void check_command(fc__load_node_t *N, json_t *node) {
   json_t *cmd = json_object_get(node, "command"), *v;

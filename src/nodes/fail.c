@@ -66,12 +66,12 @@ static void fail_check(fc__load_node_t *N, json_t *node) {
   if ((v = json_object_get(node, "severity")) != NULL) {
     if (!json_is_string(v) || fc_severity_parse(json_string_value(v), &sev) != 0) {
       char shown[80];
-      fc__load_error(N, FC_EDEFINITION, "severity",
-                     "expected \"info\", \"warning\", \"error\" or \"critical\"%s%s%s",
-                     json_is_string(v) ? ", got \"" : "",
-                     json_is_string(v) ? fc__load_show(shown, sizeof shown, json_string_value(v), 32)
-                                       : "",
-                     json_is_string(v) ? "\"" : "");
+      fc__load_error(
+          N, FC_EDEFINITION, "severity",
+          "expected \"info\", \"warning\", \"error\" or \"critical\"%s%s%s",
+          json_is_string(v) ? ", got \"" : "",
+          json_is_string(v) ? fc__load_show(shown, sizeof shown, json_string_value(v), 32) : "",
+          json_is_string(v) ? "\"" : "");
     }
   }
   if ((v = json_object_get(node, "error_type")) != NULL)
@@ -83,8 +83,8 @@ static int fail_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t *
   json_t *v;
   if ((v = json_object_get(node, "severity")) != NULL)
     (void)fc_severity_parse(json_string_value(v), &sev);
-  return fc_workflow_add_fail_node(wf, id, json_string_value(json_object_get(node, "message")),
-                                   sev, json_string_value(json_object_get(node, "error_type")),
+  return fc_workflow_add_fail_node(wf, id, json_string_value(json_object_get(node, "message")), sev,
+                                   json_string_value(json_object_get(node, "error_type")),
                                    node_out);
 }
 

@@ -2,11 +2,11 @@
  * order is the order in which messages list them. */
 #include "node_type.h"
 
-#define FC__NODE_TYPES(X)                                                     \
-  X(exec)                                                                     \
-  X(sleep)                                                                    \
-  X(pass)                                                                     \
-  X(set)                                                                      \
+#define FC__NODE_TYPES(X)                                                                          \
+  X(exec)                                                                                          \
+  X(sleep)                                                                                         \
+  X(pass)                                                                                          \
+  X(set)                                                                                           \
   X(fail)
 
 #define FC__NODE_TYPE_DECLARE(name) extern const fc__node_type_t fc__node_type_##name;

@@ -102,9 +102,8 @@ static void sleep_check(fc__load_node_t *N, json_t *node) {
 }
 
 static int sleep_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
-  return fc_workflow_add_sleep_node(wf, id,
-                                    (uint64_t)json_integer_value(json_object_get(node, "ms")),
-                                    node_out);
+  return fc_workflow_add_sleep_node(
+      wf, id, (uint64_t)json_integer_value(json_object_get(node, "ms")), node_out);
 }
 
 const fc__node_type_t fc__node_type_sleep = {"sleep", sleep_fields, sleep_check, sleep_add};
