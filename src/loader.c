@@ -3,9 +3,11 @@
  * The loader checks everything it can and records every error (up to
  * FC_LOAD_MAX_ERRORS kept), so `flowcore validate` can list them all:
  *   1. the top level (fields, name, max_parallel, nodes);
- *   2. every node on its own (fields, value types, per-type fields), adding
- *      it to the workflow when its id is valid (with a placeholder function
- *      when the rest of it is not, so the graph checks still see it);
+ *   2. every node on its own: the fields every node has here, then its
+ *      type's own fields by its type (src/nodes/node_type.h, one file per
+ *      type, listed in src/nodes/registry.c); adding it to the workflow
+ *      when its id is valid (with a placeholder function when the rest of
+ *      it is not, so the graph checks still see it);
  *   3. the graph: duplicate ids and references to unknown nodes, all of them;
  *   4. if neither names nor references were wrong: fc_workflow_validate()
  *      for what only the whole graph shows (cycles), adding its error. */
@@ -14,6 +16,7 @@
 #include <stdio.h>
 
 #include "internal.h"
+#include "nodes/node_type.h"
 
 /* ---- the error list -------------------------------------------------------- */
 
@@ -87,7 +90,7 @@ static void add_oom(loader_t *L) {
 /* Copies up to `max` bytes of s into buf for a message: printable ASCII as
  * is, anything else as '?', "..." appended when s is longer. Hostile names
  * (10 MB, control characters) stay short and harmless. */
-static const char *show(char *buf, size_t size, const char *s, size_t max) {
+const char *fc__load_show(char *buf, size_t size, const char *s, size_t max) {
   size_t i;
   if (max + 4 > size)
     max = size - 4;
@@ -128,21 +131,45 @@ static size_t edit_distance(const char *a, const char *b) {
   return row[lb];
 }
 
-/* " (did you mean \"x\"?)" for the closest known name, or "". */
+/* The closest of some known names to `name`, for a "did you mean" hint. */
+typedef struct {
+  const char *name;
+  const char *best;
+  size_t distance;
+} closest_t;
+
+static void closest_init(closest_t *c, const char *name) {
+  c->name = name;
+  c->best = NULL;
+  c->distance = 3;
+}
+
+static void closest_add(closest_t *c, const char *known) {
+  size_t d = edit_distance(c->name, known);
+  if (d < c->distance) {
+    c->distance = d;
+    c->best = known;
+  }
+}
+
+/* " (did you mean \"x\"?)" for the closest name when it is close enough,
+ * or "". */
+static const char *closest_hint(const closest_t *c, char *buf, size_t size) {
+  buf[0] = '\0';
+  if (c->best != NULL && c->distance <= (strlen(c->best) > 4 ? 2u : 1u))
+    snprintf(buf, size, " (did you mean \"%s\"?)", c->best);
+  return buf;
+}
+
+/* The hint for `name` among the n names of `known`. */
 static const char *suggest(char *buf, size_t size, const char *name, const char *const *known,
                            size_t n) {
-  size_t i, best = 3, at = n;
-  buf[0] = '\0';
-  for (i = 0; i < n; i++) {
-    size_t d = edit_distance(name, known[i]);
-    if (d < best) {
-      best = d;
-      at = i;
-    }
-  }
-  if (at < n && best <= (strlen(known[at]) > 4 ? 2u : 1u))
-    snprintf(buf, size, " (did you mean \"%s\"?)", known[at]);
-  return buf;
+  closest_t c;
+  size_t i;
+  closest_init(&c, name);
+  for (i = 0; i < n; i++)
+    closest_add(&c, known[i]);
+  return closest_hint(&c, buf, size);
 }
 
 static int has_nul(const json_t *s) {
@@ -151,21 +178,14 @@ static int has_nul(const json_t *s) {
 
 /* ---- node errors ----------------------------------------------------------- */
 
-typedef struct {
+struct fc__load_node {
+  loader_t *L;
   size_t index;
   const char *id; /* valid id for messages, else NULL */
   int errors;     /* errors in this node */
-} node_ref_t;
+};
 
-/* Records "nodes[i].<sub> (id "x"): <message>"; where = "nodes[i].<sub>". */
-static void node_error(loader_t *L, node_ref_t *N, int code, const char *sub, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-
-static void node_error(loader_t *L, node_ref_t *N, int code, const char *sub, const char *fmt,
-                       ...) {
+void fc__load_error(fc__load_node_t *N, int code, const char *sub, const char *fmt, ...) {
   char where[FC_ERROR_WHERE_LENGTH], idpart[FC_NAME_MAX + 16] = "", msg[FC_ERROR_TEXT_LENGTH];
   va_list ap;
   snprintf(where, sizeof where, "nodes[%zu]%s%s", N->index, sub != NULL ? "." : "",
@@ -176,44 +196,42 @@ static void node_error(loader_t *L, node_ref_t *N, int code, const char *sub, co
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   N->errors++;
-  add_error(L, code, where, "%s%s: %s", where, idpart, msg);
+  add_error(N->L, code, where, "%s%s: %s", where, idpart, msg);
 }
 
 /* ---- value checks -------------------------------------------------------------- */
 
-/* A non-negative integer <= max into *out; else an error. 1 if ok. */
-static int node_uint(loader_t *L, node_ref_t *N, json_t *node, const char *key, uint64_t min,
-                     uint64_t max, uint64_t *out) {
+int fc__load_uint(fc__load_node_t *N, json_t *node, const char *key, uint64_t min, uint64_t max,
+                  uint64_t *out) {
   json_t *v = json_object_get(node, key);
   json_int_t x;
   if (v == NULL)
     return 0;
   x = json_is_integer(v) ? json_integer_value(v) : -1;
   if (x < 0) {
-    node_error(L, N, FC_EDEFINITION, key, "expected a non-negative integer");
+    fc__load_error(N, FC_EDEFINITION, key, "expected a non-negative integer");
     return 0;
   }
   if ((uint64_t)x < min || (uint64_t)x > max) {
-    node_error(L, N, FC_EDEFINITION, key, "expected an integer from %llu to %llu, got %lld",
-               (unsigned long long)min, (unsigned long long)max, (long long)x);
+    fc__load_error(N, FC_EDEFINITION, key, "expected an integer from %llu to %llu, got %lld",
+                   (unsigned long long)min, (unsigned long long)max, (long long)x);
     return 0;
   }
   *out = (uint64_t)x;
   return 1;
 }
 
-/* A string without NUL (non_empty: and not ""); 1 if ok. */
-static int check_string(loader_t *L, node_ref_t *N, json_t *v, const char *sub, int non_empty) {
+int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empty) {
   if (!json_is_string(v)) {
-    node_error(L, N, FC_EDEFINITION, sub, "expected a string");
+    fc__load_error(N, FC_EDEFINITION, sub, "expected a string");
     return 0;
   }
   if (has_nul(v)) {
-    node_error(L, N, FC_EDEFINITION, sub, "contains a NUL character");
+    fc__load_error(N, FC_EDEFINITION, sub, "contains a NUL character");
     return 0;
   }
   if (non_empty && json_string_length(v) == 0) {
-    node_error(L, N, FC_EDEFINITION, sub, "must not be empty");
+    fc__load_error(N, FC_EDEFINITION, sub, "must not be empty");
     return 0;
   }
   return 1;
@@ -221,382 +239,226 @@ static int check_string(loader_t *L, node_ref_t *N, json_t *v, const char *sub, 
 
 /* ---- node fields ----------------------------------------------------------------- */
 
-enum { T_EXEC = 1, T_SLEEP = 2, T_PASS = 4, T_SET = 8, T_FAIL = 16, T_ALL = 31 };
+/* The fields of every node; each type adds its own (src/nodes/node_type.h). */
+static const char *const common_fields[] = {
+    "id",         "type",    "description",      "after",
+    "routes",     "retries", "retry_backoff_ms", "retry_backoff_max_ms",
+    "timeout_ms", NULL};
 
-static const char *const type_names[] = {"exec", "sleep", "pass", "set", "fail"};
-
-static const struct {
-  const char *name;
-  unsigned types;
-} node_fields[] = {
-    {"id", T_ALL},
-    {"type", T_ALL},
-    {"description", T_ALL},
-    {"after", T_ALL},
-    {"routes", T_ALL},
-    {"retries", T_ALL},
-    {"retry_backoff_ms", T_ALL},
-    {"retry_backoff_max_ms", T_ALL},
-    {"timeout_ms", T_ALL},
-    {"command", T_EXEC},
-    {"env", T_EXEC},
-    {"cwd", T_EXEC},
-    {"max_output_bytes", T_EXEC},
-    {"kill_grace_ms", T_EXEC},
-    {"ms", T_SLEEP},
-    {"output", T_SET},
-    {"message", T_FAIL},
-    {"severity", T_FAIL},
-    {"error_type", T_FAIL},
-};
-
-#define NODE_FIELD_COUNT (sizeof node_fields / sizeof node_fields[0])
-
-static const char *types_of(unsigned types) {
-  switch (types) {
-  case T_EXEC:
-    return "exec";
-  case T_SLEEP:
-    return "sleep";
-  case T_PASS:
-    return "pass";
-  case T_SET:
-    return "set";
-  case T_FAIL:
-    return "fail";
-  default:
-    return "other";
-  }
+static int has_field(const char *const *fields, const char *key) {
+  size_t i;
+  for (i = 0; fields != NULL && fields[i] != NULL; i++)
+    if (strcmp(fields[i], key) == 0)
+      return 1;
+  return 0;
 }
 
-static void check_node_keys(loader_t *L, node_ref_t *N, json_t *node, unsigned type) {
+/* The names of the types that have `field` among their own fields (every
+ * type when field is NULL) as "a", "a or b", "a, b or c"; "" for none. */
+static const char *type_names(char *buf, size_t size, const char *field) {
+  size_t i, n = 0, at = 0, used = 0;
+  for (i = 0; i < fc__node_type_count; i++)
+    if (field == NULL || has_field(fc__node_types[i]->fields, field))
+      n++;
+  buf[0] = '\0';
+  for (i = 0; i < fc__node_type_count; i++) {
+    int w;
+    if (field != NULL && !has_field(fc__node_types[i]->fields, field))
+      continue;
+    at++;
+    w = snprintf(buf + used, size - used, "%s%s",
+                 at == 1   ? ""
+                 : at == n ? " or "
+                           : ", ",
+                 fc__node_types[i]->name);
+    if (w < 0 || (size_t)w >= size - used)
+      break;
+    used += (size_t)w;
+  }
+  return buf;
+}
+
+/* Every key must be a common field or one of the node's type; when the
+ * type is unknown (NULL), any type's field is accepted. */
+static void check_node_keys(fc__load_node_t *N, json_t *node, const fc__node_type_t *type) {
   const char *key;
   json_t *v;
-  const char *names[NODE_FIELD_COUNT];
-  size_t i;
-  for (i = 0; i < NODE_FIELD_COUNT; i++)
-    names[i] = node_fields[i].name;
+  size_t i, k;
   json_object_foreach (node, key, v) {
-    char shown[80], hint[64];
+    char shown[80], hint[64], owners[128];
     (void)v;
-    for (i = 0; i < NODE_FIELD_COUNT; i++)
-      if (strcmp(node_fields[i].name, key) == 0)
-        break;
-    if (i == NODE_FIELD_COUNT) {
-      node_error(L, N, FC_EDEFINITION, NULL, "unknown field \"%s\"%s",
-                 show(shown, sizeof shown, key, 64),
-                 suggest(hint, sizeof hint, key, names, NODE_FIELD_COUNT));
-    } else if (type != 0 && (node_fields[i].types & type) == 0) {
-      node_error(L, N, FC_EDEFINITION, NULL,
-                 "field \"%s\" does not apply to type \"%s\" (it belongs to %s nodes)", key,
-                 types_of(type), types_of(node_fields[i].types));
+    if (has_field(common_fields, key) || (type != NULL && has_field(type->fields, key)))
+      continue;
+    type_names(owners, sizeof owners, key);
+    if (owners[0] == '\0') {
+      closest_t c;
+      closest_init(&c, key);
+      for (k = 0; common_fields[k] != NULL; k++)
+        closest_add(&c, common_fields[k]);
+      for (i = 0; i < fc__node_type_count; i++)
+        for (k = 0; fc__node_types[i]->fields != NULL && fc__node_types[i]->fields[k] != NULL; k++)
+          closest_add(&c, fc__node_types[i]->fields[k]);
+      fc__load_error(N, FC_EDEFINITION, NULL, "unknown field \"%s\"%s",
+                     fc__load_show(shown, sizeof shown, key, 64),
+                     closest_hint(&c, hint, sizeof hint));
+    } else if (type != NULL) {
+      fc__load_error(N, FC_EDEFINITION, NULL,
+                     "field \"%s\" does not apply to type \"%s\" (it belongs to %s nodes)", key,
+                     type->name, owners);
     }
   }
 }
 
 /* Checks "after" (an array of strings); ids are resolved later. */
-static void check_after(loader_t *L, node_ref_t *N, json_t *node) {
+static void check_after(fc__load_node_t *N, json_t *node) {
   json_t *after = json_object_get(node, "after"), *v;
   size_t k;
   if (after == NULL)
     return;
   if (!json_is_array(after)) {
-    node_error(L, N, FC_EDEFINITION, "after", "expected an array of node ids");
+    fc__load_error(N, FC_EDEFINITION, "after", "expected an array of node ids");
     return;
   }
   json_array_foreach (after, k, v) {
     char sub[32];
     snprintf(sub, sizeof sub, "after[%zu]", k);
-    check_string(L, N, v, sub, 1);
+    fc__load_string(N, v, sub, 1);
   }
 }
 
-static void check_routes(loader_t *L, node_ref_t *N, json_t *node) {
+static void check_routes(fc__load_node_t *N, json_t *node) {
   json_t *routes = json_object_get(node, "routes"), *targets, *v;
   const char *route;
   size_t k;
   if (routes == NULL)
     return;
   if (!json_is_object(routes)) {
-    node_error(L, N, FC_EDEFINITION, "routes",
-               "expected an object mapping route names to arrays of node ids");
+    fc__load_error(N, FC_EDEFINITION, "routes",
+                   "expected an object mapping route names to arrays of node ids");
     return;
   }
   if (json_object_size(routes) == 0)
-    node_error(L, N, FC_EDEFINITION, "routes", "must name at least one route");
+    fc__load_error(N, FC_EDEFINITION, "routes", "must name at least one route");
   if (json_object_size(routes) > 64)
-    node_error(L, N, FC_EDEFINITION, "routes", "more than 64 routes");
+    fc__load_error(N, FC_EDEFINITION, "routes", "more than 64 routes");
   json_object_foreach (routes, route, targets) {
     char sub[FC_NAME_MAX + 48], shown[80];
-    show(shown, sizeof shown, route, 64);
+    fc__load_show(shown, sizeof shown, route, 64);
     snprintf(sub, sizeof sub, "routes.%s", shown);
     if (!fc__name_valid(route, FC_NAME_MAX, 0)) {
-      node_error(L, N, FC_EBADNAME, sub,
-                 "invalid route name: use 1-%d characters of A-Z a-z 0-9 _ . : -", FC_NAME_MAX);
-      L->structural = 1;
+      fc__load_error(N, FC_EBADNAME, sub,
+                     "invalid route name: use 1-%d characters of A-Z a-z 0-9 _ . : -", FC_NAME_MAX);
+      N->L->structural = 1;
     }
     if (!json_is_array(targets) || json_array_size(targets) == 0) {
-      node_error(L, N, FC_EDEFINITION, sub, "expected a non-empty array of node ids");
+      fc__load_error(N, FC_EDEFINITION, sub, "expected a non-empty array of node ids");
       continue;
     }
     json_array_foreach (targets, k, v) {
       char item[FC_NAME_MAX + 80];
       snprintf(item, sizeof item, "%s[%zu]", sub, k);
-      check_string(L, N, v, item, 1);
+      fc__load_string(N, v, item, 1);
     }
   }
 }
 
-static void check_command(loader_t *L, node_ref_t *N, json_t *node) {
-  json_t *cmd = json_object_get(node, "command"), *v;
-  size_t k;
-  if (cmd == NULL) {
-    node_error(L, N, FC_EDEFINITION, NULL,
-               "missing required field \"command\" (an array: program and arguments)");
-    return;
-  }
-  if (!json_is_array(cmd) || json_array_size(cmd) == 0) {
-    node_error(L, N, FC_EDEFINITION, "command",
-               "expected a non-empty array of strings (program and arguments)");
-    return;
-  }
-  json_array_foreach (cmd, k, v) {
-    char sub[32];
-    snprintf(sub, sizeof sub, "command[%zu]", k);
-    if (!check_string(L, N, v, sub, 0))
-      continue;
-    if (k == 0 && json_string_length(v) == 0)
-      node_error(L, N, FC_EDEFINITION, sub, "the program must not be empty");
-  }
-}
-
-static void check_env(loader_t *L, node_ref_t *N, json_t *node) {
-  json_t *env = json_object_get(node, "env"), *v;
-  const char *name;
-  if (env == NULL)
-    return;
-  if (!json_is_object(env)) {
-    node_error(L, N, FC_EDEFINITION, "env", "expected an object of strings");
-    return;
-  }
-  json_object_foreach (env, name, v) {
-    char sub[96], shown[80];
-    snprintf(sub, sizeof sub, "env.%s", show(shown, sizeof shown, name, 64));
-    if (name[0] == '\0' || strchr(name, '=') != NULL)
-      node_error(L, N, FC_EDEFINITION, sub, "invalid variable name (empty or containing '=')");
-    check_string(L, N, v, sub, 0);
-  }
-}
-
-/* Validates one node and, when its id is usable, adds it to the workflow. */
-static void load_node(loader_t *L, size_t index, json_t *node) {
-  node_ref_t N = {index, NULL, 0};
-  json_t *jid, *jtype, *v;
-  const char *id = NULL;
-  unsigned type = 0;
-  uint64_t retries = 0, backoff = 0, backoff_max = 0, timeout = 0;
-  int have_backoff_max = 0, ok_numbers = 1;
-  fc_node_t *n = NULL;
-  int rc = 0;
-  size_t t, k;
-
-  if (!json_is_object(node)) {
-    node_error(L, &N, FC_EDEFINITION, NULL, "expected an object");
-    L->incomplete = 1;
-    return;
-  }
-  /* id */
-  jid = json_object_get(node, "id");
+/* The node's id, or NULL after an error. */
+static const char *check_id(fc__load_node_t *N, json_t *node) {
+  json_t *jid = json_object_get(node, "id");
   if (jid == NULL) {
-    node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"id\"");
+    fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"id\"");
   } else if (!json_is_string(jid)) {
-    node_error(L, &N, FC_EDEFINITION, "id", "expected a string");
+    fc__load_error(N, FC_EDEFINITION, "id", "expected a string");
   } else if (!fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0) || has_nul(jid)) {
     char shown[80];
-    node_error(L, &N, FC_EBADNAME, "id",
-               "invalid id \"%s\" (%zu bytes): use 1-%d characters of A-Z a-z 0-9 _ . : -",
-               show(shown, sizeof shown, json_string_value(jid), 64), json_string_length(jid),
-               FC_NAME_MAX);
-    L->structural = 1;
+    fc__load_error(N, FC_EBADNAME, "id",
+                   "invalid id \"%s\" (%zu bytes): use 1-%d characters of A-Z a-z 0-9 _ . : -",
+                   fc__load_show(shown, sizeof shown, json_string_value(jid), 64),
+                   json_string_length(jid), FC_NAME_MAX);
+    N->L->structural = 1;
   } else if (strcmp(json_string_value(jid), "input") == 0) {
-    node_error(L, &N, FC_EBADNAME, "id",
-               "the id \"input\" is reserved (a node's input holds the workflow input under "
-               "that key)");
-    L->structural = 1;
+    fc__load_error(N, FC_EBADNAME, "id",
+                   "the id \"input\" is reserved (a node's input holds the workflow input under "
+                   "that key)");
+    N->L->structural = 1;
   } else {
-    id = json_string_value(jid);
-    N.id = id;
+    return json_string_value(jid);
   }
-  if (id == NULL)
-    L->incomplete = 1;
-  /* type */
-  jtype = json_object_get(node, "type");
+  return NULL;
+}
+
+/* The node's type (src/nodes/registry.c), or NULL after an error. */
+static const fc__node_type_t *check_type(fc__load_node_t *N, json_t *node) {
+  json_t *jtype = json_object_get(node, "type");
+  const fc__node_type_t *type;
+  char names[256];
   if (jtype == NULL) {
-    node_error(L, &N, FC_EDEFINITION, NULL,
-               "missing required field \"type\" (exec, sleep, pass, set or fail)");
-  } else if (!json_is_string(jtype)) {
-    node_error(L, &N, FC_EDEFINITION, "type", "expected a string");
-  } else {
-    for (t = 0; t < FC__ARRAY_SIZE(type_names); t++)
-      if (strcmp(type_names[t], json_string_value(jtype)) == 0)
-        type = 1u << t;
-    if (type == 0) {
-      char shown[80], hint[64];
-      node_error(L, &N, FC_EDEFINITION, "type",
-                 "unknown type \"%s\"%s: expected exec, sleep, pass, set or fail",
-                 show(shown, sizeof shown, json_string_value(jtype), 64),
-                 suggest(hint, sizeof hint, json_string_value(jtype), type_names,
-                         FC__ARRAY_SIZE(type_names)));
-    }
+    fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"type\" (%s)",
+                   type_names(names, sizeof names, NULL));
+    return NULL;
   }
-  check_node_keys(L, &N, node, type);
-  if ((v = json_object_get(node, "description")) != NULL && !json_is_string(v))
-    node_error(L, &N, FC_EDEFINITION, "description", "expected a string");
-  check_after(L, &N, node);
-  check_routes(L, &N, node);
-  if (json_object_get(node, "retries") != NULL)
-    ok_numbers &= node_uint(L, &N, node, "retries", 0, 1000000, &retries);
-  if (json_object_get(node, "retry_backoff_ms") != NULL)
-    ok_numbers &= node_uint(L, &N, node, "retry_backoff_ms", 0, (uint64_t)1 << 40, &backoff);
-  if (json_object_get(node, "retry_backoff_max_ms") != NULL) {
-    have_backoff_max =
-        node_uint(L, &N, node, "retry_backoff_max_ms", 0, (uint64_t)1 << 40, &backoff_max);
-    ok_numbers &= have_backoff_max;
+  if (!json_is_string(jtype)) {
+    fc__load_error(N, FC_EDEFINITION, "type", "expected a string");
+    return NULL;
   }
-  if (have_backoff_max && backoff_max < backoff)
-    node_error(L, &N, FC_EDEFINITION, "retry_backoff_max_ms",
-               "must not be less than retry_backoff_ms (%llu)", (unsigned long long)backoff);
-  if (json_object_get(node, "timeout_ms") != NULL)
-    ok_numbers &= node_uint(L, &N, node, "timeout_ms", 0, (uint64_t)1 << 40, &timeout);
+  type = fc__node_type_find(json_string_value(jtype));
+  if (type == NULL) {
+    char shown[80], hint[64];
+    closest_t c;
+    size_t i;
+    closest_init(&c, json_string_value(jtype));
+    for (i = 0; i < fc__node_type_count; i++)
+      closest_add(&c, fc__node_types[i]->name);
+    fc__load_error(N, FC_EDEFINITION, "type", "unknown type \"%s\"%s: expected %s",
+                   fc__load_show(shown, sizeof shown, json_string_value(jtype), 64),
+                   closest_hint(&c, hint, sizeof hint), type_names(names, sizeof names, NULL));
+  }
+  return type;
+}
+
+/* What the engine does on failure and how long an attempt may take. */
+typedef struct {
+  uint64_t retries, backoff, backoff_max, timeout;
+} retry_t;
+
+static void check_retry(fc__load_node_t *N, json_t *node, retry_t *r) {
+  int have_backoff_max;
+  memset(r, 0, sizeof *r);
+  fc__load_uint(N, node, "retries", 0, 1000000, &r->retries);
+  fc__load_uint(N, node, "retry_backoff_ms", 0, (uint64_t)1 << 40, &r->backoff);
+  have_backoff_max =
+      fc__load_uint(N, node, "retry_backoff_max_ms", 0, (uint64_t)1 << 40, &r->backoff_max);
+  if (have_backoff_max && r->backoff_max < r->backoff)
+    fc__load_error(N, FC_EDEFINITION, "retry_backoff_max_ms",
+                   "must not be less than retry_backoff_ms (%llu)", (unsigned long long)r->backoff);
+  fc__load_uint(N, node, "timeout_ms", 0, (uint64_t)1 << 40, &r->timeout);
   if (!have_backoff_max)
-    backoff_max = backoff > 60000 ? backoff : 60000;
+    r->backoff_max = r->backoff > 60000 ? r->backoff : 60000;
+}
 
-  /* Per-type fields. */
-  if (type == T_EXEC) {
-    uint64_t x;
-    check_command(L, &N, node);
-    check_env(L, &N, node);
-    if ((v = json_object_get(node, "cwd")) != NULL)
-      check_string(L, &N, v, "cwd", 1);
-    node_uint(L, &N, node, "max_output_bytes", 1, (uint64_t)1 << 30, &x);
-    node_uint(L, &N, node, "kill_grace_ms", 0, (uint64_t)1 << 40, &x);
-  } else if (type == T_SLEEP) {
-    uint64_t x;
-    if (json_object_get(node, "ms") == NULL)
-      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"ms\"");
-    else
-      node_uint(L, &N, node, "ms", 0, (uint64_t)1 << 40, &x);
-  } else if (type == T_SET) {
-    if (json_object_get(node, "output") == NULL)
-      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"output\"");
-  } else if (type == T_FAIL) {
-    fc_severity_t sev;
-    if ((v = json_object_get(node, "message")) == NULL)
-      node_error(L, &N, FC_EDEFINITION, NULL, "missing required field \"message\"");
-    else
-      check_string(L, &N, v, "message", 1);
-    if ((v = json_object_get(node, "severity")) != NULL) {
-      if (!json_is_string(v) || fc_severity_parse(json_string_value(v), &sev) != 0) {
-        char shown[80];
-        node_error(L, &N, FC_EDEFINITION, "severity",
-                   "expected \"info\", \"warning\", \"error\" or \"critical\"%s%s%s",
-                   json_is_string(v) ? ", got \"" : "",
-                   json_is_string(v) ? show(shown, sizeof shown, json_string_value(v), 32) : "",
-                   json_is_string(v) ? "\"" : "");
-      }
-    }
-    if ((v = json_object_get(node, "error_type")) != NULL)
-      check_string(L, &N, v, "error_type", 1);
-  }
-  (void)ok_numbers;
-
-  if (id == NULL)
-    return;
-  /* Duplicate ids: the node is not added (the first one stays). */
-  if ((v = json_object_get(L->ids, id)) != NULL) {
-    node_error(L, &N, FC_EDUPLICATE, "id", "duplicate id, already used by nodes[%lld]",
-               (long long)json_integer_value(v));
-    L->structural = 1;
-    return;
-  }
-  if (json_object_set_new(L->ids, id, json_integer((json_int_t)index)) != 0) {
-    add_oom(L);
-    return;
-  }
-  if (L->oom)
-    return;
-
-  /* Add it: the real thing when the node is valid, otherwise a placeholder
-   * that still takes part in the graph checks. */
-  if (N.errors == 0 && type == T_EXEC) {
-    json_t *cmd = json_object_get(node, "command"), *env = json_object_get(node, "env");
-    size_t argc = json_array_size(cmd), nenv = json_object_size(env), e = 0;
-    const char **argv = fc__calloc(argc + 1, sizeof *argv);
-    const char **envv = fc__calloc(nenv + 1, sizeof *envv);
-    char **envs = fc__calloc(nenv + 1, sizeof *envs);
-    fc_exec_options_t opts;
-    fc_exec_options_init(&opts);
-    rc = FC_ENOMEM;
-    if (argv != NULL && envv != NULL && envs != NULL) {
-      const char *name;
-      json_t *val;
-      rc = 0;
-      json_array_foreach (cmd, k, v)
-        argv[k] = json_string_value(v);
-      json_object_foreach (env, name, val) {
-        size_t ln = strlen(name), lv = json_string_length(val);
-        envs[e] = fc__malloc(ln + lv + 2);
-        if (envs[e] == NULL) {
-          rc = FC_ENOMEM;
-          break;
-        }
-        memcpy(envs[e], name, ln);
-        envs[e][ln] = '=';
-        memcpy(envs[e] + ln + 1, json_string_value(val), lv + 1);
-        envv[e] = envs[e];
-        e++;
-      }
-      if ((v = json_object_get(node, "cwd")) != NULL)
-        opts.cwd = json_string_value(v);
-      if ((v = json_object_get(node, "max_output_bytes")) != NULL)
-        opts.max_output_bytes = (size_t)json_integer_value(v);
-      if ((v = json_object_get(node, "kill_grace_ms")) != NULL)
-        opts.kill_grace_ms = (uint64_t)json_integer_value(v);
-      opts.env = envv;
-      if (rc == 0)
-        rc = fc_workflow_add_exec_node(L->wf, id, argv, &opts, &n);
-    }
-    for (k = 0; envs != NULL && k < e; k++)
-      fc__free(envs[k]);
-    fc__free(envs);
-    fc__free(envv);
-    fc__free(argv);
-  } else if (N.errors == 0 && type == T_SLEEP) {
-    rc = fc_workflow_add_sleep_node(L->wf, id,
-                                    (uint64_t)json_integer_value(json_object_get(node, "ms")), &n);
-  } else if (N.errors == 0 && type == T_PASS) {
-    rc = fc_workflow_add_pass_node(L->wf, id, &n);
-  } else if (N.errors == 0 && type == T_SET) {
-    rc = fc_workflow_add_set_node(L->wf, id, json_object_get(node, "output"), &n);
-  } else if (N.errors == 0 && type == T_FAIL) {
-    fc_severity_t sev = FC_SEVERITY_ERROR;
-    if ((v = json_object_get(node, "severity")) != NULL)
-      (void)fc_severity_parse(json_string_value(v), &sev);
-    rc = fc_workflow_add_fail_node(L->wf, id, json_string_value(json_object_get(node, "message")),
-                                   sev, json_string_value(json_object_get(node, "error_type")), &n);
-  } else {
+/* Adds the checked node `id`: its type's node when it had no error,
+ * otherwise a placeholder that still takes part in the graph checks; then
+ * its well-formed dependencies and routes (unknown ids are reported by the
+ * graph pass), retries and timeout. */
+static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc__node_type_t *type,
+                     const retry_t *r) {
+  loader_t *L = N->L;
+  fc_node_t *n = NULL;
+  json_t *v;
+  size_t k;
+  int rc;
+  if (N->errors == 0 && type != NULL)
+    rc = type->add(L->wf, id, node, &n);
+  else
     rc = fc_workflow_add_pass_node(L->wf, id, &n); /* placeholder, never run */
-  }
   if (rc != 0 || n == NULL) {
     if (rc == FC_ENOMEM)
       add_oom(L);
     else
-      node_error(L, &N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
+      fc__load_error(N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
     L->incomplete = 1;
     return;
   }
-  /* Dependencies and routes that are well-formed (unknown ids are reported
-   * by the graph pass). */
   v = json_object_get(node, "after");
   if (json_is_array(v)) {
     json_t *d;
@@ -616,9 +478,54 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
           add_oom(L);
     }
   }
-  if (fc_node_set_retries(n, (int)retries, backoff, backoff_max) != 0 ||
-      fc_node_set_timeout(n, timeout) != 0)
+  if (fc_node_set_retries(n, (int)r->retries, r->backoff, r->backoff_max) != 0 ||
+      fc_node_set_timeout(n, r->timeout) != 0)
     add_oom(L);
+}
+
+/* Validates one node and, when its id is usable, adds it to the workflow. */
+static void load_node(loader_t *L, size_t index, json_t *node) {
+  fc__load_node_t N = {L, index, NULL, 0};
+  const fc__node_type_t *type;
+  const char *id;
+  retry_t retry;
+  json_t *v;
+
+  if (!json_is_object(node)) {
+    fc__load_error(&N, FC_EDEFINITION, NULL, "expected an object");
+    L->incomplete = 1;
+    return;
+  }
+  id = check_id(&N, node);
+  N.id = id;
+  if (id == NULL)
+    L->incomplete = 1;
+  type = check_type(&N, node);
+  check_node_keys(&N, node, type);
+  if ((v = json_object_get(node, "description")) != NULL && !json_is_string(v))
+    fc__load_error(&N, FC_EDEFINITION, "description", "expected a string");
+  check_after(&N, node);
+  check_routes(&N, node);
+  check_retry(&N, node, &retry);
+  if (type != NULL && type->check != NULL)
+    type->check(&N, node);
+
+  if (id == NULL)
+    return;
+  /* Duplicate ids: the node is not added (the first one stays). */
+  if ((v = json_object_get(L->ids, id)) != NULL) {
+    fc__load_error(&N, FC_EDUPLICATE, "id", "duplicate id, already used by nodes[%lld]",
+                   (long long)json_integer_value(v));
+    L->structural = 1;
+    return;
+  }
+  if (json_object_set_new(L->ids, id, json_integer((json_int_t)index)) != 0) {
+    add_oom(L);
+    return;
+  }
+  if (L->oom)
+    return;
+  add_node(&N, node, id, type, &retry);
 }
 
 /* Reports every reference to an unknown node (after[] and routes). */
@@ -626,7 +533,7 @@ static void check_refs(loader_t *L, json_t *nodes) {
   json_t *node;
   size_t i;
   json_array_foreach (nodes, i, node) {
-    node_ref_t N = {i, NULL, 0};
+    fc__load_node_t N = {L, i, NULL, 0};
     json_t *jid = json_object_get(node, "id"), *after, *routes, *targets, *v;
     const char *route;
     size_t k;
@@ -641,8 +548,8 @@ static void check_refs(loader_t *L, json_t *nodes) {
           json_object_get(L->ids, json_string_value(v)) != NULL)
         continue;
       snprintf(sub, sizeof sub, "after[%zu]", k);
-      node_error(L, &N, FC_EUNKNOWNDEP, sub, "depends on unknown node \"%s\"",
-                 show(shown, sizeof shown, json_string_value(v), 64));
+      fc__load_error(&N, FC_EUNKNOWNDEP, sub, "depends on unknown node \"%s\"",
+                     fc__load_show(shown, sizeof shown, json_string_value(v), 64));
       L->structural = 1;
     }
     routes = json_object_get(node, "routes");
@@ -652,9 +559,10 @@ static void check_refs(loader_t *L, json_t *nodes) {
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             json_object_get(L->ids, json_string_value(v)) != NULL)
           continue;
-        snprintf(sub, sizeof sub, "routes.%s[%zu]", show(rshown, sizeof rshown, route, 64), k);
-        node_error(L, &N, FC_EUNKNOWNDEP, sub, "route targets unknown node \"%s\"",
-                   show(shown, sizeof shown, json_string_value(v), 64));
+        snprintf(sub, sizeof sub, "routes.%s[%zu]", fc__load_show(rshown, sizeof rshown, route, 64),
+                 k);
+        fc__load_error(&N, FC_EUNKNOWNDEP, sub, "route targets unknown node \"%s\"",
+                       fc__load_show(shown, sizeof shown, json_string_value(v), 64));
         L->structural = 1;
       }
     }
@@ -681,7 +589,7 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
       if (strcmp(top_fields[i], key) == 0)
         break;
     if (i == FC__ARRAY_SIZE(top_fields))
-      add_error(L, FC_EDEFINITION, show(shown, sizeof shown, key, 64),
+      add_error(L, FC_EDEFINITION, fc__load_show(shown, sizeof shown, key, 64),
                 "unknown top-level field \"%s\"%s", shown,
                 suggest(hint, sizeof hint, key, top_fields, FC__ARRAY_SIZE(top_fields)));
   }
@@ -697,7 +605,8 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
     add_error(L, FC_EBADNAME, "name",
               "name: invalid workflow name \"%s\": use 1-%d characters of A-Z a-z 0-9 _ . : - "
               "(and inner spaces)",
-              show(shown, sizeof shown, json_string_value(jname), 64), FC_WORKFLOW_NAME_MAX);
+              fc__load_show(shown, sizeof shown, json_string_value(jname), 64),
+              FC_WORKFLOW_NAME_MAX);
     L->structural = 1;
   } else {
     name = json_string_value(jname);
@@ -835,7 +744,7 @@ static int read_all(const char *path, size_t limit, char **out, size_t *out_len,
   size_t len = 0, cap = 0;
   int use_stdin = strcmp(path, "-") == 0, rc = 0;
   char shown[200];
-  show(shown, sizeof shown, path, 160);
+  fc__load_show(shown, sizeof shown, path, 160);
   f = use_stdin ? stdin : fopen(path, "rb");
   if (f == NULL) {
     int e = errno;
@@ -904,7 +813,7 @@ int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **inp
   }
   rc = read_all(path, FC_LOAD_MAX_FILE_BYTES, &text, &len, msg, sizeof msg);
   if (rc != 0) {
-    show(where, sizeof where, path, 200);
+    fc__load_show(where, sizeof where, path, 200);
     add_error(&L, rc, where, "%s", msg);
     return rc;
   }
@@ -929,7 +838,8 @@ int fc_workflow_load_input(const char *arg, json_t **out, fc_error_t *err) {
     rc = read_all(arg + 1, FC_LOAD_MAX_FILE_BYTES, &text, &len, msg, sizeof msg);
     if (rc != 0)
       return fc__error_set(err, rc, arg + 1, "input: %s", msg);
-    snprintf(what, sizeof what, "input file \"%s\":", show(shown, sizeof shown, arg + 1, 160));
+    snprintf(what, sizeof what,
+             "input file \"%s\":", fc__load_show(shown, sizeof shown, arg + 1, 160));
   } else {
     len = strlen(arg);
     snprintf(what, sizeof what, "input:");

@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "node_type.h"
 #include "nodes_int.h"
 
 extern char **environ;
@@ -943,3 +944,110 @@ int fc_workflow_add_exec_node(fc_workflow_t *wf, const char *id, const char *con
   }
   return fc__nodes_add(wf, id, "exec", exec_fn, cfg, exec_cfg_free, node_out);
 }
+
+/* ---- in a workflow file ----------------------------------------------------- */
+
+static const char *const exec_fields[] = {"command",          "env",           "cwd",
+                                          "max_output_bytes", "kill_grace_ms", NULL};
+
+static void check_command(fc__load_node_t *N, json_t *node) {
+  json_t *cmd = json_object_get(node, "command"), *v;
+  size_t k;
+  if (cmd == NULL) {
+    fc__load_error(N, FC_EDEFINITION, NULL,
+                   "missing required field \"command\" (an array: program and arguments)");
+    return;
+  }
+  if (!json_is_array(cmd) || json_array_size(cmd) == 0) {
+    fc__load_error(N, FC_EDEFINITION, "command",
+                   "expected a non-empty array of strings (program and arguments)");
+    return;
+  }
+  json_array_foreach (cmd, k, v) {
+    char sub[32];
+    snprintf(sub, sizeof sub, "command[%zu]", k);
+    if (!fc__load_string(N, v, sub, 0))
+      continue;
+    if (k == 0 && json_string_length(v) == 0)
+      fc__load_error(N, FC_EDEFINITION, sub, "the program must not be empty");
+  }
+}
+
+static void check_env(fc__load_node_t *N, json_t *node) {
+  json_t *env = json_object_get(node, "env"), *v;
+  const char *name;
+  if (env == NULL)
+    return;
+  if (!json_is_object(env)) {
+    fc__load_error(N, FC_EDEFINITION, "env", "expected an object of strings");
+    return;
+  }
+  json_object_foreach (env, name, v) {
+    char sub[96], shown[80];
+    snprintf(sub, sizeof sub, "env.%s", fc__load_show(shown, sizeof shown, name, 64));
+    if (name[0] == '\0' || strchr(name, '=') != NULL)
+      fc__load_error(N, FC_EDEFINITION, sub, "invalid variable name (empty or containing '=')");
+    fc__load_string(N, v, sub, 0);
+  }
+}
+
+static void exec_check(fc__load_node_t *N, json_t *node) {
+  json_t *v;
+  uint64_t x;
+  check_command(N, node);
+  check_env(N, node);
+  if ((v = json_object_get(node, "cwd")) != NULL)
+    fc__load_string(N, v, "cwd", 1);
+  fc__load_uint(N, node, "max_output_bytes", 1, (uint64_t)1 << 30, &x);
+  fc__load_uint(N, node, "kill_grace_ms", 0, (uint64_t)1 << 40, &x);
+}
+
+/* The file's command, env ("NAME=value" strings, made here) and options,
+ * borrowed from `node` for fc_workflow_add_exec_node, which copies them. */
+static int exec_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+  json_t *cmd = json_object_get(node, "command"), *env = json_object_get(node, "env"), *v;
+  size_t argc = json_array_size(cmd), nenv = json_object_size(env), e = 0, k;
+  const char **argv = fc__calloc(argc + 1, sizeof *argv);
+  const char **envv = fc__calloc(nenv + 1, sizeof *envv);
+  char **envs = fc__calloc(nenv + 1, sizeof *envs);
+  fc_exec_options_t opts;
+  int rc = FC_ENOMEM;
+  fc_exec_options_init(&opts);
+  if (argv != NULL && envv != NULL && envs != NULL) {
+    const char *name;
+    json_t *val;
+    rc = 0;
+    json_array_foreach (cmd, k, v)
+      argv[k] = json_string_value(v);
+    json_object_foreach (env, name, val) {
+      size_t ln = strlen(name), lv = json_string_length(val);
+      envs[e] = fc__malloc(ln + lv + 2);
+      if (envs[e] == NULL) {
+        rc = FC_ENOMEM;
+        break;
+      }
+      memcpy(envs[e], name, ln);
+      envs[e][ln] = '=';
+      memcpy(envs[e] + ln + 1, json_string_value(val), lv + 1);
+      envv[e] = envs[e];
+      e++;
+    }
+    if ((v = json_object_get(node, "cwd")) != NULL)
+      opts.cwd = json_string_value(v);
+    if ((v = json_object_get(node, "max_output_bytes")) != NULL)
+      opts.max_output_bytes = (size_t)json_integer_value(v);
+    if ((v = json_object_get(node, "kill_grace_ms")) != NULL)
+      opts.kill_grace_ms = (uint64_t)json_integer_value(v);
+    opts.env = envv;
+    if (rc == 0)
+      rc = fc_workflow_add_exec_node(wf, id, argv, &opts, node_out);
+  }
+  for (k = 0; envs != NULL && k < e; k++)
+    fc__free(envs[k]);
+  fc__free(envs);
+  fc__free(envv);
+  fc__free(argv);
+  return rc;
+}
+
+const fc__node_type_t fc__node_type_exec = {"exec", exec_fields, exec_check, exec_add};

@@ -1,7 +1,8 @@
 /* The sleep node: waits `ms` milliseconds on a uv_timer, one per attempt.
  * A stop (timeout, cancellation) ends the timer at once; the attempt is
  * completed from the timer's close callback, so nothing of the attempt is
- * left on the loop after its completion. */
+ * left on the loop after its completion. In a workflow file: "ms". */
+#include "node_type.h"
 #include "nodes_int.h"
 
 typedef struct {
@@ -87,3 +88,22 @@ int fc_workflow_add_sleep_node(fc_workflow_t *wf, const char *id, uint64_t ms,
   *cfg = ms;
   return fc__nodes_add(wf, id, "sleep", sleep_fn, cfg, fc__free, node_out);
 }
+
+/* ---- in a workflow file --------------------------------------------------- */
+
+static const char *const sleep_fields[] = {"ms", NULL};
+
+static void sleep_check(fc__load_node_t *N, json_t *node) {
+  uint64_t x;
+  if (json_object_get(node, "ms") == NULL)
+    fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"ms\"");
+  else
+    fc__load_uint(N, node, "ms", 0, (uint64_t)1 << 40, &x);
+}
+
+static int sleep_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+  return fc_workflow_add_sleep_node(
+      wf, id, (uint64_t)json_integer_value(json_object_get(node, "ms")), node_out);
+}
+
+const fc__node_type_t fc__node_type_sleep = {"sleep", sleep_fields, sleep_check, sleep_add};

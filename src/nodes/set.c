@@ -1,0 +1,43 @@
+/* The set node: its output is a constant ("output"), deep-copied for each
+ * attempt. Completes its attempt at once, on the loop thread. */
+#include "node_type.h"
+#include "nodes_int.h"
+
+static void set_fn(fc_node_ctx_t *ctx, void *data) {
+  json_t *copy = json_deep_copy((json_t *)data);
+  if (copy == NULL) {
+    fc_node_failf(ctx, FC_SEVERITY_ERROR, "node_error", "out of memory copying the output");
+    return;
+  }
+  fc_node_succeed(ctx, copy);
+}
+
+static void set_free(void *data) { json_decref((json_t *)data); }
+
+int fc_workflow_add_set_node(fc_workflow_t *wf, const char *id, json_t *output,
+                             fc_node_t **node_out) {
+  json_t *constant;
+  if (node_out != NULL)
+    *node_out = NULL;
+  if (wf == NULL || id == NULL)
+    return FC_EINVAL;
+  constant = output != NULL ? json_deep_copy(output) : json_null();
+  if (constant == NULL)
+    return FC_ENOMEM;
+  return fc__nodes_add(wf, id, "set", set_fn, constant, set_free, node_out);
+}
+
+/* ---- in a workflow file --------------------------------------------------- */
+
+static const char *const set_fields[] = {"output", NULL};
+
+static void set_check(fc__load_node_t *N, json_t *node) {
+  if (json_object_get(node, "output") == NULL)
+    fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"output\"");
+}
+
+static int set_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+  return fc_workflow_add_set_node(wf, id, json_object_get(node, "output"), node_out);
+}
+
+const fc__node_type_t fc__node_type_set = {"set", set_fields, set_check, set_add};
