@@ -7,6 +7,8 @@
  *   flowcore version | help
  *
  * docs/cli.md is the manual; the usage texts below are its summary. */
+#include <langinfo.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,18 +206,6 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
   }
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  cli_verror(fmt, ap);
-  va_end(ap);
-  if (cmd != NULL)
-    fprintf(stderr, "Try 'flowcore %s --help'.\n", cmd);
-  else
-    fputs("Try 'flowcore --help'.\n", stderr);
-  return CLI_EXIT_USAGE;
-}
-
 static void print_version(void) {
   int pq = PQlibVersion();
   printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d)\n", fc_version_string(),
@@ -254,7 +244,21 @@ static int cmd_help(int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv) {
+/* UTF-8 output ("µs") only when the locale's character set is UTF-8
+ * (LC_ALL, LC_CTYPE, LANG). LC_CTYPE goes back to "C" afterwards: nothing
+ * else in the command depends on the locale. */
+static void detect_utf8(void) {
+  const char *codeset;
+  if (setlocale(LC_CTYPE, "") == NULL)
+    return;
+  codeset = nl_langinfo(CODESET);
+  cli_set_utf8(codeset != NULL &&
+               (strcmp(codeset, "UTF-8") == 0 || strcmp(codeset, "utf-8") == 0 ||
+                strcmp(codeset, "utf8") == 0 || strcmp(codeset, "UTF8") == 0));
+  (void)setlocale(LC_CTYPE, "C");
+}
+
+static int dispatch(int argc, char **argv) {
   const char *cmd;
   if (argc < 2) {
     cli_usage_main(stderr);
@@ -290,4 +294,11 @@ int main(int argc, char **argv) {
   if (cmd[0] == '-')
     return cli_usage_error(NULL, "unknown option '%s'", cmd);
   return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}
+
+/* Every command's output ends here: a write error on stdout (a full disk,
+ * /dev/full, a closed pipe) is reported and fails the command. */
+int main(int argc, char **argv) {
+  detect_utf8();
+  return cli_close_stdout(dispatch(argc, argv));
 }
