@@ -13,6 +13,15 @@
 
 /* ---- secrets ------------------------------------------------------------- */
 
+static int g_stdout_errno; /* the first write error on stdout, or 0 */
+
+/* Keeps the reason of the first failed write to stdout (the stream's error
+ * flag stays, errno does not). */
+static void note_stdout_error(int e) {
+  if (g_stdout_errno == 0)
+    g_stdout_errno = e != 0 ? e : EIO;
+}
+
 #define MAX_SECRETS 16
 
 static char *g_secrets[MAX_SECRETS];
@@ -105,7 +114,8 @@ void cli_vprintf(FILE *out, const char *fmt, va_list ap) {
   va_end(ap2);
   buf = cli_redact(buf);
   if (buf != NULL) {
-    fputs(buf, out);
+    if (fputs(buf, out) == EOF && out == stdout)
+      note_stdout_error(errno);
     free(buf);
   }
 }
@@ -133,12 +143,9 @@ void cli_error(const char *fmt, ...) {
 
 /* ---- standard output ------------------------------------------------------ */
 
-static int g_stdout_errno; /* the first write error on stdout, or 0 */
-
 int cli_flush_stdout(void) {
   if (fflush(stdout) != 0) {
-    if (g_stdout_errno == 0)
-      g_stdout_errno = errno != 0 ? errno : EIO;
+    note_stdout_error(errno);
     return -1;
   }
   return ferror(stdout) ? -1 : 0;
@@ -147,8 +154,7 @@ int cli_flush_stdout(void) {
 int cli_close_stdout(int exit_code) {
   int failed = cli_flush_stdout() != 0;
   if (fclose(stdout) != 0) {
-    if (g_stdout_errno == 0)
-      g_stdout_errno = errno != 0 ? errno : EIO;
+    note_stdout_error(errno);
     failed = 1;
   }
   if (!failed)
