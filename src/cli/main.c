@@ -32,11 +32,15 @@ void cli_usage_main(FILE *out) {
         "Run 'flowcore <command> --help' for a command's options.\n"
         "\n"
         "Exit codes: 0 success (workflow completed); 1 workflow failed or cancelled,\n"
-        "or a command failed; 2 usage error or invalid workflow file; 3 history\n"
+        "or a command failed, or stdout could not be written; 2 usage error (also a\n"
+        "connection string libpq would refuse) or invalid workflow file; 3 history\n"
         "records were lost (neither written nor spooled).\n"
         "\n"
         "Database: --db, else FLOWCORE_DB, else DATABASE_URL, else libpq's PG*\n"
-        "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n",
+        "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n"
+        "\n"
+        "Durations under 1 ms end in the micro sign only in a UTF-8 locale (LC_ALL,\n"
+        "LC_CTYPE, LANG), else in \"us\".\n",
         out);
 }
 
@@ -57,7 +61,9 @@ void cli_usage_run(FILE *out) {
         "  --quiet, -q             no progress, and no summary unless something failed\n"
         "  --json                  print one JSON object with the result on stdout\n"
         "                          instead of the output and the summary\n"
-        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic)\n"
+        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic;\n"
+        "                          this run's counters, and per workflow the\n"
+        "                          flowcore_last_run_* and _last_success_* gauges)\n"
         "  --spool-dir DIR         keep history in DIR while the database is down (it\n"
         "                          is replayed once reachable); without it, history\n"
         "                          not written by the deadline is lost\n"
@@ -66,8 +72,9 @@ void cli_usage_run(FILE *out) {
         "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
         "  --help, -h              this help\n"
         "\n"
-        "Exit codes: 0 completed; 1 failed or cancelled; 2 usage error or invalid\n"
-        "workflow file; 3 history records lost (printed), whatever the status.\n",
+        "Exit codes: 0 completed; 1 failed or cancelled, or stdout could not be\n"
+        "written; 2 usage error or invalid workflow file; 3 history records lost\n"
+        "(printed), whatever the status or a write error.\n",
         out);
 }
 
@@ -98,8 +105,8 @@ void cli_usage_migrate(FILE *out) {
         "                   else the source tree's migrations/, else the installed one)\n"
         "  --help, -h       this help\n"
         "\n"
-        "Exit codes: 0 done (--status: listed); 1 database or migration error;\n"
-        "2 usage error.\n",
+        "Exit codes: 0 done (--status: listed); 1 database or migration error, or\n"
+        "stdout could not be written; 2 usage error.\n",
         out);
 }
 
@@ -117,8 +124,8 @@ void cli_usage_history(FILE *out) {
         "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
         "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
         "\n"
-        "Exit codes: 0 done; 1 database error; 2 usage error (also an unknown or\n"
-        "ambiguous run id).\n",
+        "Exit codes: 0 done; 1 database error, or stdout could not be written;\n"
+        "2 usage error (also a malformed, unknown or ambiguous run id).\n",
         out);
 }
 
