@@ -1606,12 +1606,26 @@ static void test_last_error_cleared(void **state) {
     usleep(50000);
   }
   assert_true(n >= 2);
-  n = fc_test_pg_int(g_db,
-                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                     "datname = '%s' AND application_name = 'flowcore-writer'",
-                     g_dbname);
-  assert_true(n >= 2);
-  usleep(500000); /* the writer sees it, and reconnects behind its backoff */
+  {
+    char *killed_at = fc_test_pg_text(g_db, "SELECT now()::text");
+    n = fc_test_pg_int(g_db,
+                       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                       "datname = '%s' AND application_name = 'flowcore-writer'",
+                       g_dbname);
+    assert_true(n >= 2);
+    /* The writer sees it, and reconnects behind its backoff. */
+    for (i = 0; i < 200; i++) {
+      n = fc_test_pg_int(g_db,
+                         "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND "
+                         "application_name = 'flowcore-writer' AND backend_start > '%s'",
+                         g_dbname, killed_at);
+      if (n >= 2)
+        break;
+      usleep(50000);
+    }
+    free(killed_at);
+    assert_true(n >= 2);
+  }
   assert_int_equal(kill(p.pid, SIGINT), 0);
   cli_finish(&p, 30000);
   expect_exit(&p, 1); /* cancelled */
