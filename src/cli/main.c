@@ -259,9 +259,8 @@ static void detect_utf8(void) {
   if (setlocale(LC_CTYPE, "") == NULL)
     return;
   codeset = nl_langinfo(CODESET);
-  cli_set_utf8(codeset != NULL &&
-               (strcmp(codeset, "UTF-8") == 0 || strcmp(codeset, "utf-8") == 0 ||
-                strcmp(codeset, "utf8") == 0 || strcmp(codeset, "UTF8") == 0));
+  cli_set_utf8(codeset != NULL && (strcmp(codeset, "UTF-8") == 0 || strcmp(codeset, "utf-8") == 0 ||
+                                   strcmp(codeset, "utf8") == 0 || strcmp(codeset, "UTF8") == 0));
   (void)setlocale(LC_CTYPE, "C");
 }
 

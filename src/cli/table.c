@@ -80,6 +80,7 @@ static int in_ranges(uint32_t cp, const range_t *r, size_t n) {
  * combining and zero-width blocks and the East Asian Wide/Fullwidth blocks
  * (sorted, for a binary search); not the full Unicode tables. */
 static size_t char_width(uint32_t cp) {
+  /* clang-format off */
   static const range_t zero[] = {
       {0x0300, 0x036F}, /* combining diacritical marks */
       {0x0483, 0x0489}, {0x0591, 0x05BD}, {0x0610, 0x061A}, {0x064B, 0x065F},
@@ -116,6 +117,7 @@ static size_t char_width(uint32_t cp) {
       {0x1F680, 0x1F6FF}, {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F9FF}, {0x1FA70, 0x1FAFF},
       {0x20000, 0x2FFFD}, /* CJK extensions B-F */
       {0x30000, 0x3FFFD}};
+  /* clang-format on */
   if (in_ranges(cp, zero, sizeof zero / sizeof zero[0]))
     return 0;
   if (in_ranges(cp, wide, sizeof wide / sizeof wide[0]))

@@ -313,9 +313,9 @@ static int port_ok(const char *v) {
 /* Checks the values libpq would refuse at connection time. Returns 0, or
  * CLI_EXIT_USAGE after a message naming the option (passwords redacted). */
 static int check_conninfo_values(const cli_db_t *db, const PQconninfoOption *opts) {
-  static const char *const int_keys[] = {"connect_timeout",     "keepalives",
-                                         "keepalives_idle",     "keepalives_interval",
-                                         "keepalives_count",    "tcp_user_timeout"};
+  static const char *const int_keys[] = {"connect_timeout",  "keepalives",
+                                         "keepalives_idle",  "keepalives_interval",
+                                         "keepalives_count", "tcp_user_timeout"};
   const PQconninfoOption *o;
   const char *port_env = getenv("PGPORT");
   int has_port = 0;

@@ -53,10 +53,10 @@ typedef struct {
   dist_t d;
   /* Workflow table only: the last ended run (the latest workflow_end). */
   int has_last;
-  int last_status;          /* fc_workflow_status_t */
-  int64_t last_end_us;      /* wall clock, µs since the epoch */
+  int last_status;     /* fc_workflow_status_t */
+  int64_t last_end_us; /* wall clock, µs since the epoch */
   int64_t last_duration_us;
-  int64_t last_success_us;  /* end of the last completed run, 0: none */
+  int64_t last_success_us; /* end of the last completed run, 0: none */
 } entry_t;
 
 typedef struct {

@@ -1520,8 +1520,7 @@ static void test_conninfo_usage_errors(void **state) {
     proc_free(&p);
   }
   /* Several hosts with their ports are fine (the server is then tried). */
-  snprintf(kv, sizeof kv, "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x", free_port(),
-           free_port());
+  snprintf(kv, sizeof kv, "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x", free_port(), free_port());
   CLI_RUN(&p, "history", "runs", "--db", kv);
   expect_exit(&p, 1);
   expect_contains(p.err, "Connection refused");

@@ -39,11 +39,11 @@ static void expect_text(const char *got, const char *want) {
 static void test_aligned_by_display_width(void **state) {
   static const char *const headers[] = {"NAME", "DURATION", "NOTE"};
   static const char *const rows[][3] = {
-      {"a", "850\xc2\xb5s", "x"},                             /* 850µs */
-      {"bb", "12ms", "y"},                                    /* ASCII */
-      {"\xe5\x90\x8d\xe5\x89\x8d", "1.25s", "z"},             /* 名前: 4 columns */
-      {"e\xcc\x81te\xcc\x81", "3\xc2\xb5s", "w"},             /* été, combining: 3 */
-      {"\xf0\x9f\x9a\x80!", "2m05s", "v"}};                   /* 🚀!: 3 columns */
+      {"a", "850\xc2\xb5s", "x"},                 /* 850µs */
+      {"bb", "12ms", "y"},                        /* ASCII */
+      {"\xe5\x90\x8d\xe5\x89\x8d", "1.25s", "z"}, /* 名前: 4 columns */
+      {"e\xcc\x81te\xcc\x81", "3\xc2\xb5s", "w"}, /* été, combining: 3 */
+      {"\xf0\x9f\x9a\x80!", "2m05s", "v"}};       /* 🚀!: 3 columns */
   cli_table_t *t;
   char *text;
   size_t i;
@@ -69,7 +69,9 @@ static void test_cut_by_display_width(void **state) {
   static const char *const wide[] = {"\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d\xe5\x89\x8d", "1"};
   static const char *const ascii[] = {"abcdefghij", "2"};
   static const char *const fits[] = {"\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d", "3"};
-  static const char *const bad[] = {"\xff\xfe" "ab", "4"}; /* invalid UTF-8: a column a byte */
+  static const char *const bad[] = {"\xff\xfe"
+                                    "ab",
+                                    "4"}; /* invalid UTF-8: a column a byte */
   cli_table_t *t = cli_table_new(2, headers, "ll");
   char *text;
   (void)state;
@@ -81,10 +83,11 @@ static void test_cut_by_display_width(void **state) {
   assert_int_equal(cli_table_add(t, bad), 0);
   text = printed(t);
   expect_text(text, "NAME    N\n"
-                    "\xe5\x90\x8d...   1\n"          /* 名 + "..." = 5 columns */
+                    "\xe5\x90\x8d...   1\n" /* 名 + "..." = 5 columns */
                     "abc...  2\n"
                     "\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d  3\n" /* 6 columns: not cut */
-                    "\xff\xfe" "ab    4\n");
+                    "\xff\xfe"
+                    "ab    4\n");
   free(text);
   cli_table_free(t);
 }

@@ -1186,18 +1186,18 @@ static void test_last_run_gauges(void **state) {
                                "2000.250000\n"));
   assert_true(fabs(prom_value(&p, "flowcore_last_run_timestamp_seconds", "workflow=\"etl\"", "") -
                    2000.25) < 1e-9);
-  assert_true(fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"",
-                              "") -
-                   1500.0) < 1e-9);
+  assert_true(
+      fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"", "") -
+           1500.0) < 1e-9);
   assert_true(fabs(prom_value(&p, "flowcore_last_run_duration_seconds", "workflow=\"etl\"", "") -
                    3.0) < 1e-9);
   assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", "workflow=\"etl\"", ""), 0);
   /* escaped label values; no success yet: no success gauge */
-  assert_non_null(strstr(text, "flowcore_last_run_timestamp_seconds{" "workflow=\"we\\\"ird"
+  assert_non_null(strstr(text, "flowcore_last_run_timestamp_seconds{"
+                               "workflow=\"we\\\"ird"
                                "\\\\ name\\nx\"} 1700000000.123456\n"));
   assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", lab_wq, ""), 0);
-  assert_true(fabs(prom_value(&p, "flowcore_last_run_duration_seconds", lab_wq, "") - 0.25) <
-              1e-9);
+  assert_true(fabs(prom_value(&p, "flowcore_last_run_duration_seconds", lab_wq, "") - 0.25) < 1e-9);
   assert_null(prom_find(&p, "flowcore_last_success_timestamp_seconds", lab_wq, ""));
   prom_free(&p);
   free(text);
@@ -1221,15 +1221,15 @@ static void test_last_run_gauges(void **state) {
   assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", "workflow=\"etl\"", ""), 0);
   assert_true(fabs(prom_value(&p, "flowcore_last_run_timestamp_seconds", "workflow=\"etl\"", "") -
                    3000.0) < 1e-9);
-  assert_true(fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"",
-                              "") -
-                   1500.0) < 1e-9); /* carried over */
+  assert_true(
+      fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"", "") -
+           1500.0) < 1e-9); /* carried over */
   assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", lab_wq, ""), 1);
   assert_non_null(strstr(text, "flowcore_last_success_timestamp_seconds{workflow=\"we\\\"ird"
                                "\\\\ name\\nx\"} 1700000001.000000\n"));
   /* counters are this process's own: they restart with each process */
-  assert_int_equal(
-      (int)prom_value(&p, "flowcore_workflows_ended_total", "status=\"failed\"", ""), 1);
+  assert_int_equal((int)prom_value(&p, "flowcore_workflows_ended_total", "status=\"failed\"", ""),
+                   1);
   prom_free(&p);
   free(text);
   /* A newer success of this process wins over the carried one. */
