@@ -99,7 +99,10 @@ typedef struct {
   uint64_t queue_depth;      /* now */
   uint64_t queue_high_water; /* most records queued at once */
   int connected;             /* connections up now */
-  char last_error[256];      /* never contains the password */
+  /* The newest database or spool error, never with the password; "" when
+   * none, and cleared once every record is written (nothing dropped or
+   * spooled, every connection up) after a transient error. */
+  char last_error[256];
 } fc_history_stats_t;
 
 typedef struct fc_history_writer_s fc_history_writer_t;

@@ -158,14 +158,22 @@ FC_EXTERN json_t *fc_metrics_report_json(const fc_metrics_t *m) FC_WARN_UNUSED;
  * _node_attempts_started_total, _node_attempts_total{status},
  * _nodes_total{status}, _errors_total{severity},
  * _metrics_overflow_total{kind}; gauges _workflows_running,
- * _metrics_node_keys, _metrics_workflow_keys; histograms
+ * _metrics_node_keys, _metrics_workflow_keys, and per workflow name
+ * (not "(other)") the batch-job gauges _last_run_timestamp_seconds,
+ * _last_success_timestamp_seconds (only once a run completed),
+ * _last_run_duration_seconds and _last_run_status (1 completed, 0 failed
+ * or cancelled), of the run with the latest workflow_end time_us
+ * (timestamps in seconds since the epoch, exact to the µs); histograms
  * _workflow_duration_seconds{workflow} and
  * _node_duration_seconds{workflow,node} (the "(other)" bucket has
  * workflow="(other)",node="(other)"). `out` is borrowed. Returns 0,
  * FC_EINVAL or UV_EIO (a write failed). */
 FC_EXTERN int fc_metrics_write_prometheus(const fc_metrics_t *m, FILE *out);
 
-/* Writes the same text ATOMICALLY to `path`: into a temporary file
+/* Writes the same text ATOMICALLY to `path`, except that the
+ * _last_success_timestamp_seconds of the file being replaced is kept for a
+ * workflow m has seen when it is newer than m's own (a batch run that
+ * failed keeps the previous run's success time): into a temporary file
  * ".<name>.tmp.XXXXXX" in the same directory (not matching *.prom), then
  * fsync, chmod 0644, rename over `path`, fsync of the directory. Readers
  * see the old file or the complete new one, never a part; no temporary file

@@ -43,7 +43,7 @@ void cli_usage_migrate(FILE *out);
 void cli_usage_history(FILE *out);
 void cli_usage_history_sub(FILE *out, const char *sub);
 /* Prints "flowcore: <msg>\nTry 'flowcore <cmd> --help'." and returns
- * CLI_EXIT_USAGE. `cmd` may be NULL (top level). */
+ * CLI_EXIT_USAGE. `cmd` may be NULL (top level). In util.c. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -79,6 +79,22 @@ char *cli_one_line(char *s);
  * -1 (an error message was printed). */
 int cli_print_json(FILE *out, const json_t *value);
 
+/* ---- standard output and the locale (util.c) ------------------------------- */
+
+/* fflush(stdout), remembering the first write error (errno) for
+ * cli_close_stdout. Returns 0, or -1 when stdout had a write error. */
+int cli_flush_stdout(void);
+/* Called once, at exit: flushes and closes stdout. On a write error (e.g.
+ * ENOSPC, EPIPE with SIGPIPE ignored) prints "flowcore: write error on
+ * standard output: <strerror>" and returns CLI_EXIT_FAILED when exit_code
+ * was CLI_EXIT_OK; a more specific non-zero exit_code (2, 3) is kept.
+ * Otherwise returns exit_code. */
+int cli_close_stdout(int exit_code);
+/* Whether the output may use UTF-8 ("µs" rather than "us"): set once by
+ * main from the locale (LC_CTYPE's codeset). Default 0. */
+void cli_set_utf8(int on);
+int cli_utf8(void);
+
 /* ---- the database (util.c) --------------------------------------------------- */
 
 typedef struct {
@@ -96,8 +112,18 @@ typedef struct {
 
 /* Resolves the database and registers its password (and PGPASSWORD) as
  * secrets. Returns 0, or CLI_EXIT_USAGE when the connection string does not
- * parse (a message without the password was printed). */
+ * parse (PQconninfoParse) or holds a value libpq would refuse when
+ * connecting (a port or an integer option that is not a number, also
+ * PGPORT): a message naming it, without the password, was printed. */
 int cli_db_resolve(const char *opt_db, cli_db_t *out);
+/* 1 when a libpq or server message says the database itself does not exist
+ * ('database "x" does not exist', SQLSTATE 3D000). */
+int cli_db_missing(const char *msg);
+/* After a failed connection with libpq's message msg: "hint: the database
+ * "x" does not exist: create it (createdb 'x') ..." when it says so, else
+ * the --db hint when no database is configured; else nothing. db may be
+ * NULL. */
+void cli_db_hint(const cli_db_t *db, const char *msg);
 
 /* ---- option parsing (util.c) ------------------------------------------------- */
 
@@ -155,14 +181,15 @@ typedef struct cli_table_s cli_table_t;
 /* A table with ncols columns, headers (copied) and an alignment string of
  * ncols characters: 'l' or 'r'. Returns NULL on ENOMEM. */
 cli_table_t *cli_table_new(size_t ncols, const char *const *headers, const char *align);
-/* Caps a column's width in characters (longer cells end with "..."). */
+/* Caps a column's width in display columns (longer cells end with "..."). */
 void cli_table_max_width(cli_table_t *t, size_t col, size_t width);
 /* Adds a row of ncols cells (copied; NULL prints as ""). Control characters
  * become spaces. Returns 0 or -1 (ENOMEM). */
 int cli_table_add(cli_table_t *t, const char *const *cells);
 size_t cli_table_rows(const cli_table_t *t);
-/* Prints the header and the rows, columns separated by two spaces, the last
- * column not padded. */
+/* Prints the header and the rows, columns separated by two spaces and
+ * aligned by display width (wide characters count two columns, combining
+ * marks none), the last column not padded. */
 void cli_table_print(const cli_table_t *t, FILE *out);
 void cli_table_free(cli_table_t *t);
 

@@ -59,9 +59,8 @@ static int connect_db(hist_t *h) {
   msg = one_line(h->conn != NULL ? PQerrorMessage(h->conn) : "out of memory");
   cli_error("cannot connect to the database (%s): %s", h->db.source,
             msg != NULL ? msg : "out of memory");
+  cli_db_hint(&h->db, msg);
   free(msg);
-  if (!h->db.configured)
-    cli_error("hint: name the database with --db, FLOWCORE_DB or DATABASE_URL");
   PQfinish(h->conn);
   h->conn = NULL;
   return CLI_EXIT_FAILED;
@@ -329,6 +328,13 @@ static int prefix_bounds(const char *prefix, char lo[37], char hi[37]) {
   return 0;
 }
 
+static int invalid_id(const hist_t *h) {
+  return cli_usage_error(h->cmd,
+                         "invalid run id '%s': expected a run id or a prefix of one "
+                         "(hexadecimal digits and dashes)",
+                         h->id);
+}
+
 /* Finds the one run whose id starts with h->id. Returns 0 with the id in
  * out, or an exit code after printing why not. */
 static int resolve_id(hist_t *h, char out[37]) {
@@ -344,10 +350,7 @@ static int resolve_id(hist_t *h, char out[37]) {
   const char *params[2];
   size_t s;
   if (prefix_bounds(h->id, lo, hi) != 0)
-    return cli_usage_error(h->cmd,
-                           "invalid run id '%s': expected a run id or a prefix of one "
-                           "(hexadecimal digits and dashes)",
-                           h->id);
+    return invalid_id(h);
   params[0] = lo;
   params[1] = hi;
   for (s = 0; s < sizeof sources / sizeof sources[0]; s++) {
@@ -783,8 +786,15 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
       return cli_usage_error(h->cmd, "unexpected option");
     }
   }
-  if (strcmp(h->sub, "show") == 0 && h->id == NULL)
-    return cli_usage_error(h->cmd, "missing the run ID (or a prefix of it)");
+  if (strcmp(h->sub, "show") == 0) {
+    char lo[37], hi[37];
+    if (h->id == NULL)
+      return cli_usage_error(h->cmd, "missing the run ID (or a prefix of it)");
+    /* Checked before connecting: a malformed id is a usage error even
+     * without a database. */
+    if (prefix_bounds(h->id, lo, hi) != 0)
+      return invalid_id(h);
+  }
   return CLI_EXIT_OK;
 }
 
@@ -849,6 +859,6 @@ int cli_cmd_history(int argc, char **argv) {
   else
     rc = cmd_losses(&h);
   PQfinish(h.conn);
-  fflush(stdout);
+  (void)cli_flush_stdout();
   return rc;
 }

@@ -7,6 +7,8 @@
  *   flowcore version | help
  *
  * docs/cli.md is the manual; the usage texts below are its summary. */
+#include <langinfo.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,11 +32,15 @@ void cli_usage_main(FILE *out) {
         "Run 'flowcore <command> --help' for a command's options.\n"
         "\n"
         "Exit codes: 0 success (workflow completed); 1 workflow failed or cancelled,\n"
-        "or a command failed; 2 usage error or invalid workflow file; 3 history\n"
+        "or a command failed, or stdout could not be written; 2 usage error (also a\n"
+        "connection string libpq would refuse) or invalid workflow file; 3 history\n"
         "records were lost (neither written nor spooled).\n"
         "\n"
         "Database: --db, else FLOWCORE_DB, else DATABASE_URL, else libpq's PG*\n"
-        "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n",
+        "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n"
+        "\n"
+        "Durations under 1 ms end in the micro sign only in a UTF-8 locale (LC_ALL,\n"
+        "LC_CTYPE, LANG), else in \"us\".\n",
         out);
 }
 
@@ -56,7 +62,9 @@ void cli_usage_run(FILE *out) {
         "  --quiet, -q             no progress, and no summary unless something failed\n"
         "  --json                  print one JSON object with the result on stdout\n"
         "                          instead of the output and the summary\n"
-        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic)\n"
+        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic;\n"
+        "                          this run's counters, and per workflow the\n"
+        "                          flowcore_last_run_* and _last_success_* gauges)\n"
         "  --spool-dir DIR         keep history in DIR while the database is down (it\n"
         "                          is replayed once reachable); without it, history\n"
         "                          not written by the deadline is lost\n"
@@ -65,8 +73,9 @@ void cli_usage_run(FILE *out) {
         "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
         "  --help, -h              this help\n"
         "\n"
-        "Exit codes: 0 completed; 1 failed or cancelled; 2 usage error or invalid\n"
-        "workflow file; 3 history records lost (printed), whatever the status.\n",
+        "Exit codes: 0 completed; 1 failed or cancelled, or stdout could not be\n"
+        "written; 2 usage error or invalid workflow file; 3 history records lost\n"
+        "(printed), whatever the status or a write error.\n",
         out);
 }
 
@@ -98,8 +107,8 @@ void cli_usage_migrate(FILE *out) {
         "                   else the source tree's migrations/, else the installed one)\n"
         "  --help, -h       this help\n"
         "\n"
-        "Exit codes: 0 done (--status: listed); 1 database or migration error;\n"
-        "2 usage error.\n",
+        "Exit codes: 0 done (--status: listed); 1 database or migration error, or\n"
+        "stdout could not be written; 2 usage error.\n",
         out);
 }
 
@@ -117,8 +126,8 @@ void cli_usage_history(FILE *out) {
         "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
         "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
         "\n"
-        "Exit codes: 0 done; 1 database error; 2 usage error (also an unknown or\n"
-        "ambiguous run id).\n",
+        "Exit codes: 0 done; 1 database error, or stdout could not be written;\n"
+        "2 usage error (also a malformed, unknown or ambiguous run id).\n",
         out);
 }
 
@@ -206,18 +215,6 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
   }
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  cli_verror(fmt, ap);
-  va_end(ap);
-  if (cmd != NULL)
-    fprintf(stderr, "Try 'flowcore %s --help'.\n", cmd);
-  else
-    fputs("Try 'flowcore --help'.\n", stderr);
-  return CLI_EXIT_USAGE;
-}
-
 static void print_version(void) {
   int pq = PQlibVersion();
   printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d)\n", fc_version_string(),
@@ -256,7 +253,20 @@ static int cmd_help(int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv) {
+/* UTF-8 output ("µs") only when the locale's character set is UTF-8
+ * (LC_ALL, LC_CTYPE, LANG). LC_CTYPE goes back to "C" afterwards: nothing
+ * else in the command depends on the locale. */
+static void detect_utf8(void) {
+  const char *codeset;
+  if (setlocale(LC_CTYPE, "") == NULL)
+    return;
+  codeset = nl_langinfo(CODESET);
+  cli_set_utf8(codeset != NULL && (strcmp(codeset, "UTF-8") == 0 || strcmp(codeset, "utf-8") == 0 ||
+                                   strcmp(codeset, "utf8") == 0 || strcmp(codeset, "UTF8") == 0));
+  (void)setlocale(LC_CTYPE, "C");
+}
+
+static int dispatch(int argc, char **argv) {
   const char *cmd;
   if (argc < 2) {
     cli_usage_main(stderr);
@@ -292,4 +302,11 @@ int main(int argc, char **argv) {
   if (cmd[0] == '-')
     return cli_usage_error(NULL, "unknown option '%s'", cmd);
   return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}
+
+/* Every command's output ends here: a write error on stdout (a full disk,
+ * /dev/full, a closed pipe) is reported and fails the command. */
+int main(int argc, char **argv) {
+  detect_utf8();
+  return cli_close_stdout(dispatch(argc, argv));
 }

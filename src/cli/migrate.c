@@ -173,8 +173,8 @@ int cli_cmd_migrate(int argc, char **argv) {
               err.where[0] != '\0' && strstr(err.text, err.where) == NULL ? err.where : "",
               err.where[0] != '\0' && strstr(err.text, err.where) == NULL ? ": " : "",
               err.text[0] != '\0' ? err.text : fc_strerror(rc));
-    if (rc == FC_EDB && !db.configured)
-      cli_error("hint: name the database with --db, FLOWCORE_DB or DATABASE_URL");
+    if (rc == FC_EDB)
+      cli_db_hint(&db, err.text);
     fc_migrate_report_free(&rep);
     return rc == FC_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
   }

@@ -48,7 +48,7 @@ static void print_load_errors(const char *path, const fc_load_errors_t *errors) 
   for (i = 0; i < errors->count; i++) {
     const fc_error_t *e = &errors->items[i];
     size_t wlen = strlen(e->where);
-    fflush(stdout);
+    (void)cli_flush_stdout();
     if (!is_fc_code(e->code))
       cli_printf(stderr, "flowcore: %s\n", e->text);
     else if (wlen > 0 && isdigit((unsigned char)e->text[0]) &&
@@ -231,8 +231,7 @@ static void close_handles(run_state_t *st) {
   if (st->abandoned) {
     /* The run is still closing (node processes stopping): the history is
      * done, so the result is complete; do not wait for the loop. */
-    int code = report_result(st);
-    fflush(stdout);
+    int code = cli_close_stdout(report_result(st));
     fflush(stderr);
     _exit(code);
   }
@@ -508,7 +507,7 @@ static void print_summary(const run_state_t *st) {
   size_t i;
   json_t *e;
   cli_format_duration_ms((double)st->duration_us / 1000.0, dur, sizeof dur);
-  fflush(stdout);
+  (void)cli_flush_stdout();
   cli_printf(stderr, "workflow \"%s\" %s in %s (run %s)\n", fc_workflow_name(st->wf),
              fc_workflow_status_name(st->status), dur,
              st->workflow_id[0] != '\0' ? st->workflow_id : "-");
@@ -573,9 +572,14 @@ static void print_loss(const run_state_t *st) {
             "spooled: %s",
             (unsigned long long)st->report.dropped_total, st->report.dropped_total == 1 ? "" : "s",
             buf);
-  if (st->report.last_error[0] != '\0')
-    cli_error("last database error: %s", st->report.last_error);
-  if (strstr(st->report.last_error, "does not exist") != NULL)
+  if (st->report.last_error[0] != '\0') {
+    char one[sizeof st->report.last_error];
+    snprintf(one, sizeof one, "%s", st->report.last_error);
+    cli_error("last database error: %s", cli_one_line(one));
+  }
+  if (cli_db_missing(st->report.last_error))
+    cli_db_hint(&st->db, st->report.last_error);
+  else if (strstr(st->report.last_error, "does not exist") != NULL)
     cli_error("hint: create the history schema with 'flowcore migrate'");
   if (st->spool_dir == NULL)
     cli_error("hint: --spool-dir DIR keeps history on disk while the database is unreachable");
@@ -918,7 +922,7 @@ int cli_cmd_run(int argc, char **argv) {
     cli_error("warning: the event loop did not close cleanly");
 
   exit_code = report_result(&st);
-  fflush(stdout);
+  (void)cli_flush_stdout();
   json_decref(st.output);
   json_decref(st.errors);
   fc_workflow_free(st.wf);

@@ -2,6 +2,7 @@
  * configuration, option parsing, and formatting of times and durations. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,15 @@
 #include "cli.h"
 
 /* ---- secrets ------------------------------------------------------------- */
+
+static int g_stdout_errno; /* the first write error on stdout, or 0 */
+
+/* Keeps the reason of the first failed write to stdout (the stream's error
+ * flag stays, errno does not). */
+static void note_stdout_error(int e) {
+  if (g_stdout_errno == 0)
+    g_stdout_errno = e != 0 ? e : EIO;
+}
 
 #define MAX_SECRETS 16
 
@@ -104,7 +114,8 @@ void cli_vprintf(FILE *out, const char *fmt, va_list ap) {
   va_end(ap2);
   buf = cli_redact(buf);
   if (buf != NULL) {
-    fputs(buf, out);
+    if (fputs(buf, out) == EOF && out == stdout)
+      note_stdout_error(errno);
     free(buf);
   }
 }
@@ -117,7 +128,7 @@ void cli_printf(FILE *out, const char *fmt, ...) {
 }
 
 void cli_verror(const char *fmt, va_list ap) {
-  fflush(stdout);
+  (void)cli_flush_stdout();
   fputs("flowcore: ", stderr);
   cli_vprintf(stderr, fmt, ap);
   fputc('\n', stderr);
@@ -128,6 +139,49 @@ void cli_error(const char *fmt, ...) {
   va_start(ap, fmt);
   cli_verror(fmt, ap);
   va_end(ap);
+}
+
+/* ---- standard output ------------------------------------------------------ */
+
+int cli_flush_stdout(void) {
+  if (fflush(stdout) != 0) {
+    note_stdout_error(errno);
+    return -1;
+  }
+  return ferror(stdout) ? -1 : 0;
+}
+
+int cli_close_stdout(int exit_code) {
+  int failed = cli_flush_stdout() != 0;
+  if (fclose(stdout) != 0) {
+    note_stdout_error(errno);
+    failed = 1;
+  }
+  if (!failed)
+    return exit_code;
+  fprintf(stderr, "flowcore: write error on standard output: %s\n",
+          strerror(g_stdout_errno != 0 ? g_stdout_errno : EIO));
+  return exit_code == CLI_EXIT_OK ? CLI_EXIT_FAILED : exit_code;
+}
+
+/* ---- UTF-8 output ----------------------------------------------------------- */
+
+static int g_utf8;
+
+void cli_set_utf8(int on) { g_utf8 = on != 0; }
+
+int cli_utf8(void) { return g_utf8; }
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_verror(fmt, ap);
+  va_end(ap);
+  if (cmd != NULL)
+    fprintf(stderr, "Try 'flowcore %s --help'.\n", cmd);
+  else
+    fputs("Try 'flowcore --help'.\n", stderr);
+  return CLI_EXIT_USAGE;
 }
 
 char *cli_one_line(char *s) {
@@ -221,6 +275,94 @@ static void register_conninfo_secrets(const char *conninfo) {
   }
 }
 
+/* libpq parses integer options only when it connects: a bad one would make
+ * every connection attempt fail. The same check here (an integer, blanks
+ * around it allowed), before anything runs. */
+static int int_option_ok(const char *v, long min, long max) {
+  char *end;
+  long n;
+  errno = 0;
+  n = strtol(v, &end, 10);
+  if (end == v || errno != 0 || n < min || n > max)
+    return 0;
+  while (isspace((unsigned char)*end))
+    end++;
+  return *end == '\0';
+}
+
+/* A port list as libpq takes it: comma-separated, each empty (the default
+ * port) or a number from 1 to 65535. */
+static int port_ok(const char *v) {
+  char piece[32];
+  const char *p = v;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    if (n >= sizeof piece)
+      return 0;
+    memcpy(piece, p, n);
+    piece[n] = '\0';
+    if (n > 0 && !int_option_ok(piece, 1, 65535))
+      return 0;
+    if (comma == NULL)
+      return 1;
+    p = comma + 1;
+  }
+}
+
+/* Checks the values libpq would refuse at connection time. Returns 0, or
+ * CLI_EXIT_USAGE after a message naming the option (passwords redacted). */
+static int check_conninfo_values(const cli_db_t *db, const PQconninfoOption *opts) {
+  static const char *const int_keys[] = {"connect_timeout",  "keepalives",
+                                         "keepalives_idle",  "keepalives_interval",
+                                         "keepalives_count", "tcp_user_timeout"};
+  const PQconninfoOption *o;
+  const char *port_env = getenv("PGPORT");
+  int has_port = 0;
+  size_t i;
+  for (o = opts; o != NULL && o->keyword != NULL; o++) {
+    if (o->val == NULL)
+      continue;
+    if (strcmp(o->keyword, "port") == 0) {
+      has_port = 1;
+      if (!port_ok(o->val)) {
+        cli_error("invalid database connection string (from %s): port \"%s\" is not a number "
+                  "from 1 to 65535",
+                  db->source, o->val);
+        return CLI_EXIT_USAGE;
+      }
+    }
+    for (i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++)
+      if (strcmp(o->keyword, int_keys[i]) == 0 && !int_option_ok(o->val, INT_MIN, INT_MAX)) {
+        cli_error("invalid database connection string (from %s): %s \"%s\" is not an integer",
+                  db->source, o->keyword, o->val);
+        return CLI_EXIT_USAGE;
+      }
+  }
+  if (!has_port && port_env != NULL && port_env[0] != '\0' && !port_ok(port_env)) {
+    cli_error("invalid PGPORT \"%s\": not a number from 1 to 65535", port_env);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+int cli_db_missing(const char *msg) {
+  const char *p = msg != NULL ? strstr(msg, "database \"") : NULL;
+  return p != NULL && strstr(p + 10, "\" does not exist") != NULL;
+}
+
+void cli_db_hint(const cli_db_t *db, const char *msg) {
+  if (cli_db_missing(msg)) {
+    const char *name = strstr(msg, "database \"") + 10;
+    int len = (int)(strstr(name, "\" does not exist") - name);
+    cli_error("hint: the database \"%.*s\" does not exist: create it (createdb '%.*s') or "
+              "name another one",
+              len, name, len, name);
+  } else if (db != NULL && !db->configured) {
+    cli_error("hint: name the database with --db, FLOWCORE_DB or DATABASE_URL");
+  }
+}
+
 int cli_db_resolve(const char *opt_db, cli_db_t *out) {
   static const char *const pg_vars[] = {"PGHOST",     "PGHOSTADDR", "PGPORT",
                                         "PGDATABASE", "PGUSER",     "PGSERVICE"};
@@ -255,7 +397,7 @@ int cli_db_resolve(const char *opt_db, cli_db_t *out) {
       }
   }
   if (out->conninfo[0] == '\0')
-    return 0;
+    return check_conninfo_values(out, NULL);
   opts = PQconninfoParse(out->conninfo, &errmsg);
   if (opts == NULL) {
     char *msg = errmsg != NULL ? strdup(errmsg) : NULL;
@@ -271,8 +413,11 @@ int cli_db_resolve(const char *opt_db, cli_db_t *out) {
     PQfreemem(errmsg);
     return CLI_EXIT_USAGE;
   }
-  PQconninfoFree(opts);
-  return 0;
+  {
+    int rc = check_conninfo_values(out, opts);
+    PQconninfoFree(opts);
+    return rc;
+  }
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -379,7 +524,8 @@ void cli_format_duration_ms(double ms, char *buf, size_t size) {
   if (!(ms >= 0)) {
     snprintf(buf, size, "-");
   } else if (ms < 1) {
-    snprintf(buf, size, "%.0f\xc2\xb5s" /* µs in UTF-8 */, ms * 1000.0);
+    /* µs (in UTF-8) only where the locale says the terminal shows it. */
+    snprintf(buf, size, g_utf8 ? "%.0f\xc2\xb5s" : "%.0fus", ms * 1000.0);
   } else if (ms < 10) {
     snprintf(buf, size, "%.1fms", ms);
   } else if (ms < 1000) {

@@ -51,6 +51,12 @@ typedef struct {
   uint64_t by_status[7]; /* node: attempts by fc_node_status_t;
                             workflow: ends by fc_workflow_status_t */
   dist_t d;
+  /* Workflow table only: the last ended run (the latest workflow_end). */
+  int has_last;
+  int last_status;     /* fc_workflow_status_t */
+  int64_t last_end_us; /* wall clock, µs since the epoch */
+  int64_t last_duration_us;
+  int64_t last_success_us; /* end of the last completed run, 0: none */
 } entry_t;
 
 typedef struct {
@@ -380,6 +386,14 @@ int fc_metrics_observe(fc_metrics_t *m, const fc_event_t *ev) {
     dist_add(&e->d, m, ev->duration_us);
     if (ev->status >= 0 && ev->status < 5)
       e->by_status[ev->status]++;
+    if (!e->has_last || ev->time_us >= e->last_end_us) {
+      e->has_last = 1;
+      e->last_status = (int)ev->status;
+      e->last_end_us = ev->time_us;
+      e->last_duration_us = ev->duration_us;
+    }
+    if (ev->status == FC_WORKFLOW_COMPLETED && ev->time_us > e->last_success_us)
+      e->last_success_us = ev->time_us;
     break;
   case FC_EVENT_NODE_START:
     m->c.node_attempts++;
@@ -839,7 +853,79 @@ static void put_histogram(FILE *f, const fc_metrics_t *m, const char *name, cons
   fprintf(f, "} %llu\n", (unsigned long long)e->d.count);
 }
 
+/* A last success read back from the previous textfile (see
+ * fc_metrics_write_prometheus_file). */
+typedef struct {
+  char *workflow;
+  int64_t us;
+} carried_t;
+
+/* Seconds since the epoch of a µs wall clock time, exactly. */
+static void fmt_epoch(char *buf, size_t size, int64_t us) {
+  int64_t s = us / 1000000, f = us % 1000000;
+  if (f < 0) {
+    f += 1000000;
+    s--;
+  }
+  snprintf(buf, size, "%lld.%06lld", (long long)s, (long long)f);
+}
+
+static void put_workflow_gauge(FILE *f, const fc_metrics_t *m, const char *name, const char *wf,
+                               const char *value) {
+  fprintf(f, "%s_%s{workflow=\"", m->prefix, name);
+  put_label_value(f, wf);
+  fprintf(f, "\"} %s\n", value);
+}
+
+/* The node_exporter textfile gauges of batch jobs, per workflow name (not
+ * for "(other)", which mixes workflows). */
+static void put_last_run(FILE *f, const fc_metrics_t *m, entry_t **wfs, size_t n,
+                         const carried_t *carried, size_t ncarried) {
+  char num[48];
+  size_t i, k;
+  put_family(f, m, "last_run_timestamp_seconds", "gauge",
+             "When the last run of the workflow ended, in seconds since the epoch.");
+  for (i = 0; i < n; i++)
+    if (wfs[i]->has_last) {
+      fmt_epoch(num, sizeof num, wfs[i]->last_end_us);
+      put_workflow_gauge(f, m, "last_run_timestamp_seconds", wfs[i]->workflow, num);
+    }
+  put_family(f, m, "last_success_timestamp_seconds", "gauge",
+             "When the last completed run of the workflow ended, in seconds since the epoch.");
+  for (i = 0; i < n; i++) {
+    int64_t us = wfs[i]->last_success_us;
+    for (k = 0; k < ncarried; k++)
+      if (strcmp(carried[k].workflow, wfs[i]->workflow) == 0 && carried[k].us > us)
+        us = carried[k].us;
+    if (us != 0) {
+      fmt_epoch(num, sizeof num, us);
+      put_workflow_gauge(f, m, "last_success_timestamp_seconds", wfs[i]->workflow, num);
+    }
+  }
+  put_family(f, m, "last_run_duration_seconds", "gauge",
+             "Duration of the last run of the workflow.");
+  for (i = 0; i < n; i++)
+    if (wfs[i]->has_last) {
+      fmt_double(num, sizeof num, (double)wfs[i]->last_duration_us / 1e6);
+      put_workflow_gauge(f, m, "last_run_duration_seconds", wfs[i]->workflow, num);
+    }
+  put_family(f, m, "last_run_status", "gauge",
+             "1 if the last run of the workflow completed, 0 if it failed or was cancelled.");
+  for (i = 0; i < n; i++)
+    if (wfs[i]->has_last)
+      put_workflow_gauge(f, m, "last_run_status", wfs[i]->workflow,
+                         wfs[i]->last_status == FC_WORKFLOW_COMPLETED ? "1" : "0");
+}
+
+static int write_prometheus(const fc_metrics_t *m, FILE *f, const carried_t *carried,
+                            size_t ncarried);
+
 int fc_metrics_write_prometheus(const fc_metrics_t *m, FILE *f) {
+  return write_prometheus(m, f, NULL, 0);
+}
+
+static int write_prometheus(const fc_metrics_t *m, FILE *f, const carried_t *carried,
+                            size_t ncarried) {
   entry_t **nodes, **wfs;
   uint64_t ended = 0;
   size_t i;
@@ -890,6 +976,7 @@ int fc_metrics_write_prometheus(const fc_metrics_t *m, FILE *f) {
     put_histogram(f, m, "workflow_duration_seconds", wfs[i], 0, 0);
   if (m->workflows.overflow > 0)
     put_histogram(f, m, "workflow_duration_seconds", &m->workflows.other, 0, 1);
+  put_last_run(f, m, wfs, m->workflows.count, carried, ncarried);
   put_family(f, m, "node_duration_seconds", "histogram",
              "Duration of node attempts that ran, by workflow name and node id.");
   for (i = 0; i < m->nodes.count; i++)
@@ -922,6 +1009,86 @@ static void sync_dir(const char *dir) {
     (void)fsync(fd);
     close(fd);
   }
+}
+
+/* Parses `<prefix>_last_success_timestamp_seconds{workflow="NAME"} SECONDS`
+ * (a line of a file written by us). Returns 1 with the unescaped name in
+ * `name` and the time in *us, or 0. */
+static int parse_carried(const fc_metrics_t *m, const char *line, char *name, size_t size,
+                         int64_t *us) {
+  size_t plen = strlen(m->prefix), n = 0;
+  static const char family[] = "_last_success_timestamp_seconds{workflow=\"";
+  const char *p = line;
+  char *end;
+  double v;
+  if (strncmp(p, m->prefix, plen) != 0 || strncmp(p + plen, family, sizeof family - 1) != 0)
+    return 0;
+  p += plen + sizeof family - 1;
+  for (; *p != '"'; p++) {
+    char c = *p;
+    if (c == '\0' || n + 1 >= size)
+      return 0;
+    if (c == '\\') {
+      p++;
+      c = *p == 'n' ? '\n' : *p;
+      if (c == '\0')
+        return 0;
+    }
+    name[n++] = c;
+  }
+  name[n] = '\0';
+  if (strncmp(p, "\"} ", 3) != 0)
+    return 0;
+  v = strtod(p + 3, &end);
+  if (end == p + 3 || !(v > 0 && v < 1e11))
+    return 0;
+  *us = (int64_t)llround(v * 1e6);
+  return 1;
+}
+
+/* The last successes held by the file at `path` (the previous batch run's
+ * textfile): a run that fails rewrites the file, and the time of the last
+ * success must survive it. At most max_workflow_keys of them; a missing or
+ * unreadable file carries nothing. Free with free_carried. */
+static size_t read_carried(const fc_metrics_t *m, const char *path, carried_t **out) {
+  char line[4 * FC_WORKFLOW_NAME_MAX + 256], name[FC_WORKFLOW_NAME_MAX + 1];
+  size_t n = 0;
+  int64_t us;
+  FILE *f = fopen(path, "r");
+  *out = NULL;
+  if (f == NULL)
+    return 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    size_t len = strlen(line);
+    if (len > 0 && line[len - 1] != '\n' && !feof(f)) {
+      int c; /* longer than any line of ours: skip the rest */
+      while ((c = fgetc(f)) != EOF && c != '\n') {
+      }
+      continue;
+    }
+    if (parse_carried(m, line, name, sizeof name, &us)) {
+      carried_t *grown;
+      if (n == m->workflows.max)
+        break;
+      grown = fc__realloc(*out, (n + 1) * sizeof **out);
+      if (grown == NULL)
+        break;
+      *out = grown;
+      grown[n].workflow = fc__strdup(name);
+      if (grown[n].workflow == NULL)
+        break;
+      grown[n++].us = us;
+    }
+  }
+  fclose(f);
+  return n;
+}
+
+static void free_carried(carried_t *c, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    fc__free(c[i].workflow);
+  fc__free(c);
 }
 
 int fc_metrics_write_prometheus_file(const fc_metrics_t *m, const char *path) {
@@ -967,7 +1134,12 @@ int fc_metrics_write_prometheus_file(const fc_metrics_t *m, const char *path) {
     unlink(tmp);
     goto out;
   }
-  rc = fc_metrics_write_prometheus(m, f);
+  {
+    carried_t *carried;
+    size_t ncarried = read_carried(m, path, &carried);
+    rc = write_prometheus(m, f, carried, ncarried);
+    free_carried(carried, ncarried);
+  }
   if (rc == 0 && fsync(fd) != 0)
     rc = errno_code(errno);
   if (rc == 0 && fchmod(fd, 0644) != 0)

@@ -438,7 +438,19 @@ static void connect_step(fc__pgconn_t *c) {
 static void poll_cb(uv_poll_t *p, int status, int events) {
   fc__pgconn_t *c = p->data;
   if (status < 0) {
+    /* libuv reports POLLERR (e.g. a refused connect) as UV_EBADF and stops
+     * watching: libpq reads the socket's own error ("Connection refused")
+     * and says it better; our message only when libpq has none. */
     char why[FC__PGCONN_MSG];
+    c->poll_events = 0;
+    if (c->state == C_CONNECTING) {
+      connect_step(c);
+      return;
+    }
+    if (c->pg != NULL && !PQconsumeInput(c->pg)) {
+      conn_lost(c, PQerrorMessage(c->pg));
+      return;
+    }
     snprintf(why, sizeof why, "connection to the server lost (%s)", uv_strerror(status));
     conn_lost(c, why);
     return;

@@ -1148,6 +1148,11 @@ static void sync_conn_stats_locked(fc_history_writer_t *w) {
       snprintf(w->stats.last_error, sizeof w->stats.last_error, "%s", s->conn.last_error);
     }
   }
+  /* Every record written, nothing lost or spooled, every connection up: an
+   * earlier (transient) error is over and no longer reported. */
+  if (w->custody == 0 && w->stats.connected == w->nshards && w->stats.dropped_total == 0 &&
+      (w->spool == NULL || fc__spool_bytes(w->spool) == 0))
+    w->stats.last_error[0] = '\0';
 }
 
 static void tick_cb(uv_timer_t *t) {

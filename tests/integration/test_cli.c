@@ -5,13 +5,16 @@
  * back with jansson; the database is checked with SQL. */
 #define _GNU_SOURCE
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +37,9 @@ static char g_db[FC_TEST_PG_CONNINFO_LENGTH];             /* migrated, for runs 
 static char g_db_secret[FC_TEST_PG_CONNINFO_LENGTH + 64]; /* the same + password=SECRET */
 static char g_dbname[64];
 static char g_tmp[64]; /* a scratch directory */
+/* When set, the next commands' stdout is this file (e.g. "/dev/full")
+ * instead of a pipe; their p->out stays empty. */
+static const char *g_child_stdout;
 
 /* ---- running the command ----------------------------------------------------- */
 
@@ -99,7 +105,15 @@ static void cli_start(proc_t *p, const char *const *args, const char *const *env
     int devnull = open("/dev/null", O_RDONLY);
     signal(SIGPIPE, SIG_DFL); /* ignored in the test process, not in flowcore */
     dup2(devnull, 0);
-    dup2(out[1], 1);
+    if (g_child_stdout != NULL) {
+      int fd = open(g_child_stdout, O_WRONLY);
+      if (fd < 0)
+        _exit(126);
+      dup2(fd, 1);
+      close(fd);
+    } else {
+      dup2(out[1], 1);
+    }
     dup2(err[1], 2);
     close(out[0]);
     close(err[0]);
@@ -1514,6 +1528,347 @@ static void check_no_secret(proc_t *p, const char *what) {
   proc_free(p);
 }
 
+/* ---- output errors, connection diagnostics, units -------------------------------------- */
+
+/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+static int free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+  assert_true(fd >= 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static int stdout_reset(void **state) {
+  (void)state;
+  g_child_stdout = NULL; /* also when the test failed half-way */
+  return 0;
+}
+
+/* Every command that writes to stdout fails when the output cannot be
+ * written (here /dev/full: ENOSPC), like coreutils and jq. */
+static void test_stdout_write_errors(void **state) {
+  char down[256];
+  proc_t p;
+  (void)state;
+  if (access("/dev/full", W_OK) != 0)
+    skip();
+  snprintf(down, sizeof down, "host=%s/no-server port=5 dbname=x", g_tmp);
+  g_child_stdout = "/dev/full";
+
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--no-history");
+  expect_exit(&p, 1);
+  expect_contains(p.err, "flowcore: write error on standard output: No space left on device");
+  proc_free(&p);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--quiet", "--db", g_db); /* the output JSON */
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--json", "--db", g_db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "flowcore: write error on standard output: No space left on device");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--db", g_db); /* the table */
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "validate", DATA "/ok.json");
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "migrate", "--status", "--db", g_db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "--help");
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "version");
+  expect_exit(&p, 1);
+  proc_free(&p);
+
+  /* A more specific exit code stays: history lost (3), invalid file (2). */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--db", down, "--shutdown-deadline", "100");
+  expect_exit(&p, 3);
+  expect_contains(p.err, "history LOST: ");
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "run", DATA "/fail.json", "--json", "--no-history");
+  expect_exit(&p, 1);
+  expect_contains(p.err, "write error on standard output");
+  proc_free(&p);
+  CLI_RUN(&p, "validate", DATA "/cycle.json");
+  expect_exit(&p, 2);
+  expect_absent(p.err, "write error"); /* nothing was written to stdout */
+  proc_free(&p);
+  g_child_stdout = NULL;
+
+  /* The same commands succeed with a writable stdout. */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--no-history");
+  expect_exit(&p, 0);
+  expect_absent(p.err, "write error");
+  proc_free(&p);
+}
+
+/* libpq's own reason for a refused connection, not the poll error. */
+static void test_connection_refused(void **state) {
+  char refused[256];
+  proc_t p;
+  json_t *res;
+  (void)state;
+  snprintf(refused, sizeof refused, "host=127.0.0.1 port=%d dbname=x user=postgres password=%s",
+           free_port(), SECRET);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", refused, "--shutdown-deadline", "500");
+  expect_exit(&p, 3);
+  expect_contains(p.err, "last database error: ");
+  expect_contains(p.err, "Connection refused");
+  expect_absent(p.err, "bad file descriptor");
+  expect_absent(p.err, "\n\t"); /* libpq's message on one line */
+  check_no_secret(&p, "run (refused)");
+  CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--quiet", "--db", refused, "--shutdown-deadline",
+          "500");
+  expect_exit(&p, 3);
+  res = parse_json(p.out);
+  expect_contains(jstr(json_object_get(res, "history"), "last_error"), "Connection refused");
+  json_decref(res);
+  check_no_secret(&p, "run --json (refused)");
+  CLI_RUN(&p, "history", "runs", "--db", refused);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "Connection refused");
+  check_no_secret(&p, "history runs (refused)");
+}
+
+/* A connection string libpq would refuse when connecting is a usage error
+ * before anything runs; the message names the value, never the password. */
+static void test_conninfo_usage_errors(void **state) {
+  char url[256], kv[256];
+  proc_t p;
+  (void)state;
+  snprintf(url, sizeof url, "postgresql://u:%s@localhost:notaport/db", SECRET);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", url);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "invalid database connection string (from --db): port \"notaport\"");
+  expect_absent(p.err, "cli-ok"); /* the workflow did not run */
+  assert_int_equal(p.out_len, 0);
+  check_no_secret(&p, "run (notaport)");
+  CLI_RUN(&p, "history", "runs", "--db", url);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "port \"notaport\"");
+  check_no_secret(&p, "history runs (notaport)");
+  CLI_RUN(&p, "migrate", "--db", url);
+  expect_exit(&p, 2);
+  check_no_secret(&p, "migrate (notaport)");
+  snprintf(kv, sizeof kv, "host=127.0.0.1 port=5432,70000 password=%s", SECRET);
+  CLI_RUN(&p, "history", "errors", "--db", kv);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "port \"5432,70000\"");
+  check_no_secret(&p, "history errors (port out of range)");
+  snprintf(kv, sizeof kv, "host=127.0.0.1 connect_timeout=soon password=%s", SECRET);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", kv);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "connect_timeout \"soon\"");
+  check_no_secret(&p, "run (connect_timeout)");
+  {
+    const char *const env[] = {"PGPORT=notaport", "PGHOST=127.0.0.1", NULL};
+    const char *const args[] = {"history", "runs", NULL};
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 2);
+    expect_contains(p.err, "PGPORT \"notaport\"");
+    proc_free(&p);
+  }
+  /* Several hosts with their ports are fine (the server is then tried). */
+  snprintf(kv, sizeof kv, "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=x", free_port(), free_port());
+  CLI_RUN(&p, "history", "runs", "--db", kv);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "Connection refused");
+  proc_free(&p);
+}
+
+/* A database that does not exist: said so, with createdb, not migrate. */
+static void test_missing_database(void **state) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH];
+  proc_t p;
+  (void)state;
+  assert_int_equal(fc_test_pg_conninfo_with_db(g_pg.conninfo, "fc_no_such_db", db, sizeof db), 0);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--db", db, "--shutdown-deadline", "500");
+  expect_exit(&p, 3);
+  expect_contains(p.err, "database \"fc_no_such_db\" does not exist");
+  expect_contains(p.err, "hint: the database \"fc_no_such_db\" does not exist: create it "
+                         "(createdb 'fc_no_such_db')");
+  expect_absent(p.err, "flowcore migrate");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--db", db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "(createdb 'fc_no_such_db')");
+  expect_absent(p.err, "flowcore migrate");
+  proc_free(&p);
+  CLI_RUN(&p, "migrate", "--db", db);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "(createdb 'fc_no_such_db')");
+  proc_free(&p);
+}
+
+/* A malformed run id is a usage error without a database. */
+static void test_history_show_bad_id(void **state) {
+  char nowhere[128];
+  proc_t p;
+  (void)state;
+  snprintf(nowhere, sizeof nowhere, "host=127.0.0.1 port=%d dbname=x connect_timeout=2",
+           free_port());
+  CLI_RUN(&p, "history", "show", "BADID", "--db", nowhere);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "invalid run id 'BADID'");
+  expect_absent(p.err, "connect");
+  proc_free(&p);
+  CLI_RUN(&p, "history", "show", "01a2-zz", "--json", "--db", nowhere);
+  expect_exit(&p, 2);
+  expect_contains(p.err, "invalid run id '01a2-zz'");
+  proc_free(&p);
+  /* A well-formed prefix does need the server. */
+  CLI_RUN(&p, "history", "show", "01a2", "--db", nowhere);
+  expect_exit(&p, 1);
+  expect_contains(p.err, "cannot connect to the database");
+  proc_free(&p);
+}
+
+/* The writer's connections are killed in the middle of a run: it
+ * reconnects and writes everything, and then reports no error. */
+static void test_last_error_cleared(void **state) {
+  char marker[256], env_marker[300];
+  const char *const env[] = {env_marker, NULL};
+  const char *const args[] = {"run", DATA "/slow.json", "--json", "--db", g_db, NULL};
+  proc_t p;
+  json_t *res, *hist;
+  int i;
+  int64_t n = 0;
+  (void)state;
+  snprintf(marker, sizeof marker, "%s/slow-started-2", g_tmp);
+  snprintf(env_marker, sizeof env_marker, "CLI_TEST_MARKER=%s", marker);
+  unlink(marker);
+  cli_start(&p, args, env);
+  if (wait_for_file(marker, 20000) != 0) {
+    kill(p.pid, SIGKILL);
+    cli_finish(&p, CALL_TIMEOUT_MS);
+    fail_msg("the exec node did not start; stderr:\n%s", p.err);
+  }
+  /* Both writer connections up, then terminated. */
+  for (i = 0; i < 100; i++) {
+    n = fc_test_pg_int(g_db,
+                       "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND "
+                       "application_name = 'flowcore-writer'",
+                       g_dbname);
+    if (n >= 2)
+      break;
+    usleep(50000);
+  }
+  assert_true(n >= 2);
+  {
+    char *killed_at = fc_test_pg_text(g_db, "SELECT now()::text");
+    n = fc_test_pg_int(g_db,
+                       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                       "datname = '%s' AND application_name = 'flowcore-writer'",
+                       g_dbname);
+    assert_true(n >= 2);
+    /* The writer sees it, and reconnects behind its backoff. */
+    for (i = 0; i < 200; i++) {
+      n = fc_test_pg_int(g_db,
+                         "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND "
+                         "application_name = 'flowcore-writer' AND backend_start > '%s'",
+                         g_dbname, killed_at);
+      if (n >= 2)
+        break;
+      usleep(50000);
+    }
+    free(killed_at);
+    assert_true(n >= 2);
+  }
+  assert_int_equal(kill(p.pid, SIGINT), 0);
+  cli_finish(&p, 30000);
+  expect_exit(&p, 1); /* cancelled */
+  res = parse_json(p.out);
+  hist = json_object_get(res, "history");
+  assert_int_equal(jint(hist, "dropped"), 0);
+  assert_true(jint(hist, "written") > 0);
+  if (!json_is_null(json_object_get(hist, "last_error")))
+    fail_msg("last_error after everything was written: %s",
+             json_string_value(json_object_get(hist, "last_error")));
+  EXPECT_DB_TEXT("cancelled", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 jstr(res, "workflow_id"));
+  json_decref(res);
+  proc_free(&p);
+}
+
+/* Display width of the first n bytes of UTF-8 text whose characters are
+ * all one column wide (here: ASCII and µ). */
+static size_t columns(const char *s, size_t n) {
+  size_t w = 0, i;
+  for (i = 0; i < n && s[i] != '\0'; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80)
+      w++;
+  return w;
+}
+
+/* The character at display column `col` (0-based) of a line of len bytes,
+ * or '\n' past its end (first byte of a multi-byte character). */
+static char char_at_column(const char *line, size_t len, size_t col) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (((unsigned char)line[i] & 0xC0) != 0x80 && columns(line, i) == col)
+      return line[i];
+  return '\n';
+}
+
+/* "µs" only in a UTF-8 locale ("us" otherwise), and the table stays
+ * aligned: every row of `history show`'s node table ends its DURATION cell
+ * (right-aligned) in the same column as the header. */
+static void test_microseconds_and_locale(void **state) {
+  json_t *res;
+  char id[40];
+  proc_t p;
+  (void)state;
+  res = run_json(DATA "/ok.json", 0, NULL); /* its "set" nodes take microseconds */
+  snprintf(id, sizeof id, "%s", jstr(res, "workflow_id"));
+  json_decref(res);
+  {
+    const char *const env[] = {"LC_ALL=C", NULL};
+    const char *const args[] = {"history", "show", id, "--db", g_db, NULL};
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 0);
+    expect_absent(p.out, "\xc2\xb5");
+    expect_contains(p.out, "us  "); /* e.g. "+36us  " in START, "4us" in DURATION */
+    proc_free(&p);
+  }
+  {
+    const char *const env[] = {"LC_ALL=C.UTF-8", NULL};
+    const char *const args[] = {"history", "show", id, "--db", g_db, NULL};
+    const char *line, *header;
+    size_t edge, rows = 0;
+    cli_run_env(&p, args, env);
+    expect_exit(&p, 0);
+    expect_contains(p.out, "\xc2\xb5s");
+    header = strstr(p.out, "NODE ");
+    assert_non_null(header);
+    edge = columns(header, (size_t)(strstr(header, "DURATION") - header)) + 8;
+    for (line = strchr(header, '\n') + 1; *line != '\0'; line = strchr(line, '\n') + 1) {
+      size_t len = (size_t)(strchr(line, '\n') - line);
+      char last = char_at_column(line, len, edge - 1), next = char_at_column(line, len, edge);
+      if (last == ' ' || last == '\n' || (next != ' ' && next != '\n'))
+        fail_msg("DURATION not aligned at column %zu in:\n%s", edge, p.out);
+      rows++;
+    }
+    assert_int_equal(rows, 5);
+    proc_free(&p);
+  }
+}
+
 static void test_password_never_printed(void **state) {
   char down_kv[256], down_url[256], bad_url[256], bad_url2[256], id[40];
   char env_db[FC_TEST_PG_CONNINFO_LENGTH + 16];
@@ -1581,10 +1936,10 @@ static void test_password_never_printed(void **state) {
   expect_exit(&p, 2);
   check_no_secret(&p, "run (bad URL)");
   CLI_RUN(&p, "history", "errors", "--db", bad_url2);
-  expect_exit(&p, 1);
+  expect_exit(&p, 2);
   check_no_secret(&p, "history errors (bad port)");
   CLI_RUN(&p, "run", DATA "/ok.json", "--json", "--db", bad_url2, "--shutdown-deadline", "200");
-  expect_exit(&p, 3);
+  expect_exit(&p, 2);
   check_no_secret(&p, "run (bad port)");
 
   /* From the environment, and PGPASSWORD. */
@@ -1621,6 +1976,13 @@ int main(void) {
       cmocka_unit_test(test_migrate_status),
       cmocka_unit_test(test_history_commands),
       cmocka_unit_test(test_password_never_printed),
+      cmocka_unit_test_teardown(test_stdout_write_errors, stdout_reset),
+      cmocka_unit_test(test_connection_refused),
+      cmocka_unit_test(test_conninfo_usage_errors),
+      cmocka_unit_test(test_missing_database),
+      cmocka_unit_test(test_history_show_bad_id),
+      cmocka_unit_test(test_last_error_cleared),
+      cmocka_unit_test(test_microseconds_and_locale),
   };
   /* clang-format on */
   /* A flowcore that dies early must not kill the test with SIGPIPE. */

@@ -1145,6 +1145,109 @@ static void test_prometheus_file_atomic(void **state) {
   fc_metrics_free(m);
 }
 
+/* The node_exporter textfile gauges of batch runs, per workflow name: the
+ * last run's end time, duration and status, and the last success, which
+ * survives a failed run that rewrites the file. */
+static void test_last_run_gauges(void **state) {
+  char dir[] = "/tmp/fc-metrics-XXXXXX", path[512];
+  const char *wq = "we\"ird\\ name\nx";
+  const char *lab_wq = "workflow=\"we\\\"ird\\\\ name\\nx\"";
+  fc_metrics_t *m, *m2;
+  prom_t p;
+  evbuf_t b;
+  char *text;
+  (void)state;
+  assert_int_equal(fc_metrics_new(&m, NULL), 0);
+  /* etl: completed at t=1000.5 s (2 s), then failed at t=2000.25 s (3 s);
+   * the weird name: cancelled only. Events out of order do not count as
+   * "last". */
+  mk_end(&b, "etl", FC_WORKFLOW_COMPLETED, 2000000, 1, 0, 0);
+  b.ev.time_us = INT64_C(1000500000);
+  feed(m, &b.ev);
+  mk_end(&b, "etl", FC_WORKFLOW_FAILED, 3000000, 0, 1, 0);
+  b.ev.time_us = INT64_C(2000250000);
+  feed(m, &b.ev);
+  mk_end(&b, "etl", FC_WORKFLOW_COMPLETED, 5000000, 1, 0, 0);
+  b.ev.time_us = INT64_C(1500000000); /* ended before the failed one */
+  feed(m, &b.ev);
+  mk_end(&b, wq, FC_WORKFLOW_CANCELLED, 250000, 0, 0, 0);
+  b.ev.time_us = INT64_C(1700000000123456);
+  feed(m, &b.ev);
+
+  text = prometheus_text(m);
+  if (prom_parse(text, &p) != 0)
+    fail_msg("invalid exposition (%s):\n%s", p.err, text);
+  assert_non_null(strstr(text, "# TYPE flowcore_last_run_timestamp_seconds gauge\n"));
+  assert_non_null(strstr(text, "# TYPE flowcore_last_success_timestamp_seconds gauge\n"));
+  assert_non_null(strstr(text, "# TYPE flowcore_last_run_duration_seconds gauge\n"));
+  assert_non_null(strstr(text, "# TYPE flowcore_last_run_status gauge\n"));
+  /* exact seconds, not rounded to 15 digits */
+  assert_non_null(strstr(text, "flowcore_last_run_timestamp_seconds{workflow=\"etl\"} "
+                               "2000.250000\n"));
+  assert_true(fabs(prom_value(&p, "flowcore_last_run_timestamp_seconds", "workflow=\"etl\"", "") -
+                   2000.25) < 1e-9);
+  assert_true(
+      fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"", "") -
+           1500.0) < 1e-9);
+  assert_true(fabs(prom_value(&p, "flowcore_last_run_duration_seconds", "workflow=\"etl\"", "") -
+                   3.0) < 1e-9);
+  assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", "workflow=\"etl\"", ""), 0);
+  /* escaped label values; no success yet: no success gauge */
+  assert_non_null(strstr(text, "flowcore_last_run_timestamp_seconds{"
+                               "workflow=\"we\\\"ird"
+                               "\\\\ name\\nx\"} 1700000000.123456\n"));
+  assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", lab_wq, ""), 0);
+  assert_true(fabs(prom_value(&p, "flowcore_last_run_duration_seconds", lab_wq, "") - 0.25) < 1e-9);
+  assert_null(prom_find(&p, "flowcore_last_success_timestamp_seconds", lab_wq, ""));
+  prom_free(&p);
+  free(text);
+
+  /* Batch runs: each process writes its own textfile. A later process whose
+   * run failed keeps the last success of the file it replaces. */
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/flowcore.prom", dir);
+  assert_int_equal(fc_metrics_write_prometheus_file(m, path), 0);
+  assert_int_equal(fc_metrics_new(&m2, NULL), 0);
+  mk_end(&b, "etl", FC_WORKFLOW_FAILED, 1000000, 0, 1, 0);
+  b.ev.time_us = INT64_C(3000000000);
+  feed(m2, &b.ev);
+  mk_end(&b, wq, FC_WORKFLOW_COMPLETED, 1000000, 1, 0, 0);
+  b.ev.time_us = INT64_C(1700000001000000);
+  feed(m2, &b.ev);
+  assert_int_equal(fc_metrics_write_prometheus_file(m2, path), 0);
+  text = read_file(path);
+  if (prom_parse(text, &p) != 0)
+    fail_msg("invalid file (%s):\n%s", p.err, text);
+  assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", "workflow=\"etl\"", ""), 0);
+  assert_true(fabs(prom_value(&p, "flowcore_last_run_timestamp_seconds", "workflow=\"etl\"", "") -
+                   3000.0) < 1e-9);
+  assert_true(
+      fabs(prom_value(&p, "flowcore_last_success_timestamp_seconds", "workflow=\"etl\"", "") -
+           1500.0) < 1e-9); /* carried over */
+  assert_int_equal((int)prom_value(&p, "flowcore_last_run_status", lab_wq, ""), 1);
+  assert_non_null(strstr(text, "flowcore_last_success_timestamp_seconds{workflow=\"we\\\"ird"
+                               "\\\\ name\\nx\"} 1700000001.000000\n"));
+  /* counters are this process's own: they restart with each process */
+  assert_int_equal((int)prom_value(&p, "flowcore_workflows_ended_total", "status=\"failed\"", ""),
+                   1);
+  prom_free(&p);
+  free(text);
+  /* A newer success of this process wins over the carried one. */
+  mk_end(&b, "etl", FC_WORKFLOW_COMPLETED, 1000000, 1, 0, 0);
+  b.ev.time_us = INT64_C(4000000000);
+  feed(m2, &b.ev);
+  assert_int_equal(fc_metrics_write_prometheus_file(m2, path), 0);
+  text = read_file(path);
+  assert_non_null(strstr(text, "flowcore_last_success_timestamp_seconds{workflow=\"etl\"} "
+                               "4000.000000\n"));
+  assert_non_null(strstr(text, "flowcore_last_run_status{workflow=\"etl\"} 1\n"));
+  free(text);
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(rmdir(dir), 0);
+  fc_metrics_free(m2);
+  fc_metrics_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_checker_rejects_malformed),
@@ -1156,6 +1259,7 @@ int main(void) {
       cmocka_unit_test(test_prometheus_output),
       cmocka_unit_test(test_prometheus_options),
       cmocka_unit_test(test_prometheus_file_atomic),
+      cmocka_unit_test(test_last_run_gauges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
