@@ -47,6 +47,7 @@ typedef struct batch_s {
   size_t nrecs;
   int safe;      /* replay: every row through the upsert path */
   int replay;    /* read back from the spool: outside custody, acked there */
+  int foreign;   /* replay of another writer's spool file: host/pid unknown */
   int attempts;
   int with_losses; /* carries the writer's loss-accounting insert */
   char *spooled_losses_sql; /* replay: loss reports read back from the spool */
@@ -109,6 +110,9 @@ struct fc_history_writer_s {
   uv_timer_t spool_timer;   /* fsync interval */
   fc__hrec_t *replay_buf;   /* batch_size records */
   uint8_t writer_id[16];
+  /* Where the runs of this process happen: workflow_executions.host/pid. */
+  char host[256];
+  int32_t pid;
 };
 
 static const char *const kind_names[FC_REC_KIND_COUNT] = {"workflow", "node", "error"};
@@ -130,7 +134,7 @@ const char *fc_drop_reason_name(fc_drop_reason_t reason) {
   "completed_at, duration_ms"
 #define WF_COLS                                                                           \
   "workflow_id, workflow_name, status, input_data, output_data, started_at, completed_at, " \
-  "node_count, error_count, duration_ms, updated_at"
+  "node_count, error_count, duration_ms, updated_at, host, pid"
 #define ERR_COLS                                                                          \
   "workflow_id, error_id, node_id, node_type, attempt, error_type, error_message, "         \
   "stack_trace, severity, occurred_at"
@@ -151,7 +155,10 @@ static const char COPY_STAGE_WF_SQL[] = "COPY fc_stage_wf (" WF_COLS ") FROM STD
 static const char COPY_STAGE_ERR_SQL[] =
     "COPY fc_stage_err (" ERR_COLS ") FROM STDIN (FORMAT binary)";
 
-/* A finished row never goes back to running; ends fill what starts lack. */
+/* Ends fill what starts lack. A finished row is left alone (WHERE
+ * t.status = 'running'): the history is append-only (migration 0004's
+ * trigger refuses changes to finished rows), so a replay meeting one is a
+ * no-op, never an error. */
 static const char UPSERT_NODES_SQL[] =
     "INSERT INTO node_executions AS t (" NODE_COLS ") SELECT " NODE_COLS " FROM fc_stage_nodes "
     "ON CONFLICT (workflow_id, node_id, attempt) DO UPDATE SET "
@@ -162,7 +169,8 @@ static const char UPSERT_NODES_SQL[] =
     "output_data = COALESCE(EXCLUDED.output_data, t.output_data), "
     "started_at = COALESCE(t.started_at, EXCLUDED.started_at), "
     "completed_at = COALESCE(EXCLUDED.completed_at, t.completed_at), "
-    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms);";
+    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms) "
+    "WHERE t.status = 'running';";
 static const char UPSERT_WF_SQL[] =
     "INSERT INTO workflow_executions AS t (" WF_COLS ") SELECT " WF_COLS " FROM fc_stage_wf "
     "ON CONFLICT (workflow_id) DO UPDATE SET "
@@ -175,7 +183,10 @@ static const char UPSERT_WF_SQL[] =
     "node_count = GREATEST(t.node_count, EXCLUDED.node_count), "
     "error_count = GREATEST(t.error_count, EXCLUDED.error_count), "
     "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms), "
-    "updated_at = GREATEST(t.updated_at, EXCLUDED.updated_at);";
+    "updated_at = GREATEST(t.updated_at, EXCLUDED.updated_at), "
+    "host = COALESCE(t.host, EXCLUDED.host), "
+    "pid = CASE WHEN t.host IS NULL THEN EXCLUDED.pid ELSE t.pid END "
+    "WHERE t.status = 'running';";
 static const char INSERT_ERR_SQL[] =
     "INSERT INTO execution_errors (" ERR_COLS ") SELECT " ERR_COLS " FROM fc_stage_err "
     "ON CONFLICT (workflow_id, error_id) DO NOTHING;";
@@ -421,11 +432,14 @@ static void encode_node(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   }
 }
 
-static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload) {
+/* host and pid: where the run happened (this process), or NULL and 0 for
+ * rows replayed from another writer's spool file. */
+static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const char *host,
+                      int32_t pid) {
   const fc__hrec_t *k = row_rec(r);
   const fc__hrun_t *run = k->run;
   int64_t started = r->has_start ? r->start.t_us : r->end.started_us;
-  fc__copy_row(buf, 11);
+  fc__copy_row(buf, 13);
   fc__copy_uuid(buf, run->uuid);
   fc__copy_text(buf, run->name);
   fc__copy_text(buf, fc_workflow_status_name(
@@ -450,6 +464,11 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   else
     fc__copy_null(buf);
   fc__copy_timestamptz(buf, r->has_end ? r->end.t_us : r->start.t_us);
+  fc__copy_text(buf, host);
+  if (host != NULL)
+    fc__copy_int4(buf, pid);
+  else
+    fc__copy_null(buf);
 }
 
 static void encode_err(fc__buf_t *buf, const row_t *r) {
@@ -504,7 +523,8 @@ static int batch_encode(fc_history_writer_t *w, batch_t *b) {
       }
       break;
     case ROW_WF:
-      encode_wf(&b->copy_wf, r, max_payload);
+      encode_wf(&b->copy_wf, r, max_payload,
+                b->foreign || w->host[0] == '\0' ? NULL : w->host, w->pid);
       nwf++;
       break;
     default:
@@ -758,6 +778,7 @@ static int split_batch(shard_t *s, batch_t *b) {
   }
   h1->safe = h2->safe = 1;
   h1->replay = h2->replay = b->replay;
+  h1->foreign = h2->foreign = b->foreign;
   h1->spooled_losses_sql = b->spooled_losses_sql; /* goes with the first half */
   b->spooled_losses_sql = NULL;
   h2->next = s->sealed_head;
@@ -916,6 +937,7 @@ static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   }
   b->safe = 1;
   b->replay = 1;
+  b->foreign = !fc__spool_read_own(w->spool);
   w->replay_parts = 1;
   s->sealed_head = s->sealed_tail = b;
   return b;
@@ -1301,6 +1323,10 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   if (w->cfg.spool_fsync_ms == 0)
     w->cfg.spool_fsync_ms = 200;
   (void)fc_uuid7(w->writer_id);
+  if (gethostname(w->host, sizeof w->host) != 0)
+    w->host[0] = '\0';
+  w->host[sizeof w->host - 1] = '\0';
+  w->pid = (int32_t)getpid();
   if (w->cfg.policy == FC_QUEUE_SPOOL) {
     rc = fc__spool_open(&w->spool, w->cfg.spool_dir, w->writer_id, w->cfg.spool_max_bytes, err);
     w->replay_buf = fc__calloc(w->cfg.batch_size, sizeof *w->replay_buf);
