@@ -21,13 +21,19 @@
 -- 3. Append-only history: a BEFORE UPDATE trigger refuses any change to a
 --    finished row of workflow_executions or node_executions (status other
 --    than `running`), any change to an execution_errors row, and any
---    change to a flowcore_reaps row, whoever asks (SQLSTATE 23000). Rows
---    still `running` can be updated as before (the writer's upserts; the
---    reap, which turns a running row into an abandoned one). The writer's
---    upserts skip finished rows themselves (ON CONFLICT ... DO UPDATE ...
---    WHERE t.status = 'running'), so a replayed batch that meets a finished
---    row is a no-op, never an error. An owner who must repair a row can
---    ALTER TABLE ... DISABLE TRIGGER USER, repair, and ENABLE it again.
+--    change to a flowcore_reaps row, whoever asks (SQLSTATE 23000). One
+--    thing only may still happen to a finished row: what its start record
+--    carries, if missing, is filled in once (input_data, and started_at
+--    and node_type of a node attempt, host and pid of a run), because a
+--    replay may bring a start after its end (a writer that gave up at its
+--    deadline spools its in-flight batch after the later ones). A value
+--    once written never changes. Rows still `running` can be updated as
+--    before (the writer's upserts; the reap, which turns a running row into
+--    an abandoned one). The writer's upserts leave finished rows alone
+--    themselves except for that filling (ON CONFLICT ... DO UPDATE ...
+--    WHERE), so a replayed batch that meets a finished row is a no-op,
+--    never an error. An owner who must repair a row can ALTER TABLE ...
+--    DISABLE TRIGGER flowcore_append_only, repair, and enable it again.
 
 ALTER TABLE workflow_executions DROP CONSTRAINT workflow_executions_status_check;
 ALTER TABLE workflow_executions ADD CONSTRAINT workflow_executions_status_check
@@ -56,7 +62,24 @@ COMMENT ON TABLE flowcore_reaps IS
 
 CREATE FUNCTION flowcore_refuse_finished_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    w workflow_executions;
+    n node_executions;
 BEGIN
+    -- The new row with the start columns that were missing put back to
+    -- NULL must equal the old row: only NULL -> value there.
+    IF TG_TABLE_NAME = 'workflow_executions' THEN
+        w := NEW;
+        IF OLD.input_data IS NULL THEN w.input_data := NULL; END IF;
+        IF OLD.host IS NULL AND OLD.pid IS NULL THEN w.host := NULL; w.pid := NULL; END IF;
+        IF w IS NOT DISTINCT FROM OLD THEN RETURN NEW; END IF;
+    ELSIF TG_TABLE_NAME = 'node_executions' THEN
+        n := NEW;
+        IF OLD.input_data IS NULL THEN n.input_data := NULL; END IF;
+        IF OLD.started_at IS NULL THEN n.started_at := NULL; END IF;
+        IF OLD.node_type IS NULL THEN n.node_type := NULL; END IF;
+        IF n IS NOT DISTINCT FROM OLD THEN RETURN NEW; END IF;
+    END IF;
     IF TG_TABLE_NAME IN ('execution_errors', 'flowcore_reaps') THEN
         RAISE EXCEPTION 'flowcore: % rows cannot be changed (the history is append-only)',
                         TG_TABLE_NAME

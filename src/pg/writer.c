@@ -155,41 +155,59 @@ static const char COPY_STAGE_WF_SQL[] = "COPY fc_stage_wf (" WF_COLS ") FROM STD
 static const char COPY_STAGE_ERR_SQL[] =
     "COPY fc_stage_err (" ERR_COLS ") FROM STDIN (FORMAT binary)";
 
-/* Ends fill what starts lack. A finished row is left alone (WHERE
- * t.status = 'running'): the history is append-only (migration 0004's
- * trigger refuses changes to finished rows), so a replay meeting one is a
+/* Ends fill what starts lack in a running row. A finished row keeps every
+ * value it has (the history is append-only: migration 0004's trigger
+ * refuses changes to finished rows); only what its start carries, if
+ * missing, is filled in (a replay may bring a start after its end). The
+ * WHERE makes a replay that meets a finished row with nothing to fill a
  * no-op, never an error. */
+#define RUNNING_THEN(a, b) "CASE WHEN t.status = 'running' THEN " a " ELSE " b " END"
 static const char UPSERT_NODES_SQL[] =
     "INSERT INTO node_executions AS t (" NODE_COLS ") SELECT " NODE_COLS " FROM fc_stage_nodes "
     "ON CONFLICT (workflow_id, node_id, attempt) DO UPDATE SET "
-    "status = CASE WHEN t.status <> 'running' AND EXCLUDED.status = 'running' "
-    "THEN t.status ELSE EXCLUDED.status END, "
-    "node_type = COALESCE(EXCLUDED.node_type, t.node_type), "
+    "status = " RUNNING_THEN("EXCLUDED.status", "t.status") ", "
+    "node_type = COALESCE(t.node_type, EXCLUDED.node_type), "
     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
-    "output_data = COALESCE(EXCLUDED.output_data, t.output_data), "
+    "output_data = " RUNNING_THEN("COALESCE(EXCLUDED.output_data, t.output_data)",
+                                  "t.output_data") ", "
     "started_at = COALESCE(t.started_at, EXCLUDED.started_at), "
-    "completed_at = COALESCE(EXCLUDED.completed_at, t.completed_at), "
-    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms) "
-    "WHERE t.status = 'running';";
+    "completed_at = " RUNNING_THEN("COALESCE(EXCLUDED.completed_at, t.completed_at)",
+                                   "t.completed_at") ", "
+    "duration_ms = " RUNNING_THEN("COALESCE(EXCLUDED.duration_ms, t.duration_ms)",
+                                  "t.duration_ms") " "
+    "WHERE t.status = 'running' "
+    "OR (t.input_data IS NULL AND EXCLUDED.input_data IS NOT NULL) "
+    "OR (t.started_at IS NULL AND EXCLUDED.started_at IS NOT NULL) "
+    "OR (t.node_type IS NULL AND EXCLUDED.node_type IS NOT NULL);";
 static const char UPSERT_WF_SQL[] =
     "INSERT INTO workflow_executions AS t (" WF_COLS ") SELECT " WF_COLS " FROM fc_stage_wf "
     "ON CONFLICT (workflow_id) DO UPDATE SET "
-    "status = CASE WHEN t.status <> 'running' AND EXCLUDED.status = 'running' "
-    "THEN t.status ELSE EXCLUDED.status END, "
+    "status = " RUNNING_THEN("EXCLUDED.status", "t.status") ", "
     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
-    "output_data = COALESCE(EXCLUDED.output_data, t.output_data), "
-    "started_at = LEAST(t.started_at, EXCLUDED.started_at), "
-    "completed_at = COALESCE(EXCLUDED.completed_at, t.completed_at), "
-    "node_count = GREATEST(t.node_count, EXCLUDED.node_count), "
-    "error_count = GREATEST(t.error_count, EXCLUDED.error_count), "
-    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms), "
-    "updated_at = GREATEST(t.updated_at, EXCLUDED.updated_at), "
+    "output_data = " RUNNING_THEN("COALESCE(EXCLUDED.output_data, t.output_data)",
+                                  "t.output_data") ", "
+    "started_at = " RUNNING_THEN("LEAST(t.started_at, EXCLUDED.started_at)", "t.started_at") ", "
+    "completed_at = " RUNNING_THEN("COALESCE(EXCLUDED.completed_at, t.completed_at)",
+                                   "t.completed_at") ", "
+    "node_count = " RUNNING_THEN("GREATEST(t.node_count, EXCLUDED.node_count)",
+                                 "t.node_count") ", "
+    "error_count = " RUNNING_THEN("GREATEST(t.error_count, EXCLUDED.error_count)",
+                                  "t.error_count") ", "
+    "duration_ms = " RUNNING_THEN("COALESCE(EXCLUDED.duration_ms, t.duration_ms)",
+                                  "t.duration_ms") ", "
+    "updated_at = " RUNNING_THEN("GREATEST(t.updated_at, EXCLUDED.updated_at)",
+                                 "t.updated_at") ", "
     "host = COALESCE(t.host, EXCLUDED.host), "
     "pid = CASE WHEN t.host IS NULL THEN EXCLUDED.pid ELSE t.pid END "
-    "WHERE t.status = 'running';";
+    "WHERE t.status = 'running' "
+    "OR (t.input_data IS NULL AND EXCLUDED.input_data IS NOT NULL) "
+    "OR (t.host IS NULL AND EXCLUDED.host IS NOT NULL);";
 static const char INSERT_ERR_SQL[] =
     "INSERT INTO execution_errors (" ERR_COLS ") SELECT " ERR_COLS " FROM fc_stage_err "
     "ON CONFLICT (workflow_id, error_id) DO NOTHING;";
+_Static_assert(sizeof UPSERT_NODES_SQL + sizeof UPSERT_WF_SQL + sizeof INSERT_ERR_SQL <=
+                   sizeof ((batch_t *)0)->upsert_sql,
+               "batch_t.upsert_sql holds the three statements");
 
 /* ---- configuration ------------------------------------------------------- */
 

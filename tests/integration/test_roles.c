@@ -157,7 +157,7 @@ static void test_writer_append_only(void **state) {
   /* a failed run turned into a completed one: refused */
   REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET status = 'completed', "
                              "error_type = NULL WHERE workflow_name = 'roles'");
-  REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET input_data = '{}' "
+  REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET completed_at = now() "
                              "WHERE workflow_name = 'roles'");
   REFUSED_FINISHED("fc_app", "UPDATE node_executions SET status = 'completed' "
                              "WHERE status = 'failed'");
@@ -178,6 +178,16 @@ static void test_writer_append_only(void **state) {
                     "WHERE workflow_id = '018f0000-0000-7000-8000-0000000000a1'");
   REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET status = 'running' "
                              "WHERE workflow_id = '018f0000-0000-7000-8000-0000000000a1'");
+  /* A finished attempt whose start came late (a replay): what the start
+   * carries is filled in once, and never changed after. */
+  ALLOWED("fc_app", "INSERT INTO node_executions (workflow_id, node_id, attempt, status, "
+                    "completed_at, duration_ms) VALUES ('018f0000-0000-7000-8000-0000000000a1', "
+                    "'late', 1, 'completed', now(), 5)");
+  ALLOWED("fc_app", "UPDATE node_executions SET input_data = '{\"k\": 1}', started_at = now(), "
+                    "node_type = 'exec' WHERE node_id = 'late'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET input_data = '{\"k\": 2}' "
+                             "WHERE node_id = 'late'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET duration_ms = 6 WHERE node_id = 'late'");
 
   /* The writer as fc_app: the node's start is committed in one batch, its
    * end 400 ms later in another, through the upserts of running rows. */
