@@ -11,7 +11,11 @@
 --
 -- Columns:
 --   workflow_id, workflow_name, status, started_at, completed_at
---                    as in workflow_executions (completed_at NULL while running)
+--                    as in workflow_executions (completed_at NULL while
+--                    running). status is running, completed, failed,
+--                    cancelled or abandoned (marked by `flowcore history
+--                    reap`: the process was gone; completed_at is then the
+--                    last activity heard of the run, see flowcore_reaps)
 --   duration_ms      the engine's monotonic duration; when absent the wall
 --                    clock completed_at - started_at; NULL while running
 --   node_count       nodes in the workflow's definition
@@ -27,6 +31,7 @@
 --   error_count      errors reported during the run: the engine's count,
 --                    written at the end, or the error rows stored so far,
 --                    whichever is larger (so it is live while running)
+--   host, pid        where the run's process ran (NULL if not recorded)
 CREATE OR REPLACE VIEW flowcore_recent_runs AS
 SELECT w.workflow_id,
        w.workflow_name,
@@ -46,7 +51,9 @@ SELECT w.workflow_id,
        n.attempts,
        GREATEST(w.error_count::bigint,
                 (SELECT count(*) FROM execution_errors e
-                  WHERE e.workflow_id = w.workflow_id)) AS error_count
+                  WHERE e.workflow_id = w.workflow_id)) AS error_count,
+       w.host,
+       w.pid
   FROM workflow_executions w
  CROSS JOIN LATERAL (
        SELECT count(*) FILTER (WHERE a.last AND a.status = 'completed') AS nodes_completed,

@@ -1,5 +1,8 @@
 -- flowcore_writer_loss_summary: what history writers lost, per writer,
--- record kind and reason (DESIGN.md §6, promise 3).
+-- record kind and reason. The writer promises never to lose a record
+-- silently: every record it drops (queue full under the `drop` policy, the
+-- shutdown deadline, a full spool, a row the server refuses) is counted and
+-- reported here (docs/reliability.md).
 --
 -- Answers "is the history complete? if not, what is missing and why?".
 --   SELECT * FROM flowcore_writer_loss_summary ORDER BY last_recorded_at DESC;

@@ -167,12 +167,28 @@ void cli_format_local_time(int64_t us, char *buf, size_t size);
 void cli_format_utc_time(int64_t us, char *buf, size_t size);
 /* Wall clock now, µs since the epoch. */
 int64_t cli_now_us(void);
+/* Parses a duration ("90s", "15m", "2h", "7d", "1w", "1h30m", "1.5h") into
+ * seconds. Returns 0 or -1. */
+int cli_parse_duration(const char *s, double *out_seconds);
 /* Parses --since: a duration ("90s", "15m", "2h", "7d", "1w", "1h30m";
  * decimals allowed: "1.5h") back from now, or a time "YYYY-MM-DD",
  * "YYYY-MM-DD HH:MM[:SS[.frac]]" or with 'T', optionally followed by "Z" or
  * "+HH[:MM]"/"-HH[:MM]" (no zone: local time). Returns 0 and the time in
  * µs since the epoch, or -1. */
 int cli_parse_since(const char *s, int64_t now_us, int64_t *out_us);
+
+/* ---- liveness of running runs (liveness.c) -------------------------------------- */
+
+enum { CLI_RUN_LIVE = 0, CLI_RUN_GONE = 1, CLI_RUN_STALE = 2 };
+/* This host's name (gethostname), as the writer records it. 0 or -1. */
+int cli_local_host(char *buf, size_t size);
+/* Judges a run still marked running: host and pid as recorded (NULL, 0:
+ * unknown), its start (µs since the epoch), how long nothing was heard of
+ * it and the stale threshold (ms). Returns CLI_RUN_LIVE, CLI_RUN_GONE (on
+ * this host, its process is gone) or CLI_RUN_STALE (elsewhere or unknown,
+ * idle longer than the threshold), with a one-line reason in why. */
+int cli_run_liveness(const char *host, long long pid, int64_t started_us, double idle_ms,
+                     double stale_ms, char *why, size_t size);
 
 /* ---- text tables (table.c) ------------------------------------------------------ */
 

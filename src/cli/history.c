@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -15,6 +16,9 @@
 
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 1000000
+/* --stale: a run on another host (or without host/pid) is taken for
+ * abandoned after this long without any activity (docs/history.md). */
+#define DEFAULT_STALE_MS (60.0 * 60 * 1000)
 
 /* µs since the epoch of a timestamptz column, as the column's own name. */
 #define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint AS " col
@@ -28,7 +32,9 @@ typedef struct {
   const char *since;
   const char *id;
   uint64_t limit;
+  double stale_ms;
   int json;
+  int dry_run;
   cli_db_t db;
   PGconn *conn;
 } hist_t;
@@ -217,9 +223,67 @@ static int print_table(cli_table_t *t) {
   "SELECT workflow_id::text AS workflow_id, workflow_name, status, " US("started_at") ", " US(     \
       "completed_at") ", duration_ms, node_count, nodes_completed, nodes_failed, "                 \
                       "nodes_skipped, nodes_timed_out, nodes_cancelled, nodes_running, attempts, " \
-                      "error_count "                                                               \
+                      "error_count, host, pid, (SELECT (extract(epoch FROM p.idle_for) * "         \
+                      "1000)::double precision FROM flowcore_running_progress p "                  \
+                      "WHERE p.workflow_id = r.workflow_id) AS idle_ms "                           \
                       "FROM flowcore_recent_runs r "
-#define RUN_TYPES "sssttfiiiiiiiii"
+#define RUN_TYPES "sssttfiiiiiiiiisif"
+
+/* Liveness of row r of res, a run marked running (columns host, pid,
+ * started_at, idle_ms): CLI_RUN_*, with the reason in why. */
+static int row_liveness(const hist_t *h, const PGresult *res, int r, char *why, size_t size) {
+  return cli_run_liveness(text(res, r, "host"), is_null(res, r, "pid") ? 0 : integer(res, r, "pid"),
+                          (int64_t)integer(res, r, "started_at"),
+                          is_null(res, r, "idle_ms") ? 0.0 : real(res, r, "idle_ms"), h->stale_ms,
+                          why, size);
+}
+
+/* Adds "liveness" (live or abandoned; null for a finished run) and
+ * "liveness_reason" to the JSON object of row r. Returns 0 or -1. */
+static int json_add_liveness(const hist_t *h, json_t *obj, const PGresult *res, int r) {
+  const char *st = text(res, r, "status");
+  char why[512];
+  int lv;
+  if (st != NULL && strcmp(st, "running") != 0)
+    return json_object_set_new(obj, "liveness", json_null()) != 0 ||
+                   json_object_set_new(obj, "liveness_reason", json_null()) != 0
+               ? -1
+               : 0;
+  lv = row_liveness(h, res, r, why, sizeof why);
+  return json_object_set_new(obj, "liveness",
+                             json_string(lv == CLI_RUN_LIVE ? "live" : "abandoned")) != 0 ||
+                 json_object_set_new(obj, "liveness_reason", json_string(why)) != 0
+             ? -1
+             : 0;
+}
+
+/* Prints rows as a JSON array, each object with its liveness. */
+static int print_runs_json(const hist_t *h, const PGresult *res, const char *types) {
+  json_t *arr = rows_json(res, types);
+  int r, rc;
+  for (r = 0; arr != NULL && r < PQntuples(res); r++)
+    if (json_add_liveness(h, json_array_get(arr, (size_t)r), res, r) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  if (arr == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  rc = cli_print_json(stdout, arr);
+  json_decref(arr);
+  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+static void note_abandoned(const hist_t *h, int n) {
+  char stale[32];
+  if (n == 0)
+    return;
+  cli_format_duration_ms(h->stale_ms, stale, sizeof stale);
+  cli_error("note: %d run%s marked running look%s abandoned (process gone on this host, or "
+            "nothing heard for over %s); 'flowcore history reap' marks them",
+            n, n == 1 ? "" : "s", n == 1 ? "s" : "", stale);
+}
 
 static void note_losses(hist_t *h) {
   PGresult *res = PQexec(h->conn, "SELECT coalesce(sum(total), 0)::bigint AS lost "
@@ -242,7 +306,7 @@ static int cmd_runs(hist_t *h, const char *since_param) {
   const char *params[4];
   PGresult *res;
   cli_table_t *t;
-  int r, rc;
+  int r, rc, abandoned = 0;
   snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
   params[0] = h->workflow;
   params[1] = h->status;
@@ -257,7 +321,7 @@ static int cmd_runs(hist_t *h, const char *since_param) {
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
-    rc = print_rows_json(res, RUN_TYPES);
+    rc = print_runs_json(h, res, RUN_TYPES);
     PQclear(res);
     return rc;
   }
@@ -270,11 +334,16 @@ static int cmd_runs(hist_t *h, const char *since_param) {
   t = cli_table_new(11, headers, "llllrrrrrrr");
   cli_table_max_width(t, 1, 40);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char started[32], dur[32], n[7][24];
+    char started[32], dur[32], n[7][24], why[512];
     const char *cells[11];
     cells[0] = text(res, r, "workflow_id");
     cells[1] = text(res, r, "workflow_name");
     cells[2] = text(res, r, "status");
+    if (cells[2] != NULL && strcmp(cells[2], "running") == 0 &&
+        row_liveness(h, res, r, why, sizeof why) != CLI_RUN_LIVE) {
+      cells[2] = "running (abandoned)";
+      abandoned++;
+    }
     cells[3] = cell_time(res, r, "started_at", started, sizeof started);
     cells[4] = cell_ms(res, r, "duration_ms", dur, sizeof dur);
     cells[5] = cell_int(res, r, "node_count", n[0], sizeof n[0]);
@@ -292,6 +361,7 @@ static int cmd_runs(hist_t *h, const char *since_param) {
   }
   PQclear(res);
   rc = print_table(t);
+  note_abandoned(h, abandoned);
   note_losses(h);
   return rc;
 }
@@ -386,7 +456,14 @@ static int resolve_id(hist_t *h, char out[37]) {
                       "flowcore_run_timeline t "
 #define NODE_TYPES "sissttffss"
 
-static void print_run_header(const PGresult *run, const char *id) {
+/* The reap record of an abandoned run (flowcore_reaps), or NULL. */
+#define REAP_COLUMNS                                                                               \
+  "SELECT " US("reaped_at") ", reaped_by, reaper_host, reaper_pid, rule, message "                 \
+  "FROM flowcore_reaps WHERE workflow_id = $1::uuid"
+#define REAP_TYPES "tssiss"
+
+static void print_run_header(const hist_t *h, const PGresult *run, const PGresult *reap,
+                             const char *id) {
   char buf[64];
   long long nc = integer(run, 0, "node_count");
   static const struct {
@@ -399,6 +476,19 @@ static void print_run_header(const PGresult *run, const char *id) {
   cli_printf(stdout, "run       %s\n", id);
   cli_printf(stdout, "workflow  %s\n", text(run, 0, "workflow_name"));
   cli_printf(stdout, "status    %s\n", text(run, 0, "status"));
+  if (!is_null(run, 0, "host"))
+    cli_printf(stdout, "host      %s (pid %lld)\n", text(run, 0, "host"), integer(run, 0, "pid"));
+  if (strcmp(text(run, 0, "status"), "running") == 0) {
+    char why[512];
+    int lv = row_liveness(h, run, 0, why, sizeof why);
+    cli_printf(stdout, "liveness  %s: %s\n", lv == CLI_RUN_LIVE ? "live" : "abandoned", why);
+  }
+  if (reap != NULL && PQntuples(reap) == 1) {
+    cli_printf(stdout, "reaped    %s by %s on %s (pid %lld): %s\n",
+               cell_time(reap, 0, "reaped_at", buf, sizeof buf), text(reap, 0, "reaped_by"),
+               is_null(reap, 0, "reaper_host") ? "?" : text(reap, 0, "reaper_host"),
+               integer(reap, 0, "reaper_pid"), text(reap, 0, "message"));
+  }
   cli_printf(stdout, "started   %s\n", cell_time(run, 0, "started_at", buf, sizeof buf));
   if (!is_null(run, 0, "completed_at"))
     cli_printf(stdout, "finished  %s\n", cell_time(run, 0, "completed_at", buf, sizeof buf));
@@ -423,7 +513,7 @@ static int cmd_show(hist_t *h) {
                                         "START", "DURATION", "ERROR"};
   char id[37];
   const char *params[1];
-  PGresult *run, *nodes;
+  PGresult *run, *nodes, *reap = NULL;
   cli_table_t *t;
   int rc, r;
   rc = resolve_id(h, id);
@@ -433,18 +523,37 @@ static int cmd_show(hist_t *h) {
   run = query(h, RUN_COLUMNS "WHERE workflow_id = $1::uuid", 1, params);
   if (run == NULL)
     return CLI_EXIT_FAILED;
+  if (PQntuples(run) == 1 && strcmp(text(run, 0, "status"), "abandoned") == 0) {
+    reap = query(h, REAP_COLUMNS, 1, params);
+    if (reap == NULL) {
+      PQclear(run);
+      return CLI_EXIT_FAILED;
+    }
+  }
   nodes = query(h,
                 NODE_COLUMNS "WHERE workflow_id = $1::uuid "
                              "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
                 1, params);
   if (nodes == NULL) {
     PQclear(run);
+    PQclear(reap);
     return CLI_EXIT_FAILED;
   }
   if (h->json) {
     json_t *obj =
         PQntuples(run) == 1 ? row_json(run, 0, RUN_TYPES) : json_pack("{s:s}", "workflow_id", id);
     json_t *arr = rows_json(nodes, NODE_TYPES);
+    json_t *rj = reap != NULL && PQntuples(reap) == 1 ? row_json(reap, 0, REAP_TYPES) : json_null();
+    if (obj != NULL && PQntuples(run) == 1 && json_add_liveness(h, obj, run, 0) != 0) {
+      json_decref(obj);
+      obj = NULL;
+    }
+    if (obj == NULL || rj == NULL || json_object_set_new(obj, "reap", rj) != 0) {
+      if (obj == NULL)
+        json_decref(rj);
+      json_decref(obj);
+      obj = NULL;
+    }
     if (obj == NULL || arr == NULL || json_object_set_new(obj, "nodes", arr) != 0) {
       json_decref(obj);
       cli_error("out of memory");
@@ -454,14 +563,16 @@ static int cmd_show(hist_t *h) {
       json_decref(obj);
     }
     PQclear(run);
+    PQclear(reap);
     PQclear(nodes);
     return rc;
   }
   if (PQntuples(run) == 1)
-    print_run_header(run, id);
+    print_run_header(h, run, reap, id);
   else
     cli_printf(stdout, "run       %s (its run record is not in the history)\n", id);
   PQclear(run);
+  PQclear(reap);
   cli_printf(stdout, "\n");
   t = cli_table_new(7, headers, "lrllrrl");
   cli_table_max_width(t, 6, 100);
@@ -613,24 +724,26 @@ static int cmd_stats(hist_t *h) {
 
 /* ---- history running / losses ----------------------------------------------------- */
 
+#define RUNNING_COLUMNS                                                                            \
+  "SELECT workflow_id::text AS workflow_id, workflow_name, 'running' AS status, " US(              \
+      "started_at") ", node_count, nodes_finished, nodes_running, percent::double precision AS "   \
+                    "percent, (extract(epoch FROM elapsed) * 1000)::double precision AS "          \
+                    "elapsed_ms, host, pid, " US("last_activity_at") ", (extract(epoch FROM "      \
+                    "idle_for) * 1000)::double precision AS idle_ms "                              \
+                    "FROM flowcore_running_progress p ORDER BY p.started_at, p.workflow_id"
+#define RUNNING_TYPES "ssstiiiffsitf"
+
 static int cmd_running(hist_t *h) {
-  static const char *const headers[] = {"ID",       "WORKFLOW", "STARTED",
-                                        "PROGRESS", "RUNNING",  "ELAPSED"};
+  static const char *const headers[] = {"ID",      "WORKFLOW", "STARTED",  "PROGRESS",
+                                        "RUNNING", "ELAPSED",  "LIVENESS"};
   PGresult *res;
   cli_table_t *t;
-  int r, rc;
-  res = query(
-      h,
-      "SELECT workflow_id::text AS workflow_id, workflow_name, " US(
-          "started_at") ", node_count, nodes_finished, nodes_running, percent::double precision AS "
-                        "percent, (extract(epoch FROM elapsed) * 1000)::double precision AS "
-                        "elapsed_ms "
-                        "FROM flowcore_running_progress p ORDER BY p.started_at, p.workflow_id",
-      0, NULL);
+  int r, rc, abandoned = 0;
+  res = query(h, RUNNING_COLUMNS, 0, NULL);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
-    rc = print_rows_json(res, "sstiiiff");
+    rc = print_runs_json(h, res, RUNNING_TYPES);
     PQclear(res);
     return rc;
   }
@@ -639,10 +752,14 @@ static int cmd_running(hist_t *h) {
     PQclear(res);
     return CLI_EXIT_OK;
   }
-  t = cli_table_new(6, headers, "lllrrr");
+  t = cli_table_new(7, headers, "lllrrrl");
+  cli_table_max_width(t, 6, 100);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char started[32], progress[64], running[24], elapsed[32];
-    const char *cells[6];
+    char started[32], progress[64], running[24], elapsed[32], why[512], state[600];
+    const char *cells[7];
+    int lv = row_liveness(h, res, r, why, sizeof why);
+    abandoned += lv != CLI_RUN_LIVE;
+    snprintf(state, sizeof state, "%s: %s", lv == CLI_RUN_LIVE ? "live" : "abandoned", why);
     snprintf(progress, sizeof progress, "%lld/%lld (%.1f%%)", integer(res, r, "nodes_finished"),
              integer(res, r, "node_count"), real(res, r, "percent"));
     cells[0] = text(res, r, "workflow_id");
@@ -651,13 +768,138 @@ static int cmd_running(hist_t *h) {
     cells[3] = progress;
     cells[4] = cell_int(res, r, "nodes_running", running, sizeof running);
     cells[5] = cell_ms(res, r, "elapsed_ms", elapsed, sizeof elapsed);
+    cells[6] = state;
     if (cli_table_add(t, cells) != 0) {
       cli_table_free(t);
       t = NULL;
     }
   }
   PQclear(res);
-  return print_table(t);
+  rc = print_table(t);
+  note_abandoned(h, abandoned);
+  return rc;
+}
+
+/* ---- history reap ------------------------------------------------------------------ */
+
+/* Marks one run abandoned and records the reap, in one statement. It
+ * changes nothing when the run is no longer running or something was heard
+ * of it since it was judged (its last activity moved): never a live run.
+ * $1 id, $2 rule, $3 last activity (µs), $4 message, $5 reaper host,
+ * $6 reaper pid, $7 stale threshold (ms). */
+static const char REAP_SQL[] =
+    "WITH r AS ("
+    " UPDATE workflow_executions w"
+    "    SET status = 'abandoned',"
+    "        completed_at = timestamptz 'epoch' + $3::bigint * interval '1 microsecond',"
+    "        error_type = 'abandoned', error_message = $4::text"
+    "  WHERE w.workflow_id = $1::uuid AND w.status = 'running'"
+    "    AND NOT EXISTS (SELECT 1 FROM flowcore_running_progress p"
+    "                     WHERE p.workflow_id = w.workflow_id"
+    "                       AND p.last_activity_at >"
+    "                           timestamptz 'epoch' + $3::bigint * interval '1 microsecond')"
+    "  RETURNING w.workflow_id, w.host, w.pid, w.completed_at)"
+    " INSERT INTO flowcore_reaps (workflow_id, reaper_host, reaper_pid, rule, run_host, run_pid,"
+    "                             last_activity_at, stale_after, message)"
+    " SELECT r.workflow_id, $5::text, $6::int, $2::text, r.host, r.pid, r.completed_at,"
+    "        $7::bigint * interval '1 millisecond', $4::text FROM r"
+    " RETURNING workflow_id";
+
+static int cmd_reap(hist_t *h) {
+  static const char *const headers[] = {"ID", "WORKFLOW", "RULE", "REASON"};
+  PGresult *res;
+  cli_table_t *t = NULL;
+  json_t *arr = NULL;
+  char here[256], pid[24], stale[32];
+  int r, rc = CLI_EXIT_OK, reaped = 0, judged = 0;
+  res = query(h, RUNNING_COLUMNS, 0, NULL);
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  if (cli_local_host(here, sizeof here) != 0)
+    snprintf(here, sizeof here, "?");
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  snprintf(stale, sizeof stale, "%.0f", h->stale_ms);
+  if (h->json)
+    arr = json_array();
+  else
+    t = cli_table_new(4, headers, "llll");
+  if (arr == NULL && t == NULL) {
+    PQclear(res);
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  cli_table_max_width(t, 3, 100);
+  for (r = 0; r < PQntuples(res); r++) {
+    char why[512], msg[600], last[32];
+    const char *params[7], *rule;
+    int lv = row_liveness(h, res, r, why, sizeof why), done = 0;
+    if (lv == CLI_RUN_LIVE)
+      continue;
+    judged++;
+    rule = lv == CLI_RUN_GONE ? "process_gone" : "stale";
+    snprintf(msg, sizeof msg, "abandoned: %s", why);
+    snprintf(last, sizeof last, "%lld", integer(res, r, "last_activity_at"));
+    if (!h->dry_run) {
+      PGresult *u;
+      params[0] = text(res, r, "workflow_id");
+      params[1] = rule;
+      params[2] = last;
+      params[3] = msg;
+      params[4] = here;
+      params[5] = pid;
+      params[6] = stale;
+      u = query(h, REAP_SQL, 7, params);
+      if (u == NULL) {
+        rc = CLI_EXIT_FAILED;
+        break;
+      }
+      done = PQntuples(u) == 1;
+      PQclear(u);
+      if (!done)
+        continue; /* it finished or moved meanwhile: left alone */
+      reaped++;
+    }
+    if (arr != NULL) {
+      json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "workflow_id",
+                            text(res, r, "workflow_id"), "workflow_name",
+                            text(res, r, "workflow_name"), "rule", rule, "message", msg,
+                            "reaped", done);
+      if (o == NULL || json_array_append_new(arr, o) != 0) {
+        rc = CLI_EXIT_FAILED;
+        break;
+      }
+    } else {
+      const char *cells[4];
+      cells[0] = text(res, r, "workflow_id");
+      cells[1] = text(res, r, "workflow_name");
+      cells[2] = rule;
+      cells[3] = why;
+      if (cli_table_add(t, cells) != 0) {
+        rc = CLI_EXIT_FAILED;
+        break;
+      }
+    }
+  }
+  PQclear(res);
+  if (rc != CLI_EXIT_OK) {
+    json_decref(arr);
+    cli_table_free(t);
+    return rc;
+  }
+  if (arr != NULL) {
+    rc = cli_print_json(stdout, arr) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+    json_decref(arr);
+    return rc;
+  }
+  if (cli_table_rows(t) > 0)
+    cli_table_print(t, stdout);
+  cli_table_free(t);
+  if (h->dry_run)
+    cli_printf(stdout, "%d run%s would be marked abandoned (dry run: nothing changed)\n", judged,
+               judged == 1 ? "" : "s");
+  else
+    cli_printf(stdout, "%d run%s marked abandoned\n", reaped, reaped == 1 ? "" : "s");
+  return CLI_EXIT_OK;
 }
 
 static int cmd_losses(hist_t *h) {
@@ -704,14 +946,25 @@ static int cmd_losses(hist_t *h) {
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
-enum { OPT_HELP = 'h', OPT_DB = 256, OPT_JSON, OPT_WORKFLOW, OPT_STATUS, OPT_SINCE, OPT_LIMIT };
+enum {
+  OPT_HELP = 'h',
+  OPT_DB = 256,
+  OPT_JSON,
+  OPT_WORKFLOW,
+  OPT_STATUS,
+  OPT_SINCE,
+  OPT_LIMIT,
+  OPT_STALE,
+  OPT_DRY_RUN
+};
 
 /* The options each subcommand accepts. */
 static const cli_opt_t *options_for(const char *sub) {
   static const cli_opt_t runs[] = {{"help", 'h', 0, OPT_HELP},   {"db", 0, 1, OPT_DB},
                                    {"json", 0, 0, OPT_JSON},     {"workflow", 0, 1, OPT_WORKFLOW},
                                    {"status", 0, 1, OPT_STATUS}, {"since", 0, 1, OPT_SINCE},
-                                   {"limit", 0, 1, OPT_LIMIT},   {NULL, 0, 0, 0}};
+                                   {"limit", 0, 1, OPT_LIMIT},   {"stale", 0, 1, OPT_STALE},
+                                   {NULL, 0, 0, 0}};
   static const cli_opt_t errors[] = {{"help", 'h', 0, OPT_HELP},
                                      {"db", 0, 1, OPT_DB},
                                      {"json", 0, 0, OPT_JSON},
@@ -726,13 +979,25 @@ static const cli_opt_t *options_for(const char *sub) {
                                     {NULL, 0, 0, 0}};
   static const cli_opt_t plain[] = {
       {"help", 'h', 0, OPT_HELP}, {"db", 0, 1, OPT_DB}, {"json", 0, 0, OPT_JSON}, {NULL, 0, 0, 0}};
+  static const cli_opt_t running[] = {{"help", 'h', 0, OPT_HELP},
+                                      {"db", 0, 1, OPT_DB},
+                                      {"json", 0, 0, OPT_JSON},
+                                      {"stale", 0, 1, OPT_STALE},
+                                      {NULL, 0, 0, 0}};
+  static const cli_opt_t reap[] = {{"help", 'h', 0, OPT_HELP},  {"db", 0, 1, OPT_DB},
+                                   {"json", 0, 0, OPT_JSON},    {"stale", 0, 1, OPT_STALE},
+                                   {"dry-run", 0, 0, OPT_DRY_RUN}, {NULL, 0, 0, 0}};
   if (strcmp(sub, "runs") == 0)
     return runs;
+  if (strcmp(sub, "running") == 0 || strcmp(sub, "show") == 0)
+    return running;
+  if (strcmp(sub, "reap") == 0)
+    return reap;
   if (strcmp(sub, "errors") == 0)
     return errors;
   if (strcmp(sub, "stats") == 0)
     return stats;
-  if (strcmp(sub, "show") == 0 || strcmp(sub, "running") == 0 || strcmp(sub, "losses") == 0)
+  if (strcmp(sub, "losses") == 0)
     return plain;
   return NULL;
 }
@@ -767,15 +1032,29 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
       break;
     case OPT_STATUS:
       if (strcmp(p.value, "running") != 0 && strcmp(p.value, "completed") != 0 &&
-          strcmp(p.value, "failed") != 0 && strcmp(p.value, "cancelled") != 0)
+          strcmp(p.value, "failed") != 0 && strcmp(p.value, "cancelled") != 0 &&
+          strcmp(p.value, "abandoned") != 0)
         return cli_usage_error(h->cmd,
-                               "--status: expected running, completed, failed or "
-                               "cancelled, got '%s'",
+                               "--status: expected running, completed, failed, cancelled "
+                               "or abandoned, got '%s'",
                                p.value);
       h->status = p.value;
       break;
     case OPT_SINCE:
       h->since = p.value;
+      break;
+    case OPT_STALE: {
+      double seconds;
+      if (cli_parse_duration(p.value, &seconds) != 0 || seconds < 1)
+        return cli_usage_error(h->cmd,
+                               "--stale: expected a duration of at least 1s (90s, 10m, 2h, "
+                               "1h30m), got '%s'",
+                               p.value);
+      h->stale_ms = seconds * 1000.0;
+      break;
+    }
+    case OPT_DRY_RUN:
+      h->dry_run = 1;
       break;
     case OPT_LIMIT:
       if (cli_parse_uint(p.value, 1, MAX_LIMIT, &h->limit) != 0)
@@ -805,6 +1084,7 @@ int cli_cmd_history(int argc, char **argv) {
   int rc, done;
   memset(&h, 0, sizeof h);
   h.limit = DEFAULT_LIMIT;
+  h.stale_ms = DEFAULT_STALE_MS;
   if (argc < 3) {
     cli_usage_history(stderr);
     return CLI_EXIT_USAGE;
@@ -856,6 +1136,8 @@ int cli_cmd_history(int argc, char **argv) {
     rc = cmd_stats(&h);
   else if (strcmp(h.sub, "running") == 0)
     rc = cmd_running(&h);
+  else if (strcmp(h.sub, "reap") == 0)
+    rc = cmd_reap(&h);
   else
     rc = cmd_losses(&h);
   PQfinish(h.conn);

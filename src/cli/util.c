@@ -724,6 +724,12 @@ static int parse_time(const char *s, int64_t *out_us) {
   return 0;
 }
 
+int cli_parse_duration(const char *s, double *out_seconds) {
+  if (s == NULL || s[0] == '\0')
+    return -1;
+  return parse_duration(s, out_seconds);
+}
+
 int cli_parse_since(const char *s, int64_t now_us, int64_t *out_us) {
   double seconds;
   if (s == NULL || s[0] == '\0')

@@ -370,6 +370,15 @@ int fc__spool_rotate(fc__spool_t *s) {
 }
 
 uint64_t fc__spool_bytes(const fc__spool_t *s) { return s->bytes; }
+
+int fc__spool_read_own(const fc__spool_t *s) {
+  char id[FC_UUID_STRING_LENGTH];
+  const char *base = strrchr(s->rpath, '/');
+  fc_uuid_format(s->wid, id);
+  base = base != NULL ? base + 1 : s->rpath;
+  /* fc-<writer uuid>-<seq>.spool */
+  return strncmp(base, "fc-", 3) == 0 && strncmp(base + 3, id, strlen(id)) == 0;
+}
 uint64_t fc__spool_corrupt(const fc__spool_t *s) { return s->corrupt; }
 
 /* ---- replaying ------------------------------------------------------------------ */

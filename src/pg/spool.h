@@ -78,5 +78,9 @@ void fc__spool_ack(fc__spool_t *s);
  * valid until the next read, ack or nack. */
 size_t fc__spool_losses(const fc__spool_t *s, const fc__spool_loss_t **out);
 void fc__spool_nack(fc__spool_t *s);
+/* 1 if the records of the last fc__spool_read come from a file this
+ * writer (this process) appended to, 0 if another writer's: the history
+ * then records no host and pid for them (they are not this process's). */
+int fc__spool_read_own(const fc__spool_t *s);
 
 #endif

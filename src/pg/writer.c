@@ -47,6 +47,7 @@ typedef struct batch_s {
   size_t nrecs;
   int safe;      /* replay: every row through the upsert path */
   int replay;    /* read back from the spool: outside custody, acked there */
+  int foreign;   /* replay of another writer's spool file: host/pid unknown */
   int attempts;
   int with_losses; /* carries the writer's loss-accounting insert */
   char *spooled_losses_sql; /* replay: loss reports read back from the spool */
@@ -109,6 +110,9 @@ struct fc_history_writer_s {
   uv_timer_t spool_timer;   /* fsync interval */
   fc__hrec_t *replay_buf;   /* batch_size records */
   uint8_t writer_id[16];
+  /* Where the runs of this process happen: workflow_executions.host/pid. */
+  char host[256];
+  int32_t pid;
 };
 
 static const char *const kind_names[FC_REC_KIND_COUNT] = {"workflow", "node", "error"};
@@ -130,7 +134,7 @@ const char *fc_drop_reason_name(fc_drop_reason_t reason) {
   "completed_at, duration_ms"
 #define WF_COLS                                                                           \
   "workflow_id, workflow_name, status, input_data, output_data, started_at, completed_at, " \
-  "node_count, error_count, duration_ms, updated_at"
+  "node_count, error_count, duration_ms, updated_at, host, pid"
 #define ERR_COLS                                                                          \
   "workflow_id, error_id, node_id, node_type, attempt, error_type, error_message, "         \
   "stack_trace, severity, occurred_at"
@@ -151,34 +155,59 @@ static const char COPY_STAGE_WF_SQL[] = "COPY fc_stage_wf (" WF_COLS ") FROM STD
 static const char COPY_STAGE_ERR_SQL[] =
     "COPY fc_stage_err (" ERR_COLS ") FROM STDIN (FORMAT binary)";
 
-/* A finished row never goes back to running; ends fill what starts lack. */
+/* Ends fill what starts lack in a running row. A finished row keeps every
+ * value it has (the history is append-only: migration 0005's trigger
+ * refuses changes to finished rows); only what its start carries, if
+ * missing, is filled in (a replay may bring a start after its end). The
+ * WHERE makes a replay that meets a finished row with nothing to fill a
+ * no-op, never an error. */
+#define RUNNING_THEN(a, b) "CASE WHEN t.status = 'running' THEN " a " ELSE " b " END"
 static const char UPSERT_NODES_SQL[] =
     "INSERT INTO node_executions AS t (" NODE_COLS ") SELECT " NODE_COLS " FROM fc_stage_nodes "
     "ON CONFLICT (workflow_id, node_id, attempt) DO UPDATE SET "
-    "status = CASE WHEN t.status <> 'running' AND EXCLUDED.status = 'running' "
-    "THEN t.status ELSE EXCLUDED.status END, "
-    "node_type = COALESCE(EXCLUDED.node_type, t.node_type), "
+    "status = " RUNNING_THEN("EXCLUDED.status", "t.status") ", "
+    "node_type = COALESCE(t.node_type, EXCLUDED.node_type), "
     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
-    "output_data = COALESCE(EXCLUDED.output_data, t.output_data), "
+    "output_data = " RUNNING_THEN("COALESCE(EXCLUDED.output_data, t.output_data)",
+                                  "t.output_data") ", "
     "started_at = COALESCE(t.started_at, EXCLUDED.started_at), "
-    "completed_at = COALESCE(EXCLUDED.completed_at, t.completed_at), "
-    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms);";
+    "completed_at = " RUNNING_THEN("COALESCE(EXCLUDED.completed_at, t.completed_at)",
+                                   "t.completed_at") ", "
+    "duration_ms = " RUNNING_THEN("COALESCE(EXCLUDED.duration_ms, t.duration_ms)",
+                                  "t.duration_ms") " "
+    "WHERE t.status = 'running' "
+    "OR (t.input_data IS NULL AND EXCLUDED.input_data IS NOT NULL) "
+    "OR (t.started_at IS NULL AND EXCLUDED.started_at IS NOT NULL) "
+    "OR (t.node_type IS NULL AND EXCLUDED.node_type IS NOT NULL);";
 static const char UPSERT_WF_SQL[] =
     "INSERT INTO workflow_executions AS t (" WF_COLS ") SELECT " WF_COLS " FROM fc_stage_wf "
     "ON CONFLICT (workflow_id) DO UPDATE SET "
-    "status = CASE WHEN t.status <> 'running' AND EXCLUDED.status = 'running' "
-    "THEN t.status ELSE EXCLUDED.status END, "
+    "status = " RUNNING_THEN("EXCLUDED.status", "t.status") ", "
     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
-    "output_data = COALESCE(EXCLUDED.output_data, t.output_data), "
-    "started_at = LEAST(t.started_at, EXCLUDED.started_at), "
-    "completed_at = COALESCE(EXCLUDED.completed_at, t.completed_at), "
-    "node_count = GREATEST(t.node_count, EXCLUDED.node_count), "
-    "error_count = GREATEST(t.error_count, EXCLUDED.error_count), "
-    "duration_ms = COALESCE(EXCLUDED.duration_ms, t.duration_ms), "
-    "updated_at = GREATEST(t.updated_at, EXCLUDED.updated_at);";
+    "output_data = " RUNNING_THEN("COALESCE(EXCLUDED.output_data, t.output_data)",
+                                  "t.output_data") ", "
+    "started_at = " RUNNING_THEN("LEAST(t.started_at, EXCLUDED.started_at)", "t.started_at") ", "
+    "completed_at = " RUNNING_THEN("COALESCE(EXCLUDED.completed_at, t.completed_at)",
+                                   "t.completed_at") ", "
+    "node_count = " RUNNING_THEN("GREATEST(t.node_count, EXCLUDED.node_count)",
+                                 "t.node_count") ", "
+    "error_count = " RUNNING_THEN("GREATEST(t.error_count, EXCLUDED.error_count)",
+                                  "t.error_count") ", "
+    "duration_ms = " RUNNING_THEN("COALESCE(EXCLUDED.duration_ms, t.duration_ms)",
+                                  "t.duration_ms") ", "
+    "updated_at = " RUNNING_THEN("GREATEST(t.updated_at, EXCLUDED.updated_at)",
+                                 "t.updated_at") ", "
+    "host = COALESCE(t.host, EXCLUDED.host), "
+    "pid = CASE WHEN t.host IS NULL THEN EXCLUDED.pid ELSE t.pid END "
+    "WHERE t.status = 'running' "
+    "OR (t.input_data IS NULL AND EXCLUDED.input_data IS NOT NULL) "
+    "OR (t.host IS NULL AND EXCLUDED.host IS NOT NULL);";
 static const char INSERT_ERR_SQL[] =
     "INSERT INTO execution_errors (" ERR_COLS ") SELECT " ERR_COLS " FROM fc_stage_err "
     "ON CONFLICT (workflow_id, error_id) DO NOTHING;";
+_Static_assert(sizeof UPSERT_NODES_SQL + sizeof UPSERT_WF_SQL + sizeof INSERT_ERR_SQL <=
+                   sizeof ((batch_t *)0)->upsert_sql,
+               "batch_t.upsert_sql holds the three statements");
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -421,11 +450,14 @@ static void encode_node(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   }
 }
 
-static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload) {
+/* host and pid: where the run happened (this process), or NULL and 0 for
+ * rows replayed from another writer's spool file. */
+static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const char *host,
+                      int32_t pid) {
   const fc__hrec_t *k = row_rec(r);
   const fc__hrun_t *run = k->run;
   int64_t started = r->has_start ? r->start.t_us : r->end.started_us;
-  fc__copy_row(buf, 11);
+  fc__copy_row(buf, 13);
   fc__copy_uuid(buf, run->uuid);
   fc__copy_text(buf, run->name);
   fc__copy_text(buf, fc_workflow_status_name(
@@ -450,6 +482,11 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   else
     fc__copy_null(buf);
   fc__copy_timestamptz(buf, r->has_end ? r->end.t_us : r->start.t_us);
+  fc__copy_text(buf, host);
+  if (host != NULL)
+    fc__copy_int4(buf, pid);
+  else
+    fc__copy_null(buf);
 }
 
 static void encode_err(fc__buf_t *buf, const row_t *r) {
@@ -504,7 +541,8 @@ static int batch_encode(fc_history_writer_t *w, batch_t *b) {
       }
       break;
     case ROW_WF:
-      encode_wf(&b->copy_wf, r, max_payload);
+      encode_wf(&b->copy_wf, r, max_payload,
+                b->foreign || w->host[0] == '\0' ? NULL : w->host, w->pid);
       nwf++;
       break;
     default:
@@ -758,6 +796,7 @@ static int split_batch(shard_t *s, batch_t *b) {
   }
   h1->safe = h2->safe = 1;
   h1->replay = h2->replay = b->replay;
+  h1->foreign = h2->foreign = b->foreign;
   h1->spooled_losses_sql = b->spooled_losses_sql; /* goes with the first half */
   b->spooled_losses_sql = NULL;
   h2->next = s->sealed_head;
@@ -916,6 +955,7 @@ static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   }
   b->safe = 1;
   b->replay = 1;
+  b->foreign = !fc__spool_read_own(w->spool);
   w->replay_parts = 1;
   s->sealed_head = s->sealed_tail = b;
   return b;
@@ -1306,6 +1346,10 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   if (w->cfg.spool_fsync_ms == 0)
     w->cfg.spool_fsync_ms = 200;
   (void)fc_uuid7(w->writer_id);
+  if (gethostname(w->host, sizeof w->host) != 0)
+    w->host[0] = '\0';
+  w->host[sizeof w->host - 1] = '\0';
+  w->pid = (int32_t)getpid();
   if (w->cfg.policy == FC_QUEUE_SPOOL) {
     rc = fc__spool_open(&w->spool, w->cfg.spool_dir, w->writer_id, w->cfg.spool_max_bytes, err);
     w->replay_buf = fc__calloc(w->cfg.batch_size, sizeof *w->replay_buf);

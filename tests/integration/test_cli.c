@@ -346,7 +346,8 @@ static int group_teardown(void **state) {
 
 static void test_help_and_version(void **state) {
   static const char *const cmds[] = {"run", "validate", "migrate", "history"};
-  static const char *const subs[] = {"runs", "show", "errors", "stats", "running", "losses"};
+  static const char *const subs[] = {"runs",    "show",   "errors", "stats",
+                                     "running", "losses", "reap"};
   proc_t p;
   size_t i;
   (void)state;
@@ -382,7 +383,7 @@ static void test_help_and_version(void **state) {
     expect_contains(p.out, run_opts[i]);
   }
   proc_free(&p);
-  for (i = 0; i < 6; i++) {
+  for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
     char want[64];
     snprintf(want, sizeof want, "Usage: flowcore history %s", subs[i]);
     CLI_RUN(&p, "history", subs[i], "--help");
@@ -1957,6 +1958,175 @@ static void test_password_never_printed(void **state) {
   }
 }
 
+/* ---- abandoned runs: history running / runs / reap ------------------------------------ */
+
+/* The running run of process pid (its history written), or fails after
+ * 20 s. The id goes into id. */
+static void wait_run_of(pid_t pid, char id[40]) {
+  int i;
+  for (i = 0; i < 200; i++) {
+    if (fc_test_pg_int(g_db,
+                       "SELECT count(*) FROM workflow_executions w JOIN node_executions n "
+                       "USING (workflow_id) WHERE w.pid = %d AND w.status = 'running' "
+                       "AND n.node_id = 'long' AND n.status = 'running'",
+                       (int)pid) == 1) {
+      char *t = fc_test_pg_text(g_db, "SELECT workflow_id FROM workflow_executions WHERE pid = %d",
+                                (int)pid);
+      snprintf(id, 40, "%s", t);
+      free(t);
+      return;
+    }
+    usleep(100000);
+  }
+  fail_msg("the history of process %d did not show its running node", (int)pid);
+}
+
+/* The object of array arr whose workflow_id is id (fails if none). */
+static json_t *find_run(json_t *arr, const char *id) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(arr, i, o) {
+    if (strcmp(jstr(o, "workflow_id"), id) == 0)
+      return o;
+  }
+  fail_msg("run %s not in the output", id);
+  return NULL;
+}
+
+/* A run killed with SIGKILL stays `running` in the history; `history
+ * running` and `history runs` tell it abandoned (its process is gone),
+ * `history reap` marks it so and records it, and leaves a live run alone;
+ * on another host the stale rule decides. */
+static void test_history_reap(void **state) {
+  char wf_path[256], host[256], dead_id[40], live_id[40], *t;
+  const char *run_args[] = {"run", wf_path, "--db", g_db, "--quiet", NULL};
+  proc_t dead, live, p;
+  json_t *arr, *o;
+  FILE *f;
+  (void)state;
+  assert_int_equal(gethostname(host, sizeof host), 0);
+  snprintf(wf_path, sizeof wf_path, "%s/sleepy.json", g_tmp);
+  f = fopen(wf_path, "w");
+  assert_non_null(f);
+  fputs("{\"name\": \"sleepy\", \"nodes\": [{\"id\": \"a\", \"type\": \"pass\"},"
+        " {\"id\": \"long\", \"type\": \"sleep\", \"ms\": 60000, \"after\": [\"a\"]}]}",
+        f);
+  fclose(f);
+  cli_start(&dead, run_args, NULL);
+  cli_start(&live, run_args, NULL);
+  wait_run_of(dead.pid, dead_id);
+  wait_run_of(live.pid, live_id);
+  /* host and pid are recorded */
+  EXPECT_DB_TEXT(host, "SELECT host FROM workflow_executions WHERE workflow_id = '%s'", dead_id);
+  assert_int_equal(kill(dead.pid, SIGKILL), 0);
+  cli_finish(&dead, CALL_TIMEOUT_MS);
+  assert_int_equal(dead.status, 128 + SIGKILL);
+  EXPECT_DB_TEXT("running", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 dead_id);
+  /* Two runs of another host, as a fleet's would be: one idle for 3 hours,
+   * one heard of a minute ago. */
+  assert_int_equal(
+      fc_test_pg_exec(g_db,
+                      "INSERT INTO workflow_executions (workflow_id, workflow_name, status, "
+                      "started_at, updated_at, host, pid) VALUES "
+                      "('018f0000-0000-7000-8000-00000000ab01', 'remote', 'running', "
+                      "now() - interval '3 hours', now() - interval '3 hours', "
+                      "'elsewhere.invalid', 4242), "
+                      "('018f0000-0000-7000-8000-00000000ab02', 'remote', 'running', "
+                      "now() - interval '3 hours', now() - interval '1 minute', "
+                      "'elsewhere.invalid', 4243)"),
+      0);
+
+  CLI_RUN(&p, "history", "running", "--json", "--stale", "10m", "--db", g_db);
+  expect_exit(&p, 0);
+  arr = parse_json(p.out);
+  o = find_run(arr, dead_id);
+  assert_string_equal(jstr(o, "liveness"), "abandoned");
+  expect_contains(jstr(o, "liveness_reason"), "is gone");
+  assert_int_equal(jint(o, "pid"), dead.pid);
+  assert_string_equal(jstr(find_run(arr, live_id), "liveness"), "live");
+  assert_string_equal(jstr(find_run(arr, "018f0000-0000-7000-8000-00000000ab01"), "liveness"),
+                      "abandoned");
+  assert_string_equal(jstr(find_run(arr, "018f0000-0000-7000-8000-00000000ab02"), "liveness"),
+                      "live");
+  json_decref(arr);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "runs", "--status", "running", "--stale", "10m", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "running (abandoned)");
+  expect_contains(p.err, "2 runs marked running look abandoned");
+  proc_free(&p);
+
+  /* --dry-run changes nothing */
+  CLI_RUN(&p, "history", "reap", "--dry-run", "--stale", "10m", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "2 runs would be marked abandoned");
+  proc_free(&p);
+  assert_int_equal(fc_test_pg_int(g_db, "SELECT count(*) FROM flowcore_reaps"), 0);
+
+  CLI_RUN(&p, "history", "reap", "--stale", "10m", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "2 runs marked abandoned");
+  proc_free(&p);
+  EXPECT_DB_TEXT("abandoned|abandoned", "SELECT status || '|' || error_type FROM "
+                                        "workflow_executions WHERE workflow_id = '%s'",
+                 dead_id);
+  t = fc_test_pg_text(g_db,
+                      "SELECT rule || '|' || run_host || '|' || run_pid || '|' || reaper_host "
+                      "|| '|' || reaped_by FROM flowcore_reaps WHERE workflow_id = '%s'",
+                      dead_id);
+  {
+    char want[700], *user = fc_test_pg_text(g_db, "SELECT current_user");
+    snprintf(want, sizeof want, "process_gone|%s|%d|%s|%s", host, (int)dead.pid, host, user);
+    free(user);
+    assert_string_equal(t, want);
+  }
+  free(t);
+  EXPECT_DB_TEXT("stale|elsewhere.invalid|4242",
+                 "SELECT rule || '|' || run_host || '|' || run_pid FROM flowcore_reaps "
+                 "WHERE workflow_id = '018f0000-0000-7000-8000-00000000ab01'");
+  /* live runs untouched: this host's live process, the recent remote run */
+  EXPECT_DB_TEXT("running", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 live_id);
+  EXPECT_DB_TEXT("running", "SELECT status FROM workflow_executions WHERE workflow_id = "
+                            "'018f0000-0000-7000-8000-00000000ab02'");
+  assert_int_equal(fc_test_pg_int(g_db, "SELECT count(*) FROM flowcore_reaps"), 2);
+  /* the abandoned run is finished history now, for everyone */
+  assert_int_not_equal(fc_test_pg_exec(g_db, "UPDATE workflow_executions SET status = 'failed' "
+                                             "WHERE workflow_id = '%s'",
+                                       dead_id),
+                       0);
+
+  CLI_RUN(&p, "history", "runs", "--status", "abandoned", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, dead_id);
+  expect_absent(p.out, live_id);
+  proc_free(&p);
+  CLI_RUN(&p, "history", "show", dead_id, "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "status    abandoned");
+  expect_contains(p.out, "reaped    ");
+  expect_contains(p.out, "is gone");
+  proc_free(&p);
+  /* a second reap finds nothing more */
+  CLI_RUN(&p, "history", "reap", "--stale", "10m", "--db", g_db);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "0 runs marked abandoned");
+  proc_free(&p);
+
+  /* the live run ends normally */
+  assert_int_equal(kill(live.pid, SIGTERM), 0);
+  cli_finish(&live, CALL_TIMEOUT_MS);
+  assert_int_equal(live.status, 1);
+  EXPECT_DB_TEXT("cancelled", "SELECT status FROM workflow_executions WHERE workflow_id = '%s'",
+                 live_id);
+  proc_free(&dead);
+  proc_free(&live);
+  assert_int_equal(fc_test_pg_exec(g_db, "DELETE FROM flowcore_reaps; DELETE FROM "
+                                         "workflow_executions WHERE workflow_name = 'remote'"),
+                   0);
+}
+
 int main(void) {
   /* clang-format off */
   const struct CMUnitTest tests[] = {
@@ -1983,6 +2153,7 @@ int main(void) {
       cmocka_unit_test(test_history_show_bad_id),
       cmocka_unit_test(test_last_error_cleared),
       cmocka_unit_test(test_microseconds_and_locale),
+      cmocka_unit_test(test_history_reap),
   };
   /* clang-format on */
   /* A flowcore that dies early must not kill the test with SIGPIPE. */

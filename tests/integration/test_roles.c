@@ -71,6 +71,15 @@ static void try_sql(const char *user, const char *sql, char state[6]) {
       fail_msg("%s should be allowed: %s (SQLSTATE %s)", user, sql, st_);       \
   } while (0)
 
+/* Refused by the append-only trigger of migration 0005 (SQLSTATE 23000). */
+#define REFUSED_FINISHED(user, sql)                                            \
+  do {                                                                         \
+    char st_[6];                                                               \
+    try_sql(user, sql, st_);                                                   \
+    if (strcmp(st_, "23000") != 0)                                             \
+      fail_msg("%s should be refused (23000): %s (got '%s')", user, sql, st_);  \
+  } while (0)
+
 #define REFUSED(user, sql)                                                     \
   do {                                                                         \
     char st_[6];                                                               \
@@ -113,6 +122,97 @@ static void test_writer_role_writes(void **state) {
   assert_int_equal(st.written, 7); /* 2 run + 4 node + 1 error records */
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 2);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), 1);
+  /* Where the run happened: this process, on this host. */
+  {
+    char host[256], *got;
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    got = fc_test_pg_text(db, "SELECT host FROM workflow_executions WHERE workflow_id = '%s'",
+                          r.wf_id);
+    assert_string_equal(got, host);
+    free(got);
+    assert_int_equal(fc_test_pg_int(db, "SELECT pid FROM workflow_executions WHERE workflow_id = '%s'",
+                                    r.wf_id),
+                     (int64_t)getpid());
+  }
+  fc_workflow_free(wf);
+}
+
+/* The history is append-only for the writer role: a finished run, node
+ * attempt or error cannot be changed, while rows still running can, and
+ * the writer's own upserts of running rows (an end arriving in a later
+ * batch than its start) keep working. Needs test_writer_role_writes' run. */
+static void test_writer_append_only(void **state) {
+  static const char text[] =
+      "{\"name\": \"roles-slow\", \"nodes\": [{\"id\": \"nap\", \"type\": \"sleep\", \"ms\": 400}]}";
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t st;
+  fc_workflow_t *wf;
+  fc_test_hrun_t r;
+  char ci[FC_TEST_PG_CONNINFO_LENGTH + 32];
+  (void)state;
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
+                                      "WHERE workflow_name = 'roles' AND status = 'failed'"),
+                   1);
+  /* a failed run turned into a completed one: refused */
+  REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET status = 'completed', "
+                             "error_type = NULL WHERE workflow_name = 'roles'");
+  REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET completed_at = now() "
+                             "WHERE workflow_name = 'roles'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET status = 'completed' "
+                             "WHERE status = 'failed'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET output_data = '{\"n\": 2}' "
+                             "WHERE status = 'completed'");
+  REFUSED_FINISHED("fc_app", "UPDATE execution_errors SET error_message = 'nothing happened'");
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
+                                      "WHERE workflow_name = 'roles' AND status = 'failed'"),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors "
+                                      "WHERE error_message = 'fails'"),
+                   1);
+  /* a running row can still be written */
+  ALLOWED("fc_app", "INSERT INTO workflow_executions (workflow_id, workflow_name, status, "
+                    "started_at) VALUES ('018f0000-0000-7000-8000-0000000000a1', 'by-hand', "
+                    "'running', now())");
+  ALLOWED("fc_app", "UPDATE workflow_executions SET status = 'completed', completed_at = now() "
+                    "WHERE workflow_id = '018f0000-0000-7000-8000-0000000000a1'");
+  REFUSED_FINISHED("fc_app", "UPDATE workflow_executions SET status = 'running' "
+                             "WHERE workflow_id = '018f0000-0000-7000-8000-0000000000a1'");
+  /* A finished attempt whose start came late (a replay): what the start
+   * carries is filled in once, and never changed after. */
+  ALLOWED("fc_app", "INSERT INTO node_executions (workflow_id, node_id, attempt, status, "
+                    "completed_at, duration_ms) VALUES ('018f0000-0000-7000-8000-0000000000a1', "
+                    "'late', 1, 'completed', now(), 5)");
+  ALLOWED("fc_app", "UPDATE node_executions SET input_data = '{\"k\": 1}', started_at = now(), "
+                    "node_type = 'exec' WHERE node_id = 'late'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET input_data = '{\"k\": 2}' "
+                             "WHERE node_id = 'late'");
+  REFUSED_FINISHED("fc_app", "UPDATE node_executions SET duration_ms = 6 WHERE node_id = 'late'");
+
+  /* The writer as fc_app: the node's start is committed in one batch, its
+   * end 400 ms later in another, through the upserts of running rows. */
+  as_user("fc_app", ci, sizeof ci);
+  fc_history_config_init(&cfg);
+  cfg.conninfo = ci;
+  cfg.flush_interval_ms = 20;
+  assert_int_equal(fc_history_writer_new(&w, &cfg, NULL), 0);
+  assert_int_equal(fc_workflow_load_buffer(text, sizeof text - 1, &wf, NULL, NULL), 0);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  assert_int_equal(fc_history_writer_close(w, &st), 0);
+  assert_int_equal(st.written, 4);
+  assert_int_equal(st.dropped_total, 0);
+  assert_true(st.batches >= 2); /* start and end were not coalesced */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
+                                      "WHERE workflow_id = '%s' AND status = 'completed'",
+                                  r.wf_id),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = "
+                                      "'%s' AND status = 'completed' AND duration_ms >= 300",
+                                  r.wf_id),
+                   1);
   fc_workflow_free(wf);
 }
 
@@ -220,6 +320,7 @@ static void test_libpq_options_pass_through(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_writer_role_writes),
+      cmocka_unit_test(test_writer_append_only),
       cmocka_unit_test(test_writer_role_limits),
       cmocka_unit_test(test_reader_role_limits),
       cmocka_unit_test(test_password_never_shown),
