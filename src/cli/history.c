@@ -195,16 +195,21 @@ static json_t *rows_json(const PGresult *res, const char *types) {
   return arr;
 }
 
-static int print_rows_json(const PGresult *res, const char *types) {
-  json_t *arr = rows_json(res, types);
+/* Prints v (takes ownership even on failure; NULL: out of memory) on
+ * stdout and returns the exit code. */
+static int print_json_new(json_t *v) {
   int rc;
-  if (arr == NULL) {
+  if (v == NULL) {
     cli_error("out of memory");
     return CLI_EXIT_FAILED;
   }
-  rc = cli_print_json(stdout, arr);
-  json_decref(arr);
+  rc = cli_print_json(stdout, v);
+  json_decref(v);
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+static int print_rows_json(const PGresult *res, const char *types) {
+  return print_json_new(rows_json(res, types));
 }
 
 static int print_table(cli_table_t *t) {
@@ -260,19 +265,13 @@ static int json_add_liveness(const hist_t *h, json_t *obj, const PGresult *res, 
 /* Prints rows as a JSON array, each object with its liveness. */
 static int print_runs_json(const hist_t *h, const PGresult *res, const char *types) {
   json_t *arr = rows_json(res, types);
-  int r, rc;
+  int r;
   for (r = 0; arr != NULL && r < PQntuples(res); r++)
     if (json_add_liveness(h, json_array_get(arr, (size_t)r), res, r) != 0) {
       json_decref(arr);
       arr = NULL;
     }
-  if (arr == NULL) {
-    cli_error("out of memory");
-    return CLI_EXIT_FAILED;
-  }
-  rc = cli_print_json(stdout, arr);
-  json_decref(arr);
-  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+  return print_json_new(arr);
 }
 
 static void note_abandoned(const hist_t *h, int n) {
@@ -548,20 +547,15 @@ static int cmd_show(hist_t *h) {
       json_decref(obj);
       obj = NULL;
     }
-    if (obj == NULL || rj == NULL || json_object_set_new(obj, "reap", rj) != 0) {
-      if (obj == NULL)
-        json_decref(rj);
+    if (obj == NULL) {
+      json_decref(rj);
+      json_decref(arr);
+    } else if ((json_object_set_new(obj, "reap", rj) != 0) |
+               (json_object_set_new(obj, "nodes", arr) != 0)) { /* both steal */
       json_decref(obj);
       obj = NULL;
     }
-    if (obj == NULL || arr == NULL || json_object_set_new(obj, "nodes", arr) != 0) {
-      json_decref(obj);
-      cli_error("out of memory");
-      rc = CLI_EXIT_FAILED;
-    } else {
-      rc = cli_print_json(stdout, obj) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
-      json_decref(obj);
-    }
+    rc = print_json_new(obj);
     PQclear(run);
     PQclear(reap);
     PQclear(nodes);
@@ -886,11 +880,8 @@ static int cmd_reap(hist_t *h) {
     cli_table_free(t);
     return rc;
   }
-  if (arr != NULL) {
-    rc = cli_print_json(stdout, arr) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
-    json_decref(arr);
-    return rc;
-  }
+  if (arr != NULL)
+    return print_json_new(arr);
   if (cli_table_rows(t) > 0)
     cli_table_print(t, stdout);
   cli_table_free(t);
