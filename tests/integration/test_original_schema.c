@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 #define CLI FLOWCORE_BINARY_DIR "/flowcore"
@@ -21,19 +22,10 @@ static fc_test_pg_t pg;
 static char db[FC_TEST_PG_CONNINFO_LENGTH];
 
 static int group_setup(void **state) {
-  fc_migrate_report_t rep;
-  fc_error_t err;
   (void)state;
   if (fc_test_pg_start(&pg) != 0)
     return -1;
-  if (fc_test_pg_create_db(&pg, "original", db, sizeof db) != 0)
-    return -1;
-  fc_error_clear(&err);
-  if (fc_migrate_run(db, FLOWCORE_SOURCE_DIR "/migrations", &rep, &err) != 0) {
-    fprintf(stderr, "migrate: %s\n", err.text);
-    return -1;
-  }
-  fc_migrate_report_free(&rep);
+  fc_test_make_db(&pg, "original", db, sizeof db);
   /* The other program logs in with a role that only has the writer's
    * rights, as docs/history.md advises. */
   if (fc_test_pg_exec(db, "DROP ROLE IF EXISTS fc_python; "
