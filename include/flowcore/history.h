@@ -85,7 +85,7 @@ typedef struct {
   uint64_t batches;   /* committed transactions */
   uint64_t retries;   /* batch attempts that failed and were retried */
   uint64_t reconnects; /* connection attempts that failed or connections lost */
-  uint64_t spooled;   /* records written to the spool */
+  uint64_t spooled;   /* records written to the spool and fsync'd */
   uint64_t replayed;  /* spooled records read back and committed */
   /* Spooled records read back that the server refused for their data:
    * lost, and recorded in flowcore_writer_losses as `rejected`, but not in

@@ -30,14 +30,15 @@ struct fc__spool_s {
   char *dir;
   uint8_t wid[16];
   uint64_t max_bytes;
-  uint64_t bytes;   /* appended or found, not yet replayed */
+  uint64_t bytes;   /* on disk (written, or found at open), not yet replayed */
   uint64_t corrupt; /* records skipped */
   /* appending */
   int fd;
   char path[1024];
   unsigned seq;
-  uint64_t file_bytes;
-  fc__buf_t wbuf;
+  uint64_t file_bytes; /* of the append file, on disk (fsync'd) */
+  fc__buf_t wbuf;      /* not yet written; starts with MAGIC when file_bytes is 0 */
+  size_t wrecs;        /* history records in wbuf */
   fc__buf_t scratch;
   /* replaying */
   int rfd;
@@ -182,14 +183,8 @@ static void replay_close(fc__spool_t *s, int remove_file) {
 void fc__spool_close(fc__spool_t *s) {
   if (s == NULL)
     return;
-  fc__spool_sync(s);
-  if (s->fd >= 0) {
-    int empty = s->file_bytes <= MAGIC_LEN;
-    flock(s->fd, LOCK_UN);
-    close(s->fd);
-    if (empty)
-      unlink(s->path);
-  }
+  fc__spool_sync(s, NULL);
+  fc__spool_rotate(s); /* nothing is buffered after a sync */
   replay_close(s, 0);
   fc__free(s->runs);
   fc__buf_free(&s->wbuf);
@@ -217,9 +212,10 @@ static int open_append(fc__spool_t *s) {
     s->fd = -1;
     return e;
   }
+  fc__buf_reset(&s->wbuf);
   fc__buf_append(&s->wbuf, MAGIC, MAGIC_LEN);
-  s->file_bytes = MAGIC_LEN;
-  s->bytes += MAGIC_LEN;
+  s->wrecs = 0;
+  s->file_bytes = 0;
   return 0;
 }
 
@@ -275,25 +271,26 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
   if (p->oom)
     return FC_ENOMEM;
   need = p->len + 8;
-  if (s->max_bytes > 0 && s->bytes + need > s->max_bytes)
+  if (s->max_bytes > 0 && s->bytes + s->wbuf.len + need > s->max_bytes)
     return UV_ENOSPC;
   put_u32(&s->wbuf, (uint32_t)p->len);
   put_u32(&s->wbuf, crc32c(p->data, p->len));
   fc__buf_append(&s->wbuf, p->data, p->len);
   if (s->wbuf.oom)
     return FC_ENOMEM;
-  s->file_bytes += need;
-  s->bytes += need;
-  if (s->wbuf.len >= 1024 * 1024)
-    return fc__spool_sync(s) == 0 ? 0 : UV_EIO;
+  s->wrecs++;
   return 0;
 }
 
-static int write_buffered(fc__spool_t *s);
+size_t fc__spool_buffered(const fc__spool_t *s) { return s->wbuf.len; }
+
+static int write_buffered(fc__spool_t *s, uint64_t lost[FC_REC_KIND_COUNT]);
 
 int fc__spool_append_loss(fc__spool_t *s, const fc__spool_loss_t *loss) {
   fc__buf_t *p = &s->scratch;
   int rc;
+  if (s->wrecs > 0)
+    return UV_EBUSY; /* fc__spool_sync first: their losses would go uncounted */
   if (s->fd < 0 && (rc = open_append(s)) != 0)
     return rc;
   fc__buf_reset(p);
@@ -311,12 +308,12 @@ int fc__spool_append_loss(fc__spool_t *s, const fc__spool_loss_t *loss) {
   fc__buf_append(&s->wbuf, p->data, p->len);
   if (p->oom || s->wbuf.oom)
     return FC_ENOMEM;
-  s->file_bytes += p->len + 8;
-  s->bytes += p->len + 8;
-  return write_buffered(s);
+  return write_buffered(s, NULL);
 }
 
-static int write_all(int fd, const char *p, size_t n) {
+/* Writes n bytes; *done receives how many were written, also on failure. */
+static int write_all(int fd, const char *p, size_t n, size_t *done) {
+  *done = 0;
   while (n > 0) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
@@ -326,42 +323,106 @@ static int write_all(int fd, const char *p, size_t n) {
     }
     p += w;
     n -= (size_t)w;
+    *done += (size_t)w;
   }
   return 0;
 }
 
-/* Writes the buffered records to the append file and fsyncs it. */
-static int write_buffered(fc__spool_t *s) {
+/* Where the records of wbuf start (after the magic of a new file). */
+static size_t wbuf_records_start(const fc__spool_t *s) {
+  return s->file_bytes == 0 ? MAGIC_LEN : 0;
+}
+
+/* The bytes of wbuf up to the end of its last record wholly within the
+ * first `done` (0 when even the magic of a new file is not). */
+static size_t wbuf_whole(const fc__spool_t *s, size_t done) {
+  size_t off = wbuf_records_start(s), keep;
+  if (done < off)
+    return 0;
+  keep = off;
+  while (off + 8 <= s->wbuf.len) {
+    off += 8 + (size_t)get_u32((const unsigned char *)s->wbuf.data + off);
+    if (off > done)
+      break;
+    keep = off;
+  }
+  return keep;
+}
+
+/* Counts by kind the history records of wbuf from byte `from` on. */
+static void wbuf_count(const fc__spool_t *s, size_t from, uint64_t lost[FC_REC_KIND_COUNT]) {
+  size_t off = from > wbuf_records_start(s) ? from : wbuf_records_start(s);
+  while (off + 10 <= s->wbuf.len) { /* a frame header and the payload's type and kind */
+    const unsigned char *p = (const unsigned char *)s->wbuf.data + off;
+    if (p[8] == REC_HISTORY) {
+      fc__hrec_t r;
+      r.kind = p[9];
+      lost[fc__hrec_kind(&r)]++;
+    }
+    off += 8 + (size_t)get_u32(p);
+  }
+}
+
+/* Writes the buffered records to the append file and fsyncs it. When that
+ * fails (a full disk, an I/O error), the file is cut back to its last whole
+ * record: what a short write got to disk whole is kept (and fsync'd), the
+ * rest of the buffer is given up, its history records counted by kind in
+ * lost (may be NULL). After a failed fsync nothing written since the last
+ * good one is trusted. */
+static int write_buffered(fc__spool_t *s, uint64_t lost[FC_REC_KIND_COUNT]) {
+  size_t done = 0, keep;
   int rc;
   if (s->wbuf.len == 0)
     return 0;
-  rc = write_all(s->fd, s->wbuf.data, s->wbuf.len);
+  rc = write_all(s->fd, s->wbuf.data, s->wbuf.len, &done);
+  if (rc == 0 && fsync(s->fd) != 0) {
+    rc = -errno;
+    done = 0;
+  }
+  keep = rc == 0 ? s->wbuf.len : wbuf_whole(s, done);
+  if (rc != 0 && (ftruncate(s->fd, (off_t)(s->file_bytes + keep)) != 0 ||
+                  (keep > 0 && fsync(s->fd) != 0))) {
+    /* The file cannot be cut back: append no more to it (what follows a
+     * torn record is never read). Whole records of the buffer in it may
+     * still be replayed although counted as lost: counted, never lost. */
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size > s->file_bytes)
+      s->bytes += (uint64_t)st.st_size - s->file_bytes;
+    flock(s->fd, LOCK_UN);
+    close(s->fd);
+    s->fd = -1;
+    keep = 0;
+  }
+  if (rc != 0 && lost != NULL)
+    wbuf_count(s, keep, lost);
+  s->file_bytes += keep;
+  s->bytes += keep;
   fc__buf_reset(&s->wbuf);
-  if (rc != 0)
-    return rc;
-  return fsync(s->fd) != 0 ? -errno : 0;
+  s->wrecs = 0;
+  if (s->fd >= 0 && s->file_bytes == 0)
+    fc__buf_append(&s->wbuf, MAGIC, MAGIC_LEN); /* not written yet */
+  return rc;
 }
 
-int fc__spool_sync(fc__spool_t *s) {
+int fc__spool_sync(fc__spool_t *s, uint64_t lost[FC_REC_KIND_COUNT]) {
   int rc;
   if (s->fd < 0)
     return 0;
-  rc = write_buffered(s);
+  rc = write_buffered(s, lost);
   if (rc == 0 && s->file_bytes >= FILE_MAX_BYTES)
     rc = fc__spool_rotate(s);
   return rc;
 }
 
 int fc__spool_rotate(fc__spool_t *s) {
-  int rc;
   if (s->fd < 0)
     return 0;
-  rc = write_buffered(s);
-  if (rc != 0)
-    return rc;
+  if (s->wrecs > 0)
+    return UV_EBUSY; /* fc__spool_sync first */
   flock(s->fd, LOCK_UN);
   close(s->fd);
   s->fd = -1;
+  fc__buf_reset(&s->wbuf); /* at most the magic */
   if (s->file_bytes <= MAGIC_LEN) {
     unlink(s->path);
     s->bytes -= s->file_bytes < s->bytes ? s->file_bytes : s->bytes;

@@ -43,22 +43,31 @@ typedef struct {
  * error code with details in *err. */
 int fc__spool_open(fc__spool_t **out, const char *dir, const uint8_t writer_id[16],
                    uint64_t max_bytes, fc_error_t *err);
-/* Syncs and closes the append file, releases everything. */
+/* Syncs and closes the append file, releases everything. Call
+ * fc__spool_sync first to learn what the last sync lost. */
 void fc__spool_close(fc__spool_t *s);
 
-/* Appends one record (buffered; see fc__spool_sync). Returns 0, FC_ENOMEM,
- * or a negative errno-style code (e.g. the byte cap reached: UV_ENOSPC). */
+/* Appends one record to the buffer: it is on disk only once a later
+ * fc__spool_sync succeeds. Returns 0, FC_ENOMEM, or a negative
+ * errno-style code (e.g. the byte cap reached: UV_ENOSPC). */
 int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec);
+/* Bytes buffered by fc__spool_append and not yet written. */
+size_t fc__spool_buffered(const fc__spool_t *s);
 /* Appends a loss report and fsyncs it. Loss reports may go past the byte
- * cap (each is 64 bytes, and the cap is what they often report on).
- * Returns 0 or an error code. */
+ * cap (each is 64 bytes, and the cap is what they often report on). Only
+ * with no record buffered (UV_EBUSY: sync first). Returns 0 or an error
+ * code (then the report is not in the file). */
 int fc__spool_append_loss(fc__spool_t *s, const fc__spool_loss_t *loss);
-/* Writes the buffer and fsyncs the file. Returns 0 or an error code. */
-int fc__spool_sync(fc__spool_t *s);
-/* Closes the append file (after a sync) so it can be replayed; the next
- * append opens a new one. */
+/* Writes the buffer and fsyncs the file. Returns 0, or an error code (a
+ * full disk: UV_ENOSPC; UV_EIO): then the file is cut back to its last
+ * whole record, what a short write got to disk whole is kept, and the
+ * records given up are added by kind (fc_record_kind_t) to lost (may be
+ * NULL). Either way the buffer is empty afterwards. */
+int fc__spool_sync(fc__spool_t *s, uint64_t lost[FC_REC_KIND_COUNT]);
+/* Closes the append file so it can be replayed; the next append opens a
+ * new one. UV_EBUSY while records are buffered (sync first). */
 int fc__spool_rotate(fc__spool_t *s);
-/* Bytes appended and not yet replayed (all files of this directory). */
+/* Bytes on disk and not yet replayed (all files of this directory). */
 uint64_t fc__spool_bytes(const fc__spool_t *s);
 /* Records skipped as torn or corrupt so far. */
 uint64_t fc__spool_corrupt(const fc__spool_t *s);

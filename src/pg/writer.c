@@ -28,6 +28,8 @@
 
 /* One rendered row of a loss report is at most about 190 bytes. */
 #define LOSS_ROW_MAX 224
+/* The spool's buffer is written and fsync'd once it holds this much. */
+#define SPOOL_BUFFER_MAX (1024 * 1024)
 
 enum { ROW_NODE, ROW_WF, ROW_ERR };
 
@@ -108,6 +110,9 @@ struct fc_history_writer_s {
   int replay_parts;
   fc__spool_t *spool;       /* FC_QUEUE_SPOOL only */
   uv_timer_t spool_timer;   /* fsync interval */
+  /* Records in the spool's buffer, not yet fsync'd: still in custody. */
+  uint64_t unsynced[FC_REC_KIND_COUNT];
+  uint64_t unsynced_n;
   fc__hrec_t *replay_buf;   /* batch_size records */
   uint8_t writer_id[16];
   /* Where the runs of this process happen: workflow_executions.host/pid. */
@@ -914,6 +919,8 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
     shard_pump(s);
 }
 
+static int spool_sync(fc_history_writer_t *w);
+
 /* Under the spool policy: the next records to replay as a batch, queued on
  * shard s, or NULL. What this process spooled during an outage becomes
  * replayable once its file is rotated, here, when the server is back. */
@@ -922,6 +929,7 @@ static batch_t *replay_batch(fc_history_writer_t *w, shard_t *s) {
   const fc__spool_loss_t *losses;
   size_t nlosses;
   long n, i;
+  spool_sync(w); /* what it buffered becomes replayable too */
   fc__spool_rotate(w->spool);
   n = fc__spool_read(w->spool, w->replay_buf, w->cfg.batch_size);
   w->replay_idle = n <= 0;
@@ -1016,23 +1024,58 @@ static void conn_ready(fc__pgconn_t *c, void *data) {
 
 /* ---- intake ------------------------------------------------------------------------ */
 
-/* Moves a batch's records to the spool (they leave custody as spooled);
- * what the spool cannot take is dropped and counted (spool_full). */
+/* Writes and fsyncs what the spool buffers: its records leave custody as
+ * spooled, or as dropped (spool_full) when the disk fails them (full, an
+ * I/O error). */
+static int spool_sync(fc_history_writer_t *w) {
+  uint64_t lost[FC_REC_KIND_COUNT] = {0, 0, 0}, nlost = 0;
+  int rc, k;
+  if (w->unsynced_n == 0)
+    return 0;
+  rc = fc__spool_sync(w->spool, lost);
+  if (rc != 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "cannot write the spool: %s", uv_strerror(rc));
+    set_last_error(w, msg);
+  }
+  uv_mutex_lock(&w->mu);
+  for (k = 0; k < FC_REC_KIND_COUNT; k++)
+    if (lost[k] > 0) {
+      count_drop_locked(w, k, FC_DROP_SPOOL_FULL, lost[k]);
+      nlost += lost[k];
+    }
+  w->stats.spooled += w->unsynced_n - nlost;
+  w->stats.spool_bytes = fc__spool_bytes(w->spool);
+  leave_custody_locked(w, w->unsynced_n);
+  uv_mutex_unlock(&w->mu);
+  memset(w->unsynced, 0, sizeof w->unsynced);
+  w->unsynced_n = 0;
+  return rc;
+}
+
+/* Moves a batch's records to the spool's buffer (they stay in custody
+ * until spool_sync); what the spool cannot take is dropped and counted
+ * (spool_full). */
 static int spool_batch(fc_history_writer_t *w, batch_t *b) {
   size_t i;
-  int rc = 0, e;
+  int rc = 0, e, h;
   uint64_t failed[FC_REC_KIND_COUNT] = {0, 0, 0}, nfailed;
   for (i = 0; i < b->nrows; i++) {
     row_t *r = &b->rows[i];
     int k = fc__hrec_kind(row_rec(r));
-    if (r->has_start && (e = fc__spool_append(w->spool, &r->start)) != 0) {
-      failed[k]++;
-      rc = e;
+    for (h = 0; h < 2; h++) {
+      if (!(h == 0 ? r->has_start : r->has_end))
+        continue;
+      if ((e = fc__spool_append(w->spool, h == 0 ? &r->start : &r->end)) != 0) {
+        failed[k]++;
+        rc = e;
+      } else {
+        w->unsynced[k]++;
+        w->unsynced_n++;
+      }
     }
-    if (r->has_end && (e = fc__spool_append(w->spool, &r->end)) != 0) {
-      failed[k]++;
-      rc = e;
-    }
+    if (fc__spool_buffered(w->spool) >= SPOOL_BUFFER_MAX)
+      spool_sync(w);
   }
   nfailed = failed[0] + failed[1] + failed[2];
   if (nfailed > 0)
@@ -1041,24 +1084,25 @@ static int spool_batch(fc_history_writer_t *w, batch_t *b) {
   for (i = 0; i < FC_REC_KIND_COUNT; i++)
     if (failed[i] > 0)
       count_drop_locked(w, (int)i, FC_DROP_SPOOL_FULL, failed[i]);
-  w->stats.spooled += b->nrecs - nfailed;
-  w->stats.spool_bytes = fc__spool_bytes(w->spool);
-  leave_custody_locked(w, b->nrecs);
+  if (nfailed > 0)
+    leave_custody_locked(w, nfailed);
   uv_mutex_unlock(&w->mu);
   batch_free(b);
   return rc;
 }
 
 /* Under the spool policy, sealed batches go to disk while their
- * connection is down or memory runs short. */
-static void spool_if_needed(fc_history_writer_t *w) {
-  int i;
+ * connection is down or memory runs short. Returns 1 when memory is short
+ * (what was spooled should be synced at once, to make room). */
+static int spool_if_needed(fc_history_writer_t *w) {
+  int i, mem_short = 0;
   uint64_t custody;
   if (w->spool == NULL)
-    return;
+    return 0;
   uv_mutex_lock(&w->mu);
-  custody = w->custody;
+  custody = w->custody - w->unsynced_n; /* those are on their way to disk */
   uv_mutex_unlock(&w->mu);
+  mem_short = custody > w->cfg.queue_capacity / 2;
   for (i = 0; i < w->nshards; i++) {
     shard_t *s = &w->shards[i];
     /* Down: the server failed us (a first connection attempt in progress,
@@ -1079,13 +1123,10 @@ static void spool_if_needed(fc_history_writer_t *w) {
         break;
     }
   }
+  return mem_short;
 }
 
-static void spool_timer_cb(uv_timer_t *t) {
-  fc_history_writer_t *w = t->data;
-  if (fc__spool_sync(w->spool) != 0)
-    set_last_error(w, "cannot fsync the spool");
-}
+static void spool_timer_cb(uv_timer_t *t) { spool_sync(t->data); }
 
 static shard_t *shard_for(fc_history_writer_t *w, const fc__hrec_t *rec) {
   uint64_t h;
@@ -1160,7 +1201,8 @@ static void process(fc_history_writer_t *w) {
          now - s->building->first_ns >= w->cfg.flush_interval_ms * 1000000ULL))
       seal(s);
   }
-  spool_if_needed(w);
+  if (spool_if_needed(w) || closing || flushing)
+    spool_sync(w);
   for (i = 0; i < w->nshards; i++)
     shard_pump(&w->shards[i]);
   if (closing && !w->close_started) {
@@ -1254,7 +1296,7 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
     }
   }
   if (w->spool != NULL)
-    fc__spool_sync(w->spool);
+    spool_sync(w);
 }
 
 /* At close, under the spool policy: losses the database has not recorded
@@ -1263,14 +1305,18 @@ static void drop_everything(fc_history_writer_t *w, int reason) {
  * loss_ids: it may have been committed without our knowing. */
 static void spool_losses(fc_history_writer_t *w) {
   size_t i;
+  int rc;
   if (w->spool == NULL || w->losses_inflight)
     return;
+  spool_sync(w); /* its drops are reported too */
   while (losses_pending(w)) {
     if (!w->loss_report_ready)
       build_loss_report(w);
     for (i = 0; i < w->loss_report_n; i++)
-      if (fc__spool_append_loss(w->spool, &w->loss_report[i]) != 0) {
-        set_last_error(w, "cannot write a loss report to the spool");
+      if ((rc = fc__spool_append_loss(w->spool, &w->loss_report[i])) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot write a loss report to the spool: %s", uv_strerror(rc));
+        set_last_error(w, msg);
         return;
       }
     loss_report_recorded(w);
@@ -1553,9 +1599,10 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   st.queue_depth = 0;
   st.connected = 0;
   if (w->spool != NULL) {
+    fc__spool_rotate(w->spool); /* a file left empty goes */
     st.spool_bytes = fc__spool_bytes(w->spool);
     st.spool_corrupt = fc__spool_corrupt(w->spool);
-    fc__spool_close(w->spool); /* syncs what is left */
+    fc__spool_close(w->spool); /* nothing left to sync: done on the thread */
   }
   if (report != NULL)
     *report = st;
