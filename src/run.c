@@ -9,7 +9,6 @@
 
 #include "workflow_int.h"
 
-#define FC__STATUS_COUNT 7
 
 /* A node's timer (timeout, then retry backoff); the handle comes first so
  * the close callback can free the struct through the handle. */
@@ -75,7 +74,7 @@ struct fc_run_s {
   int running;
   int peak;
   int error_count;
-  int status_counts[FC__STATUS_COUNT];
+  int status_counts[FC_NODE_STATUS_COUNT];
   int open_handles;
   int busy; /* inside a completion or timeout: a cancel waits for its end */
   int outstanding; /* attempt contexts not yet completed by their node */

@@ -35,6 +35,9 @@ typedef enum {
   FC_NODE_CANCELLED
 } fc_node_status_t;
 
+/* How many fc_node_status_t values there are (arrays indexed by status). */
+#define FC_NODE_STATUS_COUNT 7
+
 /* Workflow statuses. */
 typedef enum {
   FC_WORKFLOW_PENDING = 0,
@@ -98,7 +101,8 @@ typedef struct fc_event_s {
   const fc_error_info_t *error; /* ERROR events; NULL otherwise */
   /* WORKFLOW_END only: how many nodes ended in each fc_node_status_t, and
    * how many error events the run emitted. */
-  const int *status_counts; /* indexable by fc_node_status_t, 7 entries */
+  const int *status_counts; /* indexable by fc_node_status_t,
+                               FC_NODE_STATUS_COUNT entries */
   int error_count;
 } fc_event_t;
 

@@ -91,8 +91,8 @@ typedef struct {
   uint64_t workflows_started;
   uint64_t workflows_ended[5]; /* by fc_workflow_status_t */
   uint64_t node_attempts;
-  uint64_t attempts_ended[7]; /* by fc_node_status_t */
-  uint64_t nodes_final[7];    /* by fc_node_status_t */
+  uint64_t attempts_ended[FC_NODE_STATUS_COUNT]; /* by fc_node_status_t */
+  uint64_t nodes_final[FC_NODE_STATUS_COUNT]; /* by fc_node_status_t */
   uint64_t errors[4];         /* by fc_severity_t */
   uint64_t errors_total;
 } fc_metrics_counters_t;

@@ -78,7 +78,7 @@ typedef struct {
   fc_workflow_status_t status;
   char workflow_id[FC_UUID_STRING_LENGTH];
   json_t *output; /* new reference or NULL */
-  int status_counts[7]; /* by fc_node_status_t */
+  int status_counts[FC_NODE_STATUS_COUNT]; /* by fc_node_status_t */
   int error_count;
 } fc_run_result_t;
 FC_EXTERN int fc_workflow_run(fc_workflow_t *wf, json_t *input,

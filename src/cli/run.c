@@ -153,7 +153,7 @@ typedef struct {
   /* results, from the events and the run */
   char workflow_id[FC_UUID_STRING_LENGTH];
   fc_workflow_status_t status;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
   int node_count;
   int error_count;
   int64_t duration_us;
@@ -177,7 +177,7 @@ static int on_workflow_end(void *self, const fc_event_t *ev) {
   run_state_t *st = self;
   int i;
   if (ev->status_counts != NULL)
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < FC_NODE_STATUS_COUNT; i++)
       st->counts[i] = ev->status_counts[i];
   st->duration_us = ev->duration_us;
   st->error_count = ev->error_count;

@@ -17,12 +17,11 @@ void *fc__handlers_calloc(size_t n, size_t size) {
 
 char *fc__handlers_strdup(const char *s) { return handlers_fail_now() ? NULL : fc__strdup(s); }
 
-#define EVENT_COPY_STATUS_COUNT 7 /* fc_node_status_t values */
 
 typedef struct {
   fc_event_t ev; /* first: a copy is handed out as &block->ev */
   fc_error_info_t err;
-  int counts[EVENT_COPY_STATUS_COUNT];
+  int counts[FC_NODE_STATUS_COUNT];
   uint8_t uuid[16];
   char strings[]; /* every string of the event, NUL-terminated */
 } event_block_t;

@@ -48,7 +48,7 @@ typedef struct {
   char *workflow;
   char *node; /* NULL in the workflow table */
   uint32_t hash;
-  uint64_t by_status[7]; /* node: attempts by fc_node_status_t;
+  uint64_t by_status[FC_NODE_STATUS_COUNT]; /* node: attempts by fc_node_status_t;
                             workflow: ends by fc_workflow_status_t */
   dist_t d;
   /* Workflow table only: the last ended run (the latest workflow_end). */
@@ -378,7 +378,7 @@ int fc_metrics_observe(fc_metrics_t *m, const fc_event_t *ev) {
     if (ev->status >= 0 && ev->status < 5)
       m->c.workflows_ended[ev->status]++;
     if (ev->status_counts != NULL)
-      for (i = 0; i < 7; i++)
+      for (i = 0; i < FC_NODE_STATUS_COUNT; i++)
         if (ev->status_counts[i] > 0)
           m->c.nodes_final[i] += (uint64_t)ev->status_counts[i];
     dist_add(&m->all_workflows, m, ev->duration_us);
@@ -401,11 +401,11 @@ int fc_metrics_observe(fc_metrics_t *m, const fc_event_t *ev) {
   case FC_EVENT_NODE_END:
     if (ev->attempt <= 0)
       break; /* never ran: only in the final statuses */
-    if (ev->status >= 0 && ev->status < 7)
+    if (ev->status >= 0 && ev->status < FC_NODE_STATUS_COUNT)
       m->c.attempts_ended[ev->status]++;
     e = table_slot(&m->nodes, wf, str_or(ev->node_id, ""), &m->memory, &oom);
     dist_add(&e->d, m, ev->duration_us);
-    if (ev->status >= 0 && ev->status < 7)
+    if (ev->status >= 0 && ev->status < FC_NODE_STATUS_COUNT)
       e->by_status[ev->status]++;
     break;
   case FC_EVENT_ERROR:
