@@ -1068,6 +1068,148 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
   return CLI_EXIT_OK;
 }
 
+void cli_usage_history(FILE *out) {
+  fputs("Usage: flowcore history <subcommand> [options]\n"
+        "\n"
+        "Subcommands:\n"
+        "  runs      recent runs with their duration and node counts\n"
+        "  show ID   one run's nodes in start order (an unambiguous id prefix is enough)\n"
+        "  errors    errors by workflow, node, type and severity\n"
+        "  stats     duration statistics per workflow and node (runs, failures, p50, p95)\n"
+        "  running   progress of the runs still marked running, live or abandoned\n"
+        "  reap      mark running runs whose process is gone (or stale) abandoned\n"
+        "  losses    history records the writers reported lost\n"
+        "\n"
+        "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
+        "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
+        "\n"
+        "Exit codes: 0 done; 1 database error, or stdout could not be written;\n"
+        "2 usage error (also a malformed, unknown or ambiguous run id).\n",
+        out);
+}
+
+void cli_usage_history_sub(FILE *out, const char *sub) {
+  if (strcmp(sub, "runs") == 0) {
+    fputs("Usage: flowcore history runs [options]\n"
+          "\n"
+          "Lists runs, newest first (view flowcore_recent_runs). A run marked running\n"
+          "whose process is gone shows as 'running (abandoned)' (see 'history reap\n"
+          "--help'; JSON: \"liveness\" and \"liveness_reason\").\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only runs of this workflow\n"
+          "  --status S        only runs with status S: running, completed, failed,\n"
+          "                    cancelled, abandoned\n"
+          "  --since WHEN      only runs started since WHEN: a duration back from now\n"
+          "                    (90s, 15m, 2h, 7d, 1w, 1h30m) or a time (2026-11-27,\n"
+          "                    \"2026-11-27 08:00\", 2026-11-27T08:00:00Z; no zone: local)\n"
+          "  --limit N         at most N runs (default 20)\n"
+          "  --stale DURATION  a running run on another host (or without host/pid) is\n"
+          "                    taken for abandoned after DURATION without activity\n"
+          "                    (default 60m)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "show") == 0) {
+    fputs("Usage: flowcore history show ID [options]\n"
+          "\n"
+          "Shows one run and its node attempts in start order, with attempt, status,\n"
+          "duration and error (views flowcore_recent_runs, flowcore_run_timeline).\n"
+          "ID may be a prefix of the run id when only one run matches. Also where the\n"
+          "run ran (host, pid), whether a running run is live or abandoned, and for\n"
+          "an abandoned run who marked it so, when and why (table flowcore_reaps).\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  see 'history running --help' (default 60m)\n"
+          "  --json            a JSON object: the run's fields, \"liveness\", \"reap\"\n"
+          "                    and \"nodes\" (an array)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "errors") == 0) {
+    fputs("Usage: flowcore history errors [options]\n"
+          "\n"
+          "Errors grouped by workflow, node, error type and severity, with their\n"
+          "count, first and last time seen and the latest message, most recently\n"
+          "seen first (view flowcore_error_rollup; counts cover the whole history).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only errors of this workflow\n"
+          "  --since WHEN      only groups seen since WHEN (see 'history runs --help')\n"
+          "  --limit N         at most N groups (default 20)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "stats") == 0) {
+    fputs("Usage: flowcore history stats [options]\n"
+          "\n"
+          "Duration statistics per workflow and node over all finished attempts:\n"
+          "runs, attempts, failures, timeouts, p50, p95, mean and max\n"
+          "(view flowcore_node_stats).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only this workflow\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "running") == 0) {
+    fputs("Usage: flowcore history running [options]\n"
+          "\n"
+          "Runs still marked running, oldest first, with how far along they are\n"
+          "(view flowcore_running_progress) and their LIVENESS:\n"
+          "  abandoned  the run's host is this host and its process is gone (no such\n"
+          "             pid, or the pid now belongs to a later process), or the run\n"
+          "             is elsewhere (or its host/pid is unknown) and nothing was\n"
+          "             heard of it for longer than --stale\n"
+          "  live       otherwise (on this host: its process is alive, however idle)\n"
+          "A run whose process died stays here until 'flowcore history reap'.\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  threshold of the stale rule (default 60m; 90s, 10m, 2h)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "reap") == 0) {
+    fputs("Usage: flowcore history reap [options]\n"
+          "\n"
+          "Marks the runs that 'history running' calls abandoned as status\n"
+          "'abandoned' (error_type 'abandoned', completed_at = their last activity)\n"
+          "and records each in the table flowcore_reaps: who (role, host, pid),\n"
+          "when, by which rule (process_gone or stale) and why. Live runs are never\n"
+          "touched: a run on this host whose process is alive, or one heard of\n"
+          "within --stale; a run that finishes or shows activity meanwhile is left\n"
+          "alone. Run it on the host where the runs ran for the exact pid check;\n"
+          "elsewhere only the stale rule applies. Needs a role that may update\n"
+          "workflow_executions and insert into flowcore_reaps (the owner, or a\n"
+          "login in flowcore_writer).\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  threshold of the stale rule (default 60m; 90s, 10m, 2h)\n"
+          "  --dry-run         list what would be marked, change nothing\n"
+          "  --json            a JSON array of objects (\"reaped\": true when marked)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "losses") == 0) {
+    fputs("Usage: flowcore history losses [options]\n"
+          "\n"
+          "History records that writers reported lost, per writer, record kind and\n"
+          "reason (view flowcore_writer_loss_summary). No rows: nothing was lost.\n"
+          "\n"
+          "Options:\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else {
+    cli_usage_history(out);
+  }
+}
+
 int cli_cmd_history(int argc, char **argv) {
   hist_t h;
   char since_buf[40];
