@@ -608,53 +608,71 @@ static int cmd_show(hist_t *h) {
 
 /* ---- history errors ---------------------------------------------------------------- */
 
-static int cmd_errors(hist_t *h, const char *since_param) {
-  static const char *const headers[] = {"LAST SEEN", "WORKFLOW", "NODE",        "TYPE",
-                                        "SEVERITY",  "COUNT",    "LAST MESSAGE"};
-  char limit[32];
-  const char *params[3];
+/* The reports whose shape is the same: one query, printed as JSON (`types`,
+ * see row_json) or as a table of the listed columns, or `empty` when it has
+ * no rows. runs, show, running and reap have their own code. */
+typedef struct {
+  const char *name;    /* the result column */
+  char kind;           /* 's' text, 'i' integer, 'd' duration (ms), 't' time (µs) */
+  const char *if_null; /* for 's': shown instead of NULL (NULL: as is) */
+} report_column_t;
+
+enum { REPORT_MAX_COLUMNS = 10 };
+
+typedef struct {
+  const char *sql;
+  const char *types; /* JSON types, one letter per result column */
+  const char *empty; /* printed when there is no row */
+  int ncolumns;
+  const char *const *headers;
+  const char *align;
+  int wide_column[2]; /* column indices capped at wide_width[i] (-1: none) */
+  int wide_width[2];
+  report_column_t columns[REPORT_MAX_COLUMNS];
+} report_t;
+
+static const char *report_cell(const report_column_t *c, const PGresult *res, int r, char *buf,
+                               size_t size) {
+  const char *v;
+  switch (c->kind) {
+  case 'i':
+    return cell_int(res, r, c->name, buf, size);
+  case 'd':
+    return cell_ms(res, r, c->name, buf, size);
+  case 't':
+    return cell_time(res, r, c->name, buf, size);
+  default:
+    v = text(res, r, c->name);
+    return v == NULL && c->if_null != NULL ? c->if_null : v;
+  }
+}
+
+static int print_report(hist_t *h, const report_t *rep, int nparams, const char *const *params) {
   PGresult *res;
   cli_table_t *t;
-  int r, rc;
-  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
-  params[0] = h->workflow;
-  params[1] = since_param;
-  params[2] = limit;
-  res = query(
-      h,
-      "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen") ", " US(
-          "last_seen") ", last_message FROM flowcore_error_rollup e "
-                       "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-                       "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
-                       "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
-                       "LIMIT $3::bigint",
-      3, params);
+  int r, i, rc;
+  res = query(h, rep->sql, nparams, params);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
-    rc = print_rows_json(res, "ssssitts");
+    rc = print_rows_json(res, rep->types);
     PQclear(res);
     return rc;
   }
   if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no errors found\n");
+    cli_printf(stdout, "%s\n", rep->empty);
     PQclear(res);
     return CLI_EXIT_OK;
   }
-  t = cli_table_new(7, headers, "lllllrl");
-  cli_table_max_width(t, 1, 40);
-  cli_table_max_width(t, 6, 100);
+  t = cli_table_new((size_t)rep->ncolumns, rep->headers, rep->align);
+  for (i = 0; i < 2; i++)
+    if (rep->wide_column[i] >= 0)
+      cli_table_max_width(t, (size_t)rep->wide_column[i], (size_t)rep->wide_width[i]);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char last[32], count[24];
-    const char *cells[7];
-    const char *node = text(res, r, "node_id");
-    cells[0] = cell_time(res, r, "last_seen", last, sizeof last);
-    cells[1] = text(res, r, "workflow_name");
-    cells[2] = node != NULL ? node : "(workflow)";
-    cells[3] = text(res, r, "error_type");
-    cells[4] = text(res, r, "severity");
-    cells[5] = cell_int(res, r, "errors", count, sizeof count);
-    cells[6] = text(res, r, "last_message");
+    char bufs[REPORT_MAX_COLUMNS][32];
+    const char *cells[REPORT_MAX_COLUMNS];
+    for (i = 0; i < rep->ncolumns; i++)
+      cells[i] = report_cell(&rep->columns[i], res, r, bufs[i], sizeof bufs[i]);
     if (cli_table_add(t, cells) != 0) {
       cli_table_free(t);
       t = NULL;
@@ -664,56 +682,72 @@ static int cmd_errors(hist_t *h, const char *since_param) {
   return print_table(t);
 }
 
+/* ---- history errors ---------------------------------------------------------------- */
+
+static const char *const ERRORS_HEADERS[] = {"LAST SEEN", "WORKFLOW", "NODE",        "TYPE",
+                                             "SEVERITY",  "COUNT",    "LAST MESSAGE"};
+static const report_t ERRORS = {
+    "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen") ", " US(
+        "last_seen") ", last_message FROM flowcore_error_rollup e "
+                     "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                     "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
+                     "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
+                     "LIMIT $3::bigint",
+    "ssssitts",
+    "no errors found",
+    7,
+    ERRORS_HEADERS,
+    "lllllrl",
+    {1, 6},
+    {40, 100},
+    {{"last_seen", 't', NULL},
+     {"workflow_name", 's', NULL},
+     {"node_id", 's', "(workflow)"},
+     {"error_type", 's', NULL},
+     {"severity", 's', NULL},
+     {"errors", 'i', NULL},
+     {"last_message", 's', NULL}}};
+
+static int cmd_errors(hist_t *h, const char *since_param) {
+  char limit[32];
+  const char *params[3];
+  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
+  params[0] = h->workflow;
+  params[1] = since_param;
+  params[2] = limit;
+  return print_report(h, &ERRORS, 3, params);
+}
+
 /* ---- history stats ------------------------------------------------------------------- */
 
+static const char *const STATS_HEADERS[] = {"WORKFLOW", "NODE", "RUNS", "ATTEMPTS", "FAILURES",
+                                            "TIMEOUTS", "P50",  "P95",  "MEAN",     "MAX"};
+static const report_t STATS = {"SELECT workflow_name, node_id, runs, attempts, failures, timeouts, "
+                               "p50_ms, p95_ms, mean_ms, max_ms FROM flowcore_node_stats "
+                               "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                               "ORDER BY workflow_name, node_id",
+                               "ssiiiiffff",
+                               "no finished node attempts found",
+                               10,
+                               STATS_HEADERS,
+                               "llrrrrrrrr",
+                               {0, -1},
+                               {40, 0},
+                               {{"workflow_name", 's', NULL},
+                                {"node_id", 's', NULL},
+                                {"runs", 'i', NULL},
+                                {"attempts", 'i', NULL},
+                                {"failures", 'i', NULL},
+                                {"timeouts", 'i', NULL},
+                                {"p50_ms", 'd', NULL},
+                                {"p95_ms", 'd', NULL},
+                                {"mean_ms", 'd', NULL},
+                                {"max_ms", 'd', NULL}}};
+
 static int cmd_stats(hist_t *h) {
-  static const char *const headers[] = {"WORKFLOW", "NODE", "RUNS", "ATTEMPTS", "FAILURES",
-                                        "TIMEOUTS", "P50",  "P95",  "MEAN",     "MAX"};
   const char *params[1];
-  PGresult *res;
-  cli_table_t *t;
-  int r, rc;
   params[0] = h->workflow;
-  res = query(h,
-              "SELECT workflow_name, node_id, runs, attempts, failures, timeouts, p50_ms, "
-              "p95_ms, mean_ms, max_ms FROM flowcore_node_stats "
-              "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-              "ORDER BY workflow_name, node_id",
-              1, params);
-  if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_rows_json(res, "ssiiiiffff");
-    PQclear(res);
-    return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no finished node attempts found\n");
-    PQclear(res);
-    return CLI_EXIT_OK;
-  }
-  t = cli_table_new(10, headers, "llrrrrrrrr");
-  cli_table_max_width(t, 0, 40);
-  for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char n[4][24], d[4][32];
-    const char *cells[10];
-    cells[0] = text(res, r, "workflow_name");
-    cells[1] = text(res, r, "node_id");
-    cells[2] = cell_int(res, r, "runs", n[0], sizeof n[0]);
-    cells[3] = cell_int(res, r, "attempts", n[1], sizeof n[1]);
-    cells[4] = cell_int(res, r, "failures", n[2], sizeof n[2]);
-    cells[5] = cell_int(res, r, "timeouts", n[3], sizeof n[3]);
-    cells[6] = cell_ms(res, r, "p50_ms", d[0], sizeof d[0]);
-    cells[7] = cell_ms(res, r, "p95_ms", d[1], sizeof d[1]);
-    cells[8] = cell_ms(res, r, "mean_ms", d[2], sizeof d[2]);
-    cells[9] = cell_ms(res, r, "max_ms", d[3], sizeof d[3]);
-    if (cli_table_add(t, cells) != 0) {
-      cli_table_free(t);
-      t = NULL;
-    }
-  }
-  PQclear(res);
-  return print_table(t);
+  return print_report(h, &STATS, 1, params);
 }
 
 /* ---- history running / losses ----------------------------------------------------- */
@@ -893,47 +927,27 @@ static int cmd_reap(hist_t *h) {
   return CLI_EXIT_OK;
 }
 
-static int cmd_losses(hist_t *h) {
-  static const char *const headers[] = {"WRITER", "KIND", "REASON", "TOTAL", "FIRST", "LAST"};
-  PGresult *res;
-  cli_table_t *t;
-  int r, rc;
-  res =
-      query(h,
-            "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
-                "last_recorded_at") " FROM flowcore_writer_loss_summary l "
-                                    "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
-            0, NULL);
-  if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_rows_json(res, "sssitt");
-    PQclear(res);
-    return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no history losses reported\n");
-    PQclear(res);
-    return CLI_EXIT_OK;
-  }
-  t = cli_table_new(6, headers, "lllrll");
-  for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char total[24], first[32], last[32];
-    const char *cells[6];
-    cells[0] = text(res, r, "writer");
-    cells[1] = text(res, r, "kind");
-    cells[2] = text(res, r, "reason");
-    cells[3] = cell_int(res, r, "total", total, sizeof total);
-    cells[4] = cell_time(res, r, "first_recorded_at", first, sizeof first);
-    cells[5] = cell_time(res, r, "last_recorded_at", last, sizeof last);
-    if (cli_table_add(t, cells) != 0) {
-      cli_table_free(t);
-      t = NULL;
-    }
-  }
-  PQclear(res);
-  return print_table(t);
-}
+static const char *const LOSSES_HEADERS[] = {"WRITER", "KIND",  "REASON",
+                                             "TOTAL",  "FIRST", "LAST"};
+static const report_t LOSSES = {
+    "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
+        "last_recorded_at") " FROM flowcore_writer_loss_summary l "
+                            "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
+    "sssitt",
+    "no history losses reported",
+    6,
+    LOSSES_HEADERS,
+    "lllrll",
+    {-1, -1},
+    {0, 0},
+    {{"writer", 's', NULL},
+     {"kind", 's', NULL},
+     {"reason", 's', NULL},
+     {"total", 'i', NULL},
+     {"first_recorded_at", 't', NULL},
+     {"last_recorded_at", 't', NULL}}};
+
+static int cmd_losses(hist_t *h) { return print_report(h, &LOSSES, 0, NULL); }
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
