@@ -35,7 +35,7 @@ int cli_cmd_validate(int argc, char **argv);
 int cli_cmd_migrate(int argc, char **argv);
 int cli_cmd_history(int argc, char **argv);
 
-/* Usage texts (main.c). */
+/* Usage texts, each in its command's file (main.c, run.c, migrate.c, history.c). */
 void cli_usage_main(FILE *out);
 void cli_usage_run(FILE *out);
 void cli_usage_validate(FILE *out);

@@ -608,53 +608,71 @@ static int cmd_show(hist_t *h) {
 
 /* ---- history errors ---------------------------------------------------------------- */
 
-static int cmd_errors(hist_t *h, const char *since_param) {
-  static const char *const headers[] = {"LAST SEEN", "WORKFLOW", "NODE",        "TYPE",
-                                        "SEVERITY",  "COUNT",    "LAST MESSAGE"};
-  char limit[32];
-  const char *params[3];
+/* The reports whose shape is the same: one query, printed as JSON (`types`,
+ * see row_json) or as a table of the listed columns, or `empty` when it has
+ * no rows. runs, show, running and reap have their own code. */
+typedef struct {
+  const char *name;    /* the result column */
+  char kind;           /* 's' text, 'i' integer, 'd' duration (ms), 't' time (µs) */
+  const char *if_null; /* for 's': shown instead of NULL (NULL: as is) */
+} report_column_t;
+
+enum { REPORT_MAX_COLUMNS = 10 };
+
+typedef struct {
+  const char *sql;
+  const char *types; /* JSON types, one letter per result column */
+  const char *empty; /* printed when there is no row */
+  int ncolumns;
+  const char *const *headers;
+  const char *align;
+  int wide_column[2]; /* column indices capped at wide_width[i] (-1: none) */
+  int wide_width[2];
+  report_column_t columns[REPORT_MAX_COLUMNS];
+} report_t;
+
+static const char *report_cell(const report_column_t *c, const PGresult *res, int r, char *buf,
+                               size_t size) {
+  const char *v;
+  switch (c->kind) {
+  case 'i':
+    return cell_int(res, r, c->name, buf, size);
+  case 'd':
+    return cell_ms(res, r, c->name, buf, size);
+  case 't':
+    return cell_time(res, r, c->name, buf, size);
+  default:
+    v = text(res, r, c->name);
+    return v == NULL && c->if_null != NULL ? c->if_null : v;
+  }
+}
+
+static int print_report(hist_t *h, const report_t *rep, int nparams, const char *const *params) {
   PGresult *res;
   cli_table_t *t;
-  int r, rc;
-  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
-  params[0] = h->workflow;
-  params[1] = since_param;
-  params[2] = limit;
-  res = query(
-      h,
-      "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen") ", " US(
-          "last_seen") ", last_message FROM flowcore_error_rollup e "
-                       "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-                       "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
-                       "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
-                       "LIMIT $3::bigint",
-      3, params);
+  int r, i, rc;
+  res = query(h, rep->sql, nparams, params);
   if (res == NULL)
     return CLI_EXIT_FAILED;
   if (h->json) {
-    rc = print_rows_json(res, "ssssitts");
+    rc = print_rows_json(res, rep->types);
     PQclear(res);
     return rc;
   }
   if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no errors found\n");
+    cli_printf(stdout, "%s\n", rep->empty);
     PQclear(res);
     return CLI_EXIT_OK;
   }
-  t = cli_table_new(7, headers, "lllllrl");
-  cli_table_max_width(t, 1, 40);
-  cli_table_max_width(t, 6, 100);
+  t = cli_table_new((size_t)rep->ncolumns, rep->headers, rep->align);
+  for (i = 0; i < 2; i++)
+    if (rep->wide_column[i] >= 0)
+      cli_table_max_width(t, (size_t)rep->wide_column[i], (size_t)rep->wide_width[i]);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char last[32], count[24];
-    const char *cells[7];
-    const char *node = text(res, r, "node_id");
-    cells[0] = cell_time(res, r, "last_seen", last, sizeof last);
-    cells[1] = text(res, r, "workflow_name");
-    cells[2] = node != NULL ? node : "(workflow)";
-    cells[3] = text(res, r, "error_type");
-    cells[4] = text(res, r, "severity");
-    cells[5] = cell_int(res, r, "errors", count, sizeof count);
-    cells[6] = text(res, r, "last_message");
+    char bufs[REPORT_MAX_COLUMNS][32];
+    const char *cells[REPORT_MAX_COLUMNS];
+    for (i = 0; i < rep->ncolumns; i++)
+      cells[i] = report_cell(&rep->columns[i], res, r, bufs[i], sizeof bufs[i]);
     if (cli_table_add(t, cells) != 0) {
       cli_table_free(t);
       t = NULL;
@@ -664,56 +682,72 @@ static int cmd_errors(hist_t *h, const char *since_param) {
   return print_table(t);
 }
 
+/* ---- history errors ---------------------------------------------------------------- */
+
+static const char *const ERRORS_HEADERS[] = {"LAST SEEN", "WORKFLOW", "NODE",        "TYPE",
+                                             "SEVERITY",  "COUNT",    "LAST MESSAGE"};
+static const report_t ERRORS = {
+    "SELECT workflow_name, node_id, error_type, severity, errors, " US("first_seen") ", " US(
+        "last_seen") ", last_message FROM flowcore_error_rollup e "
+                     "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                     "AND ($2::timestamptz IS NULL OR last_seen >= $2::timestamptz) "
+                     "ORDER BY e.last_seen DESC, e.errors DESC, e.workflow_name, e.node_id "
+                     "LIMIT $3::bigint",
+    "ssssitts",
+    "no errors found",
+    7,
+    ERRORS_HEADERS,
+    "lllllrl",
+    {1, 6},
+    {40, 100},
+    {{"last_seen", 't', NULL},
+     {"workflow_name", 's', NULL},
+     {"node_id", 's', "(workflow)"},
+     {"error_type", 's', NULL},
+     {"severity", 's', NULL},
+     {"errors", 'i', NULL},
+     {"last_message", 's', NULL}}};
+
+static int cmd_errors(hist_t *h, const char *since_param) {
+  char limit[32];
+  const char *params[3];
+  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
+  params[0] = h->workflow;
+  params[1] = since_param;
+  params[2] = limit;
+  return print_report(h, &ERRORS, 3, params);
+}
+
 /* ---- history stats ------------------------------------------------------------------- */
 
+static const char *const STATS_HEADERS[] = {"WORKFLOW", "NODE", "RUNS", "ATTEMPTS", "FAILURES",
+                                            "TIMEOUTS", "P50",  "P95",  "MEAN",     "MAX"};
+static const report_t STATS = {"SELECT workflow_name, node_id, runs, attempts, failures, timeouts, "
+                               "p50_ms, p95_ms, mean_ms, max_ms FROM flowcore_node_stats "
+                               "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                               "ORDER BY workflow_name, node_id",
+                               "ssiiiiffff",
+                               "no finished node attempts found",
+                               10,
+                               STATS_HEADERS,
+                               "llrrrrrrrr",
+                               {0, -1},
+                               {40, 0},
+                               {{"workflow_name", 's', NULL},
+                                {"node_id", 's', NULL},
+                                {"runs", 'i', NULL},
+                                {"attempts", 'i', NULL},
+                                {"failures", 'i', NULL},
+                                {"timeouts", 'i', NULL},
+                                {"p50_ms", 'd', NULL},
+                                {"p95_ms", 'd', NULL},
+                                {"mean_ms", 'd', NULL},
+                                {"max_ms", 'd', NULL}}};
+
 static int cmd_stats(hist_t *h) {
-  static const char *const headers[] = {"WORKFLOW", "NODE", "RUNS", "ATTEMPTS", "FAILURES",
-                                        "TIMEOUTS", "P50",  "P95",  "MEAN",     "MAX"};
   const char *params[1];
-  PGresult *res;
-  cli_table_t *t;
-  int r, rc;
   params[0] = h->workflow;
-  res = query(h,
-              "SELECT workflow_name, node_id, runs, attempts, failures, timeouts, p50_ms, "
-              "p95_ms, mean_ms, max_ms FROM flowcore_node_stats "
-              "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-              "ORDER BY workflow_name, node_id",
-              1, params);
-  if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_rows_json(res, "ssiiiiffff");
-    PQclear(res);
-    return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no finished node attempts found\n");
-    PQclear(res);
-    return CLI_EXIT_OK;
-  }
-  t = cli_table_new(10, headers, "llrrrrrrrr");
-  cli_table_max_width(t, 0, 40);
-  for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char n[4][24], d[4][32];
-    const char *cells[10];
-    cells[0] = text(res, r, "workflow_name");
-    cells[1] = text(res, r, "node_id");
-    cells[2] = cell_int(res, r, "runs", n[0], sizeof n[0]);
-    cells[3] = cell_int(res, r, "attempts", n[1], sizeof n[1]);
-    cells[4] = cell_int(res, r, "failures", n[2], sizeof n[2]);
-    cells[5] = cell_int(res, r, "timeouts", n[3], sizeof n[3]);
-    cells[6] = cell_ms(res, r, "p50_ms", d[0], sizeof d[0]);
-    cells[7] = cell_ms(res, r, "p95_ms", d[1], sizeof d[1]);
-    cells[8] = cell_ms(res, r, "mean_ms", d[2], sizeof d[2]);
-    cells[9] = cell_ms(res, r, "max_ms", d[3], sizeof d[3]);
-    if (cli_table_add(t, cells) != 0) {
-      cli_table_free(t);
-      t = NULL;
-    }
-  }
-  PQclear(res);
-  return print_table(t);
+  return print_report(h, &STATS, 1, params);
 }
 
 /* ---- history running / losses ----------------------------------------------------- */
@@ -893,47 +927,27 @@ static int cmd_reap(hist_t *h) {
   return CLI_EXIT_OK;
 }
 
-static int cmd_losses(hist_t *h) {
-  static const char *const headers[] = {"WRITER", "KIND", "REASON", "TOTAL", "FIRST", "LAST"};
-  PGresult *res;
-  cli_table_t *t;
-  int r, rc;
-  res =
-      query(h,
-            "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
-                "last_recorded_at") " FROM flowcore_writer_loss_summary l "
-                                    "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
-            0, NULL);
-  if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_rows_json(res, "sssitt");
-    PQclear(res);
-    return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no history losses reported\n");
-    PQclear(res);
-    return CLI_EXIT_OK;
-  }
-  t = cli_table_new(6, headers, "lllrll");
-  for (r = 0; t != NULL && r < PQntuples(res); r++) {
-    char total[24], first[32], last[32];
-    const char *cells[6];
-    cells[0] = text(res, r, "writer");
-    cells[1] = text(res, r, "kind");
-    cells[2] = text(res, r, "reason");
-    cells[3] = cell_int(res, r, "total", total, sizeof total);
-    cells[4] = cell_time(res, r, "first_recorded_at", first, sizeof first);
-    cells[5] = cell_time(res, r, "last_recorded_at", last, sizeof last);
-    if (cli_table_add(t, cells) != 0) {
-      cli_table_free(t);
-      t = NULL;
-    }
-  }
-  PQclear(res);
-  return print_table(t);
-}
+static const char *const LOSSES_HEADERS[] = {"WRITER", "KIND",  "REASON",
+                                             "TOTAL",  "FIRST", "LAST"};
+static const report_t LOSSES = {
+    "SELECT writer, kind, reason, total, " US("first_recorded_at") ", " US(
+        "last_recorded_at") " FROM flowcore_writer_loss_summary l "
+                            "ORDER BY l.last_recorded_at DESC, l.writer, l.kind, l.reason",
+    "sssitt",
+    "no history losses reported",
+    6,
+    LOSSES_HEADERS,
+    "lllrll",
+    {-1, -1},
+    {0, 0},
+    {{"writer", 's', NULL},
+     {"kind", 's', NULL},
+     {"reason", 's', NULL},
+     {"total", 'i', NULL},
+     {"first_recorded_at", 't', NULL},
+     {"last_recorded_at", 't', NULL}}};
+
+static int cmd_losses(hist_t *h) { return print_report(h, &LOSSES, 0, NULL); }
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
@@ -1066,6 +1080,148 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
       return invalid_id(h);
   }
   return CLI_EXIT_OK;
+}
+
+void cli_usage_history(FILE *out) {
+  fputs("Usage: flowcore history <subcommand> [options]\n"
+        "\n"
+        "Subcommands:\n"
+        "  runs      recent runs with their duration and node counts\n"
+        "  show ID   one run's nodes in start order (an unambiguous id prefix is enough)\n"
+        "  errors    errors by workflow, node, type and severity\n"
+        "  stats     duration statistics per workflow and node (runs, failures, p50, p95)\n"
+        "  running   progress of the runs still marked running, live or abandoned\n"
+        "  reap      mark running runs whose process is gone (or stale) abandoned\n"
+        "  losses    history records the writers reported lost\n"
+        "\n"
+        "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
+        "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
+        "\n"
+        "Exit codes: 0 done; 1 database error, or stdout could not be written;\n"
+        "2 usage error (also a malformed, unknown or ambiguous run id).\n",
+        out);
+}
+
+void cli_usage_history_sub(FILE *out, const char *sub) {
+  if (strcmp(sub, "runs") == 0) {
+    fputs("Usage: flowcore history runs [options]\n"
+          "\n"
+          "Lists runs, newest first (view flowcore_recent_runs). A run marked running\n"
+          "whose process is gone shows as 'running (abandoned)' (see 'history reap\n"
+          "--help'; JSON: \"liveness\" and \"liveness_reason\").\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only runs of this workflow\n"
+          "  --status S        only runs with status S: running, completed, failed,\n"
+          "                    cancelled, abandoned\n"
+          "  --since WHEN      only runs started since WHEN: a duration back from now\n"
+          "                    (90s, 15m, 2h, 7d, 1w, 1h30m) or a time (2026-11-27,\n"
+          "                    \"2026-11-27 08:00\", 2026-11-27T08:00:00Z; no zone: local)\n"
+          "  --limit N         at most N runs (default 20)\n"
+          "  --stale DURATION  a running run on another host (or without host/pid) is\n"
+          "                    taken for abandoned after DURATION without activity\n"
+          "                    (default 60m)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "show") == 0) {
+    fputs("Usage: flowcore history show ID [options]\n"
+          "\n"
+          "Shows one run and its node attempts in start order, with attempt, status,\n"
+          "duration and error (views flowcore_recent_runs, flowcore_run_timeline).\n"
+          "ID may be a prefix of the run id when only one run matches. Also where the\n"
+          "run ran (host, pid), whether a running run is live or abandoned, and for\n"
+          "an abandoned run who marked it so, when and why (table flowcore_reaps).\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  see 'history running --help' (default 60m)\n"
+          "  --json            a JSON object: the run's fields, \"liveness\", \"reap\"\n"
+          "                    and \"nodes\" (an array)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "errors") == 0) {
+    fputs("Usage: flowcore history errors [options]\n"
+          "\n"
+          "Errors grouped by workflow, node, error type and severity, with their\n"
+          "count, first and last time seen and the latest message, most recently\n"
+          "seen first (view flowcore_error_rollup; counts cover the whole history).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only errors of this workflow\n"
+          "  --since WHEN      only groups seen since WHEN (see 'history runs --help')\n"
+          "  --limit N         at most N groups (default 20)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "stats") == 0) {
+    fputs("Usage: flowcore history stats [options]\n"
+          "\n"
+          "Duration statistics per workflow and node over all finished attempts:\n"
+          "runs, attempts, failures, timeouts, p50, p95, mean and max\n"
+          "(view flowcore_node_stats).\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   only this workflow\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "running") == 0) {
+    fputs("Usage: flowcore history running [options]\n"
+          "\n"
+          "Runs still marked running, oldest first, with how far along they are\n"
+          "(view flowcore_running_progress) and their LIVENESS:\n"
+          "  abandoned  the run's host is this host and its process is gone (no such\n"
+          "             pid, or the pid now belongs to a later process), or the run\n"
+          "             is elsewhere (or its host/pid is unknown) and nothing was\n"
+          "             heard of it for longer than --stale\n"
+          "  live       otherwise (on this host: its process is alive, however idle)\n"
+          "A run whose process died stays here until 'flowcore history reap'.\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  threshold of the stale rule (default 60m; 90s, 10m, 2h)\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "reap") == 0) {
+    fputs("Usage: flowcore history reap [options]\n"
+          "\n"
+          "Marks the runs that 'history running' calls abandoned as status\n"
+          "'abandoned' (error_type 'abandoned', completed_at = their last activity)\n"
+          "and records each in the table flowcore_reaps: who (role, host, pid),\n"
+          "when, by which rule (process_gone or stale) and why. Live runs are never\n"
+          "touched: a run on this host whose process is alive, or one heard of\n"
+          "within --stale; a run that finishes or shows activity meanwhile is left\n"
+          "alone. Run it on the host where the runs ran for the exact pid check;\n"
+          "elsewhere only the stale rule applies. Needs a role that may update\n"
+          "workflow_executions and insert into flowcore_reaps (the owner, or a\n"
+          "login in flowcore_writer).\n"
+          "\n"
+          "Options:\n"
+          "  --stale DURATION  threshold of the stale rule (default 60m; 90s, 10m, 2h)\n"
+          "  --dry-run         list what would be marked, change nothing\n"
+          "  --json            a JSON array of objects (\"reaped\": true when marked)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "losses") == 0) {
+    fputs("Usage: flowcore history losses [options]\n"
+          "\n"
+          "History records that writers reported lost, per writer, record kind and\n"
+          "reason (view flowcore_writer_loss_summary). No rows: nothing was lost.\n"
+          "\n"
+          "Options:\n"
+          "  --json            a JSON array of objects\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else {
+    cli_usage_history(out);
+  }
 }
 
 int cli_cmd_history(int argc, char **argv) {

@@ -105,6 +105,25 @@ static void print_report(const fc_migrate_report_t *rep, int status_only) {
     cli_printf(stdout, ", %zu modified, %zu missing\n", rep->modified, rep->missing);
 }
 
+void cli_usage_migrate(FILE *out) {
+  fputs("Usage: flowcore migrate [--status] [--db CONNINFO] [--dir DIR]\n"
+        "\n"
+        "Applies the pending history schema migrations (each once, in order, under\n"
+        "an advisory lock), or with --status lists them without changing anything.\n"
+        "\n"
+        "Options:\n"
+        "  --status         list the migrations and their state; change nothing\n"
+        "  --db CONNINFO    PostgreSQL connection string or URL\n"
+        "  --dir DIR        the migrations directory (default: $FLOWCORE_MIGRATIONS_DIR,\n"
+        "                   else ../share/flowcore/migrations beside this executable,\n"
+        "                   else the source tree's migrations/, else the installed one)\n"
+        "  --help, -h       this help\n"
+        "\n"
+        "Exit codes: 0 done (--status: listed); 1 database or migration error, or\n"
+        "stdout could not be written; 2 usage error.\n",
+        out);
+}
+
 int cli_cmd_migrate(int argc, char **argv) {
   enum { OPT_HELP = 'h', OPT_STATUS = 256, OPT_DB, OPT_DIR };
   static const cli_opt_t opts[] = {{"help", 'h', 0, OPT_HELP},

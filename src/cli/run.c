@@ -83,6 +83,20 @@ static int load_workflow(const char *path, fc_workflow_t **wf, json_t **input) {
   return CLI_EXIT_OK;
 }
 
+void cli_usage_validate(FILE *out) {
+  fputs("Usage: flowcore validate FILE\n"
+        "\n"
+        "Checks the workflow file FILE ('-' reads standard input): JSON syntax,\n"
+        "fields, node types, ids, dependencies, routes and cycles. Prints every\n"
+        "error with its JSON path or node id, or \"FILE: ok (N nodes)\". Nothing runs.\n"
+        "\n"
+        "Options:\n"
+        "  --help, -h   this help\n"
+        "\n"
+        "Exit codes: 0 valid; 2 invalid (or a usage error).\n",
+        out);
+}
+
 int cli_cmd_validate(int argc, char **argv) {
   static const cli_opt_t opts[] = {{"help", 'h', 0, 'h'}, {NULL, 0, 0, 0}};
   cli_opts_t p;
@@ -827,6 +841,41 @@ static int setup_handlers(run_state_t *st) {
       return rc;
   }
   return 0;
+}
+
+void cli_usage_run(FILE *out) {
+  fputs("Usage: flowcore run FILE [options]\n"
+        "\n"
+        "Runs the workflow file FILE ('-' reads standard input). Progress goes to\n"
+        "stderr (a bar on a terminal, plain lines otherwise), then a summary; the\n"
+        "workflow's output (JSON) goes to stdout. History is recorded when a\n"
+        "database is configured. SIGINT/SIGTERM cancel the run cleanly and the\n"
+        "history is still written; a second signal stops waiting for nodes that\n"
+        "are still stopping, a third stops waiting for the history writer.\n"
+        "\n"
+        "Options:\n"
+        "  --input JSON|@FILE      the workflow input (replaces the file's \"input\";\n"
+        "                          @FILE reads it from a file, @- from stdin)\n"
+        "  --db CONNINFO           PostgreSQL connection string or URL for the history\n"
+        "  --no-history            do not record history, even if a database is set\n"
+        "  --quiet, -q             no progress, and no summary unless something failed\n"
+        "  --json                  print one JSON object with the result on stdout\n"
+        "                          instead of the output and the summary\n"
+        "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic;\n"
+        "                          this run's counters, and per workflow the\n"
+        "                          flowcore_last_run_* and _last_success_* gauges)\n"
+        "  --spool-dir DIR         keep history in DIR while the database is down (it\n"
+        "                          is replayed once reachable); without it, history\n"
+        "                          not written by the deadline is lost\n"
+        "  --max-parallel N        run at most N nodes at once (0: unlimited)\n"
+        "  --shutdown-deadline MS  wait at most MS ms for the history at the end\n"
+        "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
+        "  --help, -h              this help\n"
+        "\n"
+        "Exit codes: 0 completed; 1 failed or cancelled, or stdout could not be\n"
+        "written; 2 usage error or invalid workflow file; 3 history records lost\n"
+        "(printed), whatever the status or a write error.\n",
+        out);
 }
 
 int cli_cmd_run(int argc, char **argv) {
