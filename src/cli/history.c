@@ -550,10 +550,14 @@ static int cmd_show(hist_t *h) {
     if (obj == NULL) {
       json_decref(rj);
       json_decref(arr);
-    } else if ((json_object_set_new(obj, "reap", rj) != 0) |
-               (json_object_set_new(obj, "nodes", arr) != 0)) { /* both steal */
-      json_decref(obj);
-      obj = NULL;
+    } else {
+      /* json_object_set_new steals its value even on failure: call both. */
+      int bad = json_object_set_new(obj, "reap", rj) != 0;
+      bad |= json_object_set_new(obj, "nodes", arr) != 0;
+      if (bad) {
+        json_decref(obj);
+        obj = NULL;
+      }
     }
     rc = print_json_new(obj);
     PQclear(run);
