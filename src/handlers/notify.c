@@ -553,6 +553,9 @@ int fc_cmd_notifier_send(fc_cmd_notifier_t *c, const char *channel, const char *
   child_close((uv_handle_t *)&ch->in); /* EOF for the child */
   uv_timer_init(c->loop, &ch->timer);
   ch->handles++;
+  /* send() may be called outside the loop's callbacks, when its cached time
+   * is old: the timeout counts from now. */
+  uv_update_time(c->loop);
   uv_timer_start(&ch->timer, child_timeout_cb, c->timeout_ms, 0);
   uv_unref((uv_handle_t *)&ch->timer); /* the process keeps the loop alive */
   return 0;
@@ -664,7 +667,9 @@ void fc_cmd_notifier_close(fc_cmd_notifier_t *c, uint64_t deadline_ms,
   c->close_timer_open = 1;
   if (deadline_ms == 0)
     kill_children(c);
-  else if (c->children != NULL)
+  else if (c->children != NULL) {
+    uv_update_time(c->loop); /* the deadline counts from now, as for send() */
     uv_timer_start(&c->close_timer, close_deadline_cb, deadline_ms, 0);
+  }
   cmd_maybe_finish(c);
 }
