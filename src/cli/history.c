@@ -297,6 +297,30 @@ static void note_losses(hist_t *h) {
   PQclear(res);
 }
 
+/* The opening shared by the run lists: runs the query, then either prints
+ * the rows as JSON, or says `empty` when there are none (and the writers'
+ * losses when `losses`), or returns the result for the caller's table. A NULL
+ * return means the command is done with exit code *rc. */
+static PGresult *runs_list(hist_t *h, const char *sql, int nparams, const char *const *params,
+                           const char *types, const char *empty, int losses, int *rc) {
+  PGresult *res = query(h, sql, nparams, params);
+  *rc = CLI_EXIT_OK;
+  if (res == NULL) {
+    *rc = CLI_EXIT_FAILED;
+    return NULL;
+  }
+  if (h->json)
+    *rc = print_runs_json(h, res, types);
+  else if (PQntuples(res) == 0) {
+    cli_printf(stdout, "%s\n", empty);
+    if (losses)
+      note_losses(h);
+  } else
+    return res;
+  PQclear(res);
+  return NULL;
+}
+
 static int cmd_runs(hist_t *h, const char *since_param) {
   static const char *const headers[] = {"ID",       "WORKFLOW",  "STATUS", "STARTED",
                                         "DURATION", "NODES",     "DONE",   "FAILED",
@@ -311,25 +335,14 @@ static int cmd_runs(hist_t *h, const char *since_param) {
   params[1] = h->status;
   params[2] = since_param;
   params[3] = limit;
-  res = query(h,
-              RUN_COLUMNS "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
-                          "AND ($2::text IS NULL OR status = $2::text) "
-                          "AND ($3::timestamptz IS NULL OR started_at >= $3::timestamptz) "
-                          "ORDER BY r.started_at DESC, r.workflow_id DESC LIMIT $4::bigint",
-              4, params);
+  res = runs_list(h,
+                  RUN_COLUMNS "WHERE ($1::text IS NULL OR workflow_name = $1::text) "
+                              "AND ($2::text IS NULL OR status = $2::text) "
+                              "AND ($3::timestamptz IS NULL OR started_at >= $3::timestamptz) "
+                              "ORDER BY r.started_at DESC, r.workflow_id DESC LIMIT $4::bigint",
+                  4, params, RUN_TYPES, "no runs found", 1, &rc);
   if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_runs_json(h, res, RUN_TYPES);
-    PQclear(res);
     return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no runs found\n");
-    PQclear(res);
-    note_losses(h);
-    return CLI_EXIT_OK;
-  }
   t = cli_table_new(11, headers, "llllrrrrrrr");
   cli_table_max_width(t, 1, 40);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
@@ -771,19 +784,9 @@ static int cmd_running(hist_t *h) {
   PGresult *res;
   cli_table_t *t;
   int r, rc, abandoned = 0;
-  res = query(h, RUNNING_COLUMNS, 0, NULL);
+  res = runs_list(h, RUNNING_COLUMNS, 0, NULL, RUNNING_TYPES, "no running runs", 0, &rc);
   if (res == NULL)
-    return CLI_EXIT_FAILED;
-  if (h->json) {
-    rc = print_runs_json(h, res, RUNNING_TYPES);
-    PQclear(res);
     return rc;
-  }
-  if (PQntuples(res) == 0) {
-    cli_printf(stdout, "no running runs\n");
-    PQclear(res);
-    return CLI_EXIT_OK;
-  }
   t = cli_table_new(7, headers, "lllrrrl");
   cli_table_max_width(t, 6, 100);
   for (r = 0; t != NULL && r < PQntuples(res); r++) {
