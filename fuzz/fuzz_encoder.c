@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,7 @@
 #include <libpq-fe.h>
 
 #include "flowcore/migrate.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

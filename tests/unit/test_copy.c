@@ -6,7 +6,7 @@
 
 #include "fc_test.h"
 #include "random_json.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

@@ -3,7 +3,7 @@
  * serialize nothing (the writer does that on its own thread). */
 #include <stdio.h>
 
-#include "pg/record.h"
+#include "history/record.h"
 
 #define MAX_TYPE 256
 #define MAX_MESSAGE (8 * 1024)

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "pg/conn.h"
-#include "pg/copy.h"
-#include "pg/record.h"
-#include "pg/spool.h"
+#include "history/copy.h"
+#include "history/record.h"
+#include "history/spool.h"
 
 /* One rendered row of a loss report is at most about 190 bytes. */
 #define LOSS_ROW_MAX 224
