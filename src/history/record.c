@@ -1,6 +1,4 @@
-/* History records and the run data they share: made by the handler,
- * released by the writer and the spool (src/history/record.h says what
- * they hold). */
+/* History records and the run data they share (record.h says what they hold). */
 #include "history/record.h"
 
 fc__hrun_t *fc__hrun_new(const fc_event_t *ev) {
