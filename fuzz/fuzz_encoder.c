@@ -1,4 +1,4 @@
-/* libFuzzer target: the record encoder (src/pg/copy.c), what turns event
+/* libFuzzer target: the record encoder (src/history/copy.c), what turns event
  * payloads and texts into the bytes sent to PostgreSQL.
  *
  * The input drives the construction of a JSON value with arbitrary bytes
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-#include "pg/copy.h"
+#include "history/copy.h"
 
 typedef struct {
   const char *sql;       /* a query, or the COPY statement */

@@ -1,4 +1,4 @@
-/* Integration tests of the binary COPY encoding (src/pg/copy.c) against a
+/* Integration tests of the binary COPY encoding (src/history/copy.c) against a
  * real PostgreSQL started by tests/support/pg_server: hostile text and JSON
  * are stored verbatim or as the sanitizing marker, never rejected, and
  * timestamps, uuids and numbers round-trip exactly. */
@@ -15,7 +15,7 @@
 #include <libpq-fe.h>
 
 #include "flowcore/migrate.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

@@ -1,4 +1,4 @@
-/* Unit tests for src/pg/copy.c: the buffer, UTF-8 sanitizing, the JSON
+/* Unit tests for src/history/copy.c: the buffer, UTF-8 sanitizing, the JSON
  * encoding with its marker, and the binary COPY field encoders. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include "fc_test.h"
 #include "random_json.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "internal.h"
-#include "pg/copy.h"
+#include "history/copy.h"
 
 /* The dump flags. Jansson (>= 2.8) always keeps insertion order, so
  * JSON_PRESERVE_ORDER is a no-op there and not needed. */

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "pg/spool.h"
+#include "history/spool.h"
 
 #define MAGIC "FCSPOOL1"
 #define MAGIC_LEN 8

@@ -18,11 +18,11 @@
  * a directory never replay the same file at once. A file is deleted once
  * every record in it was committed. Single-threaded (the writer's thread).
  */
-#ifndef FLOWCORE_PG_SPOOL_H
-#define FLOWCORE_PG_SPOOL_H
+#ifndef FLOWCORE_HISTORY_SPOOL_H
+#define FLOWCORE_HISTORY_SPOOL_H
 
-#include "pg/copy.h"
-#include "pg/record.h"
+#include "history/copy.h"
+#include "history/record.h"
 
 typedef struct fc__spool_s fc__spool_t;
 

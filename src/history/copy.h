@@ -9,8 +9,8 @@
  * Buffers grow as needed; an allocation failure is sticky (buf->oom) and
  * checked once at the end of a batch, so encoders need not check each call.
  */
-#ifndef FLOWCORE_PG_COPY_H
-#define FLOWCORE_PG_COPY_H
+#ifndef FLOWCORE_HISTORY_COPY_H
+#define FLOWCORE_HISTORY_COPY_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -7,8 +7,8 @@
  * atomic; payloads are immutable once handed to the engine), so making a
  * record copies no payload and serializes nothing: that is the writer's
  * work. */
-#ifndef FLOWCORE_PG_RECORD_H
-#define FLOWCORE_PG_RECORD_H
+#ifndef FLOWCORE_HISTORY_RECORD_H
+#define FLOWCORE_HISTORY_RECORD_H
 
 #include <stdatomic.h>
 
