@@ -33,6 +33,9 @@ DIR *fc__opendir(const char *path);
  * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */
 int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 
+/* FNV-1a of a NUL-terminated string, for the id tables. */
+uint64_t fc__str_hash(const char *s);
+
 /* Clocks. fc__wall_us: µs since the epoch. fc__mono_ns: monotonic ns. */
 int64_t fc__wall_us(void);
 uint64_t fc__mono_ns(void);

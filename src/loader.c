@@ -36,6 +36,29 @@ size_t fc_load_errors_total(const fc_load_errors_t *errors) {
   return errors == NULL ? 0 : errors->count + errors->omitted;
 }
 
+/* Strings the loader keeps past the node they came from (ids, pending
+ * references): appended to blocks, freed all at once. */
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t used, cap;
+  char data[];
+} arena_block_t;
+
+typedef struct {
+  const char *id; /* in the arena */
+  size_t index;   /* in "nodes" */
+} id_slot_t;
+
+/* A reference (after[k] or routes.R[k]) to an id not seen when its node was
+ * loaded; checked once every id is known. */
+typedef struct {
+  size_t index;
+  const char *node_id; /* for messages, or NULL */
+  const char *sub;
+  const char *target;
+  int route;
+} pending_ref_t;
+
 typedef struct {
   fc_load_errors_t *errors; /* may be NULL */
   size_t found;             /* errors of this load */
@@ -43,8 +66,13 @@ typedef struct {
   int structural; /* a bad name, a duplicate id or an unknown reference */
   int incomplete; /* some node could not be added to the workflow */
   int oom;
+  int consume; /* the loader owns the tree: each node is freed once loaded */
   fc_workflow_t *wf;
-  json_t *ids; /* id -> index in "nodes" */
+  id_slot_t *slots; /* open addressing: id -> index in "nodes" */
+  size_t nslots, nids;
+  pending_ref_t *pending;
+  size_t npending, cap_pending;
+  arena_block_t *arena;
 } loader_t;
 
 static void add_errorv(loader_t *L, int code, const char *where, const char *fmt, va_list ap) {
@@ -83,6 +111,109 @@ static void add_oom(loader_t *L) {
   if (!L->oom)
     add_error(L, FC_ENOMEM, "", "out of memory");
   L->oom = 1;
+}
+
+/* ---- ids and pending references ---------------------------------------------- */
+
+static const char *arena_dup(loader_t *L, const char *s) {
+  size_t n = strlen(s) + 1;
+  arena_block_t *b = L->arena;
+  char *out;
+  if (b == NULL || b->cap - b->used < n) {
+    size_t cap = n > 65536 ? n : 65536;
+    b = fc__malloc(sizeof *b + cap);
+    if (b == NULL) {
+      add_oom(L);
+      return NULL;
+    }
+    b->next = L->arena;
+    b->used = 0;
+    b->cap = cap;
+    L->arena = b;
+  }
+  out = b->data + b->used;
+  memcpy(out, s, n);
+  b->used += n;
+  return out;
+}
+
+static void loader_free(loader_t *L) {
+  while (L->arena != NULL) {
+    arena_block_t *next = L->arena->next;
+    fc__free(L->arena);
+    L->arena = next;
+  }
+  fc__free(L->slots);
+  fc__free(L->pending);
+}
+
+/* The index in "nodes" of the first node called id, or -1. */
+static long ids_find(const loader_t *L, const char *id) {
+  size_t mask, i;
+  if (L->nslots == 0)
+    return -1;
+  mask = L->nslots - 1;
+  for (i = (size_t)fc__str_hash(id) & mask; L->slots[i].id != NULL; i = (i + 1) & mask)
+    if (strcmp(L->slots[i].id, id) == 0)
+      return (long)L->slots[i].index;
+  return -1;
+}
+
+/* Adds an id not yet in the table (kept at most half full). */
+static int ids_add(loader_t *L, const char *id, size_t index) {
+  size_t mask, i;
+  if ((L->nids + 1) * 2 > L->nslots) {
+    size_t n = L->nslots != 0 ? L->nslots * 2 : 64, k;
+    id_slot_t *slots = fc__calloc(n, sizeof *slots);
+    if (slots == NULL)
+      return FC_ENOMEM;
+    for (k = 0; k < L->nslots; k++) {
+      if (L->slots[k].id == NULL)
+        continue;
+      for (i = (size_t)fc__str_hash(L->slots[k].id) & (n - 1); slots[i].id != NULL;
+           i = (i + 1) & (n - 1))
+        ;
+      slots[i] = L->slots[k];
+    }
+    fc__free(L->slots);
+    L->slots = slots;
+    L->nslots = n;
+  }
+  if ((id = arena_dup(L, id)) == NULL)
+    return FC_ENOMEM;
+  mask = L->nslots - 1;
+  for (i = (size_t)fc__str_hash(id) & mask; L->slots[i].id != NULL; i = (i + 1) & mask)
+    ;
+  L->slots[i].id = id;
+  L->slots[i].index = index;
+  L->nids++;
+  return 0;
+}
+
+/* Remembers a reference (after[k], or routes.<route>[k] when route is not
+ * NULL) to check once every id is known, unless its target is known now. */
+static void note_ref(loader_t *L, size_t index, const char *node_id, const char *route, size_t k,
+                     const json_t *v) {
+  pending_ref_t *p;
+  char sub[160], rshown[80];
+  if (!json_is_string(v) || json_string_length(v) == 0 || ids_find(L, json_string_value(v)) >= 0)
+    return;
+  if (fc__grow((void **)&L->pending, &L->cap_pending, L->npending + 1, sizeof *L->pending) != 0) {
+    add_oom(L);
+    return;
+  }
+  if (route != NULL)
+    snprintf(sub, sizeof sub, "routes.%s[%zu]", fc__load_show(rshown, sizeof rshown, route, 64), k);
+  else
+    snprintf(sub, sizeof sub, "after[%zu]", k);
+  p = &L->pending[L->npending];
+  p->index = index;
+  p->route = route != NULL;
+  p->node_id = node_id != NULL ? arena_dup(L, node_id) : NULL;
+  p->sub = arena_dup(L, sub);
+  p->target = arena_dup(L, json_string_value(v));
+  if (p->sub != NULL && p->target != NULL)
+    L->npending++;
 }
 
 /* ---- text helpers ------------------------------------------------------------ */
@@ -237,6 +368,12 @@ int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empt
   return 1;
 }
 
+/* Whether fc__load_string(N, v, sub, 1) would pass: lets a caller format the
+ * sub-path only for a value it reports. */
+static int good_id_string(const json_t *v) {
+  return json_is_string(v) && json_string_length(v) != 0 && !has_nul(v);
+}
+
 /* ---- node fields ----------------------------------------------------------------- */
 
 /* The fields of every node; each type adds its own (src/nodes/node_type.h). */
@@ -321,6 +458,8 @@ static void check_after(fc__load_node_t *N, json_t *node) {
   }
   json_array_foreach (after, k, v) {
     char sub[32];
+    if (good_id_string(v))
+      continue;
     snprintf(sub, sizeof sub, "after[%zu]", k);
     fc__load_string(N, v, sub, 1);
   }
@@ -356,6 +495,8 @@ static void check_routes(fc__load_node_t *N, json_t *node) {
     }
     json_array_foreach (targets, k, v) {
       char item[FC_NAME_MAX + 80];
+      if (good_id_string(v))
+        continue;
       snprintf(item, sizeof item, "%s[%zu]", sub, k);
       fc__load_string(N, v, item, 1);
     }
@@ -448,7 +589,7 @@ static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc_
   size_t k;
   int rc;
   if (N->errors == 0 && type != NULL)
-    rc = type->add(L->wf, id, node, &n);
+    rc = (L->consume && type->add_owned != NULL ? type->add_owned : type->add)(L->wf, id, node, &n);
   else
     rc = fc_workflow_add_pass_node(L->wf, id, &n); /* placeholder, never run */
   if (rc != 0 || n == NULL) {
@@ -483,6 +624,40 @@ static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc_
     add_oom(L);
 }
 
+/* Notes the references of one node (after[] and routes) that name no node
+ * seen so far; report_refs() reports those that name no node at all. */
+static void collect_refs(loader_t *L, size_t index, json_t *node) {
+  json_t *jid = json_object_get(node, "id"), *after, *routes, *targets, *v;
+  const char *route, *id = NULL;
+  size_t k;
+  if (json_is_string(jid) && fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0))
+    id = json_string_value(jid);
+  after = json_object_get(node, "after");
+  json_array_foreach (after, k, v)
+    note_ref(L, index, id, NULL, k, v);
+  routes = json_object_get(node, "routes");
+  json_object_foreach (routes, route, targets)
+    json_array_foreach (targets, k, v)
+      note_ref(L, index, id, route, k, v);
+}
+
+/* Reports every reference to an unknown node, in the order of the file. */
+static void report_refs(loader_t *L) {
+  size_t i;
+  for (i = 0; i < L->npending; i++) {
+    const pending_ref_t *p = &L->pending[i];
+    fc__load_node_t N = {L, p->index, p->node_id, 0};
+    char shown[80];
+    if (ids_find(L, p->target) >= 0)
+      continue;
+    fc__load_error(&N, FC_EUNKNOWNDEP, p->sub,
+                   p->route ? "route targets unknown node \"%s\""
+                            : "depends on unknown node \"%s\"",
+                   fc__load_show(shown, sizeof shown, p->target, 64));
+    L->structural = 1;
+  }
+}
+
 /* Validates one node and, when its id is usable, adds it to the workflow. */
 static void load_node(loader_t *L, size_t index, json_t *node) {
   fc__load_node_t N = {L, index, NULL, 0};
@@ -490,6 +665,7 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   const char *id;
   retry_t retry;
   json_t *v;
+  long first;
 
   if (!json_is_object(node)) {
     fc__load_error(&N, FC_EDEFINITION, NULL, "expected an object");
@@ -510,63 +686,22 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   if (type != NULL && type->check != NULL)
     type->check(&N, node);
 
+  collect_refs(L, index, node);
   if (id == NULL)
     return;
   /* Duplicate ids: the node is not added (the first one stays). */
-  if ((v = json_object_get(L->ids, id)) != NULL) {
-    fc__load_error(&N, FC_EDUPLICATE, "id", "duplicate id, already used by nodes[%lld]",
-                   (long long)json_integer_value(v));
+  if ((first = ids_find(L, id)) >= 0) {
+    fc__load_error(&N, FC_EDUPLICATE, "id", "duplicate id, already used by nodes[%ld]", first);
     L->structural = 1;
     return;
   }
-  if (json_object_set_new(L->ids, id, json_integer((json_int_t)index)) != 0) {
+  if (ids_add(L, id, index) != 0) {
     add_oom(L);
     return;
   }
   if (L->oom)
     return;
   add_node(&N, node, id, type, &retry);
-}
-
-/* Reports every reference to an unknown node (after[] and routes). */
-static void check_refs(loader_t *L, json_t *nodes) {
-  json_t *node;
-  size_t i;
-  json_array_foreach (nodes, i, node) {
-    fc__load_node_t N = {L, i, NULL, 0};
-    json_t *jid = json_object_get(node, "id"), *after, *routes, *targets, *v;
-    const char *route;
-    size_t k;
-    if (!json_is_object(node))
-      continue;
-    if (json_is_string(jid) && fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0))
-      N.id = json_string_value(jid);
-    after = json_object_get(node, "after");
-    json_array_foreach (after, k, v) {
-      char sub[32], shown[80];
-      if (!json_is_string(v) || json_string_length(v) == 0 ||
-          json_object_get(L->ids, json_string_value(v)) != NULL)
-        continue;
-      snprintf(sub, sizeof sub, "after[%zu]", k);
-      fc__load_error(&N, FC_EUNKNOWNDEP, sub, "depends on unknown node \"%s\"",
-                     fc__load_show(shown, sizeof shown, json_string_value(v), 64));
-      L->structural = 1;
-    }
-    routes = json_object_get(node, "routes");
-    json_object_foreach (routes, route, targets) {
-      json_array_foreach (targets, k, v) {
-        char sub[160], shown[80], rshown[80];
-        if (!json_is_string(v) || json_string_length(v) == 0 ||
-            json_object_get(L->ids, json_string_value(v)) != NULL)
-          continue;
-        snprintf(sub, sizeof sub, "routes.%s[%zu]", fc__load_show(rshown, sizeof rshown, route, 64),
-                 k);
-        fc__load_error(&N, FC_EUNKNOWNDEP, sub, "route targets unknown node \"%s\"",
-                       fc__load_show(shown, sizeof shown, json_string_value(v), 64));
-        L->structural = 1;
-      }
-    }
-  }
 }
 
 /* ---- the document ------------------------------------------------------------------ */
@@ -636,8 +771,7 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
   }
 
   rc = fc_workflow_new(&L->wf, name);
-  L->ids = json_object();
-  if (rc != 0 || L->ids == NULL) {
+  if (rc != 0) {
     add_oom(L);
     return;
   }
@@ -645,10 +779,12 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
     (void)fc_workflow_set_max_parallel(L->wf, (int)json_integer_value(jmax));
   json_array_foreach (nodes, i, node) {
     load_node(L, i, node);
+    if (L->consume) /* what the node needs is in the workflow now */
+      (void)json_array_set_new(nodes, i, json_null());
     if (L->oom)
       return;
   }
-  check_refs(L, nodes);
+  report_refs(L);
   if (!L->structural && !L->incomplete) {
     fc_error_t err;
     fc_error_clear(&err);
@@ -662,8 +798,11 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
   }
 }
 
-int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_out,
-                          fc_load_errors_t *errors) {
+/* Loads root; `consume`: root is the loader's own tree (one reference),
+ * taken apart as it is read so that the tree and the workflow are not both
+ * whole in memory at once. */
+static int load_json(json_t *root, int consume, fc_workflow_t **wf_out, json_t **input_out,
+                     fc_load_errors_t *errors) {
   loader_t L;
   if (wf_out != NULL)
     *wf_out = NULL;
@@ -671,12 +810,13 @@ int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_o
     *input_out = NULL;
   memset(&L, 0, sizeof L);
   L.errors = errors;
+  L.consume = consume;
   if (wf_out == NULL) {
     add_error(&L, FC_EINVAL, "", "no output pointer for the workflow");
     return FC_EINVAL;
   }
   load_root(&L, root, input_out);
-  json_decref(L.ids);
+  loader_free(&L);
   if (L.found > 0) {
     fc_workflow_free(L.wf);
     if (input_out != NULL && *input_out != NULL) {
@@ -687,6 +827,11 @@ int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_o
   }
   *wf_out = L.wf;
   return 0;
+}
+
+int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_out,
+                          fc_load_errors_t *errors) {
+  return load_json(root, 0, wf_out, input_out, errors);
 }
 
 /* ---- text and files --------------------------------------------------------------------- */
@@ -729,7 +874,7 @@ int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_t **wf_out
   root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);
   if (root == NULL)
     return L.first_code;
-  rc = fc_workflow_load_json(root, wf_out, input_out, errors);
+  rc = load_json(root, 1, wf_out, input_out, errors);
   json_decref(root);
   return rc;
 }
@@ -800,6 +945,7 @@ int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **inp
   char msg[FC_ERROR_TEXT_LENGTH], where[FC_ERROR_WHERE_LENGTH];
   char *text = NULL;
   size_t len = 0;
+  json_t *root;
   int rc;
   if (wf_out != NULL)
     *wf_out = NULL;
@@ -817,8 +963,12 @@ int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **inp
     add_error(&L, rc, where, "%s", msg);
     return rc;
   }
-  rc = fc_workflow_load_buffer(text, len, wf_out, input_out, errors);
-  fc__free(text);
+  root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);
+  fc__free(text); /* before the workflow is built: it is not needed again */
+  if (root == NULL)
+    return L.first_code;
+  rc = load_json(root, 1, wf_out, input_out, errors);
+  json_decref(root);
   return rc;
 }
 

@@ -5,22 +5,13 @@
 
 /* ---- id table ------------------------------------------------------------ */
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  while (*s != '\0') {
-    h ^= (unsigned char)*s++;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 /* Returns the index of `id`, or -1. Only after the table was built. */
 static long table_find(const fc_workflow_t *wf, const char *id) {
   size_t mask, i;
   if (wf->nslots == 0)
     return -1;
   mask = wf->nslots - 1;
-  for (i = (size_t)hash_str(id) & mask;; i = (i + 1) & mask) {
+  for (i = (size_t)fc__str_hash(id) & mask;; i = (i + 1) & mask) {
     uint32_t v = wf->slots[i];
     if (v == 0)
       return -1;
@@ -45,7 +36,7 @@ static int table_build(fc_workflow_t *wf, fc_error_t *err) {
   for (i = 0; i < wf->nnodes; i++) {
     const char *id = wf->nodes[i]->id;
     size_t j;
-    for (j = (size_t)hash_str(id) & mask;; j = (j + 1) & mask) {
+    for (j = (size_t)fc__str_hash(id) & mask;; j = (j + 1) & mask) {
       uint32_t v = wf->slots[j];
       if (v == 0) {
         wf->slots[j] = (uint32_t)(i + 1);

@@ -1050,4 +1050,5 @@ static int exec_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t *
   return rc;
 }
 
-const fc__node_type_t fc__node_type_exec = {"exec", exec_fields, exec_check, exec_add};
+const fc__node_type_t fc__node_type_exec = {
+    .name = "exec", .fields = exec_fields, .check = exec_check, .add = exec_add};

@@ -88,4 +88,5 @@ static int fail_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t *
                                    node_out);
 }
 
-const fc__node_type_t fc__node_type_fail = {"fail", fail_fields, fail_check, fail_add};
+const fc__node_type_t fc__node_type_fail = {
+    .name = "fail", .fields = fail_fields, .check = fail_check, .add = fail_add};

@@ -42,6 +42,10 @@ typedef struct {
    * Returns what fc_workflow_add_<type>_node returns; *node_out is the
    * node on success. */
   int (*add)(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out);
+  /* Like add, when the loader owns the tree and frees `node` right after:
+   * the type may keep references to node's values instead of copies (the
+   * tree is nobody else's, so nothing changes them). NULL: add is used. */
+  int (*add_owned)(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out);
 } fc__node_type_t;
 
 /* ---- the table (src/nodes/registry.c) ----------------------------------- */

@@ -19,4 +19,4 @@ static int pass_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t *
   return fc_workflow_add_pass_node(wf, id, node_out);
 }
 
-const fc__node_type_t fc__node_type_pass = {"pass", NULL, NULL, pass_add};
+const fc__node_type_t fc__node_type_pass = {.name = "pass", .add = pass_add};

@@ -40,4 +40,14 @@ static int set_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **
   return fc_workflow_add_set_node(wf, id, json_object_get(node, "output"), node_out);
 }
 
-const fc__node_type_t fc__node_type_set = {"set", set_fields, set_check, set_add};
+/* The loader's own tree: the constant is kept by reference, not copied. */
+static int set_add_owned(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+  return fc__nodes_add(wf, id, "set", set_fn, json_incref(json_object_get(node, "output")),
+                       set_free, node_out);
+}
+
+const fc__node_type_t fc__node_type_set = {.name = "set",
+                                           .fields = set_fields,
+                                           .check = set_check,
+                                           .add = set_add,
+                                           .add_owned = set_add_owned};

@@ -106,4 +106,5 @@ static int sleep_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t 
       wf, id, (uint64_t)json_integer_value(json_object_get(node, "ms")), node_out);
 }
 
-const fc__node_type_t fc__node_type_sleep = {"sleep", sleep_fields, sleep_check, sleep_add};
+const fc__node_type_t fc__node_type_sleep = {
+    .name = "sleep", .fields = sleep_fields, .check = sleep_check, .add = sleep_add};
