@@ -75,9 +75,9 @@ void cli_error(const char *fmt, ...)
 /* Makes a multi-line message (libpq's) one line in place: line breaks and
  * tabs become single spaces, trailing blanks go. Returns s. */
 char *cli_one_line(char *s);
-/* Prints a JSON value (indented, with a final newline) to out. Returns 0 or
- * -1 (an error message was printed). */
-int cli_print_json(FILE *out, const json_t *value);
+/* Prints a JSON value with a final newline to out: indented, or on one
+ * line when `compact`. Returns 0 or -1 (an error message was printed). */
+int cli_print_json(FILE *out, const json_t *value, int compact);
 
 /* ---- standard output and the locale (util.c) ------------------------------- */
 

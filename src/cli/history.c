@@ -203,7 +203,7 @@ static int print_json_new(json_t *v) {
     cli_error("out of memory");
     return CLI_EXIT_FAILED;
   }
-  rc = cli_print_json(stdout, v);
+  rc = cli_print_json(stdout, v, 0);
   json_decref(v);
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

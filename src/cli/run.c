@@ -140,6 +140,7 @@ typedef struct {
   const char *metrics_file;
   const char *spool_dir;
   int no_history, quiet, json;
+  int print_output; /* --output: the output on one line, even with --quiet */
   int max_parallel; /* -1: the file's */
   uint64_t deadline_ms;
 
@@ -612,14 +613,17 @@ static int report_result(run_state_t *st) {
 
   if (st->json) {
     json_t *result = result_json(st, exit_code);
-    if (result == NULL || cli_print_json(stdout, result) != 0) {
+    if (result == NULL || cli_print_json(stdout, result, 1) != 0) {
       cli_error("cannot format the result as JSON");
       if (exit_code == CLI_EXIT_OK)
         exit_code = CLI_EXIT_FAILED;
     }
     json_decref(result);
   } else {
-    if (st->output != NULL && cli_print_json(stdout, st->output) != 0 && exit_code == CLI_EXIT_OK)
+    /* the output: indented by default, on one line with --output, not at
+     * all with --quiet alone (a big fan-out's output can be large) */
+    if (st->output != NULL && (st->print_output || !st->quiet) &&
+        cli_print_json(stdout, st->output, st->print_output) != 0 && exit_code == CLI_EXIT_OK)
       exit_code = CLI_EXIT_FAILED;
     if (!st->quiet || exit_code != CLI_EXIT_OK)
       print_summary(st);
@@ -639,6 +643,7 @@ enum {
   OPT_DB,
   OPT_NO_HISTORY,
   OPT_JSON,
+  OPT_OUTPUT,
   OPT_METRICS,
   OPT_SPOOL,
   OPT_MAX_PARALLEL,
@@ -652,6 +657,7 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
                                    {"db", 0, 1, OPT_DB},
                                    {"no-history", 0, 0, OPT_NO_HISTORY},
                                    {"json", 0, 0, OPT_JSON},
+                                   {"output", 0, 0, OPT_OUTPUT},
                                    {"metrics-file", 0, 1, OPT_METRICS},
                                    {"spool-dir", 0, 1, OPT_SPOOL},
                                    {"max-parallel", 0, 1, OPT_MAX_PARALLEL},
@@ -689,6 +695,9 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
       break;
     case OPT_JSON:
       st->json = 1;
+      break;
+    case OPT_OUTPUT:
+      st->print_output = 1;
       break;
     case OPT_METRICS:
       if (p.value[0] == '\0')
@@ -858,9 +867,11 @@ void cli_usage_run(FILE *out) {
         "                          @FILE reads it from a file, @- from stdin)\n"
         "  --db CONNINFO           PostgreSQL connection string or URL for the history\n"
         "  --no-history            do not record history, even if a database is set\n"
-        "  --quiet, -q             no progress, and no summary unless something failed\n"
-        "  --json                  print one JSON object with the result on stdout\n"
-        "                          instead of the output and the summary\n"
+        "  --quiet, -q             no progress, no output, and no summary unless\n"
+        "                          something failed\n"
+        "  --output                print the output on one line (also with --quiet)\n"
+        "  --json                  print one JSON object with the result on one line\n"
+        "                          of stdout instead of the output and the summary\n"
         "  --metrics-file PATH     write Prometheus metrics to PATH at the end (atomic;\n"
         "                          this run's counters, and per workflow the\n"
         "                          flowcore_last_run_* and _last_success_* gauges)\n"

@@ -203,9 +203,9 @@ char *cli_one_line(char *s) {
   return s;
 }
 
-int cli_print_json(FILE *out, const json_t *value) {
-  char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
-                                     JSON_REAL_PRECISION(15));
+int cli_print_json(FILE *out, const json_t *value, int compact) {
+  char *text = json_dumps(value, (compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER |
+                                     JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
   if (text == NULL) {
     cli_error("out of memory formatting JSON");
     return -1;

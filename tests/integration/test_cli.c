@@ -649,14 +649,37 @@ static void test_run_text_and_input(void **state) {
   {
     char arg[300];
     snprintf(arg, sizeof arg, "@%s", input_file);
-    CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--quiet", "--input", arg);
+    CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--quiet", "--output", "--input", arg);
   }
   expect_exit(&p, 0);
   out = parse_json(p.out);
   assert_string_equal(jstr(json_object_get(json_object_get(out, "echo"), "input"), "who"), "file");
   json_decref(out);
+  /* --output: the output on one line */
+  assert_true(p.out_len > 2);
+  assert_null(memchr(p.out, '\n', p.out_len - 1));
+  assert_int_equal(p.out[p.out_len - 1], '\n');
   /* --quiet and a completed run: nothing on stderr. */
   assert_int_equal(p.err_len, 0);
+  proc_free(&p);
+  /* --quiet alone: nothing on stdout either; without it, indented output */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--quiet");
+  expect_exit(&p, 0);
+  assert_int_equal(p.out_len, 0);
+  assert_int_equal(p.err_len, 0);
+  proc_free(&p);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--no-history");
+  expect_exit(&p, 0);
+  out = parse_json(p.out);
+  json_decref(out);
+  expect_contains(p.out, "\n  ");
+  proc_free(&p);
+  /* --json: one line */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--no-history", "--json", "--quiet");
+  expect_exit(&p, 0);
+  out = parse_json(p.out);
+  json_decref(out);
+  assert_null(memchr(p.out, '\n', p.out_len - 1));
   proc_free(&p);
 
   /* No database configured: history is off, and it says so. */
@@ -1568,7 +1591,7 @@ static void test_stdout_write_errors(void **state) {
   expect_exit(&p, 1);
   expect_contains(p.err, "flowcore: write error on standard output: No space left on device");
   proc_free(&p);
-  CLI_RUN(&p, "run", DATA "/ok.json", "--quiet", "--db", g_db); /* the output JSON */
+  CLI_RUN(&p, "run", DATA "/ok.json", "--quiet", "--output", "--db", g_db); /* the output */
   expect_exit(&p, 1);
   expect_contains(p.err, "write error on standard output");
   proc_free(&p);
