@@ -52,24 +52,23 @@
  */
 /* libuv's headers use POSIX types; a strict -std=c11 build asks for them. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4, for bench_spawn */
 
 #include <flowcore.h>
 
+#include "bench_proc.h"
 #include "bench_util.h"
 #include <libpq-fe.h>
 
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define GOAL_COPY_RATIO 1.0
 #define GOAL_NAIVE_RATIO 20.0
@@ -583,29 +582,7 @@ static int export_csv(PGconn *pg, const char *path, long long *rows) {
 
 /* Runs argv (stdout to /dev/null) and times it from spawn to exit. */
 static int spawn_timed(char *const argv[], uint64_t *ns) {
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  int status, rc;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  uint64_t t0 = uv_hrtime();
-  rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-  if (rc == 0) {
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-      ;
-  }
-  uint64_t t1 = uv_hrtime();
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    fprintf(stderr, "%s: cannot run %s: %s\n", prog, argv[0], strerror(rc));
-    return FC_EINVAL;
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "%s: %s failed (status %d)\n", prog, argv[0], status);
-    return FC_EDB;
-  }
-  *ns = t1 - t0;
-  return 0;
+  return bench_spawn(prog, argv, NULL, ns, NULL) == 0 ? 0 : FC_EDB;
 }
 
 typedef struct {
