@@ -16,7 +16,8 @@ typedef struct {
   size_t bad; /* *bad when len is 0 */
 } seq_case_t;
 
-#define C(name, s, len, bad) {name, s, sizeof s - 1, len, bad}
+#define C(name, s, len, bad)                                                                       \
+  { name, s, sizeof s - 1, len, bad }
 
 static const seq_case_t seq_cases[] = {
     C("NUL is a character", "\x00", 1, 0),
@@ -65,9 +66,9 @@ static const seq_case_t seq_cases[] = {
     C("F0 9F 98 at end", "\xF0\x9F\x98", 0, 3),
     C("F4 8F BF at end", "\xF4\x8F\xBF", 0, 3),
     /* truncated by another byte */
-    C("C2 then ASCII", "\xC2" "A", 0, 1),
-    C("E2 82 then ASCII", "\xE2\x82" "A", 0, 2),
-    C("F0 9F 98 then ASCII", "\xF0\x9F\x98" "A", 0, 3),
+    C("C2 then ASCII", "\xC2\x41", 0, 1),
+    C("E2 82 then ASCII", "\xE2\x82\x41", 0, 2),
+    C("F0 9F 98 then ASCII", "\xF0\x9F\x98\x41", 0, 3),
     C("E2 then a new lead", "\xE2\xC3\xA9", 0, 1),
     C("F0 9F then a new lead", "\xF0\x9F\xE2\x82\xAC", 0, 2),
 };
@@ -253,10 +254,8 @@ static void test_cut(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_seq_table),
-      cmocka_unit_test(test_seq_exhaustive),
-      cmocka_unit_test(test_prefix),
-      cmocka_unit_test(test_maximal_subparts),
+      cmocka_unit_test(test_seq_table), cmocka_unit_test(test_seq_exhaustive),
+      cmocka_unit_test(test_prefix),    cmocka_unit_test(test_maximal_subparts),
       cmocka_unit_test(test_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
