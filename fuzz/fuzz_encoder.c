@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "internal.h"
 #include "history/copy.h"
 
@@ -67,15 +68,6 @@ static json_t *build(cursor *c, int depth) {
   }
 }
 
-static int utf8_valid(const unsigned char *s, size_t n) {
-  fc__buf_t b;
-  unsigned changed;
-  fc__buf_init(&b);
-  changed = fc__utf8_sanitize(&b, (const char *)s, n);
-  fc__buf_free(&b);
-  return changed == 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cursor c = {data, size};
   size_t max = (size_t)(take(&c) % 4) * 64; /* 0 (no limit), 64, 128, 192 */
@@ -89,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   back = json_loadb(b.data, b.len, JSON_DECODE_ANY, &jerr);
   if (back == NULL)
     __builtin_trap(); /* not JSON */
-  if (!utf8_valid((const unsigned char *)b.data, b.len))
+  if (!fc__utf8_valid(b.data, b.len))
     __builtin_trap();
   {
     size_t i;
@@ -114,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       copy[c.n] = '\0';
       fc__copy_text(&b, copy);
       /* field = 4-byte length + text */
-      if (b.len < 4 || !utf8_valid((const unsigned char *)b.data + 4, b.len - 4) ||
+      if (b.len < 4 || !fc__utf8_valid(b.data + 4, b.len - 4) ||
           memchr(b.data + 4, '\0', b.len - 4) != NULL)
         __builtin_trap();
       fc__free(copy);

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "internal.h"
+#include "utf8.h"
 
 #define LOG_DEFAULT_MAX_PAYLOAD 256
 
@@ -90,54 +91,8 @@ static void buf_printf(log_buf_t *b, const char *fmt, ...) {
 
 /* ---- text helpers -------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  size_t len, i;
-  uint32_t cp;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-    len = 2;
-    cp = s[0] & 0x1fu;
-  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-    len = 3;
-    cp = s[0] & 0x0fu;
-  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-    len = 4;
-    cp = s[0] & 0x07u;
-  } else {
-    return 0;
-  }
-  if (len > n)
-    return 0;
-  for (i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3fu);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
-}
-
-/* How many of the first n bytes of s to keep so that no UTF-8 sequence is
- * cut in the middle. */
-static size_t utf8_cut(const char *s, size_t n) {
-  size_t back = 0;
-  while (back < 3 && back < n && ((unsigned char)s[n - back - 1] & 0xc0) == 0x80)
-    back++;
-  if (back < n) {
-    unsigned char lead = (unsigned char)s[n - back - 1];
-    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-    if (want > back + 1)
-      return n - back - 1; /* incomplete sequence: drop it */
-  }
-  return n;
-}
-
-/* Appends s[0..n) as a JSON string: quotes, escapes, invalid UTF-8 replaced
- * by U+FFFD. */
+/* Appends s[0..n) as a JSON string: quotes, escapes, each maximal invalid
+ * UTF-8 subpart (see utf8.h) replaced by \ufffd. */
 static void buf_json_str(log_buf_t *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
@@ -153,10 +108,10 @@ static void buf_json_str(log_buf_t *b, const char *s, size_t n) {
       continue;
     }
     if (c >= 0x80) {
-      size_t len = utf8_seq(u + i, n - i);
+      size_t bad = 1, len = fc__utf8_seq(u + i, n - i, &bad);
       if (len == 0) {
         buf_puts(b, "\\ufffd");
-        i++;
+        i += bad;
       } else {
         buf_add(b, s + i, len);
         i += len;
@@ -254,7 +209,7 @@ static int payload_dump(log_state_t *st, json_t *v) {
   if (s->oom)
     return -1;
   if (s->len > st->max_payload) {
-    s->len = utf8_cut(s->p, st->max_payload);
+    s->len = fc__utf8_cut(s->p, st->max_payload);
     return 1;
   }
   return rc == 0 ? 0 : -1;
@@ -401,7 +356,7 @@ static void format_text(log_state_t *st, const fc_event_t *ev, fc_log_level_t le
     buf_json_str(b, err->message ? err->message : "", err->message ? strlen(err->message) : 0);
     if (err->stack_trace != NULL && err->stack_trace[0] != '\0') {
       size_t n = strlen(err->stack_trace);
-      size_t keep = n > st->max_payload ? utf8_cut(err->stack_trace, st->max_payload) : n;
+      size_t keep = n > st->max_payload ? fc__utf8_cut(err->stack_trace, st->max_payload) : n;
       buf_puts(b, " stack_trace=");
       buf_json_str(b, err->stack_trace, keep);
       if (keep < n)
@@ -482,7 +437,7 @@ static void format_json(log_state_t *st, const fc_event_t *ev, fc_log_level_t le
     }
     if (err->stack_trace != NULL) {
       size_t n = strlen(err->stack_trace);
-      size_t keep = n > st->max_payload ? utf8_cut(err->stack_trace, st->max_payload) : n;
+      size_t keep = n > st->max_payload ? fc__utf8_cut(err->stack_trace, st->max_payload) : n;
       buf_puts(b, ",\"stack_trace\":");
       buf_json_str(b, err->stack_trace, keep);
       if (keep < n)

@@ -7,6 +7,7 @@
  * invalid UTF-8, a reference cycle) is walked and rebuilt. */
 #include <stdio.h>
 
+#include "utf8.h"
 #include "internal.h"
 #include "history/copy.h"
 
@@ -116,85 +117,23 @@ static void put_be64(fc__buf_t *b, uint64_t v) {
 
 /* ---- UTF-8 ------------------------------------------------------------- */
 
-/* p[0] is a non-ASCII byte. Returns the length of the well-formed sequence
- * starting there, or 0 and *bad = the length of its maximal ill-formed
- * subpart (>= 1), which becomes one U+FFFD (Unicode "best practice", as
- * WHATWG and Python's "replace" do). Table 3-7 of the Unicode standard. */
-static size_t utf8_seq(const unsigned char *p, size_t avail, size_t *bad) {
-  unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-  size_t need, i;
-  if (c < 0xC2 || c > 0xF4) {
-    *bad = 1; /* continuation byte, C0/C1 (overlong), F5.. (too large) */
-    return 0;
-  }
-  if (c < 0xE0) {
-    need = 2;
-  } else if (c < 0xF0) {
-    need = 3;
-    if (c == 0xE0)
-      lo = 0xA0; /* overlong */
-    else if (c == 0xED)
-      hi = 0x9F; /* surrogates */
-  } else {
-    need = 4;
-    if (c == 0xF0)
-      lo = 0x90; /* overlong */
-    else if (c == 0xF4)
-      hi = 0x8F; /* > U+10FFFF */
-  }
-  if (avail < 2 || p[1] < lo || p[1] > hi) {
-    *bad = 1;
-    return 0;
-  }
-  for (i = 2; i < need; i++) {
-    if (i >= avail || (p[i] & 0xC0) != 0x80) {
-      *bad = i;
-      return 0;
-    }
-  }
-  return need;
-}
-
+/* The policy of the encoder (the checks are utf8.c's): PostgreSQL must
+ * never receive invalid UTF-8 or NUL, so each NUL and each maximal
+ * ill-formed subpart becomes one U+FFFD. */
 unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *end, *run;
   unsigned changed = 0;
   if (n == 0 || buf_reserve(b, n) != 0)
     return 0;
-  end = p + n;
-  run = p;
-  while (p < end) {
-    size_t seq, bad = 1;
-    /* Eight plain ASCII bytes (1..0x7F) at a time: a byte that is 0 or has
-     * its high bit set makes the test non-zero (a borrow only starts at a
-     * zero byte, so there are no false positives without a true one). */
-    if (end - p >= 8) {
-      uint64_t w;
-      memcpy(&w, p, 8);
-      if ((((w - ONES) | w) & HIGHS) == 0) {
-        p += 8;
-        continue;
-      }
-    }
-    if (*p != 0 && *p < 0x80) {
-      p++;
-      continue;
-    }
-    if (*p == 0) {
-      changed |= FC__CHANGED_NUL;
-    } else {
-      seq = utf8_seq(p, (size_t)(end - p), &bad);
-      if (seq != 0) {
-        p += seq;
-        continue;
-      }
-      changed |= FC__CHANGED_INVALID_UTF8;
-    }
-    fc__buf_append(b, run, (size_t)(p - run));
+  for (;;) {
+    size_t bad = 1, ok = fc__utf8_prefix(s, n, &bad);
+    fc__buf_append(b, s, ok);
+    if (ok == n)
+      break;
+    changed |= s[ok] == '\0' ? FC__CHANGED_NUL : FC__CHANGED_INVALID_UTF8;
     fc__buf_append(b, replacement, sizeof replacement);
-    p += bad;
-    run = p;
+    s += ok + bad;
+    n -= ok + bad;
   }
-  fc__buf_append(b, run, (size_t)(end - run));
   return changed;
 }
 

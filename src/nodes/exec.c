@@ -33,6 +33,7 @@
 
 #include "node_type.h"
 #include "nodes_int.h"
+#include "utf8.h"
 
 extern char **environ;
 
@@ -55,73 +56,35 @@ typedef struct {
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when the bytes there
- * are not one; in that case *skip is the length of the maximal invalid
- * subpart (at least 1), which becomes one U+FFFD (Unicode's recommended
- * practice for replacement). NUL counts as invalid: it would cut C strings
- * and PostgreSQL's jsonb refuses \u0000. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *skip) {
-  unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-  size_t need, i;
-  *skip = 1;
-  if (c >= 0x01 && c <= 0x7F)
-    return 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 1;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    need = 2;
-    if (c == 0xE0)
-      lo = 0xA0;
-    else if (c == 0xED)
-      hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    need = 3;
-    if (c == 0xF0)
-      lo = 0x90;
-    else if (c == 0xF4)
-      hi = 0x8F;
-  } else
-    return 0;
-  for (i = 1; i <= need; i++) {
-    unsigned char b = i < n ? s[i] : 0;
-    if (i >= n || b < lo || b > hi) {
-      *skip = i;
-      return 0;
-    }
-    lo = 0x80;
-    hi = 0xBF;
-  }
-  return need + 1;
-}
-
-/* Returns a new NUL-terminated copy of s[0..n) with every invalid sequence
- * (and NUL) replaced by U+FFFD; when ctrl_to_space, control characters
- * become spaces (for one-line messages). Length in *out_len. NULL on ENOMEM. */
+/* Returns a new NUL-terminated copy of s[0..n) with each maximal invalid
+ * subpart (see utf8.h) and each NUL replaced by U+FFFD: NUL would cut C
+ * strings and PostgreSQL's jsonb refuses \u0000. When ctrl_to_space,
+ * control characters become spaces (for one-line messages). Length in
+ * *out_len. NULL on ENOMEM. */
 static char *utf8_sanitize(const char *s, size_t n, int ctrl_to_space, size_t *out_len) {
-  const unsigned char *u = (const unsigned char *)s;
   char *out;
-  size_t i = 0, o = 0;
+  size_t i, o = 0;
   if (n > (SIZE_MAX - 1) / 3)
     return NULL;
   out = fc__malloc(n * 3 + 1);
   if (out == NULL)
     return NULL;
-  while (i < n) {
-    size_t skip, len = utf8_seq(u + i, n - i, &skip);
-    if (len == 0) {
-      memcpy(out + o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      i += skip;
-      continue;
-    }
-    if (ctrl_to_space && len == 1 && (u[i] < 0x20 || u[i] == 0x7F))
-      out[o] = ' ';
-    else
-      memcpy(out + o, u + i, len);
-    o += len;
-    i += len;
+  for (;;) {
+    size_t bad = 1, ok = fc__utf8_prefix(s, n, &bad);
+    memcpy(out + o, s, ok);
+    o += ok;
+    if (ok == n)
+      break;
+    memcpy(out + o, FC__UTF8_REPLACEMENT, 3);
+    o += 3;
+    s += ok + bad;
+    n -= ok + bad;
   }
   out[o] = '\0';
+  /* In valid UTF-8, bytes below 0x80 are only ever ASCII characters. */
+  for (i = 0; ctrl_to_space && i < o; i++)
+    if ((unsigned char)out[i] < 0x20 || out[i] == 0x7F)
+      out[i] = ' ';
   if (out_len != NULL)
     *out_len = o;
   return out;
@@ -889,12 +852,7 @@ static char *make_display(char *const *argv) {
   if (argv[i] != NULL)
     cut = 1;
   if (cut) {
-    /* Do not end inside a UTF-8 sequence: back up over a partial one. */
-    size_t back = 0;
-    while (back < 3 && back < used && ((unsigned char)raw[used - 1 - back] & 0xC0) == 0x80)
-      back++;
-    if (back < used && ((unsigned char)raw[used - 1 - back] & 0xC0) == 0xC0)
-      used -= back + 1;
+    used = fc__utf8_cut(raw, used); /* do not end inside a character */
     memcpy(raw + used, "...", 3);
     used += 3;
   }

@@ -11,25 +11,11 @@
  * the CMake test is RUN_SERIAL); a per-test teardown starts it again if a
  * failed test left it down.
  *
- * Shape of a test workflow (see tctx_t): n_nodes independent nodes run with
- * max_parallel; node i is
- *   - "flaky" when i % flaky_every == flaky_every - 1: its first attempt
- *     fails at once (an error record), the retry succeeds: two rows
- *     (attempt 1 failed, attempt 2 completed) and one error row;
- *   - else "async" when i % async_every == 0: finishes from a uv_timer after
- *     delay_ms; an async node with i >= hold_from keeps waiting (re-arming
- *     its timer) until the test releases it, which lets a test put a fault
- *     precisely in the middle of a run;
- *   - else "sync": succeeds at once.
- * Every successful node outputs {"node": "<its id>"} so the content of each
- * row can be checked, not only its presence.
- *
- * Counting records: a run emits 2 workflow records (start, end), 2 node
- * records per attempt (start, end) and 1 error record per failed attempt.
- * A node row "holds" its start record when input_data IS NOT NULL (a node
- * start always carries {"input": ...}) and its end record when status <>
- * 'running' (an end always sets the final status); likewise for the
- * workflow row (the tests always pass a non-null workflow input).
+ * The workload (tests/support/fault_workload.h) is n_nodes independent
+ * nodes, sync, async (from a timer; those from hold[0] on wait until the
+ * test releases them, which lets it put a fault precisely mid-run) and
+ * flaky (attempt 1 fails, the retry succeeds), each outputting its own id;
+ * that header says how records are counted in the database.
  *
  * The tests:
  *   restart_mid_run        pg_ctl restart -m fast in the middle of a run
@@ -65,6 +51,7 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "fault_workload.h"
 #include "history_fixture.h"
 #include "pg_server.h"
 
@@ -106,187 +93,8 @@ static void print_stats(const char *label, const fc_history_stats_t *st) {
   fflush(stdout);
 }
 
-/* history.h: at any time accepted == written + spooled + dropped_total +
- * queue_depth. Checked on every snapshot a test takes. */
-static void check_invariant(const char *label, const fc_history_stats_t *st) {
-  if (st->accepted != st->written + st->spooled + st->dropped_total + st->queue_depth)
-    fail_msg("%s: accepted %llu != written %llu + spooled %llu + dropped %llu + queued %llu",
-             label, (unsigned long long)st->accepted, (unsigned long long)st->written,
-             (unsigned long long)st->spooled, (unsigned long long)st->dropped_total,
-             (unsigned long long)st->queue_depth);
-}
-
 static int64_t q_int(const char *db, const char *sql, const char *wf_id) {
   return fc_test_pg_int(db, sql, wf_id);
-}
-
-/* ---- test workflows ----------------------------------------------------------- */
-
-enum { K_SYNC, K_ASYNC, K_FLAKY };
-static const char *const kind_type[] = {"sync", "async", "flaky"};
-
-typedef struct tctx_s tctx_t;
-
-typedef struct {
-  tctx_t *t;
-  int idx;
-  int kind;
-  char id[16];
-} node_arg_t;
-
-struct tctx_s {
-  /* shape */
-  int n_nodes;
-  int async_every; /* 0: no async nodes */
-  int flaky_every; /* 0: no flaky nodes */
-  int hold_from;   /* async nodes from this index wait for `release` */
-  int max_parallel;
-  unsigned delay_ms;
-  /* derived */
-  int n_async, n_flaky;
-  node_arg_t *args;
-  fc_workflow_t *wf;
-  /* shared with the fault thread */
-  atomic_int completed; /* node attempts ended (success or failure) */
-  atomic_int release;   /* held nodes may finish */
-  atomic_int run_done;
-};
-
-static int kind_of(const tctx_t *t, int i) {
-  if (t->flaky_every > 0 && i % t->flaky_every == t->flaky_every - 1)
-    return K_FLAKY;
-  if (t->async_every > 0 && i % t->async_every == 0)
-    return K_ASYNC;
-  return K_SYNC;
-}
-
-/* Records a full run emits. */
-static int64_t records_total(const tctx_t *t) {
-  return 2 + 2 * (int64_t)(t->n_nodes + t->n_flaky) + t->n_flaky;
-}
-
-static json_t *node_output(const char *id) { return json_pack("{s:s}", "node", id); }
-
-static void sync_fn(fc_node_ctx_t *ctx, void *ud) {
-  node_arg_t *a = ud;
-  atomic_fetch_add(&a->t->completed, 1);
-  fc_node_succeed(ctx, node_output(a->id));
-}
-
-static void flaky_fn(fc_node_ctx_t *ctx, void *ud) {
-  node_arg_t *a = ud;
-  atomic_fetch_add(&a->t->completed, 1);
-  if (fc_node_ctx_attempt(ctx) == 1)
-    fc_node_failf(ctx, FC_SEVERITY_WARNING, "flaky", "first attempt of %s fails", a->id);
-  else
-    fc_node_succeed(ctx, node_output(a->id));
-}
-
-typedef struct {
-  uv_timer_t timer; /* first: the handle's address is the box's */
-  fc_node_ctx_t *ctx;
-  node_arg_t *a;
-} abox_t;
-
-static void abox_closed(uv_handle_t *h) { free(h); }
-
-static void abox_fire(uv_timer_t *tm) {
-  abox_t *b = (abox_t *)tm;
-  tctx_t *t = b->a->t;
-  if (b->a->idx >= t->hold_from && !atomic_load(&t->release)) {
-    uv_timer_start(tm, abox_fire, 2, 0); /* held: look again soon */
-    return;
-  }
-  atomic_fetch_add(&t->completed, 1);
-  fc_node_succeed(b->ctx, node_output(b->a->id));
-  uv_close((uv_handle_t *)tm, abox_closed);
-}
-
-static void async_fn(fc_node_ctx_t *ctx, void *ud) {
-  node_arg_t *a = ud;
-  abox_t *b = malloc(sizeof *b);
-  if (b == NULL) {
-    fc_node_failf(ctx, FC_SEVERITY_ERROR, "oom", "out of memory");
-    return;
-  }
-  b->ctx = ctx;
-  b->a = a;
-  uv_timer_init(fc_node_ctx_loop(ctx), &b->timer);
-  uv_timer_start(&b->timer, abox_fire, a->t->delay_ms, 0);
-}
-
-/* Builds t->wf from the shape fields already set in *t. */
-static void build_wf(tctx_t *t, const char *name) {
-  fc_error_t err;
-  int i;
-  fc_error_clear(&err);
-  atomic_init(&t->completed, 0);
-  atomic_init(&t->release, 0);
-  atomic_init(&t->run_done, 0);
-  if (t->hold_from <= 0)
-    t->hold_from = INT_MAX;
-  t->args = calloc((size_t)t->n_nodes, sizeof *t->args);
-  assert_non_null(t->args);
-  assert_int_equal(fc_workflow_new(&t->wf, name), 0);
-  t->n_async = t->n_flaky = 0;
-  for (i = 0; i < t->n_nodes; i++) {
-    node_arg_t *a = &t->args[i];
-    fc_node_t *node;
-    static fc_node_fn const fns[] = {sync_fn, async_fn, flaky_fn};
-    a->t = t;
-    a->idx = i;
-    a->kind = kind_of(t, i);
-    snprintf(a->id, sizeof a->id, "%c%05d", kind_type[a->kind][0], i);
-    assert_int_equal(fc_workflow_add_node(t->wf, a->id, fns[a->kind], a, &node), 0);
-    assert_int_equal(fc_node_set_type(node, kind_type[a->kind]), 0);
-    if (a->kind == K_FLAKY) {
-      assert_int_equal(fc_node_set_retries(node, 1, 0, 0), 0);
-      t->n_flaky++;
-    } else if (a->kind == K_ASYNC) {
-      t->n_async++;
-    }
-  }
-  assert_int_equal(fc_workflow_set_max_parallel(t->wf, t->max_parallel), 0);
-  if (fc_workflow_validate(t->wf, &err) != 0)
-    fail_msg("validate: %s", err.text);
-}
-
-static void free_wf(tctx_t *t) {
-  fc_workflow_free(t->wf);
-  t->wf = NULL;
-  free(t->args);
-  t->args = NULL;
-}
-
-typedef struct {
-  tctx_t *t;
-  fc_history_writer_t *w;
-  fc_test_hrun_t run; /* run.rc: 0, or the first error of the harness */
-  double run_ms;
-  fc_history_stats_t at_end; /* writer stats when done_cb ran */
-} run_out_t;
-
-static void run_ended(void *data) {
-  run_out_t *o = data;
-  fc_history_writer_stats(o->w, &o->at_end);
-  atomic_store(&o->t->run_done, 1);
-}
-
-/* Runs t->wf once on a fresh loop with the database handler of w attached.
- * No assertion fires before the run is over (a fault thread may be
- * running); failures are reported in o->run.rc. */
-static void run_wf(tctx_t *t, fc_history_writer_t *w, const char *case_name, run_out_t *o) {
-  json_t *input = json_pack("{s:s}", "case", case_name);
-
-  memset(o, 0, sizeof *o);
-  o->t = t;
-  o->w = w;
-  fc_test_run_with_history(t->wf, w, input, &o->run, run_ended, o);
-  json_decref(input);
-  o->run_ms = o->run.rc == 0 ? ms_between(o->run.t_start_ns, o->run.t_end_ns) : 0;
-  /* Whatever happened, let a fault thread finish. */
-  atomic_store(&t->release, 1);
-  atomic_store(&t->run_done, 1);
 }
 
 /* ---- the fault thread ------------------------------------------------------------ */
@@ -294,7 +102,7 @@ static void run_wf(tctx_t *t, fc_history_writer_t *w, const char *case_name, run
 enum { F_RESTART, F_OUTAGE, F_KILL_LOOP, F_UP_AFTER };
 
 typedef struct {
-  tctx_t *t;
+  fc_test_wl_t *t;
   fc_history_writer_t *w;
   const char *db;      /* the test database (direct, not through a proxy) */
   int pin_batch;       /* F_RESTART/F_OUTAGE: fault while a batch is surely in flight */
@@ -318,15 +126,9 @@ typedef struct {
   int completed_at_fault, completed_at_up;
   uint64_t t_down_ns, t_up_call_ns, t_up_ns;
   int kills, effective_kills, killed_total;
-  uv_thread_t thread;
 } fault_t;
 
-static void wait_trigger(fault_t *f) {
-  uint64_t end = now_ns() + 60ULL * 1000000000ULL;
-  while (atomic_load(&f->t->completed) < f->trigger_at && !atomic_load(&f->t->run_done) &&
-         now_ns() < end)
-    fc_test_sleep_ms(1);
-}
+static void wait_trigger(fault_t *f) { fc_test_wl_wait_ended(f->t, f->trigger_at); }
 
 /* After the server came back: until the writer has its connections and has
  * committed everything handed to it so far (held nodes produce nothing). */
@@ -401,25 +203,25 @@ static void fault_main(void *arg) {
   case F_RESTART:
     wait_trigger(f);
     pin = f->pin_batch ? pin_batch(f) : NULL;
-    f->completed_at_fault = atomic_load(&f->t->completed);
+    f->completed_at_fault = atomic_load(&f->t->ended);
     fc_history_writer_stats(f->w, &f->before);
     t0 = f->t_fault_ns = now_ns();
-    /* Held nodes go on during the restart. The nodes before hold_from may
+    /* Held nodes go on during the restart. The nodes before hold[0] may
      * all have ended already: on a loaded machine this thread can be
      * descheduled for longer than they take. */
-    atomic_store(&f->t->release, 1);
+    fc_test_wl_release(f->t, 1);
     if (fc_test_pg_restart(&g_pg) != 0)
       f->rc = -1;
     f->t_up_ns = now_ns();
     f->op_ms = ms_between(t0, f->t_up_ns);
-    f->completed_at_up = atomic_load(&f->t->completed);
+    f->completed_at_up = atomic_load(&f->t->ended);
     PQfinish(pin);
     measure_recovery(f);
     break;
   case F_OUTAGE:
     wait_trigger(f);
     pin = f->pin_batch ? pin_batch(f) : NULL;
-    f->completed_at_fault = atomic_load(&f->t->completed);
+    f->completed_at_fault = atomic_load(&f->t->ended);
     fc_history_writer_stats(f->w, &f->before);
     t0 = f->t_fault_ns = now_ns();
     if (fc_test_pg_stop_only(&g_pg) != 0)
@@ -429,10 +231,10 @@ static void fault_main(void *arg) {
     f->op_ms = ms_between(t0, f->t_down_ns);
     fc_history_writer_stats(f->w, &f->at_down);
     /* Held nodes run while the server is down (see F_RESTART). */
-    atomic_store(&f->t->release, 1);
+    fc_test_wl_release(f->t, 1);
     fc_test_sleep_ms(f->outage_ms);
     fc_history_writer_stats(f->w, &f->before_up);
-    f->completed_at_up = atomic_load(&f->t->completed);
+    f->completed_at_up = atomic_load(&f->t->ended);
     f->t_up_call_ns = now_ns();
     if (fc_test_pg_start_again(&g_pg) != 0)
       f->rc = -1;
@@ -475,7 +277,7 @@ static void fault_main(void *arg) {
         f->killed_total += n;
       }
       if (f->effective_kills >= f->release_after_kills)
-        atomic_store(&f->t->release, 1);
+        fc_test_wl_release(f->t, 1);
       fc_test_sleep_ms(f->kill_every_ms);
     }
     break;
@@ -483,33 +285,27 @@ static void fault_main(void *arg) {
   default:
     break;
   }
-  atomic_store(&f->t->release, 1);
+  fc_test_wl_release(f->t, 1);
 }
-
-static void fault_start(fault_t *f) {
-  assert_int_equal(uv_thread_create(&f->thread, fault_main, f), 0);
-}
-
-static void fault_join(fault_t *f) { uv_thread_join(&f->thread); }
 
 /* ---- checks ------------------------------------------------------------------------- */
 
 /* The stats invariant on every snapshot taken during a test (zeroed
  * snapshots, never taken, hold it trivially). */
-static void check_snapshots(const run_out_t *o, const fault_t *f) {
-  check_invariant("at the end of the run", &o->at_end);
+static void check_snapshots(const fc_test_wl_out_t *o, const fault_t *f) {
+  fc_test_check_invariant("at the end of the run", &o->at_end);
   if (f != NULL) {
-    check_invariant("before the fault", &f->before);
-    check_invariant("when the server was down", &f->at_down);
-    check_invariant("before the server came back", &f->before_up);
+    fc_test_check_invariant("before the fault", &f->before);
+    fc_test_check_invariant("when the server was down", &f->at_down);
+    fc_test_check_invariant("before the server came back", &f->before_up);
   }
 }
 
 /* The database holds this run exactly: one row per node attempt, none twice,
  * none unfinished, each with its own content; the errors; the workflow row;
  * and no loss report (nothing was lost). */
-static void check_exact(const char *db, const char *wf, const tctx_t *t) {
-  int64_t rows = t->n_nodes + t->n_flaky;
+static void check_exact(const char *db, const char *wf, const fc_test_wl_t *t) {
+  int64_t rows = t->s.n_nodes + t->n_flaky;
 
   /* Nothing else in this fresh database (e.g. rows under another id). */
   assert_int_equal(q_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id <> '%s'", wf),
@@ -527,7 +323,7 @@ static void check_exact(const char *db, const char *wf, const tctx_t *t) {
                          "SELECT count(DISTINCT node_id) FROM node_executions "
                          "WHERE workflow_id = '%s'",
                          wf),
-                   t->n_nodes);
+                   t->s.n_nodes);
   assert_int_equal(q_int(db,
                          "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                          "AND status = 'running'",
@@ -539,7 +335,7 @@ static void check_exact(const char *db, const char *wf, const tctx_t *t) {
                          "AND status = 'completed' AND output_data->>'node' = node_id "
                          "AND attempt = CASE WHEN node_type = 'flaky' THEN 2 ELSE 1 END",
                          wf),
-                   t->n_nodes);
+                   t->s.n_nodes);
   assert_int_equal(q_int(db,
                          "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                          "AND status = 'failed' AND attempt = 1 AND node_type = 'flaky'",
@@ -576,7 +372,7 @@ static void check_exact(const char *db, const char *wf, const tctx_t *t) {
                    1);
   assert_int_equal(q_int(db, "SELECT node_count FROM workflow_executions WHERE workflow_id = '%s'",
                          wf),
-                   t->n_nodes);
+                   t->s.n_nodes);
   assert_int_equal(q_int(db, "SELECT error_count FROM workflow_executions WHERE workflow_id = '%s'",
                          wf),
                    t->n_flaky);
@@ -587,26 +383,36 @@ static void check_exact(const char *db, const char *wf, const tctx_t *t) {
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
 }
 
-/* Stats of a lossless writer after close. */
-static void check_lossless(const fc_history_stats_t *rep, int close_rc, const tctx_t *t) {
-  int k, r;
-  assert_int_equal(close_rc, 0);
-  assert_int_equal(rep->accepted, records_total(t));
-  assert_int_equal(rep->written, records_total(t));
-  assert_int_equal(rep->dropped_total, 0);
-  assert_int_equal(rep->spooled, 0);
-  check_invariant("report", rep);
-  for (k = 0; k < FC_REC_KIND_COUNT; k++)
-    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      assert_int_equal(rep->dropped[k][r], 0);
-}
-
 static int ensure_server_up(void **state) {
   (void)state;
   if (!g_pg.external && !g_pg.running && g_pg.dir[0] != '\0')
     return fc_test_pg_start_again(&g_pg);
   return 0;
 }
+
+/* The workload of a fault in the middle of a run: the fault comes after
+ * 400 node attempts (trigger_at), while the 200 held async nodes keep the
+ * run going; they are let go when the fault begins. */
+static const fc_test_wl_shape_t mid_run = {
+    .n_nodes = 2000,
+    .async_every = 1,
+    .flaky_every = 100,
+    .delay_ms = 3,
+    .max_parallel = 50,
+    .hold = {1800},
+};
+
+/* The workload of the queue policies: far more records than a queue of
+ * 1000 holds are made while the server is down (the nodes from 1200 on
+ * run then). */
+static const fc_test_wl_shape_t outage_fills_queue = {
+    .n_nodes = 6000,
+    .async_every = 2,
+    .flaky_every = 200,
+    .delay_ms = 5,
+    .max_parallel = 20,
+    .hold = {1200},
+};
 
 /* ---- 1. restart mid-run ------------------------------------------------------------- */
 
@@ -615,9 +421,9 @@ static void test_restart_mid_run(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   uint64_t t0;
   int flush_rc, close_rc;
   double flush_ms;
@@ -625,14 +431,7 @@ static void test_restart_mid_run(void **state) {
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_restart", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 2000;
-  t.async_every = 1;
-  t.flaky_every = 100;
-  t.delay_ms = 3;
-  t.max_parallel = 50;
-  t.hold_from = 1800;
-  build_wf(&t, "fault-restart");
+  fc_test_wl_build(&t, "fault-restart", &mid_run);
 
   config_for(&cfg, db);
   w = fc_test_writer_new(&cfg);
@@ -645,22 +444,20 @@ static void test_restart_mid_run(void **state) {
   f.db = db;
   f.pin_batch = 1;
   f.trigger_at = 400;
-  fault_start(&f);
-  run_wf(&t, w, "restart", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "restart", fault_main, &f, &o);
 
   t0 = now_ns();
   flush_rc = fc_history_writer_flush(w, 60000);
   flush_ms = ms_between(t0, now_ns());
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] restart: %d writer transaction(s) in flight (pinned in %.0f ms); pg_ctl restart took %.0f ms; "
          "the writer was connected and caught up %.0f ms after the restart began (%.0f ms after "
          "pg_ctl returned); node attempts ended during the restart: %d; run %.0f ms; flush "
          "after the run %.1f ms\n",
          f.pinned, f.pin_ms, f.op_ms, f.catchup_ms, f.recovery_ms, f.completed_at_up - f.completed_at_fault,
-         o.run_ms, flush_ms);
+         o.ms, flush_ms);
   print_stats("restart", &rep);
 
   assert_int_equal(o.run.rc, 0);
@@ -676,7 +473,7 @@ static void test_restart_mid_run(void **state) {
   /* The workflow kept running while the server restarted. */
   assert_true(f.completed_at_up > f.completed_at_fault);
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_restart"), 0);
 }
@@ -688,22 +485,15 @@ static void test_outage_mid_run(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_outage", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 2000;
-  t.async_every = 1;
-  t.flaky_every = 100;
-  t.delay_ms = 3;
-  t.max_parallel = 50;
-  t.hold_from = 1800;
-  build_wf(&t, "fault-outage");
+  fc_test_wl_build(&t, "fault-outage", &mid_run);
 
   config_for(&cfg, db);
   w = fc_test_writer_new(&cfg);
@@ -717,19 +507,17 @@ static void test_outage_mid_run(void **state) {
   f.pin_batch = 1;
   f.trigger_at = 400;
   f.outage_ms = 3000;
-  fault_start(&f);
-  run_wf(&t, w, "outage", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "outage", fault_main, &f, &o);
 
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] outage: %d writer transaction(s) in flight (pinned in %.0f ms); pg_ctl stop took %.0f ms; down "
          "%d ms; %d node attempts ended while down; queued while down: %llu; writer connected "
          "and caught up %.0f ms after the start; run %.0f ms\n",
          f.pinned, f.pin_ms, f.op_ms, f.outage_ms, f.completed_at_up - f.completed_at_fault,
-         (unsigned long long)f.before_up.queue_depth, f.recovery_ms, o.run_ms);
+         (unsigned long long)f.before_up.queue_depth, f.recovery_ms, o.ms);
   print_stats("outage", &rep);
 
   assert_int_equal(o.run.rc, 0);
@@ -748,7 +536,7 @@ static void test_outage_mid_run(void **state) {
   assert_true(f.before_up.queue_depth > 0);
   assert_int_equal(f.before_up.connected, 0);
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_outage"), 0);
 }
@@ -760,9 +548,9 @@ static void test_outage_run_on_time(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   uint64_t t0;
   int flush_rc, close_rc;
   double flush_ms, nodes_ms;
@@ -770,15 +558,16 @@ static void test_outage_run_on_time(void **state) {
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_ontime", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 300;
-  t.async_every = 1;
-  t.flaky_every = 50;
-  t.delay_ms = 25;
-  t.max_parallel = 25;
-  build_wf(&t, "fault-on-time");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 300,
+      .async_every = 1,
+      .flaky_every = 50,
+      .delay_ms = 25,
+      .max_parallel = 25,
+  };
+  fc_test_wl_build(&t, "fault-on-time", &shape);
   /* The nodes' own time: waves of max_parallel async nodes of delay_ms. */
-  nodes_ms = (double)((t.n_async + t.max_parallel - 1) / t.max_parallel) * t.delay_ms;
+  nodes_ms = (double)((t.n_async + t.s.max_parallel - 1) / t.s.max_parallel) * t.s.delay_ms;
 
   config_for(&cfg, db);
   w = fc_test_writer_new(&cfg);
@@ -791,20 +580,18 @@ static void test_outage_run_on_time(void **state) {
   f.outage_ms = 4000;
   assert_int_equal(fc_test_pg_stop_only(&g_pg), 0);
   f.t_down_ns = now_ns();
-  fault_start(&f);
-  run_wf(&t, w, "on-time", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "on-time", fault_main, &f, &o);
 
   t0 = now_ns();
   flush_rc = fc_history_writer_flush(w, 60000);
   flush_ms = ms_between(t0, now_ns());
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] on time: server down %d ms from before the run; run took %.0f ms for "
          "%.0f ms of node time; %llu records queued at the end of the run; backlog committed "
          "%.0f ms after the start call returned\n",
-         f.outage_ms, o.run_ms, nodes_ms, (unsigned long long)o.at_end.queue_depth,
+         f.outage_ms, o.ms, nodes_ms, (unsigned long long)o.at_end.queue_depth,
          ms_between(f.t_up_ns, t0) + flush_ms);
   print_stats("on time", &rep);
 
@@ -815,14 +602,14 @@ static void test_outage_run_on_time(void **state) {
   /* The server was down for the whole run ... */
   assert_true(o.run.t_end_ns < f.t_up_call_ns);
   /* ... which took about the nodes' own time, not the outage's. */
-  assert_true(o.run_ms >= nodes_ms * 0.9);
-  assert_true(o.run_ms < 2000.0);
+  assert_true(o.ms >= nodes_ms * 0.9);
+  assert_true(o.ms < 2000.0);
   /* Everything of the run sat in the writer's queue at its end. */
-  assert_int_equal(o.at_end.accepted, records_total(&t));
+  assert_int_equal(o.at_end.accepted, fc_test_wl_records(&t));
   assert_int_equal(o.at_end.written, 0);
-  assert_int_equal(o.at_end.queue_depth, records_total(&t));
+  assert_int_equal(o.at_end.queue_depth, fc_test_wl_records(&t));
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_ontime"), 0);
 }
@@ -834,22 +621,23 @@ static void test_kill_backends_loop(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_kill", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 20500;
-  t.async_every = 41; /* 500 async nodes spread over 20,000 sync no-ops */
-  t.flaky_every = 1000;
-  t.delay_ms = 40;
-  t.max_parallel = 20;
-  t.hold_from = 20000; /* the last async nodes wait for a few effective kills */
-  build_wf(&t, "fault-kill");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 20500,
+      .async_every = 41, /* 500 async nodes spread over 20,000 sync no-ops */
+      .flaky_every = 1000,
+      .delay_ms = 40,
+      .max_parallel = 20,
+      .hold = {20000}, /* the last async nodes wait for a few effective kills */
+  };
+  fc_test_wl_build(&t, "fault-kill", &shape);
 
   config_for(&cfg, db);
   w = fc_test_writer_new(&cfg);
@@ -862,17 +650,15 @@ static void test_kill_backends_loop(void **state) {
   f.kill_every_ms = 50;
   f.kill_after_ms = 300;
   f.release_after_kills = 8;
-  fault_start(&f);
-  run_wf(&t, w, "kill", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "kill", fault_main, &f, &o);
 
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] kill loop: %d kill rounds, %d of them terminated backends (%d writer "
          "backends in all); run %.0f ms\n",
-         f.kills, f.effective_kills, f.killed_total, o.run_ms);
+         f.kills, f.effective_kills, f.killed_total, o.ms);
   print_stats("kill loop", &rep);
 
   assert_int_equal(o.run.rc, 0);
@@ -884,7 +670,7 @@ static void test_kill_backends_loop(void **state) {
    * noticed and replaced. */
   assert_true(rep.reconnects >= (uint64_t)f.killed_total);
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_kill"), 0);
 }
@@ -896,22 +682,15 @@ static void test_block_policy_waits(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_block", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 6000;
-  t.async_every = 2;
-  t.flaky_every = 200;
-  t.delay_ms = 5;
-  t.max_parallel = 20;
-  t.hold_from = 1200; /* the rest runs while the server is down */
-  build_wf(&t, "fault-block");
+  fc_test_wl_build(&t, "fault-block", &outage_fills_queue);
 
   config_for(&cfg, db);
   /* Above the handler's block of 512 records (the unit of handover), so
@@ -930,17 +709,15 @@ static void test_block_policy_waits(void **state) {
   f.trigger_at = 200;
   f.outage_ms = 2500;
   f.busy_after_up = 1;
-  fault_start(&f);
-  run_wf(&t, w, "block", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "block", fault_main, &f, &o);
 
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] block: pinned in %.0f ms; down %d ms; run %.0f ms, ended %.0f ms after the server start was "
          "called; queue high water %llu (capacity %zu)\n",
-         f.pin_ms, f.outage_ms, o.run_ms, ms_between(f.t_up_call_ns, o.run.t_end_ns),
+         f.pin_ms, f.outage_ms, o.ms, ms_between(f.t_up_call_ns, o.run.t_end_ns),
          (unsigned long long)rep.queue_high_water, cfg.queue_capacity);
   print_stats("block", &rep);
 
@@ -954,12 +731,12 @@ static void test_block_policy_waits(void **state) {
    * after the server went down, so the run could only end after it came
    * back. */
   assert_true(o.run.t_end_ns > f.t_up_call_ns);
-  assert_true(records_total(&t) - (int64_t)f.at_down.accepted > 2 * (int64_t)cfg.queue_capacity);
+  assert_true(fc_test_wl_records(&t) - (int64_t)f.at_down.accepted > 2 * (int64_t)cfg.queue_capacity);
   /* Memory stayed bounded. */
   assert_true(rep.queue_high_water <= cfg.queue_capacity);
   assert_true(rep.queue_high_water >= cfg.queue_capacity / 2);
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_block"), 0);
 }
@@ -987,13 +764,13 @@ static int64_t losses_sum(const char *db, const char *kind, const char *reason) 
  *   (4) dropped_total == sum_k sum_r dropped[k][r]
  *   (5) the loss report in the database (flowcore_writer_losses) equals
  *       the stats per kind and reason, hence sum(count) == dropped_total. */
-static void check_loss_accounting(const char *db, const char *wf, const tctx_t *t,
+static void check_loss_accounting(const char *db, const char *wf, const fc_test_wl_t *t,
                                   const fc_history_stats_t *rep) {
   int64_t produced[FC_REC_KIND_COUNT], in_db[FC_REC_KIND_COUNT], sum = 0;
   int k, r;
 
   produced[FC_REC_WORKFLOW] = 2;
-  produced[FC_REC_NODE] = 2 * (int64_t)(t->n_nodes + t->n_flaky);
+  produced[FC_REC_NODE] = 2 * (int64_t)(t->s.n_nodes + t->n_flaky);
   produced[FC_REC_ERROR] = t->n_flaky;
   in_db[FC_REC_WORKFLOW] = q_int(db,
                                  "SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
@@ -1023,7 +800,7 @@ static void check_loss_accounting(const char *db, const char *wf, const tctx_t *
       fail_msg("%s records: %lld in the database, expected %lld produced - %lld dropped",
                fc_record_kind_name((fc_record_kind_t)k), (long long)in_db[k], (long long)produced[k], (long long)dropped_k);
   }
-  assert_int_equal(rep->accepted, records_total(t));
+  assert_int_equal(rep->accepted, fc_test_wl_records(t));
   assert_int_equal(rep->spooled, 0);
   assert_int_equal(rep->queue_depth, 0);
   assert_int_equal(rep->accepted, rep->written + rep->dropped_total);
@@ -1049,22 +826,15 @@ static void test_drop_policy_counts(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep, after_flush;
-  tctx_t t;
+  fc_test_wl_t t;
   fault_t f;
-  run_out_t o;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_drop", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 6000;
-  t.async_every = 2;
-  t.flaky_every = 200;
-  t.delay_ms = 5;
-  t.max_parallel = 20;
-  t.hold_from = 1200;
-  build_wf(&t, "fault-drop");
+  fc_test_wl_build(&t, "fault-drop", &outage_fills_queue);
 
   config_for(&cfg, db);
   cfg.queue_capacity = 1000;
@@ -1081,20 +851,18 @@ static void test_drop_policy_counts(void **state) {
   f.trigger_at = 200;
   f.outage_ms = 2500;
   f.busy_after_up = 1;
-  fault_start(&f);
-  run_wf(&t, w, "drop", &o);
-  fault_join(&f);
+  fc_test_wl_run(&t, w, "drop", fault_main, &f, &o);
 
   flush_rc = fc_history_writer_flush(w, 60000);
   fc_history_writer_stats(w, &after_flush);
   close_rc = fc_history_writer_close(w, &rep);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] drop: pinned in %.0f ms; run %.0f ms, ended %.0f ms before the server start was called; "
          "dropped %llu of %lld records (node %llu, workflow %llu, error %llu)\n",
-         f.pin_ms, o.run_ms, ms_between(o.run.t_end_ns, f.t_up_call_ns),
+         f.pin_ms, o.ms, ms_between(o.run.t_end_ns, f.t_up_call_ns),
          (unsigned long long)rep.dropped_total,
-         (long long)records_total(&t),
+         (long long)fc_test_wl_records(&t),
          (unsigned long long)rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL],
          (unsigned long long)rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL],
          (unsigned long long)rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
@@ -1115,7 +883,7 @@ static void test_drop_policy_counts(void **state) {
                                           rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL] +
                                           rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
   assert_int_equal(flush_rc, 0);
-  check_invariant("drop, after flush", &after_flush);
+  fc_test_check_invariant("drop, after flush", &after_flush);
   assert_int_equal(after_flush.queue_depth, 0);
   assert_int_not_equal(close_rc, 0); /* something was lost: close must say so */
   check_loss_accounting(db, o.run.wf_id, &t, &rep);
@@ -1129,8 +897,8 @@ static void test_shutdown_deadline(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep, before_close;
-  tctx_t t1, t2;
-  run_out_t o1, o2;
+  fc_test_wl_t t1, t2;
+  fc_test_wl_out_t o1, o2;
   uint64_t t0;
   int flush_rc, close_rc, k;
   double close_ms;
@@ -1138,20 +906,22 @@ static void test_shutdown_deadline(void **state) {
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_deadline", db, sizeof db);
-  memset(&t1, 0, sizeof t1);
-  t1.n_nodes = 1000;
-  t1.async_every = 10;
-  t1.flaky_every = 100;
-  t1.delay_ms = 2;
-  t1.max_parallel = 50;
-  build_wf(&t1, "fault-deadline-1");
-  memset(&t2, 0, sizeof t2);
-  t2.n_nodes = 1500;
-  t2.async_every = 10;
-  t2.flaky_every = 50;
-  t2.delay_ms = 2;
-  t2.max_parallel = 50;
-  build_wf(&t2, "fault-deadline-2");
+  static const fc_test_wl_shape_t shape1 = {
+      .n_nodes = 1000,
+      .async_every = 10,
+      .flaky_every = 100,
+      .delay_ms = 2,
+      .max_parallel = 50,
+  };
+  fc_test_wl_build(&t1, "fault-deadline-1", &shape1);
+  static const fc_test_wl_shape_t shape2 = {
+      .n_nodes = 1500,
+      .async_every = 10,
+      .flaky_every = 50,
+      .delay_ms = 2,
+      .max_parallel = 50,
+  };
+  fc_test_wl_build(&t2, "fault-deadline-2", &shape2);
 
   config_for(&cfg, db);
   cfg.shutdown_deadline_ms = 500;
@@ -1159,7 +929,7 @@ static void test_shutdown_deadline(void **state) {
   assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
   /* Run 1 lands while the server is up. */
-  run_wf(&t1, w, "deadline-1", &o1);
+  fc_test_wl_run(&t1, w, "deadline-1", NULL, NULL, &o1);
   flush_rc = fc_history_writer_flush(w, 60000);
   assert_int_equal(o1.run.rc, 0);
   assert_int_equal(flush_rc, 0);
@@ -1167,7 +937,7 @@ static void test_shutdown_deadline(void **state) {
   /* Run 2 happens with the server down; then close must give up at the
    * deadline. */
   assert_int_equal(fc_test_pg_stop_only(&g_pg), 0);
-  run_wf(&t2, w, "deadline-2", &o2);
+  fc_test_wl_run(&t2, w, "deadline-2", NULL, NULL, &o2);
   fc_history_writer_stats(w, &before_close);
   t0 = now_ns();
   close_rc = fc_history_writer_close(w, &rep);
@@ -1186,23 +956,23 @@ static void test_shutdown_deadline(void **state) {
   assert_int_equal(o2.run.status, FC_WORKFLOW_COMPLETED);
   check_snapshots(&o1, NULL);
   check_snapshots(&o2, NULL);
-  check_invariant("before close", &before_close);
+  fc_test_check_invariant("before close", &before_close);
   assert_int_equal(close_rc, FC_ETIMEDOUT);
   assert_true(close_ms >= 450.0);
   assert_true(close_ms < 1500.0);
   /* Written: exactly run 1; dropped at the deadline: exactly run 2. */
-  assert_int_equal(before_close.accepted, records_total(&t1) + records_total(&t2));
-  assert_int_equal(rep.accepted, records_total(&t1) + records_total(&t2));
-  assert_int_equal(rep.written, records_total(&t1));
+  assert_int_equal(before_close.accepted, fc_test_wl_records(&t1) + fc_test_wl_records(&t2));
+  assert_int_equal(rep.accepted, fc_test_wl_records(&t1) + fc_test_wl_records(&t2));
+  assert_int_equal(rep.written, fc_test_wl_records(&t1));
   assert_int_equal(rep.dropped[FC_REC_WORKFLOW][FC_DROP_DEADLINE], 2);
-  assert_int_equal(rep.dropped[FC_REC_NODE][FC_DROP_DEADLINE], 2 * (t2.n_nodes + t2.n_flaky));
+  assert_int_equal(rep.dropped[FC_REC_NODE][FC_DROP_DEADLINE], 2 * (t2.s.n_nodes + t2.n_flaky));
   assert_int_equal(rep.dropped[FC_REC_ERROR][FC_DROP_DEADLINE], t2.n_flaky);
   for (k = 0; k < FC_REC_KIND_COUNT; k++) {
     assert_int_equal(rep.dropped[k][FC_DROP_QUEUE_FULL], 0);
     assert_int_equal(rep.dropped[k][FC_DROP_SPOOL_FULL], 0);
     assert_int_equal(rep.dropped[k][FC_DROP_REJECTED], 0);
   }
-  assert_int_equal(rep.dropped_total, records_total(&t2));
+  assert_int_equal(rep.dropped_total, fc_test_wl_records(&t2));
   assert_int_equal(rep.accepted, rep.written + rep.dropped_total);
 
   /* The database: run 1 whole, nothing of run 2, and no loss report (the
@@ -1211,7 +981,7 @@ static void test_shutdown_deadline(void **state) {
                          "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                          "AND status <> 'running'",
                          o1.run.wf_id),
-                   t1.n_nodes + t1.n_flaky);
+                   t1.s.n_nodes + t1.n_flaky);
   assert_int_equal(q_int(db, "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s' "
                              "AND status = 'completed'",
                          o1.run.wf_id),
@@ -1226,8 +996,8 @@ static void test_shutdown_deadline(void **state) {
                          o2.run.wf_id),
                    0);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
-  free_wf(&t1);
-  free_wf(&t2);
+  fc_test_wl_free(&t1);
+  fc_test_wl_free(&t2);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_deadline"), 0);
 }
 
@@ -1520,20 +1290,21 @@ static void test_lost_commit_acks_replayed(void **state) {
   fc_history_writer_t *w;
   fc_history_stats_t rep;
   proxy_t p;
-  tctx_t t;
-  run_out_t o;
+  fc_test_wl_t t;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_ack", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 3000;
-  t.async_every = 3;
-  t.flaky_every = 100;
-  t.delay_ms = 5;
-  t.max_parallel = 50;
-  build_wf(&t, "fault-lost-ack");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 3000,
+      .async_every = 3,
+      .flaky_every = 100,
+      .delay_ms = 5,
+      .max_parallel = 50,
+  };
+  fc_test_wl_build(&t, "fault-lost-ack", &shape);
 
   proxy_start(&p);
   p.lose_every = 2; /* every second COMMIT is performed but not acknowledged */
@@ -1548,15 +1319,15 @@ static void test_lost_commit_acks_replayed(void **state) {
     fail_msg("the writer did not connect through the proxy");
   }
 
-  run_wf(&t, w, "lost-ack", &o);
+  fc_test_wl_run(&t, w, "lost-ack", NULL, NULL, &o);
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
   proxy_stop(&p);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] lost acks: %d COMMITs, %d acknowledgements lost (the batch was committed, "
          "the writer could not know), %d connections; run %.0f ms\n",
-         p.commits, p.acks_lost, p.connections, o.run_ms);
+         p.commits, p.acks_lost, p.connections, o.ms);
   print_stats("lost acks", &rep);
 
   assert_int_equal(o.run.rc, 0);
@@ -1570,7 +1341,7 @@ static void test_lost_commit_acks_replayed(void **state) {
   assert_int_equal(rep.batches, p.commits - p.acks_lost);
   assert_int_equal(flush_rc, 0);
   /* Each record counted written once, though committed up to twice. */
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_ack"), 0);
 }
@@ -1590,18 +1361,19 @@ static void test_loss_report_replay(void **state) {
   fc_history_writer_t *w;
   fc_history_stats_t rep;
   proxy_t p;
-  tctx_t t;
-  run_out_t o;
+  fc_test_wl_t t;
+  fc_test_wl_out_t o;
   int flush_rc, close_rc;
   (void)state;
   skip_without_own_server();
 
   fc_test_make_db(&g_pg, "fcfault_lossrep", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n_nodes = 4000;
-  t.flaky_every = 100;
-  t.max_parallel = 0;
-  build_wf(&t, "fault-loss-report");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 4000,
+      .flaky_every = 100,
+      .max_parallel = 0,
+  };
+  fc_test_wl_build(&t, "fault-loss-report", &shape);
 
   proxy_start(&p);
   p.lose_loss_reports = 1; /* the first COMMIT carrying a loss report */
@@ -1619,12 +1391,12 @@ static void test_loss_report_replay(void **state) {
   /* The server's answers are held during the run: the queue fills and the
    * drop policy sheds (deterministically: ~8,000 records, capacity 1,000). */
   atomic_store(&p.stall, 1);
-  run_wf(&t, w, "loss-report", &o);
+  fc_test_wl_run(&t, w, "loss-report", NULL, NULL, &o);
   atomic_store(&p.stall, 0);
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
   proxy_stop(&p);
-  free_wf(&t);
+  fc_test_wl_free(&t);
 
   printf("[fault] loss report: dropped %llu; %d loss-report COMMIT acknowledgements lost; "
          "loss rows in the database: %lld, sum(count) %lld\n",

@@ -27,7 +27,10 @@
  *                           whose COMMIT the server already has.
  *
  * Every test uses a fresh database on one server that the group setup
- * starts; reconnect backoff is 20..300 ms.
+ * starts; reconnect backoff is 20..300 ms. The workload (sync, async and
+ * flaky nodes; async nodes from hold[0] wait for release level 1, from
+ * hold[1] for level 2, so a test can stop the flow of records, put a fault
+ * in place, and let records come again) is tests/support/fault_workload.h.
  *
  * What "exact" means here. A run emits 2 workflow records, 2 records per
  * node attempt (start, end) and 1 per failed attempt (error). A node or
@@ -105,6 +108,7 @@
 #include <unistd.h>
 
 #include "fc_test.h"
+#include "fault_workload.h"
 #include "history_fixture.h"
 #include "pg_server.h"
 
@@ -353,189 +357,6 @@ static void print_stats(const char *label, const fc_history_stats_t *st) {
   fflush(stdout);
 }
 
-/* history.h: accepted == written + spooled + dropped_total + queue_depth,
- * at any time. */
-static void check_invariant(const char *label, const fc_history_stats_t *st) {
-  if (st->accepted != st->written + st->spooled + st->dropped_total + st->queue_depth)
-    fail_msg("%s: accepted %llu != written %llu + spooled %llu + dropped %llu + queued %llu", label,
-             (unsigned long long)st->accepted, (unsigned long long)st->written,
-             (unsigned long long)st->spooled, (unsigned long long)st->dropped_total,
-             (unsigned long long)st->queue_depth);
-}
-
-/* ---- test workflows ------------------------------------------------------------------
- *
- * n nodes, independent, max_parallel at a time. Node i is "flaky" when
- * i % flaky_every == flaky_every - 1 (attempt 1 fails, attempt 2 succeeds:
- * two rows and one error), else "async" when i % async_every == 0 (ends
- * from a timer after delay_ms), else "sync". An async node at or above
- * hold[0] waits (re-arming its timer) until `release` >= 1, at or above
- * hold[1] until `release` >= 2: a test can stop the flow of records, put a
- * fault in place, and let records come again. Successful nodes output
- * {"node": "<id>"}. */
-
-enum { N_SYNC, N_ASYNC, N_FLAKY };
-
-typedef struct wl_s wl_t;
-
-typedef struct {
-  wl_t *t;
-  int idx;
-  int kind;
-  char id[16];
-} wnode_t;
-
-struct wl_s {
-  int n, async_every, flaky_every, max_parallel;
-  int hold[2];
-  unsigned delay_ms;
-  int n_flaky;
-  wnode_t *nodes;
-  fc_workflow_t *wf;
-  atomic_int ended;   /* node attempts that ended */
-  atomic_int release; /* 0, 1, 2 */
-};
-
-static int64_t records_total(const wl_t *t) {
-  return 2 + 2 * (int64_t)(t->n + t->n_flaky) + t->n_flaky;
-}
-
-static json_t *output_of(const wnode_t *a) { return json_pack("{s:s}", "node", a->id); }
-
-static void sync_node(fc_node_ctx_t *ctx, void *ud) {
-  wnode_t *a = ud;
-  atomic_fetch_add(&a->t->ended, 1);
-  fc_node_succeed(ctx, output_of(a));
-}
-
-static void flaky_node(fc_node_ctx_t *ctx, void *ud) {
-  wnode_t *a = ud;
-  atomic_fetch_add(&a->t->ended, 1);
-  if (fc_node_ctx_attempt(ctx) == 1)
-    fc_node_failf(ctx, FC_SEVERITY_WARNING, "flaky", "attempt 1 of %s fails", a->id);
-  else
-    fc_node_succeed(ctx, output_of(a));
-}
-
-typedef struct {
-  uv_timer_t timer; /* first member: the timer's address is the box's */
-  fc_node_ctx_t *ctx;
-  wnode_t *a;
-} tbox_t;
-
-static void tbox_free(uv_handle_t *h) { free(h); }
-
-static int held(const wnode_t *a) {
-  int level = a->idx >= a->t->hold[1] ? 2 : a->idx >= a->t->hold[0] ? 1 : 0;
-  return atomic_load(&a->t->release) < level;
-}
-
-static void tbox_fire(uv_timer_t *tm) {
-  tbox_t *b = (tbox_t *)tm;
-  if (held(b->a)) {
-    uv_timer_start(tm, tbox_fire, 2, 0);
-    return;
-  }
-  atomic_fetch_add(&b->a->t->ended, 1);
-  fc_node_succeed(b->ctx, output_of(b->a));
-  uv_close((uv_handle_t *)tm, tbox_free);
-}
-
-static void async_node(fc_node_ctx_t *ctx, void *ud) {
-  wnode_t *a = ud;
-  tbox_t *b = malloc(sizeof *b);
-  if (b == NULL) {
-    fc_node_failf(ctx, FC_SEVERITY_ERROR, "oom", "out of memory");
-    return;
-  }
-  b->ctx = ctx;
-  b->a = a;
-  uv_timer_init(fc_node_ctx_loop(ctx), &b->timer);
-  uv_timer_start(&b->timer, tbox_fire, a->t->delay_ms, 0);
-}
-
-static void wl_build(wl_t *t, const char *name) {
-  static const char letter[] = {'s', 'a', 'f'};
-  static const char *const type[] = {"sync", "async", "flaky"};
-  static fc_node_fn const fn[] = {sync_node, async_node, flaky_node};
-  fc_error_t err;
-  int i;
-  fc_error_clear(&err);
-  atomic_init(&t->ended, 0);
-  atomic_init(&t->release, 0);
-  if (t->hold[0] <= 0)
-    t->hold[0] = INT_MAX;
-  if (t->hold[1] <= 0)
-    t->hold[1] = INT_MAX;
-  t->n_flaky = 0;
-  t->nodes = calloc((size_t)t->n, sizeof *t->nodes);
-  assert_non_null(t->nodes);
-  assert_int_equal(fc_workflow_new(&t->wf, name), 0);
-  for (i = 0; i < t->n; i++) {
-    wnode_t *a = &t->nodes[i];
-    fc_node_t *node;
-    a->t = t;
-    a->idx = i;
-    if (t->flaky_every > 0 && i % t->flaky_every == t->flaky_every - 1)
-      a->kind = N_FLAKY;
-    else if (t->async_every > 0 && i % t->async_every == 0)
-      a->kind = N_ASYNC;
-    else
-      a->kind = N_SYNC;
-    snprintf(a->id, sizeof a->id, "%c%05d", letter[a->kind], i);
-    assert_int_equal(fc_workflow_add_node(t->wf, a->id, fn[a->kind], a, &node), 0);
-    assert_int_equal(fc_node_set_type(node, type[a->kind]), 0);
-    if (a->kind == N_FLAKY) {
-      assert_int_equal(fc_node_set_retries(node, 1, 0, 0), 0);
-      t->n_flaky++;
-    }
-  }
-  assert_int_equal(fc_workflow_set_max_parallel(t->wf, t->max_parallel), 0);
-  if (fc_workflow_validate(t->wf, &err) != 0)
-    fail_msg("validate: %s", err.text);
-}
-
-static void wl_free(wl_t *t) {
-  fc_workflow_free(t->wf);
-  t->wf = NULL;
-  free(t->nodes);
-  t->nodes = NULL;
-}
-
-typedef struct {
-  wl_t *t;
-  fc_history_writer_t *w;
-  fc_test_hrun_t run; /* run.rc: 0, or the first error of the harness */
-  double ms;
-  fc_history_stats_t at_end; /* the writer's stats when the run ended */
-} wrun_t;
-
-static void run_ended(void *data) {
-  wrun_t *o = data;
-  fc_history_writer_stats(o->w, &o->at_end);
-}
-
-/* Runs t->wf on a loop of its own with w's database handler attached. No
- * assertion fires in here (a fault thread may be waiting on the run):
- * harness errors go to o->run.rc. */
-static void wl_run(wl_t *t, fc_history_writer_t *w, const char *label, wrun_t *o) {
-  json_t *input = json_pack("{s:s}", "case", label);
-
-  memset(o, 0, sizeof *o);
-  o->t = t;
-  o->w = w;
-  fc_test_run_with_history(t->wf, w, input, &o->run, run_ended, o);
-  json_decref(input);
-  o->ms = o->run.rc == 0 ? ms_between(o->run.t_start_ns, o->run.t_end_ns) : 0;
-  atomic_store(&t->release, 2);
-}
-
-static void wait_ended(wl_t *t, int n) {
-  uint64_t end = now_ns() + 60ULL * 1000000000ULL;
-  while (atomic_load(&t->ended) < n && now_ns() < end)
-    fc_test_sleep_ms(1);
-}
-
 /* ---- checks against the database ------------------------------------------------------- */
 
 /* Records of run `wf` present in the database (see the top of the file). */
@@ -602,8 +423,8 @@ static void check_no_duplicates(const char *db, const char *wf) {
 }
 
 /* The whole run is there, each record once. */
-static void check_exact(const char *db, const char *wf, const wl_t *t) {
-  int64_t attempts = t->n + t->n_flaky;
+static void check_exact(const char *db, const char *wf, const fc_test_wl_t *t) {
+  int64_t attempts = t->s.n_nodes + t->n_flaky;
   check_no_duplicates(db, wf);
   assert_int_equal(
       fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'", wf),
@@ -617,7 +438,7 @@ static void check_exact(const char *db, const char *wf, const wl_t *t) {
                                   "SELECT count(DISTINCT node_id) FROM node_executions "
                                   "WHERE workflow_id = '%s'",
                                   wf),
-                   t->n);
+                   t->s.n_nodes);
   assert_int_equal(fc_test_pg_int(db,
                                   "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                                   "AND status = 'running'",
@@ -630,7 +451,7 @@ static void check_exact(const char *db, const char *wf, const wl_t *t) {
                      "AND status = 'completed' AND output_data->>'node' = node_id "
                      "AND attempt = CASE WHEN left(node_id, 1) = 'f' THEN 2 ELSE 1 END",
                      wf),
-      t->n);
+      t->s.n_nodes);
   assert_int_equal(fc_test_pg_int(db,
                                   "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
                                   "AND status = 'failed' AND attempt = 1 AND node_type = 'flaky'",
@@ -651,29 +472,16 @@ static void check_exact(const char *db, const char *wf, const wl_t *t) {
                      "SELECT count(*) FROM workflow_executions WHERE workflow_id = "
                      "'%s' AND status = 'completed' AND input_data IS NOT NULL AND "
                      "output_data IS NOT NULL AND node_count = %d AND error_count = %d",
-                     wf, t->n, t->n_flaky),
+                     wf, t->s.n_nodes, t->n_flaky),
       1);
-  assert_int_equal(db_records(db, wf), records_total(t));
+  assert_int_equal(db_records(db, wf), fc_test_wl_records(t));
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
-}
-
-static void check_lossless(const fc_history_stats_t *rep, int close_rc, const wl_t *t) {
-  int k, r;
-  assert_int_equal(close_rc, 0);
-  check_invariant("report", rep);
-  assert_int_equal(rep->accepted, records_total(t));
-  assert_int_equal(rep->written, records_total(t));
-  assert_int_equal(rep->spooled, 0);
-  assert_int_equal(rep->dropped_total, 0);
-  for (k = 0; k < FC_REC_KIND_COUNT; k++)
-    for (r = 0; r < FC_DROP_REASON_COUNT; r++)
-      assert_int_equal(rep->dropped[k][r], 0);
 }
 
 /* ---- 1. kill -9 of the postmaster mid-run ------------------------------------------------- */
 
 typedef struct {
-  wl_t *t;
+  fc_test_wl_t *t;
   fc_history_writer_t *w;
   const char *db;
   int trigger_at;
@@ -692,7 +500,6 @@ typedef struct {
   double recovery_ms; /* pg_ctl start returned -> writer connected and caught up */
   int ended_at_kill, ended_at_up;
   int crash_recovery_logged;
-  uv_thread_t thread;
 } kill9_t;
 
 static void kill9_fail(kill9_t *f, const char *why) {
@@ -712,7 +519,7 @@ static PGconn *pin_batch(kill9_t *f) {
     kill9_fail(f, "pin: cannot take the lock");
     return c;
   }
-  atomic_store(&f->t->release, 1);
+  fc_test_wl_release(f->t, 1);
   f->pinned = wait_backends(f->db, PQbackendPID(c), "wait_event_type = 'Lock'", 1, 10000);
   if (f->pinned < 1)
     kill9_fail(f, "pin: no writer transaction waited on the lock within 10 s");
@@ -731,14 +538,14 @@ static void kill9_main(void *arg) {
   long log_off;
   int i, alive;
 
-  wait_ended(f->t, f->trigger_at);
+  fc_test_wl_wait_ended(f->t, f->trigger_at);
   pin = pin_batch(f);
   fc_history_writer_stats(f->w, &f->before);
   f->pm = postmaster_pid();
   if (f->pm <= 0 || proc_stat(f->pm, &state, &pp, &pm_start) != 0) {
     kill9_fail(f, "cannot find the postmaster");
     PQfinish(pin);
-    atomic_store(&f->t->release, 2);
+    fc_test_wl_release(f->t, 2);
     return;
   }
   f->nchildren = proc_children(f->pm, kids, kid_start, MAX_PIDS);
@@ -749,7 +556,7 @@ static void kill9_main(void *arg) {
   if (kill(f->pm, SIGKILL) != 0) {
     kill9_fail(f, "kill -9 of the postmaster failed");
     PQfinish(pin);
-    atomic_store(&f->t->release, 2);
+    fc_test_wl_release(f->t, 2);
     return;
   }
   g_pg.running = 0; /* the fixture's view: down, start_again may start it */
@@ -793,7 +600,7 @@ static void kill9_main(void *arg) {
   }
 
   /* The rest of the run happens while the server is down. */
-  atomic_store(&f->t->release, 2);
+  fc_test_wl_release(f->t, 2);
   fc_test_sleep_ms(f->down_ms);
   f->ended_at_up = atomic_load(&f->t->ended);
   t0 = now_ns();
@@ -825,8 +632,8 @@ static void test_postmaster_sigkill(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  wl_t t;
-  wrun_t o;
+  fc_test_wl_t t;
+  fc_test_wl_out_t o;
   kill9_t f;
   int flush_rc, close_rc;
   (void)state;
@@ -834,15 +641,18 @@ static void test_postmaster_sigkill(void **state) {
     skip();
 
   fc_test_make_db(&g_pg, "fcsrv_kill9", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n = 2000;
-  t.async_every = 1;
-  t.flaky_every = 100;
-  t.delay_ms = 3;
-  t.max_parallel = 50;
-  t.hold[0] = 800;  /* let go once the lock is held: records pile up on it */
-  t.hold[1] = 1400; /* let go once the server is down */
-  wl_build(&t, "server-kill9");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 2000,
+      .async_every = 1,
+      .flaky_every = 100,
+      .delay_ms = 3,
+      .max_parallel = 50,
+      .hold = {
+          800, /* let go once the lock is held: records pile up on it */
+          1400, /* let go once the server is down */
+      },
+  };
+  fc_test_wl_build(&t, "server-kill9", &shape);
 
   cfg_for(&cfg, db);
   w = fc_test_writer_new(&cfg);
@@ -854,9 +664,7 @@ static void test_postmaster_sigkill(void **state) {
   f.db = db;
   f.trigger_at = 300;
   f.down_ms = 300;
-  assert_int_equal(uv_thread_create(&f.thread, kill9_main, &f), 0);
-  wl_run(&t, w, "kill9", &o);
-  uv_thread_join(&f.thread);
+  fc_test_wl_run(&t, w, "kill9", kill9_main, &f, &o);
 
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
@@ -876,8 +684,8 @@ static void test_postmaster_sigkill(void **state) {
     fail_msg("fault thread: %s", f.why);
   assert_int_equal(o.run.rc, 0);
   assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
-  check_invariant("at the end of the run", &o.at_end);
-  check_invariant("before the kill", &f.before);
+  fc_test_check_invariant("at the end of the run", &o.at_end);
+  fc_test_check_invariant("before the kill", &f.before);
   /* The fault hit this writer, and nothing else did before. */
   assert_int_equal(f.before.retries + f.before.reconnects, 0);
   assert_true(f.pinned >= 1);
@@ -890,9 +698,9 @@ static void test_postmaster_sigkill(void **state) {
   /* The workflow went on while the server was down. */
   assert_true(f.ended_at_up > f.ended_at_kill);
   assert_int_equal(flush_rc, 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
-  wl_free(&t);
+  fc_test_wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_kill9"), 0);
 }
 
@@ -923,8 +731,8 @@ static void test_unreachable_at_start(void **state) {
   fc_history_config_t cfg;
   fc_history_writer_t *w;
   fc_history_stats_t rep;
-  wl_t t;
-  wrun_t o;
+  fc_test_wl_t t;
+  fc_test_wl_out_t o;
   late_t f;
   uint64_t t0;
   int early_flush_rc, flush_rc, close_rc;
@@ -934,13 +742,14 @@ static void test_unreachable_at_start(void **state) {
     skip();
 
   fc_test_make_db(&g_pg, "fcsrv_late", db, sizeof db);
-  memset(&t, 0, sizeof t);
-  t.n = 300;
-  t.async_every = 2;
-  t.flaky_every = 50;
-  t.delay_ms = 20;
-  t.max_parallel = 25;
-  wl_build(&t, "server-late");
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 300,
+      .async_every = 2,
+      .flaky_every = 50,
+      .delay_ms = 20,
+      .max_parallel = 25,
+  };
+  fc_test_wl_build(&t, "server-late", &shape);
 
   assert_int_equal(fc_test_pg_stop_only(&g_pg), 0);
   memset(&f, 0, sizeof f);
@@ -949,9 +758,11 @@ static void test_unreachable_at_start(void **state) {
   cfg_for(&cfg, db);
   w = fc_test_writer_new(&cfg); /* nothing to connect to */
   f.w = w;
+  /* The server comes back 10 s later, long after the run: that thread is
+   * joined after the early flush, not by fc_test_wl_run. */
   assert_int_equal(uv_thread_create(&f.thread, late_main, &f), 0);
 
-  wl_run(&t, w, "late", &o);
+  fc_test_wl_run(&t, w, "late", NULL, NULL, &o);
   /* Nothing can be committed yet. */
   early_flush_rc = fc_history_writer_flush(w, 200);
   uv_thread_join(&f.thread);
@@ -977,23 +788,23 @@ static void test_unreachable_at_start(void **state) {
   assert_true(o.run.t_end_ns < f.t_up_call);
   assert_true(o.ms < 3000.0);
   /* Everything was held by the writer, nothing written, nothing dropped. */
-  check_invariant("at the end of the run", &o.at_end);
-  check_invariant("before the server came up", &f.before_up);
-  assert_int_equal(o.at_end.accepted, records_total(&t));
+  fc_test_check_invariant("at the end of the run", &o.at_end);
+  fc_test_check_invariant("before the server came up", &f.before_up);
+  assert_int_equal(o.at_end.accepted, fc_test_wl_records(&t));
   assert_int_equal(o.at_end.written, 0);
-  assert_int_equal(o.at_end.queue_depth, records_total(&t));
+  assert_int_equal(o.at_end.queue_depth, fc_test_wl_records(&t));
   assert_int_equal(early_flush_rc, FC_ETIMEDOUT);
   assert_int_equal(f.before_up.written, 0);
   assert_int_equal(f.before_up.connected, 0);
-  assert_int_equal(f.before_up.queue_depth, records_total(&t));
+  assert_int_equal(f.before_up.queue_depth, fc_test_wl_records(&t));
   assert_true(f.before_up.reconnects > 0); /* it kept trying, behind its backoff */
   assert_true(f.before_up.last_error[0] != '\0');
   /* After it came up. */
   assert_int_equal(flush_rc, 0);
   assert_true(rep.reconnects > 0);
-  check_lossless(&rep, close_rc, &t);
+  fc_test_check_lossless(&rep, close_rc, &t);
   check_exact(db, o.run.wf_id, &t);
-  wl_free(&t);
+  fc_test_wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_late"), 0);
 }
 
@@ -1007,7 +818,7 @@ enum { STALL_LOCK, STALL_SIGSTOP, STALL_GATE };
 
 typedef struct {
   int how;
-  wl_t *t;
+  fc_test_wl_t *t;
   fc_history_writer_t *w;
   const char *db;
   int trigger_at;
@@ -1018,7 +829,6 @@ typedef struct {
   int stop_delay_ms; /* STALL_SIGSTOP: records flowed this long before the stop */
   double stall_ms;
   fc_history_stats_t at_stall;
-  uv_thread_t thread;
 } stall_t;
 
 static void stall_fail(stall_t *f, const char *why) {
@@ -1038,7 +848,7 @@ static void stall_main(void *arg) {
   stall_t *f = arg;
   fc_history_stats_t st;
   uint64_t t0, end = now_ns() + 10ULL * 1000000000ULL;
-  wait_ended(f->t, f->trigger_at);
+  fc_test_wl_wait_ended(f->t, f->trigger_at);
   /* Some records committed before the stall: the report must then tell
    * written from dropped. */
   do {
@@ -1058,7 +868,7 @@ static void stall_main(void *arg) {
       break;
     }
     fc_history_writer_stats(f->w, &f->at_stall);
-    atomic_store(&f->t->release, 2);
+    fc_test_wl_release(f->t, 2);
     f->stalled = wait_backends(f->db, PQbackendPID(g_ctl), "wait_event_type = 'Lock'", 1, 10000);
     if (f->stalled < 1)
       stall_fail(f, "no writer statement waited on the table lock within 10 s");
@@ -1071,7 +881,7 @@ static void stall_main(void *arg) {
       break;
     }
     fc_history_writer_stats(f->w, &f->at_stall);
-    atomic_store(&f->t->release, 2);
+    fc_test_wl_release(f->t, 2);
     f->stalled = wait_backends(f->db, PQbackendPID(g_ctl),
                                "wait_event = 'advisory' AND query = 'COMMIT'", 1, 10000);
     if (f->stalled < 1)
@@ -1093,7 +903,7 @@ static void stall_main(void *arg) {
      * over runs it catches transactions anywhere: before BEGIN, in COPY,
      * with COMMIT sent but unanswered. The assertions hold for all. */
     f->stop_delay_ms = (int)((now_ns() / 1000) % 31);
-    atomic_store(&f->t->release, 2);
+    fc_test_wl_release(f->t, 2);
     fc_test_sleep_ms(f->stop_delay_ms);
     for (i = 0; i < n; i++) {
       if (kill(pids[i], SIGSTOP) != 0) {
@@ -1122,7 +932,7 @@ static void stall_main(void *arg) {
     break;
   }
   f->stall_ms = ms_since(t0);
-  atomic_store(&f->t->release, 2);
+  fc_test_wl_release(f->t, 2);
 }
 
 static void resume_stopped(void) {
@@ -1135,8 +945,8 @@ static void resume_stopped(void) {
 typedef struct {
   char db[FC_TEST_PG_CONNINFO_LENGTH];
   const char *dbname;
-  wl_t t;
-  wrun_t o;
+  fc_test_wl_t t;
+  fc_test_wl_out_t o;
   stall_t f;
   fc_history_stats_t before_close, rep;
   int close_rc;
@@ -1157,14 +967,15 @@ static void stall_run(stall_case_t *c, const char *dbname, int how, fc_queue_pol
   fc_test_make_db(&g_pg, dbname, c->db, sizeof c->db);
   for (; extra_sql != NULL && *extra_sql != NULL; extra_sql++)
     assert_int_equal(fc_test_pg_exec(c->db, "%s", *extra_sql), 0);
-  memset(&c->t, 0, sizeof c->t);
-  c->t.n = 1500;
-  c->t.async_every = 2;
-  c->t.flaky_every = 100;
-  c->t.delay_ms = 3;
-  c->t.max_parallel = 40;
-  c->t.hold[0] = 700;
-  wl_build(&c->t, dbname);
+  static const fc_test_wl_shape_t shape = {
+      .n_nodes = 1500,
+      .async_every = 2,
+      .flaky_every = 100,
+      .delay_ms = 3,
+      .max_parallel = 40,
+      .hold = {700},
+  };
+  fc_test_wl_build(&c->t, dbname, &shape);
 
   cfg_for(&cfg, c->db);
   cfg.shutdown_deadline_ms = STALL_DEADLINE_MS;
@@ -1180,9 +991,7 @@ static void stall_run(stall_case_t *c, const char *dbname, int how, fc_queue_pol
   c->f.w = w;
   c->f.db = c->db;
   c->f.trigger_at = 300;
-  assert_int_equal(uv_thread_create(&c->f.thread, stall_main, &c->f), 0);
-  wl_run(&c->t, w, dbname, &c->o);
-  uv_thread_join(&c->f.thread);
+  fc_test_wl_run(&c->t, w, dbname, stall_main, &c->f, &c->o);
   c->ctl_pid = g_ctl != NULL ? PQbackendPID(g_ctl) : 0;
 
   fc_history_writer_stats(w, &c->before_close);
@@ -1199,9 +1008,9 @@ static void check_stall_report(stall_case_t *c) {
   }
   assert_int_equal(c->o.run.rc, 0);
   assert_int_equal(c->o.run.status, FC_WORKFLOW_COMPLETED);
-  check_invariant("at the end of the run", &c->o.at_end);
-  check_invariant("when the stall was in place", &c->f.at_stall);
-  check_invariant("before close", &c->before_close);
+  fc_test_check_invariant("at the end of the run", &c->o.at_end);
+  fc_test_check_invariant("when the stall was in place", &c->f.at_stall);
+  fc_test_check_invariant("before close", &c->before_close);
   /* The stall came after some batches were committed. */
   assert_true(c->f.at_stall.written > 0);
   /* Records were still in the writer's custody when close began: the
@@ -1212,9 +1021,9 @@ static void check_stall_report(stall_case_t *c) {
   assert_true(c->close_ms >= STALL_DEADLINE_MS - 50.0);
   assert_true(c->close_ms < CLOSE_LIMIT_MS);
   /* The report is exact. */
-  check_invariant("report", &c->rep);
+  fc_test_check_invariant("report", &c->rep);
   assert_int_equal(c->rep.queue_depth, 0);
-  assert_int_equal(c->rep.accepted, records_total(&c->t));
+  assert_int_equal(c->rep.accepted, fc_test_wl_records(&c->t));
   assert_int_equal(c->rep.accepted, c->rep.written + c->rep.spooled + c->rep.dropped_total);
 }
 
@@ -1316,7 +1125,7 @@ static void table_lock_case(const char *dbname, int check_interval_ms) {
    * the lock they found the socket closed and rolled back. Exactly the
    * records reported written are in the database. */
   assert_int_equal(check_abandoned_honest(&c), (int64_t)c.rep.written);
-  wl_free(&c.t);
+  fc_test_wl_free(&c.t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, dbname), 0);
 }
 
@@ -1358,7 +1167,7 @@ static void test_stall_sigstop(void **state) {
   assert_true(c.rep.written <= c.f.at_stall.accepted);
   assert_true(c.rep.written >= c.f.at_stall.written);
   check_abandoned_honest(&c);
-  wl_free(&c.t);
+  fc_test_wl_free(&c.t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_stop"), 0);
 }
 
@@ -1464,7 +1273,7 @@ static void test_stall_sigstop_spool(void **state) {
   assert_int_equal(rep2.dropped_total, 0);
   assert_int_equal(count_spool_files(g_spool), 0);
   check_exact(c.db, c.o.run.wf_id, &c.t);
-  wl_free(&c.t);
+  fc_test_wl_free(&c.t);
   remove_spool_dir();
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_spool"), 0);
 }
@@ -1503,7 +1312,7 @@ static void test_stall_in_commit(void **state) {
    * known to be committed", not "not committed". */
   in_db = check_abandoned_honest(&c);
   assert_true(in_db > (int64_t)c.rep.written);
-  wl_free(&c.t);
+  fc_test_wl_free(&c.t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_gate"), 0);
 }
 

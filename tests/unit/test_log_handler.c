@@ -440,6 +440,31 @@ static void test_escaping(void **state) {
   run_free(&r);
 }
 
+/* Invalid UTF-8 becomes one U+FFFD per maximal invalid subpart (the rule
+ * of src/utf8.c, as in exec output and the history): a 4-byte character
+ * cut after 3 bytes, a surrogate, an overlong form, and a 3-byte character
+ * cut at the end. Before the one decoder, each invalid byte was one. */
+static void test_invalid_utf8_maximal_subparts(void **state) {
+  cap_t c;
+  run_t r;
+  json_t *o;
+  (void)state;
+  run_init(&r, "wf");
+  r.info.message = "a\xf0\x9f\x98" "b\xed\xa0\x80" "c\xc0\xaf" "d\xe2\x82";
+  cap_open(&c, FC_LOG_DEBUG, FC_LOG_FORMAT_JSON, 0);
+  run_send(&c, &r);
+  cap_finish(&c);
+  assert_int_equal(c.n, 6);
+  o = parse_line(c.lines[2]);
+  assert_string_equal(jstr(o, "error_message"), "a\xef\xbf\xbd"
+                                                "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                                "c\xef\xbf\xbd\xef\xbf\xbd"
+                                                "d\xef\xbf\xbd");
+  json_decref(o);
+  cap_free(&c);
+  run_free(&r);
+}
+
 static void test_options(void **state) {
   fc_log_options_t o;
   fc_handler_t h;
@@ -693,6 +718,7 @@ int main(void) {
       cmocka_unit_test(test_truncation),
       cmocka_unit_test(test_stack_trace_truncation),
       cmocka_unit_test(test_escaping),
+      cmocka_unit_test(test_invalid_utf8_maximal_subparts),
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_defaults_to_stderr),
       cmocka_unit_test(test_write_error),

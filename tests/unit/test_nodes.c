@@ -325,6 +325,28 @@ static void test_exec_exit_status(void **state) {
   assert_int_equal(ev->error_severity, FC_SEVERITY_ERROR);
 }
 
+/* The command in messages is cut to 160 bytes, never inside a character:
+ * an "\xc3\xa9" that ends exactly at the cut is kept (until the one UTF-8
+ * module it was dropped as well), one cut after its first byte is not. */
+static void test_exec_display_cut(void **state) {
+  env_t *e = *state;
+  char whole[200], split[200], pad[141];
+  const fc_recorded_event_t *ev;
+  /* "/bin/sh -c " is 11 bytes, "exit 3 #" 8: 139 x end the 2-byte
+   * character at byte 160, 140 x cut it after its first byte. */
+  memset(pad, 'x', 140);
+  pad[140] = '\0';
+  snprintf(whole, sizeof whole, "exit 3 #%.*s\xc3\xa9zz", 139, pad);
+  snprintf(split, sizeof split, "exit 3 #%.*s\xc3\xa9zz", 140, pad);
+  add_sh(e, "whole", whole, NULL);
+  add_sh(e, "split", split, NULL);
+  assert_int_equal(run_wf(e, NULL, NULL), FC_WORKFLOW_FAILED);
+  ev = last_error(e, "whole");
+  assert_non_null(strstr(ev->error_message, "x\xc3\xa9...\" exited with status 3"));
+  ev = last_error(e, "split");
+  assert_non_null(strstr(ev->error_message, "xx...\" exited with status 3"));
+}
+
 static void test_exec_stderr_tail(void **state) {
   env_t *e = *state;
   const fc_recorded_event_t *ev;
@@ -804,6 +826,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_exec_many_parallel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_env_and_cwd, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_exit_status, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_display_cut, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_stderr_tail, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_signal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_missing_binary, setup, teardown),
