@@ -179,7 +179,7 @@ static const char *const hostile[] = {
     "",
     "\\u0000 is text here, and \\\\u0000 too",
     "ctl \x01\x02\x1F\x7F, comma|pipe;semi",
-    "\xEF\xBB\xBF" "BOM and U+2028\xE2\x80\xA8 U+FFFF\xEF\xBF\xBF",
+    "\xEF\xBB\xBF\x42OM and U+2028\xE2\x80\xA8 U+FFFF\xEF\xBF\xBF", /* \x42: B */
     "$flowcore",
 };
 
