@@ -499,7 +499,7 @@ static int writer_open(const options_t *o, uv_loop_t *loop, writer_t *wr) {
   }
   rc = fc_manager_new(&wr->m);
   if (rc == 0)
-    rc = fc_history_handler_new(wr->w, loop, &h);
+    rc = fc_history_handler(wr->w, loop, &h);
   if (rc == 0)
     rc = fc_manager_add(wr->m, &h, 0, NULL);
   if (rc != 0)

@@ -258,28 +258,30 @@ int main(int argc, char **argv) {
   /* 2. The callback manager and its handlers: logging, progress and metrics.
    * INFO shows workflow start/end and errors; DEBUG adds every node event.
    * Handlers with a higher priority see each event first. */
-  fc_log_options_t log_opts = {
-      .out = stderr,
-      .min_level = want_debug(argc, argv) ? FC_LOG_DEBUG : FC_LOG_INFO,
-      .format = FC_LOG_FORMAT_TEXT,
-  };
-  fc_progress_options_t progress_opts = {.out = stderr, .mode = FC_PROGRESS_AUTO};
+  fc_log_options_t log_opts;
+  fc_progress_options_t progress_opts;
   fc_handler_t progress_handler, metrics_handler;
+  fc_log_options_init(&log_opts); /* text at INFO */
+  log_opts.out = stderr;
+  if (want_debug(argc, argv))
+    log_opts.min_level = FC_LOG_DEBUG;
+  fc_progress_options_init(&progress_opts); /* AUTO */
+  progress_opts.out = stderr;
   if ((rc = fc_manager_new(&manager)) != 0)
     goto setup_failed;
-  if ((rc = fc_log_handler_new(&log_opts, &log_handler)) != 0 ||
+  if ((rc = fc_log_handler(&log_opts, &log_handler)) != 0 ||
       (rc = fc_manager_add(manager, &log_handler, 10, NULL)) != 0) /* takes ownership */
     goto setup_failed;
   if ((rc = fc_progress_new(&progress, &progress_opts)) != 0)
     goto setup_failed;
-  progress_handler = fc_progress_handler_owned(progress); /* the handler owns it now */
+  rc = fc_progress_handler_owned(progress, &progress_handler); /* the handler owns it now */
   progress = NULL;
-  if ((rc = fc_manager_add(manager, &progress_handler, 0, NULL)) != 0)
+  if (rc != 0 || (rc = fc_manager_add(manager, &progress_handler, 0, NULL)) != 0)
     goto setup_failed;
   if ((rc = fc_metrics_new(&metrics, NULL)) != 0)
     goto setup_failed;
-  metrics_handler = fc_metrics_handler(metrics); /* borrows: we read the report later */
-  if ((rc = fc_manager_add(manager, &metrics_handler, 0, NULL)) != 0) {
+  if ((rc = fc_metrics_handler(metrics, &metrics_handler)) != 0 || /* borrows: we read it later */
+      (rc = fc_manager_add(manager, &metrics_handler, 0, NULL)) != 0) {
   setup_failed:
     fprintf(stderr, "hello: cannot set up the handlers: %s\n", fc_strerror(rc));
     fc_manager_free(manager);
@@ -297,7 +299,7 @@ int main(int argc, char **argv) {
     fc_handler_t db_handler;
     fc_history_config_init(&hcfg); /* conninfo NULL: FLOWCORE_DB */
     if ((rc = fc_history_writer_new(&writer, &hcfg, NULL)) != 0 ||
-        (rc = fc_history_handler_new(writer, &loop, &db_handler)) != 0 ||
+        (rc = fc_history_handler(writer, &loop, &db_handler)) != 0 ||
         (rc = fc_manager_add(manager, &db_handler, 0, NULL)) != 0) {
       fprintf(stderr, "hello: cannot set up the history: %s\n", fc_strerror(rc));
       return 1;

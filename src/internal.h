@@ -36,6 +36,19 @@ int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);
 /* FNV-1a of a NUL-terminated string, for the id tables. */
 uint64_t fc__str_hash(const char *s);
 
+/* The handler view of one callback: sets *out to a handler named `name`
+ * whose five callbacks (every event kind) all call cb(self, ev) and whose
+ * destroy is `destroy` (NULL: the view borrows self). The building block of
+ * every handler constructor. Returns 0, or FC_EINVAL when self or out is
+ * NULL: then *out (if any) is zeroed and destroy(self) has been called when
+ * both are set (an owning constructor owns self even on failure). */
+int fc__handler_of(fc_handler_t *out, const char *name, void *self, fc_handler_cb cb,
+                   void (*destroy)(void *self));
+/* Sets the callback of h for `kind` (the mirror of fc_handler_get_cb); a
+ * kind out of range is ignored. For the wrappers that handle only some
+ * kinds. */
+void fc__handler_set_cb(fc_handler_t *h, fc_event_kind_t kind, fc_handler_cb cb);
+
 /* Clocks. fc__wall_us: µs since the epoch. fc__mono_ns: monotonic ns. */
 int64_t fc__wall_us(void);
 uint64_t fc__mono_ns(void);

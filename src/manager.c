@@ -94,6 +94,46 @@ fc_handler_cb fc_handler_get_cb(const fc_handler_t *h, fc_event_kind_t kind) {
   }
 }
 
+int fc__handler_of(fc_handler_t *out, const char *name, void *self, fc_handler_cb cb,
+                   void (*destroy)(void *self)) {
+  int k;
+  if (out != NULL)
+    memset(out, 0, sizeof *out);
+  if (self == NULL || out == NULL) {
+    if (self != NULL && destroy != NULL)
+      destroy(self);
+    return FC_EINVAL;
+  }
+  out->name = name;
+  out->self = self;
+  for (k = 0; k < FC_EVENT_KIND_COUNT; k++)
+    fc__handler_set_cb(out, (fc_event_kind_t)k, cb);
+  out->destroy = destroy;
+  return 0;
+}
+
+void fc__handler_set_cb(fc_handler_t *h, fc_event_kind_t kind, fc_handler_cb cb) {
+  switch (kind) {
+  case FC_EVENT_WORKFLOW_START:
+    h->on_workflow_start = cb;
+    break;
+  case FC_EVENT_WORKFLOW_END:
+    h->on_workflow_end = cb;
+    break;
+  case FC_EVENT_NODE_START:
+    h->on_node_start = cb;
+    break;
+  case FC_EVENT_NODE_END:
+    h->on_node_end = cb;
+    break;
+  case FC_EVENT_ERROR:
+    h->on_error = cb;
+    break;
+  default:
+    break;
+  }
+}
+
 int fc_handler_call(const fc_handler_t *h, const fc_event_t *ev) {
   fc_handler_cb cb;
   if (h == NULL || ev == NULL)

@@ -24,14 +24,15 @@
  * - `inner`'s return value is counted (stats.failed, stats.last_error) but
  *   reaches no manager: the async handler's own callbacks return 0 when the
  *   event was queued.
- * - fc_async_handler_new, fc_async_close and the handler's callbacks and
+ * - fc_async_handler_owned, fc_async_close and the handler's callbacks and
  *   destroy are for the loop thread (the thread that dispatches events);
  *   fc_async_stats may be called from any thread.
  *
- * Ownership: fc_async_handler_new TAKES OWNERSHIP of `inner` (even when it
- * fails). `inner` is destroyed by fc_async_close, on the calling thread,
- * after the worker has stopped. The fc_async_t lives until both
- * fc_async_close has returned and the handler made with it has been
+ * Ownership (see "The handler convention" in docs/handlers.md):
+ * fc_async_handler borrows `inner`; fc_async_handler_owned TAKES OWNERSHIP
+ * of it (even when it fails), and then `inner` is destroyed by
+ * fc_async_close, on the calling thread, after the worker has stopped.
+ * The fc_async_t lives until both fc_async_close has returned and the handler made with it has been
  * destroyed (by the manager, or fc_handler_destroy), in either order.
  * Events given to the handler after fc_async_close are refused (its
  * callbacks return FC_ESTATE).
@@ -58,6 +59,10 @@ typedef struct {
   fc_async_policy_t policy; /* default FC_ASYNC_BLOCK */
 } fc_async_options_t;
 
+/* Fills *opts with the defaults: a queue of FC_ASYNC_DEFAULT_CAPACITY
+ * events, policy FC_ASYNC_BLOCK (a zeroed struct means the same). */
+FC_EXTERN void fc_async_options_init(fc_async_options_t *opts);
+
 typedef struct {
   uint64_t received;  /* events given to the async handler (before close) */
   uint64_t queued;    /* of those, copied into the queue */
@@ -74,22 +79,29 @@ typedef struct {
 
 typedef struct fc_async_s fc_async_t;
 
-/* Creates the async handler around `inner` and starts its worker thread.
- * `opts` may be NULL (defaults). On success *out receives the object to
- * pass to fc_async_close/fc_async_stats and *handler the handler to
- * register (fc_manager_add); the handler refers to *out.
+/* Makes the async handler around `inner` and starts its worker thread.
+ * `opts` may be NULL (fc_async_options_init's defaults). On success *out
+ * receives the object to pass to fc_async_close/fc_async_stats and
+ * *handler the handler to register (fc_manager_add); the handler refers to
+ * *out.
  *
- * Takes ownership of `inner`, even on failure. Returns 0, FC_EINVAL (inner,
- * out or handler NULL, a bad policy, a capacity over FC_ASYNC_MAX_CAPACITY),
- * FC_ENOMEM, or a libuv error from creating the thread (then *out is NULL
- * and *handler zeroed). Only the event kinds `inner` handles are queued.
+ * Borrowed: `inner` stays the caller's (the struct is copied; fc_async_close
+ * never destroys it): destroy it after fc_async_close. Returns 0,
+ * FC_EINVAL (inner, out or handler NULL, a bad policy, a capacity over
+ * FC_ASYNC_MAX_CAPACITY), FC_ENOMEM, or a libuv error from creating the
+ * thread (then *out is NULL and *handler zeroed). Only the event kinds
+ * `inner` handles are queued.
  *
  * The handler's callbacks return 0 when the event was queued and also when
  * the policy dropped it (counted in stats.dropped); FC_ENOMEM when there was
  * no memory for the copy (also counted as dropped); FC_ESTATE after close. */
-FC_EXTERN int fc_async_handler_new(fc_async_t **out, const fc_handler_t *inner,
-                                   const fc_async_options_t *opts,
-                                   fc_handler_t *handler) FC_WARN_UNUSED;
+FC_EXTERN int fc_async_handler(const fc_handler_t *inner, const fc_async_options_t *opts,
+                               fc_async_t **out, fc_handler_t *handler) FC_WARN_UNUSED;
+
+/* The same, but takes ownership of `inner`, even on failure: it is
+ * destroyed by fc_async_close (see above), or before return on failure. */
+FC_EXTERN int fc_async_handler_owned(const fc_handler_t *inner, const fc_async_options_t *opts,
+                                     fc_async_t **out, fc_handler_t *handler) FC_WARN_UNUSED;
 
 /* Stops accepting events and lets the worker deliver what is queued, for
  * at most deadline_ms milliseconds. At the deadline the worker is told to

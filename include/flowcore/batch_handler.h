@@ -43,6 +43,9 @@ typedef enum {
   FC_BATCH_CLOSE = 3     /* the handler is being destroyed */
 } fc_batch_reason_t;
 
+/* How many fc_batch_reason_t values there are. */
+#define FC_BATCH_REASON_COUNT 4
+
 /* The batch function. events[0..n) are copies, in the order received,
  * borrowed for the call: the handler frees them when the function returns
  * (a function that keeps something copies it or takes a JSON reference).
@@ -63,10 +66,15 @@ typedef struct {
   int unref_timer;            /* nonzero: the timer never keeps the loop alive */
 } fc_batch_options_t;
 
+/* Fills *opts with the defaults: no fn (required: set it), batches of 100,
+ * a 5000 ms interval, every kind, a timer that keeps the loop alive while
+ * events are pending. */
+FC_EXTERN void fc_batch_options_init(fc_batch_options_t *opts);
+
 typedef struct {
   uint64_t events;      /* events collected */
   uint64_t batches;     /* calls of the batch function */
-  uint64_t by_reason[4]; /* batches by fc_batch_reason_t */
+  uint64_t by_reason[FC_BATCH_REASON_COUNT]; /* batches by fc_batch_reason_t */
   uint64_t failures;    /* batches fn returned an error for */
   int last_error;       /* the last error fn returned, 0 if none */
   uint64_t dropped;     /* events lost for want of memory (callback got FC_ENOMEM) */
@@ -74,16 +82,18 @@ typedef struct {
   size_t largest_batch;
 } fc_batch_stats_t;
 
-/* Creates a batched handler on `loop` (borrowed; the engine's loop). `opts`
- * is copied; opts->data is handed to the handler (data_free, when set, is
- * called by destroy -- also when this call fails). On success *out is ready
- * for fc_manager_add. Returns 0, FC_EINVAL (loop, opts, opts->fn or out
- * NULL, a kind bit out of range), FC_ENOMEM or a libuv error. */
-FC_EXTERN int fc_batch_handler_new(uv_loop_t *loop, const fc_batch_options_t *opts,
-                                   fc_handler_t *out) FC_WARN_UNUSED;
+/* Makes a batched handler on `loop` in *out. Borrowed: `loop` (the
+ * engine's loop). `opts` is copied; opts->data is handed to the handler
+ * when data_free is set (data_free is called by destroy -- also when this
+ * call fails), else it stays the caller's. The handler owns only its own
+ * state. On success *out is ready for fc_manager_add. Returns 0,
+ * FC_EINVAL (loop, opts, opts->fn or out NULL, a kind bit out of range),
+ * FC_ENOMEM or a libuv error. */
+FC_EXTERN int fc_batch_handler(uv_loop_t *loop, const fc_batch_options_t *opts,
+                               fc_handler_t *out) FC_WARN_UNUSED;
 
 /* Hands the pending events (if any) to the batch function now. `h` is the
- * handler made by fc_batch_handler_new (or a copy of the struct) while it
+ * handler made by fc_batch_handler (or a copy of the struct) while it
  * lives. Returns what fn returned, 0 when nothing was pending, or
  * FC_EINVAL when h is not a batched handler. */
 FC_EXTERN int fc_batch_handler_flush(const fc_handler_t *h);

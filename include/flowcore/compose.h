@@ -8,18 +8,17 @@
  * - Chained: several handlers as one; each is called in turn and isolated
  *   from the others.
  *
- * Ownership (Jansson's `_new` rule): the `*_new` constructors TAKE OWNERSHIP
- * of the wrapped handlers: the struct is copied, and the wrapper calls each
- * wrapped handler's destroy exactly once, when the wrapper itself is
- * destroyed -- or before returning, when the constructor fails (then *out is
- * left zeroed; the caller must not destroy the wrapped handlers again). A
- * wrapped handler is never destroyed twice: after a successful `_new`, only
- * the wrapper's destroy may be called.
+ * Ownership ("The handler convention" in docs/handlers.md): the plain
+ * constructors BORROW the wrapped handlers: the wrapper never destroys them,
+ * the caller keeps them alive while the wrapper is in use and destroys them
+ * afterwards (also when the constructor fails).
  *
- * The `*_borrow` variants make the same wrappers without taking ownership:
- * the wrapper never destroys the wrapped handlers, the caller keeps them
- * alive while the wrapper is in use and destroys them afterwards (also when
- * the borrowing constructor fails).
+ * The `*_owned` variants TAKE OWNERSHIP of the wrapped handlers, even on
+ * failure: the struct is copied, and the wrapper calls each wrapped
+ * handler's destroy exactly once, when the wrapper itself is destroyed --
+ * or before returning, when the constructor fails (then *out is left
+ * zeroed; the caller must not destroy the wrapped handlers again). After a
+ * successful `_owned`, only the wrapper's destroy may be called.
  *
  * A wrapper only sets the callbacks for the event kinds its wrapped handlers
  * handle, so the manager's dispatch table skips the others. Predicates and
@@ -53,14 +52,14 @@ typedef int (*fc_event_pred_cb)(void *data, const fc_event_t *ev);
  * and `inner` never sees them). For events that pass, the wrapper returns
  * what `inner` returns. `data` is borrowed (it must outlive the wrapper).
  *
- * Takes ownership of `inner`, even on failure (see above). Returns 0 and the
+ * fc_conditional_handler_owned takes ownership of `inner`, even on failure
+ * (see above); fc_conditional_handler borrows it. Returns 0 and the
  * wrapper in *out, FC_EINVAL (inner, pred or out NULL) or FC_ENOMEM. */
-FC_EXTERN int fc_conditional_handler_new(const fc_handler_t *inner, fc_event_pred_cb pred,
-                                         void *data, fc_handler_t *out);
+FC_EXTERN int fc_conditional_handler_owned(const fc_handler_t *inner, fc_event_pred_cb pred,
+                                           void *data, fc_handler_t *out);
 
-/* The same, borrowing `inner` (never destroyed by the wrapper). */
-FC_EXTERN int fc_conditional_handler_borrow(const fc_handler_t *inner, fc_event_pred_cb pred,
-                                            void *data, fc_handler_t *out);
+FC_EXTERN int fc_conditional_handler(const fc_handler_t *inner, fc_event_pred_cb pred, void *data,
+                                     fc_handler_t *out);
 
 /* ---- filtering ----------------------------------------------------------- */
 
@@ -91,15 +90,15 @@ typedef struct {
  * (the wrapper returns 0 for the others). `filter` is copied (node ids
  * included); `filter->data` is borrowed. A NULL filter passes everything.
  *
- * Takes ownership of `inner`, even on failure. Returns 0, FC_EINVAL (inner
+ * fc_filter_handler_owned takes ownership of `inner`, even on failure;
+ * fc_filter_handler borrows it. Returns 0, FC_EINVAL (inner
  * or out NULL, a kind bit out of range, a NULL or empty node id, node_ids
  * NULL with n_node_ids > 0) or FC_ENOMEM. */
-FC_EXTERN int fc_filter_handler_new(const fc_handler_t *inner, const fc_filter_t *filter,
-                                    fc_handler_t *out);
+FC_EXTERN int fc_filter_handler_owned(const fc_handler_t *inner, const fc_filter_t *filter,
+                                      fc_handler_t *out);
 
-/* The same, borrowing `inner`. */
-FC_EXTERN int fc_filter_handler_borrow(const fc_handler_t *inner, const fc_filter_t *filter,
-                                       fc_handler_t *out);
+FC_EXTERN int fc_filter_handler(const fc_handler_t *inner, const fc_filter_t *filter,
+                                fc_handler_t *out);
 
 /* Does `filter` let ev through? (The test the filtering handler applies;
  * `filter` is used as given, not copied.) Returns 1 or 0. */
@@ -115,18 +114,16 @@ FC_EXTERN int fc_filter_match(const fc_filter_t *filter, const fc_event_t *ev);
  * each member are counted (fc_chained_handler_stats). n may be 0 (a chain
  * that handles nothing).
  *
- * Takes ownership of every handler in the array, even on failure: the
- * wrapper's destroy destroys them in array order. The array itself is
- * copied. Returns 0, FC_EINVAL (handlers NULL with n > 0, out NULL) or
- * FC_ENOMEM. */
-FC_EXTERN int fc_chained_handler_new(const fc_handler_t *handlers, size_t n, fc_handler_t *out);
+ * fc_chained_handler_owned takes ownership of every handler in the array,
+ * even on failure: the wrapper's destroy destroys them in array order;
+ * fc_chained_handler borrows them. The array itself is copied. Returns 0,
+ * FC_EINVAL (handlers NULL with n > 0, out NULL) or FC_ENOMEM. */
+FC_EXTERN int fc_chained_handler_owned(const fc_handler_t *handlers, size_t n, fc_handler_t *out);
 
-/* The same, borrowing every handler of the array. */
-FC_EXTERN int fc_chained_handler_borrow(const fc_handler_t *handlers, size_t n,
-                                        fc_handler_t *out);
+FC_EXTERN int fc_chained_handler(const fc_handler_t *handlers, size_t n, fc_handler_t *out);
 
 /* Stats of member i of a chained handler `chain` (the struct made by
- * fc_chained_handler_new/_borrow, or a copy of it, while the chain lives):
+ * fc_chained_handler or fc_chained_handler_owned, or a copy of it, while the chain lives):
  * calls made to it and failures it returned. Returns 0, FC_EINVAL (not a
  * chained handler) or FC_ENOTFOUND (i out of range). */
 FC_EXTERN int fc_chained_handler_stats(const fc_handler_t *chain, size_t i,

@@ -47,12 +47,18 @@ typedef enum {
   FC_WORKFLOW_CANCELLED
 } fc_workflow_status_t;
 
+/* How many fc_workflow_status_t values there are. */
+#define FC_WORKFLOW_STATUS_COUNT 5
+
 typedef enum {
   FC_SEVERITY_INFO = 0,
   FC_SEVERITY_WARNING,
   FC_SEVERITY_ERROR,
   FC_SEVERITY_CRITICAL
 } fc_severity_t;
+
+/* How many fc_severity_t values there are. */
+#define FC_SEVERITY_COUNT 4
 
 /* Error information (the `execution_errors` row of the history). Strings may be NULL except type and
  * message. `details` is optional extra JSON (may be NULL). */

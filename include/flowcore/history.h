@@ -2,7 +2,7 @@
  *
  * The writer runs on its own thread with its own libuv loop: libpq's
  * nonblocking connection, COPY encoding and JSON serialization never take
- * time from the engine's loop. The database handler (fc_history_handler_new)
+ * time from the engine's loop. The database handler (fc_history_handler)
  * turns events into compact records and hands them to the writer in blocks:
  * its on_* calls do no I/O and take no lock held across I/O.
  *
@@ -129,7 +129,8 @@ FC_EXTERN void fc_history_writer_stats(fc_history_writer_t *w, fc_history_stats_
  * were dropped for another reason (all counted in the report). */
 FC_EXTERN int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report);
 
-/* Makes the database handler: it borrows w (w must outlive the handler).
+/* Makes the database handler in *out. Borrowed: the handler borrows w (w
+ * must outlive the handler; fc_history_writer_close comes after it).
  * `loop` is the engine's loop (borrowed): records are handed to the writer
  * in blocks, and a uv_prepare_t on that loop hands over a partial block
  * before the loop waits, so nothing sits in the handler while the engine is
@@ -137,7 +138,7 @@ FC_EXTERN int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t
  * is left and closes the prepare handle (its memory is freed in the close
  * callback, so run the loop once after removing the handler).
  * Returns 0, FC_EINVAL or FC_ENOMEM. */
-FC_EXTERN int fc_history_handler_new(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t *out);
+FC_EXTERN int fc_history_handler(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t *out);
 
 /* "block", "drop", "spool"; parse returns 0 or FC_EINVAL. */
 FC_EXTERN const char *fc_queue_policy_name(fc_queue_policy_t p);

@@ -48,13 +48,19 @@ typedef struct {
   void *sink_data;
 } fc_log_options_t;
 
-/* Creates a logging handler (it owns its state; destroy frees it; the FILE
- * and the sink data stay the caller's). `opts` may be NULL for the defaults
- * (text at info to stderr). Returns 0, FC_EINVAL (out NULL, a bad level or
- * format) or FC_ENOMEM; on success *out is ready for fc_manager_add. The
- * handler's callbacks return FC_ENOMEM when a line could not be built and
- * UV_EIO when writing to the FILE failed. */
-FC_EXTERN int fc_log_handler_new(const fc_log_options_t *opts, fc_handler_t *out);
+/* Fills *opts with the defaults: text at FC_LOG_INFO to stderr (out NULL),
+ * max_payload 256, no sink. (A zeroed struct is the same but at
+ * FC_LOG_DEBUG.) */
+FC_EXTERN void fc_log_options_init(fc_log_options_t *opts);
+
+/* Makes a logging handler in *out. Borrowed: the FILE and the sink data
+ * stay the caller's; the handler owns only its own state (destroy frees
+ * it). `opts` is copied; NULL means fc_log_options_init's defaults.
+ * Returns 0, FC_EINVAL (out NULL, a bad level or format) or FC_ENOMEM; on
+ * success *out is ready for fc_manager_add. The handler's callbacks return
+ * FC_ENOMEM when a line could not be built and UV_EIO when writing to the
+ * FILE failed. */
+FC_EXTERN int fc_log_handler(const fc_log_options_t *opts, fc_handler_t *out);
 
 #ifdef __cplusplus
 }

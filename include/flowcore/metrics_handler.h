@@ -53,6 +53,10 @@ typedef struct {
   size_t bucket_count;
 } fc_metrics_options_t;
 
+/* Fills *opts with the defaults: 1000 node keys, 100 workflow keys, prefix
+ * "flowcore", the default buckets (a zeroed struct means the same). */
+FC_EXTERN void fc_metrics_options_init(fc_metrics_options_t *opts);
+
 /* Creates a metrics object. `opts` may be NULL (defaults) and is not kept.
  * Returns 0 and a new object in *out (free it with fc_metrics_free), or
  * FC_EINVAL (bad option) or FC_ENOMEM. */
@@ -61,13 +65,16 @@ FC_EXTERN int fc_metrics_new(fc_metrics_t **out, const fc_metrics_options_t *opt
 /* Frees the object. NULL ok. Not while a borrowing handler is registered. */
 FC_EXTERN void fc_metrics_free(fc_metrics_t *m);
 
-/* A handler feeding m. It BORROWS m (its destroy does nothing): m must
- * outlive the handler's registration; the caller frees m afterwards. */
-FC_EXTERN fc_handler_t fc_metrics_handler(fc_metrics_t *m);
+/* Makes a handler feeding m into *out (see "The handler convention" in
+ * docs/handlers.md). Borrowed: the handler's destroy does nothing; m must
+ * outlive the handler's registration and the caller frees m afterwards.
+ * Returns 0 or FC_EINVAL (m or out NULL). */
+FC_EXTERN int fc_metrics_handler(fc_metrics_t *m, fc_handler_t *out);
 
-/* A handler that OWNS m: its destroy (manager removal or free) frees m.
- * The caller may keep using m only while the handler is registered. */
-FC_EXTERN fc_handler_t fc_metrics_handler_owned(fc_metrics_t *m);
+/* The same, but takes ownership of m, even on failure: the handler's
+ * destroy (manager removal or free) frees m. The caller may keep using m
+ * only while the handler is registered. Returns 0 or FC_EINVAL. */
+FC_EXTERN int fc_metrics_handler_owned(fc_metrics_t *m, fc_handler_t *out);
 
 /* Accounts one event (what the handler's callbacks do; handy for events
  * built by hand). `ev` is borrowed. Returns 0, FC_EINVAL or FC_ENOMEM
@@ -89,11 +96,11 @@ FC_EXTERN void fc_metrics_reset(fc_metrics_t *m);
  *  - errors[sev]: error events by fc_severity_t, errors_total their sum. */
 typedef struct {
   uint64_t workflows_started;
-  uint64_t workflows_ended[5]; /* by fc_workflow_status_t */
+  uint64_t workflows_ended[FC_WORKFLOW_STATUS_COUNT]; /* by fc_workflow_status_t */
   uint64_t node_attempts;
   uint64_t attempts_ended[FC_NODE_STATUS_COUNT]; /* by fc_node_status_t */
   uint64_t nodes_final[FC_NODE_STATUS_COUNT]; /* by fc_node_status_t */
-  uint64_t errors[4];         /* by fc_severity_t */
+  uint64_t errors[FC_SEVERITY_COUNT];         /* by fc_severity_t */
   uint64_t errors_total;
 } fc_metrics_counters_t;
 

@@ -90,10 +90,12 @@ FC_EXTERN int fc_notify_new(fc_notify_t **out, const fc_notify_options_t *opts) 
 /* Destroys the notifier (notifier.destroy) and frees the object. NULL ok. */
 FC_EXTERN void fc_notify_free(fc_notify_t *n);
 
-/* A handler feeding n. It BORROWS n (its destroy does nothing). */
-FC_EXTERN fc_handler_t fc_notify_handler(fc_notify_t *n);
-/* A handler that OWNS n: its destroy calls fc_notify_free(n). */
-FC_EXTERN fc_handler_t fc_notify_handler_owned(fc_notify_t *n);
+/* Makes a handler feeding n into *out. Borrowed: the handler's destroy
+ * does nothing. Returns 0 or FC_EINVAL (n or out NULL). */
+FC_EXTERN int fc_notify_handler(fc_notify_t *n, fc_handler_t *out);
+/* The same, but takes ownership of n, even on failure: the handler's
+ * destroy calls fc_notify_free(n). Returns 0 or FC_EINVAL. */
+FC_EXTERN int fc_notify_handler_owned(fc_notify_t *n, fc_handler_t *out);
 
 /* Applies the rules to one event (what the handler does). Returns 0,
  * FC_EINVAL, FC_ENOMEM or the notifier's error. */
@@ -139,6 +141,10 @@ typedef struct {
   uint64_t timeout_ms;     /* a child running longer is killed (SIGKILL); 0 means 30000 */
   int inherit_output;      /* 1: the child shares our stdout and stderr */
 } fc_cmd_notifier_options_t;
+
+/* Fills *opts with the defaults: no loop and no argv (both required: set
+ * them), 4 children at once, 30000 ms timeout, output to /dev/null. */
+FC_EXTERN void fc_cmd_notifier_options_init(fc_cmd_notifier_options_t *opts);
 
 /* Creates a command notifier. Returns 0 and a new notifier in *out (release
  * it with fc_cmd_notifier_close), FC_EINVAL or FC_ENOMEM. */

@@ -86,6 +86,11 @@ typedef struct {
   void *clock_data;
 } fc_progress_options_t;
 
+/* Fills *opts with the defaults: no store, AUTO rendering to stderr, 100 ms
+ * (TTY) and 1000 ms (plain) between renders, a 20-cell bar, 1024 runs,
+ * keys "workflow:<id>", uv_hrtime (a zeroed struct means the same). */
+FC_EXTERN void fc_progress_options_init(fc_progress_options_t *opts);
+
 typedef struct fc_progress_s fc_progress_t;
 
 /* Creates a progress object. `opts` may be NULL (no store, AUTO rendering
@@ -97,10 +102,12 @@ FC_EXTERN int fc_progress_new(fc_progress_t **out,
 /* Destroys the store (store.destroy) and frees the object. NULL ok. */
 FC_EXTERN void fc_progress_free(fc_progress_t *p);
 
-/* A handler feeding p. It BORROWS p (its destroy does nothing). */
-FC_EXTERN fc_handler_t fc_progress_handler(fc_progress_t *p);
-/* A handler that OWNS p: its destroy calls fc_progress_free(p). */
-FC_EXTERN fc_handler_t fc_progress_handler_owned(fc_progress_t *p);
+/* Makes a handler feeding p into *out. Borrowed: the handler's destroy
+ * does nothing. Returns 0 or FC_EINVAL (p or out NULL). */
+FC_EXTERN int fc_progress_handler(fc_progress_t *p, fc_handler_t *out);
+/* The same, but takes ownership of p, even on failure: the handler's
+ * destroy calls fc_progress_free(p). Returns 0 or FC_EINVAL. */
+FC_EXTERN int fc_progress_handler_owned(fc_progress_t *p, fc_handler_t *out);
 
 /* Accounts one event (what the handler does). Returns 0, FC_EINVAL,
  * FC_ENOMEM, UV_EIO (rendering failed) or the store's error. */

@@ -40,14 +40,16 @@ typedef struct {
 /* Creates a recorder. Returns 0 or FC_ENOMEM. */
 FC_EXTERN int fc_recorder_new(fc_recorder_t **out) FC_WARN_UNUSED;
 /* Frees the recorder and its events. NULL ok. Do not call this while the
- * recorder is registered through fc_recorder_handler_borrowed's handler. */
+ * recorder is registered through a handler made by fc_recorder_handler. */
 FC_EXTERN void fc_recorder_free(fc_recorder_t *r);
 
-/* A handler that records into r. The handler borrows r (its destroy does
- * nothing): the caller keeps r and frees it after the manager. */
-FC_EXTERN fc_handler_t fc_recorder_handler_borrowed(fc_recorder_t *r);
-/* A handler that owns r: its destroy frees r. */
-FC_EXTERN fc_handler_t fc_recorder_handler(fc_recorder_t *r);
+/* Makes a handler that records into r, in *out. Borrowed: the handler's
+ * destroy does nothing; the caller keeps r and frees it after the manager.
+ * Returns 0 or FC_EINVAL (r or out NULL). */
+FC_EXTERN int fc_recorder_handler(fc_recorder_t *r, fc_handler_t *out);
+/* The same, but takes ownership of r, even on failure: the handler's
+ * destroy frees r. Returns 0 or FC_EINVAL. */
+FC_EXTERN int fc_recorder_handler_owned(fc_recorder_t *r, fc_handler_t *out);
 
 /* Makes the recorder's callback fail (return `err`) for events of `kind`;
  * err 0 turns it off. For isolation tests. The event is still recorded. */

@@ -815,14 +815,15 @@ static int setup_handlers(run_state_t *st) {
   if (!st->quiet) {
     fc_progress_options_t po;
     fc_progress_t *progress;
-    memset(&po, 0, sizeof po);
+    fc_progress_options_init(&po);
     po.out = stderr;
     po.mode = isatty(STDERR_FILENO) ? FC_PROGRESS_TTY : FC_PROGRESS_PLAIN;
     rc = fc_progress_new(&progress, &po);
     if (rc != 0)
       return rc;
-    h = fc_progress_handler_owned(progress);
-    rc = fc_manager_add(st->manager, &h, 0, NULL);
+    rc = fc_progress_handler_owned(progress, &h);
+    if (rc == 0)
+      rc = fc_manager_add(st->manager, &h, 0, NULL);
     if (rc != 0)
       return rc;
     st->tick_ms = po.mode == FC_PROGRESS_TTY ? TTY_TICK_MS : PLAIN_TICK_MS;
@@ -832,8 +833,9 @@ static int setup_handlers(run_state_t *st) {
     rc = fc_metrics_new(&st->metrics, NULL);
     if (rc != 0)
       return rc;
-    h = fc_metrics_handler(st->metrics);
-    rc = fc_manager_add(st->manager, &h, 0, NULL);
+    rc = fc_metrics_handler(st->metrics, &h);
+    if (rc == 0)
+      rc = fc_manager_add(st->manager, &h, 0, NULL);
     if (rc != 0)
       return rc;
   }
@@ -842,7 +844,7 @@ static int setup_handlers(run_state_t *st) {
   if (rc != 0)
     return rc;
   if (st->writer != NULL) {
-    rc = fc_history_handler_new(st->writer, &st->loop, &h);
+    rc = fc_history_handler(st->writer, &st->loop, &h);
     if (rc != 0)
       return rc;
     rc = fc_manager_add(st->manager, &h, 20, NULL);

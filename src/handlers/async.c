@@ -165,8 +165,18 @@ fail_mu:
   return rc;
 }
 
-int fc_async_handler_new(fc_async_t **out, const fc_handler_t *inner,
-                         const fc_async_options_t *opts, fc_handler_t *handler) {
+void fc_async_options_init(fc_async_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->queue_capacity = FC_ASYNC_DEFAULT_CAPACITY;
+  opts->policy = FC_ASYNC_BLOCK;
+}
+
+/* Both constructors: `own` says whether the handler destroys inner (at
+ * fc_async_close, or here on failure). */
+static int async_make(const fc_handler_t *inner, const fc_async_options_t *opts, fc_async_t **out,
+                      fc_handler_t *handler, int own) {
   fc_async_t *a;
   size_t cap = FC_ASYNC_DEFAULT_CAPACITY;
   fc_async_policy_t policy = FC_ASYNC_BLOCK;
@@ -202,6 +212,8 @@ int fc_async_handler_new(fc_async_t **out, const fc_handler_t *inner,
   a->cap = cap;
   a->policy = policy;
   a->inner = *inner;
+  if (!own)
+    a->inner.destroy = NULL; /* fc_async_close leaves it to the caller */
   a->handler_alive = 1;
   rc = async_sync_init(a);
   if (rc != 0) {
@@ -218,34 +230,27 @@ int fc_async_handler_new(fc_async_t **out, const fc_handler_t *inner,
   handler->name = "async";
   handler->self = a;
   handler->destroy = async_handler_destroy;
-  for (k = 0; k < FC_EVENT_KIND_COUNT; k++) {
-    if (fc_handler_get_cb(inner, (fc_event_kind_t)k) == NULL)
-      continue;
-    switch ((fc_event_kind_t)k) {
-    case FC_EVENT_WORKFLOW_START:
-      handler->on_workflow_start = async_cb;
-      break;
-    case FC_EVENT_WORKFLOW_END:
-      handler->on_workflow_end = async_cb;
-      break;
-    case FC_EVENT_NODE_START:
-      handler->on_node_start = async_cb;
-      break;
-    case FC_EVENT_NODE_END:
-      handler->on_node_end = async_cb;
-      break;
-    default:
-      handler->on_error = async_cb;
-      break;
-    }
-  }
+  for (k = 0; k < FC_EVENT_KIND_COUNT; k++)
+    if (fc_handler_get_cb(inner, (fc_event_kind_t)k) != NULL)
+      fc__handler_set_cb(handler, (fc_event_kind_t)k, async_cb);
+
   *out = a;
   return 0;
 
 fail_inner:
-  if (inner->destroy != NULL)
+  if (own && inner->destroy != NULL)
     inner->destroy(inner->self);
   return rc;
+}
+
+int fc_async_handler(const fc_handler_t *inner, const fc_async_options_t *opts, fc_async_t **out,
+                     fc_handler_t *handler) {
+  return async_make(inner, opts, out, handler, 0);
+}
+
+int fc_async_handler_owned(const fc_handler_t *inner, const fc_async_options_t *opts,
+                           fc_async_t **out, fc_handler_t *handler) {
+  return async_make(inner, opts, out, handler, 1);
 }
 
 int fc_async_close(fc_async_t *a, uint64_t deadline_ms, fc_async_stats_t *report) {

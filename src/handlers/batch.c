@@ -107,7 +107,15 @@ static void batch_destroy(void *self) {
   uv_close((uv_handle_t *)&b->timer, batch_closed_cb);
 }
 
-int fc_batch_handler_new(uv_loop_t *loop, const fc_batch_options_t *opts, fc_handler_t *out) {
+void fc_batch_options_init(fc_batch_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->batch_size = BATCH_DEFAULT_SIZE;
+  opts->flush_interval_ms = BATCH_DEFAULT_INTERVAL_MS;
+}
+
+int fc_batch_handler(uv_loop_t *loop, const fc_batch_options_t *opts, fc_handler_t *out) {
   batch_t *b;
   unsigned mask;
   int rc, k;
@@ -145,27 +153,10 @@ int fc_batch_handler_new(uv_loop_t *loop, const fc_batch_options_t *opts, fc_han
   out->self = b;
   out->destroy = batch_destroy;
   mask = b->o.kinds != 0 ? b->o.kinds : FC_EVENT_KINDS_ALL;
-  for (k = 0; k < FC_EVENT_KIND_COUNT; k++) {
-    if ((mask & FC_EVENT_KIND_BIT(k)) == 0)
-      continue;
-    switch ((fc_event_kind_t)k) {
-    case FC_EVENT_WORKFLOW_START:
-      out->on_workflow_start = batch_cb;
-      break;
-    case FC_EVENT_WORKFLOW_END:
-      out->on_workflow_end = batch_cb;
-      break;
-    case FC_EVENT_NODE_START:
-      out->on_node_start = batch_cb;
-      break;
-    case FC_EVENT_NODE_END:
-      out->on_node_end = batch_cb;
-      break;
-    default:
-      out->on_error = batch_cb;
-      break;
-    }
-  }
+  for (k = 0; k < FC_EVENT_KIND_COUNT; k++)
+    if ((mask & FC_EVENT_KIND_BIT(k)) != 0)
+      fc__handler_set_cb(out, (fc_event_kind_t)k, batch_cb);
+
   return 0;
 
 fail:

@@ -59,27 +59,9 @@ static const char *handler_label(const fc_handler_t *h) {
 static void set_callbacks(fc_handler_t *out, const fc_handler_t *has, unsigned mask,
                           fc_handler_cb cb) {
   int k;
-  for (k = 0; k < FC_EVENT_KIND_COUNT; k++) {
-    if ((mask & FC_EVENT_KIND_BIT(k)) == 0 || fc_handler_get_cb(has, (fc_event_kind_t)k) == NULL)
-      continue;
-    switch ((fc_event_kind_t)k) {
-    case FC_EVENT_WORKFLOW_START:
-      out->on_workflow_start = cb;
-      break;
-    case FC_EVENT_WORKFLOW_END:
-      out->on_workflow_end = cb;
-      break;
-    case FC_EVENT_NODE_START:
-      out->on_node_start = cb;
-      break;
-    case FC_EVENT_NODE_END:
-      out->on_node_end = cb;
-      break;
-    default:
-      out->on_error = cb;
-      break;
-    }
-  }
+  for (k = 0; k < FC_EVENT_KIND_COUNT; k++)
+    if ((mask & FC_EVENT_KIND_BIT(k)) != 0 && fc_handler_get_cb(has, (fc_event_kind_t)k) != NULL)
+      fc__handler_set_cb(out, (fc_event_kind_t)k, cb);
 }
 
 /* The node an event is about: its node id, or for an error raised by a node
@@ -188,13 +170,13 @@ static int conditional_make(const fc_handler_t *inner, fc_event_pred_cb pred, vo
   return 0;
 }
 
-int fc_conditional_handler_new(const fc_handler_t *inner, fc_event_pred_cb pred, void *data,
-                               fc_handler_t *out) {
+int fc_conditional_handler_owned(const fc_handler_t *inner, fc_event_pred_cb pred, void *data,
+                                 fc_handler_t *out) {
   return conditional_make(inner, pred, data, out, 1);
 }
 
-int fc_conditional_handler_borrow(const fc_handler_t *inner, fc_event_pred_cb pred, void *data,
-                                  fc_handler_t *out) {
+int fc_conditional_handler(const fc_handler_t *inner, fc_event_pred_cb pred, void *data,
+                           fc_handler_t *out) {
   return conditional_make(inner, pred, data, out, 0);
 }
 
@@ -258,13 +240,12 @@ nomem:
   return FC_ENOMEM;
 }
 
-int fc_filter_handler_new(const fc_handler_t *inner, const fc_filter_t *filter,
-                          fc_handler_t *out) {
+int fc_filter_handler_owned(const fc_handler_t *inner, const fc_filter_t *filter,
+                            fc_handler_t *out) {
   return filter_make(inner, filter, out, 1);
 }
 
-int fc_filter_handler_borrow(const fc_handler_t *inner, const fc_filter_t *filter,
-                             fc_handler_t *out) {
+int fc_filter_handler(const fc_handler_t *inner, const fc_filter_t *filter, fc_handler_t *out) {
   return filter_make(inner, filter, out, 0);
 }
 
@@ -359,11 +340,11 @@ static int chain_make(const fc_handler_t *handlers, size_t n, fc_handler_t *out,
   return 0;
 }
 
-int fc_chained_handler_new(const fc_handler_t *handlers, size_t n, fc_handler_t *out) {
+int fc_chained_handler_owned(const fc_handler_t *handlers, size_t n, fc_handler_t *out) {
   return chain_make(handlers, n, out, 1);
 }
 
-int fc_chained_handler_borrow(const fc_handler_t *handlers, size_t n, fc_handler_t *out) {
+int fc_chained_handler(const fc_handler_t *handlers, size_t n, fc_handler_t *out) {
   return chain_make(handlers, n, out, 0);
 }
 

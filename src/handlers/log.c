@@ -495,36 +495,35 @@ static void log_destroy(void *self) {
   fc__free(st);
 }
 
-int fc_log_handler_new(const fc_log_options_t *opts, fc_handler_t *out) {
+void fc_log_options_init(fc_log_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->min_level = FC_LOG_INFO;
+  opts->format = FC_LOG_FORMAT_TEXT;
+  opts->max_payload = LOG_DEFAULT_MAX_PAYLOAD;
+}
+
+int fc_log_handler(const fc_log_options_t *opts, fc_handler_t *out) {
+  fc_log_options_t defaults;
   log_state_t *st;
   if (out == NULL)
     return FC_EINVAL;
-  if (opts != NULL && ((unsigned)opts->min_level > (unsigned)FC_LOG_ERROR ||
-                       (unsigned)opts->format > (unsigned)FC_LOG_FORMAT_JSON))
+  if (opts == NULL) {
+    fc_log_options_init(&defaults);
+    opts = &defaults;
+  }
+  if ((unsigned)opts->min_level > (unsigned)FC_LOG_ERROR ||
+      (unsigned)opts->format > (unsigned)FC_LOG_FORMAT_JSON)
     return FC_EINVAL;
   st = fc__calloc(1, sizeof *st);
   if (st == NULL)
     return FC_ENOMEM;
-  st->min_level = FC_LOG_INFO;
-  st->format = FC_LOG_FORMAT_TEXT;
-  st->max_payload = LOG_DEFAULT_MAX_PAYLOAD;
-  if (opts != NULL) {
-    st->out = opts->out;
-    st->sink = opts->sink;
-    st->sink_data = opts->sink_data;
-    st->min_level = opts->min_level;
-    st->format = opts->format;
-    if (opts->max_payload != 0)
-      st->max_payload = opts->max_payload;
-  }
-  memset(out, 0, sizeof *out);
-  out->name = "log";
-  out->self = st;
-  out->on_workflow_start = log_cb;
-  out->on_workflow_end = log_cb;
-  out->on_node_start = log_cb;
-  out->on_node_end = log_cb;
-  out->on_error = log_cb;
-  out->destroy = log_destroy;
-  return 0;
+  st->out = opts->out;
+  st->sink = opts->sink;
+  st->sink_data = opts->sink_data;
+  st->min_level = opts->min_level;
+  st->format = opts->format;
+  st->max_payload = opts->max_payload != 0 ? opts->max_payload : LOG_DEFAULT_MAX_PAYLOAD;
+  return fc__handler_of(out, "log", st, log_cb, log_destroy);
 }

@@ -375,7 +375,7 @@ int fc_metrics_observe(fc_metrics_t *m, const fc_event_t *ev) {
     m->c.workflows_started++;
     break;
   case FC_EVENT_WORKFLOW_END:
-    if (ev->status >= 0 && ev->status < 5)
+    if (ev->status >= 0 && ev->status < FC_WORKFLOW_STATUS_COUNT)
       m->c.workflows_ended[ev->status]++;
     if (ev->status_counts != NULL)
       for (i = 0; i < FC_NODE_STATUS_COUNT; i++)
@@ -384,7 +384,7 @@ int fc_metrics_observe(fc_metrics_t *m, const fc_event_t *ev) {
     dist_add(&m->all_workflows, m, ev->duration_us);
     e = table_slot(&m->workflows, wf, NULL, &m->memory, &oom);
     dist_add(&e->d, m, ev->duration_us);
-    if (ev->status >= 0 && ev->status < 5)
+    if (ev->status >= 0 && ev->status < FC_WORKFLOW_STATUS_COUNT)
       e->by_status[ev->status]++;
     if (!e->has_last || ev->time_us >= e->last_end_us) {
       e->has_last = 1;
@@ -421,23 +421,12 @@ static int metrics_cb(void *self, const fc_event_t *ev) { return fc_metrics_obse
 
 static void metrics_destroy(void *self) { fc_metrics_free(self); }
 
-fc_handler_t fc_metrics_handler(fc_metrics_t *m) {
-  fc_handler_t h;
-  memset(&h, 0, sizeof h);
-  h.name = "metrics";
-  h.self = m;
-  h.on_workflow_start = metrics_cb;
-  h.on_workflow_end = metrics_cb;
-  h.on_node_start = metrics_cb;
-  h.on_node_end = metrics_cb;
-  h.on_error = metrics_cb;
-  return h;
+int fc_metrics_handler(fc_metrics_t *m, fc_handler_t *out) {
+  return fc__handler_of(out, "metrics", m, metrics_cb, NULL);
 }
 
-fc_handler_t fc_metrics_handler_owned(fc_metrics_t *m) {
-  fc_handler_t h = fc_metrics_handler(m);
-  h.destroy = metrics_destroy;
-  return h;
+int fc_metrics_handler_owned(fc_metrics_t *m, fc_handler_t *out) {
+  return fc__handler_of(out, "metrics", m, metrics_cb, metrics_destroy);
 }
 
 /* ---- lifecycle and queries --------------------------------------------------- */
@@ -453,6 +442,14 @@ static int prefix_valid(const char *p) {
       return 0;
   }
   return i <= 100;
+}
+
+void fc_metrics_options_init(fc_metrics_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->max_node_keys = DEFAULT_NODE_KEYS;
+  opts->max_workflow_keys = DEFAULT_WORKFLOW_KEYS;
 }
 
 int fc_metrics_new(fc_metrics_t **out, const fc_metrics_options_t *opts) {
@@ -694,7 +691,7 @@ json_t *fc_metrics_report_json(const fc_metrics_t *m) {
     j.failed = 1;
     goto done;
   }
-  for (s = 0; s < 5; s++)
+  for (s = 0; s < FC_WORKFLOW_STATUS_COUNT; s++)
     ended += m->c.workflows_ended[s];
 
   /* The documented fields. */
@@ -939,7 +936,7 @@ static int write_prometheus(const fc_metrics_t *m, FILE *f, const carried_t *car
     fc__free(wfs);
     return FC_ENOMEM;
   }
-  for (s = 0; s < 5; s++)
+  for (s = 0; s < FC_WORKFLOW_STATUS_COUNT; s++)
     ended += m->c.workflows_ended[s];
 
   put_family(f, m, "workflows_started_total", "counter", "Workflow runs started.");

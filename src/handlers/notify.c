@@ -287,21 +287,21 @@ static int notify_cb(void *self, const fc_event_t *ev) { return fc_notify_observ
 
 static void notify_destroy(void *self) { fc_notify_free(self); }
 
-fc_handler_t fc_notify_handler(fc_notify_t *n) {
-  fc_handler_t h;
-  memset(&h, 0, sizeof h);
-  h.name = "notify";
-  h.self = n;
-  h.on_workflow_start = notify_cb;
-  h.on_workflow_end = notify_cb;
-  h.on_error = notify_cb;
-  return h;
+/* The view of n: borrowing (destroy NULL) or owning it. */
+static int notify_view(fc_notify_t *n, fc_handler_t *out, void (*destroy)(void *self)) {
+  int rc = fc__handler_of(out, "notify", n, notify_cb, destroy);
+  /* Node events never notify: leave them out of the manager's tables. */
+  if (rc == 0) {
+    out->on_node_start = NULL;
+    out->on_node_end = NULL;
+  }
+  return rc;
 }
 
-fc_handler_t fc_notify_handler_owned(fc_notify_t *n) {
-  fc_handler_t h = fc_notify_handler(n);
-  h.destroy = notify_destroy;
-  return h;
+int fc_notify_handler(fc_notify_t *n, fc_handler_t *out) { return notify_view(n, out, NULL); }
+
+int fc_notify_handler_owned(fc_notify_t *n, fc_handler_t *out) {
+  return notify_view(n, out, notify_destroy);
 }
 
 /* ---- the command notifier ---------------------------------------------------- */
@@ -589,6 +589,14 @@ static void argv_free(char **argv) {
   for (i = 0; argv[i] != NULL; i++)
     fc__free(argv[i]);
   fc__free(argv);
+}
+
+void fc_cmd_notifier_options_init(fc_cmd_notifier_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->max_concurrent = DEFAULT_MAX_CONCURRENT;
+  opts->timeout_ms = DEFAULT_CHILD_TIMEOUT_MS;
 }
 
 int fc_cmd_notifier_new(fc_cmd_notifier_t **out, const fc_cmd_notifier_options_t *opts) {

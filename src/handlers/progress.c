@@ -450,28 +450,28 @@ static int progress_cb(void *self, const fc_event_t *ev) { return fc_progress_ob
 
 static void progress_destroy(void *self) { fc_progress_free(self); }
 
-fc_handler_t fc_progress_handler(fc_progress_t *p) {
-  fc_handler_t h;
-  memset(&h, 0, sizeof h);
-  h.name = "progress";
-  h.self = p;
-  h.on_workflow_start = progress_cb;
-  h.on_workflow_end = progress_cb;
-  h.on_node_start = progress_cb;
-  h.on_node_end = progress_cb;
-  h.on_error = progress_cb;
-  return h;
+int fc_progress_handler(fc_progress_t *p, fc_handler_t *out) {
+  return fc__handler_of(out, "progress", p, progress_cb, NULL);
 }
 
-fc_handler_t fc_progress_handler_owned(fc_progress_t *p) {
-  fc_handler_t h = fc_progress_handler(p);
-  h.destroy = progress_destroy;
-  return h;
+int fc_progress_handler_owned(fc_progress_t *p, fc_handler_t *out) {
+  return fc__handler_of(out, "progress", p, progress_cb, progress_destroy);
 }
 
 static void store_destroy(const fc_progress_store_t *s) {
   if (s->destroy != NULL)
     s->destroy(s->self);
+}
+
+void fc_progress_options_init(fc_progress_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->mode = FC_PROGRESS_AUTO;
+  opts->tty_interval_ms = DEFAULT_TTY_MS;
+  opts->plain_interval_ms = DEFAULT_PLAIN_MS;
+  opts->bar_width = DEFAULT_BAR;
+  opts->max_runs = DEFAULT_MAX_RUNS;
 }
 
 int fc_progress_new(fc_progress_t **out, const fc_progress_options_t *opts) {

@@ -135,23 +135,12 @@ void fc_recorder_free(fc_recorder_t *r) {
   fc__free(r);
 }
 
-fc_handler_t fc_recorder_handler_borrowed(fc_recorder_t *r) {
-  fc_handler_t h;
-  memset(&h, 0, sizeof h);
-  h.name = "recorder";
-  h.self = r;
-  h.on_workflow_start = recorder_cb;
-  h.on_workflow_end = recorder_cb;
-  h.on_node_start = recorder_cb;
-  h.on_node_end = recorder_cb;
-  h.on_error = recorder_cb;
-  return h;
+int fc_recorder_handler(fc_recorder_t *r, fc_handler_t *out) {
+  return fc__handler_of(out, "recorder", r, recorder_cb, NULL);
 }
 
-fc_handler_t fc_recorder_handler(fc_recorder_t *r) {
-  fc_handler_t h = fc_recorder_handler_borrowed(r);
-  h.destroy = recorder_destroy;
-  return h;
+int fc_recorder_handler_owned(fc_recorder_t *r, fc_handler_t *out) {
+  return fc__handler_of(out, "recorder", r, recorder_cb, recorder_destroy);
 }
 
 void fc_recorder_fail_on(fc_recorder_t *r, fc_event_kind_t kind, int err) {

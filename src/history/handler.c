@@ -171,7 +171,7 @@ static void destroy(void *self) {
   uv_close((uv_handle_t *)&h->check, closed_cb);
 }
 
-int fc_history_handler_new(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t *out) {
+int fc_history_handler(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t *out) {
   db_handler *h;
   if (w == NULL || loop == NULL || out == NULL)
     return FC_EINVAL;
@@ -188,14 +188,5 @@ int fc_history_handler_new(fc_history_writer_t *w, uv_loop_t *loop, fc_handler_t
   /* They must not keep the loop alive on their own. */
   uv_unref((uv_handle_t *)&h->prepare);
   uv_unref((uv_handle_t *)&h->check);
-  memset(out, 0, sizeof *out);
-  out->name = "database";
-  out->self = h;
-  out->on_workflow_start = on_event;
-  out->on_workflow_end = on_event;
-  out->on_node_start = on_event;
-  out->on_node_end = on_event;
-  out->on_error = on_event;
-  out->destroy = destroy;
-  return 0;
+  return fc__handler_of(out, "database", h, on_event, destroy);
 }

@@ -64,11 +64,12 @@ static void harness_init(harness *h, const fc_history_config_t *cfg_in) {
   assert_int_equal(uv_loop_init(&h->loop), 0);
   assert_int_equal(fc_manager_new(&h->mgr), 0);
   assert_int_equal(fc_recorder_new(&h->rec), 0);
-  fc_handler_t rh = fc_recorder_handler_borrowed(h->rec);
+  fc_handler_t rh;
+  assert_int_equal(fc_recorder_handler(h->rec, &rh), 0);
   assert_int_equal(fc_manager_add(h->mgr, &rh, 0, NULL), 0);
   fc_error_clear(&err);
   assert_int_equal(fc_history_writer_new(&h->w, &cfg, &err), 0);
-  assert_int_equal(fc_history_handler_new(h->w, &h->loop, &dbh), 0);
+  assert_int_equal(fc_history_handler(h->w, &h->loop, &dbh), 0);
   assert_int_equal(fc_manager_add(h->mgr, &dbh, 0, &h->db_id), 0);
 }
 
@@ -442,7 +443,7 @@ static void test_replay_is_idempotent(void **state) {
   assert_int_equal(fc_workflow_validate(wf, NULL), 0);
   assert_int_equal(fc_uuid7(uuid), 0);
   fc_uuid_format(uuid, idtext);
-  assert_int_equal(fc_history_handler_new(h.w, &h.loop, &dbh), 0);
+  assert_int_equal(fc_history_handler(h.w, &h.loop, &dbh), 0);
 
   for (round = 0; round < 3; round++) {
     memset(&ev, 0, sizeof ev);

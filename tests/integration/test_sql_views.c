@@ -387,7 +387,7 @@ static void feeder_init(feeder_t *f, const fc_history_config_t *cfg_in) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   fc_error_clear(&err);
   assert_int_equal(fc_history_writer_new(&f->w, &cfg, &err), 0);
-  assert_int_equal(fc_history_handler_new(f->w, &f->loop, &f->dbh), 0);
+  assert_int_equal(fc_history_handler(f->w, &f->loop, &f->dbh), 0);
   assert_int_equal(uv_timer_init(&f->loop, &f->alive), 0);
 }
 
@@ -1319,7 +1319,7 @@ static void test_engine_run(void **state) {
   assert_int_equal(fc_manager_new(&mgr), 0);
   fc_error_clear(&err);
   assert_int_equal(fc_history_writer_new(&w, &cfg, &err), 0);
-  assert_int_equal(fc_history_handler_new(w, &loop, &dbh), 0);
+  assert_int_equal(fc_history_handler(w, &loop, &dbh), 0);
   assert_int_equal(fc_manager_add(mgr, &dbh, 0, &db_id), 0);
   assert_int_equal(fc_run_new(&run, &loop, wf, mgr, &err), 0);
   assert_int_equal(fc_run_start(run, NULL, NULL, NULL), 0);

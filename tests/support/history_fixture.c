@@ -85,7 +85,7 @@ void fc_test_run_with_history(fc_workflow_t *wf, fc_history_writer_t *w, json_t 
   }
   rc = fc_manager_new(&m);
   if (rc == 0)
-    rc = fc_history_handler_new(w, &loop, &h);
+    rc = fc_history_handler(w, &loop, &h);
   if (rc == 0)
     rc = fc_manager_add(m, &h, 0, &hid);
   if (rc == 0)

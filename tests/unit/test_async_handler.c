@@ -24,7 +24,7 @@ typedef struct {
   json_t *payload[NEVENTS];
   fc_error_info_t info;
   uint8_t uuid[16];
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
   fc_event_t ev[NEVENTS];
 } stream_t;
 
@@ -155,7 +155,7 @@ static void test_in_order_deep_copies(void **state) {
   memset(&o, 0, sizeof o);
   o.queue_capacity = 4;
   o.policy = FC_ASYNC_BLOCK;
-  assert_int_equal(fc_async_handler_new(&a, &inner, &o, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, &o, &a, &h), 0);
   assert_string_equal(h.name, "async");
   for (i = 0; i < NEVENTS; i++)
     assert_int_equal(fc_handler_call(&h, &s.ev[i]), 0);
@@ -257,7 +257,7 @@ static void test_drop_policy_exact(void **state) {
   memset(&o, 0, sizeof o);
   o.queue_capacity = 2;
   o.policy = FC_ASYNC_DROP;
-  assert_int_equal(fc_async_handler_new(&a, &inner, &o, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, &o, &a, &h), 0);
   assert_null(h.on_workflow_start); /* gate handles node events only */
   assert_null(h.on_error);
   assert_non_null(h.on_node_start);
@@ -300,7 +300,7 @@ static void test_close_deadline_abandons_exact(void **state) {
   (void)state;
   inner = gate_handler(&g);
   g.first_sleep_ms = 300;
-  assert_int_equal(fc_async_handler_new(&a, &inner, NULL, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, NULL, &a, &h), 0);
   assert_int_equal(fc_handler_call(&h, &ev), 0);
   uv_sem_wait(&g.entered);
   for (i = 0; i < 5; i++)
@@ -316,6 +316,36 @@ static void test_close_deadline_abandons_exact(void **state) {
   gate_free(&g);
 }
 
+/* fc_async_handler borrows inner: close delivers to it but leaves it to the
+ * caller, also when the constructor fails; the options' defaults work. */
+static void test_borrowed_inner(void **state) {
+  gate_t g;
+  fc_handler_t inner, h;
+  fc_async_t *a;
+  fc_async_options_t o;
+  fc_async_stats_t r;
+  fc_event_t ev = node_event(FC_EVENT_NODE_END, "b");
+  (void)state;
+  fc_async_options_init(&o);
+  assert_int_equal(o.queue_capacity, FC_ASYNC_DEFAULT_CAPACITY);
+  assert_int_equal(o.policy, FC_ASYNC_BLOCK);
+  inner = gate_handler(&g);
+  assert_int_equal(fc_async_handler(&inner, &o, &a, &h), 0);
+  assert_int_equal(fc_handler_call(&h, &ev), 0);
+  assert_int_equal(fc_async_close(a, 1000, &r), 0);
+  assert_int_equal(r.delivered, 1);
+  assert_int_equal(atomic_load(&g.calls), 1);
+  assert_int_equal(g.destroyed, 0); /* borrowed: close leaves it */
+  fc_handler_destroy(&h);
+  assert_int_equal(g.destroyed, 0);
+  o.policy = (fc_async_policy_t)5;
+  assert_int_equal(fc_async_handler(&inner, &o, &a, &h), FC_EINVAL);
+  assert_int_equal(g.destroyed, 0); /* not even on failure */
+  fc_handler_destroy(&inner);
+  assert_int_equal(g.destroyed, 1);
+  gate_free(&g);
+}
+
 /* What the wrapped handler returns is counted, not propagated. */
 static void test_inner_failures_counted(void **state) {
   gate_t g;
@@ -328,7 +358,7 @@ static void test_inner_failures_counted(void **state) {
   (void)state;
   inner = gate_handler(&g);
   g.fail_with = FC_EDB;
-  assert_int_equal(fc_async_handler_new(&a, &inner, NULL, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, NULL, &a, &h), 0);
   assert_int_equal(fc_manager_new(&m), 0);
   assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
   for (i = 0; i < 7; i++)
@@ -353,7 +383,7 @@ static void test_copy_failure_counted(void **state) {
   fc_event_t ev = node_event(FC_EVENT_NODE_START, "z");
   (void)state;
   inner = gate_handler(&g);
-  assert_int_equal(fc_async_handler_new(&a, &inner, NULL, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, NULL, &a, &h), 0);
   assert_int_equal(fc_handler_call(&h, &ev), 0);
   fc__handlers_fail_countdown = 1;
   assert_int_equal(fc_handler_call(&h, &ev), FC_ENOMEM);
@@ -382,7 +412,7 @@ static void test_ownership(void **state) {
   memset(&o, 0, sizeof o);
   o.policy = (fc_async_policy_t)5;
   inner = gate_handler(&g);
-  assert_int_equal(fc_async_handler_new(&a, &inner, &o, &h), FC_EINVAL);
+  assert_int_equal(fc_async_handler_owned(&inner, &o, &a, &h), FC_EINVAL);
   assert_null(a);
   assert_null(h.self);
   assert_int_equal(g.destroyed, 1);
@@ -391,20 +421,20 @@ static void test_ownership(void **state) {
   o.policy = FC_ASYNC_DROP;
   o.queue_capacity = (size_t)FC_ASYNC_MAX_CAPACITY + 1;
   inner = gate_handler(&g);
-  assert_int_equal(fc_async_handler_new(&a, &inner, &o, &h), FC_EINVAL);
+  assert_int_equal(fc_async_handler_owned(&inner, &o, &a, &h), FC_EINVAL);
   assert_int_equal(g.destroyed, 1);
   gate_free(&g);
 
   inner = gate_handler(&g);
-  assert_int_equal(fc_async_handler_new(NULL, &inner, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_async_handler_owned(&inner, NULL, NULL, &h), FC_EINVAL);
   assert_int_equal(g.destroyed, 1);
   gate_free(&g);
-  assert_int_equal(fc_async_handler_new(&a, NULL, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_async_handler_owned(NULL, NULL, &a, &h), FC_EINVAL);
 
   for (k = 1;; k++) {
     inner = gate_handler(&g);
     fc__handlers_fail_countdown = k;
-    rc = fc_async_handler_new(&a, &inner, NULL, &h);
+    rc = fc_async_handler_owned(&inner, NULL, &a, &h);
     fc__handlers_fail_countdown = 0;
     if (rc == 0) {
       assert_int_equal(g.destroyed, 0);
@@ -518,9 +548,9 @@ static void test_slow_handler_does_not_delay_workflow(void **state) {
   assert_int_equal(fc_manager_new(&m), 0);
   assert_int_equal(fc_recorder_new(&rec), 0);
   b.rec = rec;
-  assert_int_equal(fc_async_handler_new(&b.a, &inner, &o, &h), 0);
+  assert_int_equal(fc_async_handler_owned(&inner, &o, &b.a, &h), 0);
   assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
-  h = fc_recorder_handler_borrowed(rec); /* the engine side */
+  assert_int_equal(fc_recorder_handler(rec, &h), 0); /* the engine side */
   assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
 
   assert_int_equal(fc_run_new(&run, &loop, wf, m, NULL), 0);
@@ -576,6 +606,7 @@ int main(void) {
       cmocka_unit_test(test_inner_failures_counted),
       cmocka_unit_test(test_copy_failure_counted),
       cmocka_unit_test(test_ownership),
+      cmocka_unit_test(test_borrowed_inner),
       cmocka_unit_test(test_slow_handler_does_not_delay_workflow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,7 +58,7 @@ static void sink_free(void *data) {
 
 static fc_batch_options_t options(sink_t *s, size_t size, uint64_t interval_ms) {
   fc_batch_options_t o;
-  memset(&o, 0, sizeof o);
+  fc_batch_options_init(&o);
   o.fn = sink_fn;
   o.data = s;
   o.data_free = sink_free;
@@ -90,6 +90,21 @@ static void finish(uv_loop_t *loop, fc_handler_t *h) {
 
 /* ---- size ---------------------------------------------------------------- */
 
+/* fc_batch_options_init: the documented defaults, fn left to set. */
+static void test_options_init(void **state) {
+  fc_batch_options_t o;
+  (void)state;
+  memset(&o, 0xff, sizeof o);
+  fc_batch_options_init(&o);
+  assert_null(o.fn);
+  assert_null(o.data);
+  assert_null(o.data_free);
+  assert_int_equal(o.batch_size, 100);
+  assert_int_equal(o.flush_interval_ms, 5000);
+  assert_int_equal(o.kinds, 0);
+  assert_int_equal(o.unref_timer, 0);
+}
+
 static void test_size_boundaries(void **state) {
   uv_loop_t loop;
   sink_t s;
@@ -104,7 +119,7 @@ static void test_size_boundaries(void **state) {
   memset(&s, 0, sizeof s);
   s.orig = payload;
   o = options(&s, 4, UINT64_MAX); /* no timer */
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   assert_string_equal(h.name, "batch");
 
   for (i = 0; i < 10; i++) {
@@ -162,7 +177,7 @@ static void test_size_one_and_failures(void **state) {
   assert_int_equal(uv_loop_init(&loop), 0);
   memset(&s, 0, sizeof s);
   o = options(&s, 1, 1000);
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   for (i = 0; i < 3; i++)
     assert_int_equal(fc_handler_call(&h, &ev), 0);
   s.fail_with = FC_EDB;
@@ -224,7 +239,7 @@ static void test_interval_boundaries(void **state) {
   memset(&s, 0, sizeof s);
   s.loop = &loop;
   o = options(&s, 100, 100);
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   /* idle: the handler's timer does not keep the loop alive */
   assert_int_equal(uv_loop_alive(&loop), 0);
 
@@ -280,7 +295,7 @@ static void test_keep_alive_and_unref(void **state) {
   memset(&s, 0, sizeof s);
   s.loop = &loop;
   o = options(&s, 10, 30);
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   uv_update_time(&loop);
   t0 = uv_now(&loop);
   assert_int_equal(fc_handler_call(&h, &ev), 0);
@@ -297,7 +312,7 @@ static void test_keep_alive_and_unref(void **state) {
   s.loop = &loop;
   o = options(&s, 10, 30);
   o.unref_timer = 1;
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   assert_int_equal(fc_handler_call(&h, &ev), 0);
   assert_int_equal(fc_handler_call(&h, &ev), 0);
   assert_int_equal(uv_loop_alive(&loop), 0);
@@ -350,7 +365,7 @@ static void test_with_engine(void **state) {
   s.loop = &loop;
   o = options(&s, 2, 20);
   o.kinds = FC_EVENT_KIND_BIT(FC_EVENT_NODE_END);
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   assert_non_null(h.on_node_end);
   assert_null(h.on_node_start);
   assert_null(h.on_workflow_start);
@@ -401,22 +416,22 @@ static void test_close_and_failures(void **state) {
   memset(&s, 0, sizeof s);
   o = options(&s, 0, 0);
   o.fn = NULL;
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), FC_EINVAL);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), FC_EINVAL);
   assert_int_equal(s.freed, 1);
   o = options(&s, 0, 0);
   o.kinds = 1u << 9;
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), FC_EINVAL);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), FC_EINVAL);
   assert_int_equal(s.freed, 2);
-  assert_int_equal(fc_batch_handler_new(NULL, &o, &h), FC_EINVAL);
+  assert_int_equal(fc_batch_handler(NULL, &o, &h), FC_EINVAL);
   assert_int_equal(s.freed, 3);
-  assert_int_equal(fc_batch_handler_new(&loop, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_batch_handler(&loop, NULL, &h), FC_EINVAL);
 
   /* injected allocation failure in the constructor */
   for (k = 1;; k++) {
     memset(&s, 0, sizeof s);
     o = options(&s, 0, 0);
     fc__handlers_fail_countdown = k;
-    rc = fc_batch_handler_new(&loop, &o, &h);
+    rc = fc_batch_handler(&loop, &o, &h);
     fc__handlers_fail_countdown = 0;
     if (rc == 0)
       break;
@@ -489,7 +504,7 @@ static void test_destroy_from_batch_fn(void **state) {
   o.fn = remove_self_fn;
   o.data = &x;
   o.data_free = NULL;
-  assert_int_equal(fc_batch_handler_new(&loop, &o, &h), 0);
+  assert_int_equal(fc_batch_handler(&loop, &o, &h), 0);
   assert_int_equal(fc_manager_new(&x.m), 0);
   assert_int_equal(fc_manager_add(x.m, &h, 0, &x.id), 0);
   assert_int_equal(fc_manager_dispatch(x.m, &ev), 0);
@@ -504,6 +519,7 @@ static void test_destroy_from_batch_fn(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_options_init),
       cmocka_unit_test(test_size_boundaries),
       cmocka_unit_test(test_size_one_and_failures),
       cmocka_unit_test(test_interval_boundaries),

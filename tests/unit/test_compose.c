@@ -153,7 +153,7 @@ static void test_conditional_filters_exactly(void **state) {
   inner = probe_new(&w, 0, &p);
   p->fail[FC_EVENT_ERROR] = FC_EHANDLER;
   p->fail[FC_EVENT_WORKFLOW_START] = FC_EDB; /* rejected: never returned */
-  assert_int_equal(fc_conditional_handler_new(&inner, pred_critical, &ps, &h), 0);
+  assert_int_equal(fc_conditional_handler_owned(&inner, pred_critical, &ps, &h), 0);
   assert_string_equal(h.name, "conditional(probe)");
 
   for (i = 0; i < NEV; i++) {
@@ -191,7 +191,7 @@ static void test_conditional_kinds_follow_inner(void **state) {
   memset(&w, 0, sizeof w);
   events_init(&e);
   inner = probe_new_mask(&w, 0, FC_EVENT_KIND_BIT(FC_EVENT_ERROR), &p);
-  assert_int_equal(fc_conditional_handler_new(&inner, pred_critical, &ps, &h), 0);
+  assert_int_equal(fc_conditional_handler_owned(&inner, pred_critical, &ps, &h), 0);
   assert_non_null(h.on_error);
   assert_null(h.on_workflow_start);
   assert_null(h.on_workflow_end);
@@ -309,7 +309,7 @@ static void test_filter_handler(void **state) {
   f.by_kind[FC_EVENT_ERROR] = pred_severe;
   f.data = &calls;
   inner = probe_new(&w, 0, &p);
-  assert_int_equal(fc_filter_handler_new(&inner, &f, &h), 0);
+  assert_int_equal(fc_filter_handler_owned(&inner, &f, &h), 0);
   assert_string_equal(h.name, "filter(probe)");
   /* only the kinds of the mask get callbacks */
   assert_null(h.on_workflow_start);
@@ -336,7 +336,7 @@ static void test_filter_handler(void **state) {
 
   /* NULL filter: a transparent wrapper */
   inner = probe_new(&w, 1, &p);
-  assert_int_equal(fc_filter_handler_new(&inner, NULL, &h), 0);
+  assert_int_equal(fc_filter_handler_owned(&inner, NULL, &h), 0);
   for (i = 0; i < NEV; i++)
     assert_int_equal(fc_handler_call(&h, &e.ev[i]), 0);
   assert_int_equal(p->nseen, NEV);
@@ -362,7 +362,7 @@ static void test_chained_isolation(void **state) {
   p[1]->fail[FC_EVENT_NODE_END] = FC_EHANDLER;
   p[2]->fail[FC_EVENT_NODE_END] = FC_EDB;
   p[0]->fail[FC_EVENT_ERROR] = FC_EDB;
-  assert_int_equal(fc_chained_handler_new(hs, 3, &h), 0);
+  assert_int_equal(fc_chained_handler_owned(hs, 3, &h), 0);
   assert_string_equal(h.name, "chained(probe+probe+last)");
 
   for (i = 0; i < NEV; i++) {
@@ -420,7 +420,7 @@ static void test_chained_kinds_and_manager(void **state) {
   hs[0] = probe_new_mask(&w, 0, FC_EVENT_KIND_BIT(FC_EVENT_NODE_START), &p[0]);
   hs[1] = probe_new_mask(&w, 1, FC_EVENT_KIND_BIT(FC_EVENT_ERROR), &p[1]);
   p[0]->fail[FC_EVENT_NODE_START] = FC_EHANDLER;
-  assert_int_equal(fc_chained_handler_new(hs, 2, &h), 0);
+  assert_int_equal(fc_chained_handler_owned(hs, 2, &h), 0);
   assert_non_null(h.on_node_start);
   assert_non_null(h.on_error);
   assert_null(h.on_workflow_start);
@@ -443,7 +443,7 @@ static void test_chained_kinds_and_manager(void **state) {
   assert_int_equal(w.destroyed[1], 1);
 
   /* an empty chain handles nothing */
-  assert_int_equal(fc_chained_handler_new(NULL, 0, &h), 0);
+  assert_int_equal(fc_chained_handler_owned(NULL, 0, &h), 0);
   assert_null(h.on_node_start);
   assert_int_equal(fc_handler_call(&h, &e.ev[0]), 0);
   fc_handler_destroy(&h);
@@ -471,13 +471,13 @@ static void test_nested_ownership(void **state) {
   f.kinds = FC_EVENT_KIND_BIT(FC_EVENT_WORKFLOW_START);
 
   a = probe_new(&w, 0, NULL);
-  assert_int_equal(fc_conditional_handler_new(&a, pred_all, NULL, &inner[0]), 0);
+  assert_int_equal(fc_conditional_handler_owned(&a, pred_all, NULL, &inner[0]), 0);
   b = probe_new(&w, 1, NULL);
-  assert_int_equal(fc_filter_handler_new(&b, &f, &inner[1]), 0);
+  assert_int_equal(fc_filter_handler_owned(&b, &f, &inner[1]), 0);
   inner[2] = probe_new(&w, 2, NULL);
-  assert_int_equal(fc_chained_handler_new(inner, 3, &outer[0]), 0);
+  assert_int_equal(fc_chained_handler_owned(inner, 3, &outer[0]), 0);
   outer[1] = probe_new(&w, 3, NULL);
-  assert_int_equal(fc_chained_handler_new(outer, 2, &h), 0);
+  assert_int_equal(fc_chained_handler_owned(outer, 2, &h), 0);
   assert_string_equal(h.name, "chained(chained(conditional(probe)+filter(probe)+probe)+probe)");
   for (i = 0; i < NEV; i++)
     assert_int_equal(fc_handler_call(&h, &e.ev[i]), 0);
@@ -503,48 +503,48 @@ static void test_failure_ownership_invalid(void **state) {
 
   a = probe_new(&w, 0, NULL);
   memset(&h, 0xff, sizeof h);
-  assert_int_equal(fc_conditional_handler_new(&a, NULL, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_conditional_handler_owned(&a, NULL, NULL, &h), FC_EINVAL);
   assert_int_equal(w.destroyed[0], 1);
   assert_null(h.self);
   assert_null(h.destroy);
 
   a = probe_new(&w, 1, NULL);
-  assert_int_equal(fc_conditional_handler_new(&a, pred_all, NULL, NULL), FC_EINVAL);
+  assert_int_equal(fc_conditional_handler_owned(&a, pred_all, NULL, NULL), FC_EINVAL);
   assert_int_equal(w.destroyed[1], 1);
 
   memset(&f, 0, sizeof f);
   f.kinds = 1u << 7;
   a = probe_new(&w, 2, NULL);
-  assert_int_equal(fc_filter_handler_new(&a, &f, &h), FC_EINVAL);
+  assert_int_equal(fc_filter_handler_owned(&a, &f, &h), FC_EINVAL);
   assert_int_equal(w.destroyed[2], 1);
   f.kinds = 0;
   f.node_ids = bad_ids;
   f.n_node_ids = 2;
   a = probe_new(&w, 3, NULL);
-  assert_int_equal(fc_filter_handler_new(&a, &f, &h), FC_EINVAL);
+  assert_int_equal(fc_filter_handler_owned(&a, &f, &h), FC_EINVAL);
   assert_int_equal(w.destroyed[3], 1);
   f.node_ids = NULL;
   a = probe_new(&w, 4, NULL);
-  assert_int_equal(fc_filter_handler_new(&a, &f, &h), FC_EINVAL);
+  assert_int_equal(fc_filter_handler_owned(&a, &f, &h), FC_EINVAL);
   assert_int_equal(w.destroyed[4], 1);
 
   for (i = 0; i < 3; i++)
     hs[i] = probe_new(&w, 5 + i, NULL);
-  assert_int_equal(fc_chained_handler_new(hs, 3, NULL), FC_EINVAL);
+  assert_int_equal(fc_chained_handler_owned(hs, 3, NULL), FC_EINVAL);
   for (i = 0; i < 3; i++)
     assert_int_equal(w.destroyed[5 + i], 1);
 
   /* NULL inner: nothing to destroy */
-  assert_int_equal(fc_conditional_handler_new(NULL, pred_all, NULL, &h), FC_EINVAL);
-  assert_int_equal(fc_filter_handler_new(NULL, NULL, &h), FC_EINVAL);
-  assert_int_equal(fc_chained_handler_new(NULL, 2, &h), FC_EINVAL);
+  assert_int_equal(fc_conditional_handler_owned(NULL, pred_all, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_filter_handler_owned(NULL, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_chained_handler_owned(NULL, 2, &h), FC_EINVAL);
 
   /* borrowing: never destroyed by the wrapper, failing or not */
   memset(&w, 0, sizeof w);
   a = probe_new(&w, 0, NULL);
-  assert_int_equal(fc_conditional_handler_borrow(&a, NULL, NULL, &h), FC_EINVAL);
-  assert_int_equal(fc_filter_handler_borrow(&a, &f, &h), FC_EINVAL); /* ids NULL, n 2 */
-  assert_int_equal(fc_chained_handler_borrow(&a, 1, NULL), FC_EINVAL);
+  assert_int_equal(fc_conditional_handler(&a, NULL, NULL, &h), FC_EINVAL);
+  assert_int_equal(fc_filter_handler(&a, &f, &h), FC_EINVAL); /* ids NULL, n 2 */
+  assert_int_equal(fc_chained_handler(&a, 1, NULL), FC_EINVAL);
   assert_int_equal(w.destroyed[0], 0);
   fc_handler_destroy(&a);
   assert_int_equal(w.destroyed[0], 1);
@@ -563,11 +563,11 @@ static void test_borrow(void **state) {
   events_init(&e);
   a = probe_new(&w, 0, &pa);
   b = probe_new(&w, 1, &pb);
-  assert_int_equal(fc_conditional_handler_borrow(&a, pred_all, NULL, &h1), 0);
-  assert_int_equal(fc_filter_handler_borrow(&b, NULL, &h2), 0);
+  assert_int_equal(fc_conditional_handler(&a, pred_all, NULL, &h1), 0);
+  assert_int_equal(fc_filter_handler(&b, NULL, &h2), 0);
   hs[0] = a;
   hs[1] = b;
-  assert_int_equal(fc_chained_handler_borrow(hs, 2, &h3), 0);
+  assert_int_equal(fc_chained_handler(hs, 2, &h3), 0);
   for (i = 0; i < NEV; i++) {
     assert_int_equal(fc_handler_call(&h1, &e.ev[i]), 0);
     assert_int_equal(fc_handler_call(&h2, &e.ev[i]), 0);
@@ -610,11 +610,11 @@ static void test_failure_ownership_injected(void **state) {
       a = hs[0];
       fc__handlers_fail_countdown = k;
       if (which == 0)
-        rc = fc_conditional_handler_new(&a, pred_all, NULL, &h);
+        rc = fc_conditional_handler_owned(&a, pred_all, NULL, &h);
       else if (which == 1)
-        rc = fc_filter_handler_new(&a, &f, &h);
+        rc = fc_filter_handler_owned(&a, &f, &h);
       else
-        rc = fc_chained_handler_new(hs, 3, &h);
+        rc = fc_chained_handler_owned(hs, 3, &h);
       fc__handlers_fail_countdown = 0;
       if (rc == 0) {
         fc_handler_destroy(&h);

@@ -72,7 +72,8 @@ static int env_setup(void **state) {
   assert_int_equal(uv_loop_init(&e->loop), 0);
   assert_int_equal(fc_manager_new(&e->mgr), 0);
   assert_int_equal(fc_recorder_new(&e->rec), 0);
-  fc_handler_t h = fc_recorder_handler_borrowed(e->rec);
+  fc_handler_t h;
+  assert_int_equal(fc_recorder_handler(e->rec, &h), 0);
   assert_int_equal(fc_manager_add(e->mgr, &h, 0, NULL), 0);
   e->loop_thread = uv_thread_self();
   e->check_loop = 1;
@@ -1494,7 +1495,8 @@ static void test_handler_isolation(void **state) {
   assert_int_equal(fc_recorder_new(&failing), 0);
   for (int k = 0; k < FC_EVENT_KIND_COUNT; k++)
     fc_recorder_fail_on(failing, (fc_event_kind_t)k, FC_EHANDLER);
-  fc_handler_t h = fc_recorder_handler(failing); /* the manager owns it */
+  fc_handler_t h;
+  assert_int_equal(fc_recorder_handler_owned(failing, &h), 0); /* the manager owns it */
   int failing_id = -1;
   assert_int_equal(fc_manager_add(e->mgr, &h, 100, &failing_id), 0);
   /* A tag handler failing with a libuv code, after the good recorder. */
@@ -1545,7 +1547,8 @@ static void test_handler_stats_clean(void **state) {
   int id = -1;
   fc_recorder_t *r2 = NULL;
   assert_int_equal(fc_recorder_new(&r2), 0);
-  fc_handler_t h = fc_recorder_handler(r2);
+  fc_handler_t h;
+  assert_int_equal(fc_recorder_handler_owned(r2, &h), 0);
   assert_int_equal(fc_manager_add(e->mgr, &h, 1, &id), 0);
   nparam_t p = {.e = e};
   fc_workflow_t *wf = small_wf(&p, &p);
@@ -1565,7 +1568,7 @@ static void test_handler_stats_clean(void **state) {
 
 typedef struct {
   int calls;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
   int error_count;
   int node_count;
 } end_probe_t;

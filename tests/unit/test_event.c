@@ -23,7 +23,7 @@ static void test_status_names(void **state) {
   assert_string_equal(fc_node_status_name(FC_NODE_SKIPPED), "skipped");
   assert_string_equal(fc_node_status_name(FC_NODE_TIMED_OUT), "timed_out");
   assert_string_equal(fc_node_status_name(FC_NODE_CANCELLED), "cancelled");
-  assert_string_equal(fc_node_status_name((fc_node_status_t)7), "unknown");
+  assert_string_equal(fc_node_status_name((fc_node_status_t)FC_NODE_STATUS_COUNT), "unknown");
   assert_string_equal(fc_workflow_status_name(FC_WORKFLOW_PENDING), "pending");
   assert_string_equal(fc_workflow_status_name(FC_WORKFLOW_RUNNING), "running");
   assert_string_equal(fc_workflow_status_name(FC_WORKFLOW_COMPLETED), "completed");

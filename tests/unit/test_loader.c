@@ -112,7 +112,7 @@ static void obs_init(obs_t *o) {
   fc_handler_t h;
   assert_int_equal(fc_manager_new(&o->mgr), 0);
   assert_int_equal(fc_recorder_new(&o->rec), 0);
-  h = fc_recorder_handler_borrowed(o->rec);
+  assert_int_equal(fc_recorder_handler(o->rec, &h), 0);
   assert_int_equal(fc_manager_add(o->mgr, &h, 0, NULL), 0);
 }
 

@@ -33,7 +33,7 @@ static void cap_open(cap_t *c, fc_log_level_t level, fc_log_format_t format, siz
   o.min_level = level;
   o.format = format;
   o.max_payload = max_payload;
-  assert_int_equal(fc_log_handler_new(&o, &c->h), 0);
+  assert_int_equal(fc_log_handler(&o, &c->h), 0);
   assert_string_equal(c->h.name, "log");
   assert_non_null(c->h.destroy);
 }
@@ -89,7 +89,7 @@ typedef struct {
   json_t *node_input;
   json_t *wf_output;
   fc_error_info_t info;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
   fc_event_t ev[6];
 } run_t;
 
@@ -470,12 +470,23 @@ static void test_options(void **state) {
   fc_handler_t h;
   (void)state;
   memset(&o, 0, sizeof o);
-  assert_int_equal(fc_log_handler_new(&o, NULL), FC_EINVAL);
+  assert_int_equal(fc_log_handler(&o, NULL), FC_EINVAL);
   o.min_level = (fc_log_level_t)7;
-  assert_int_equal(fc_log_handler_new(&o, &h), FC_EINVAL);
+  assert_int_equal(fc_log_handler(&o, &h), FC_EINVAL);
   o.min_level = FC_LOG_INFO;
   o.format = (fc_log_format_t)2;
-  assert_int_equal(fc_log_handler_new(&o, &h), FC_EINVAL);
+  assert_int_equal(fc_log_handler(&o, &h), FC_EINVAL);
+  /* The defaults: what opts NULL means (see test_defaults_to_stderr). */
+  memset(&o, 0xff, sizeof o);
+  fc_log_options_init(&o);
+  assert_null(o.out);
+  assert_int_equal(o.min_level, FC_LOG_INFO);
+  assert_int_equal(o.format, FC_LOG_FORMAT_TEXT);
+  assert_int_equal(o.max_payload, 256);
+  assert_null(o.sink);
+  assert_null(o.sink_data);
+  assert_int_equal(fc_log_handler(&o, &h), 0);
+  fc_handler_destroy(&h);
 }
 
 /* opts NULL: text at info to stderr. */
@@ -489,7 +500,7 @@ static void test_defaults_to_stderr(void **state) {
   (void)state;
   assert_non_null(tmp);
   run_init(&r, "wf");
-  assert_int_equal(fc_log_handler_new(NULL, &h), 0);
+  assert_int_equal(fc_log_handler(NULL, &h), 0);
   fflush(stderr);
   saved = dup(2);
   assert_true(saved >= 0);
@@ -520,7 +531,7 @@ static void test_write_error(void **state) {
   memset(&o, 0, sizeof o);
   o.out = ro;
   o.min_level = FC_LOG_INFO;
-  assert_int_equal(fc_log_handler_new(&o, &h), 0);
+  assert_int_equal(fc_log_handler(&o, &h), 0);
   assert_true(fc_handler_call(&h, &r.ev[0]) < 0);
   fc_handler_destroy(&h);
   fclose(ro);
@@ -543,7 +554,7 @@ static void test_with_manager(void **state) {
   o.out = c.f;
   o.min_level = FC_LOG_DEBUG;
   o.format = FC_LOG_FORMAT_JSON;
-  assert_int_equal(fc_log_handler_new(&o, &h), 0);
+  assert_int_equal(fc_log_handler(&o, &h), 0);
   assert_int_equal(fc_manager_new(&m), 0);
   assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
   run_init(&r, "wf");
@@ -613,7 +624,7 @@ static void test_sink_lines(void **state) {
     o.max_payload = 20;
     o.sink = sink_collect;
     o.sink_data = &s;
-    assert_int_equal(fc_log_handler_new(&o, &h), 0);
+    assert_int_equal(fc_log_handler(&o, &h), 0);
     for (i = 0; i < 6; i++)
       assert_int_equal(fc_handler_call(&h, &r.ev[i]), 0);
     fc_handler_destroy(&h);
@@ -647,7 +658,7 @@ static void test_sink_levels_through_manager(void **state) {
   o.format = FC_LOG_FORMAT_JSON;
   o.sink = sink_collect;
   o.sink_data = &s;
-  assert_int_equal(fc_log_handler_new(&o, &h), 0);
+  assert_int_equal(fc_log_handler(&o, &h), 0);
   assert_int_equal(fc_manager_new(&m), 0);
   assert_int_equal(fc_manager_add(m, &h, 0, NULL), 0);
   for (i = 0; i < 6; i++)
@@ -697,7 +708,7 @@ static void test_time_format(void **state) {
     o.format = FC_LOG_FORMAT_JSON;
     o.sink = sink_collect;
     o.sink_data = &s;
-    assert_int_equal(fc_log_handler_new(&o, &h), 0);
+    assert_int_equal(fc_log_handler(&o, &h), 0);
     assert_int_equal(fc_handler_call(&h, &r.ev[0]), 0);
     fc_handler_destroy(&h);
     assert_int_equal(s.n, 1);

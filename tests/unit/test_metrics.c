@@ -24,7 +24,7 @@
 typedef struct {
   fc_event_t ev;
   fc_error_info_t err;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
 } evbuf_t;
 
 static const fc_event_t *mk(evbuf_t *b, fc_event_kind_t kind, const char *wf, const char *node,
@@ -539,6 +539,26 @@ static void test_checker_rejects_malformed(void **state) {
   prom_free(&p);
 }
 
+/* fc_metrics_options_init: the documented caps, the same as opts NULL. */
+static void test_options_init(void **state) {
+  fc_metrics_options_t o;
+  fc_metrics_info_t info;
+  fc_metrics_t *m;
+  (void)state;
+  memset(&o, 0xff, sizeof o);
+  fc_metrics_options_init(&o);
+  assert_int_equal(o.max_node_keys, 1000);
+  assert_int_equal(o.max_workflow_keys, 100);
+  assert_null(o.prefix);
+  assert_null(o.buckets);
+  assert_int_equal(o.bucket_count, 0);
+  assert_int_equal(fc_metrics_new(&m, &o), 0);
+  fc_metrics_info(m, &info);
+  assert_int_equal(info.max_node_keys, 1000);
+  assert_int_equal(info.max_workflow_keys, 100);
+  fc_metrics_free(m);
+}
+
 /* ---- counters ---------------------------------------------------------------- */
 
 static void test_counters_hand_built(void **state) {
@@ -697,7 +717,7 @@ static void test_real_run(void **state) {
   (void)state;
   assert_int_equal(fc_metrics_new(&m, NULL), 0);
   assert_int_equal(fc_manager_new(&mgr), 0);
-  h = fc_metrics_handler(m);
+  assert_int_equal(fc_metrics_handler(m, &h), 0);
   assert_null(h.destroy); /* borrowed */
   assert_int_equal(fc_manager_add(mgr, &h, 0, NULL), 0);
   for (i = 0; i < 3; i++) {
@@ -738,7 +758,7 @@ static void test_real_run(void **state) {
   /* owned: the manager frees it (ASan checks the leak) */
   assert_int_equal(fc_metrics_new(&m, NULL), 0);
   assert_int_equal(fc_manager_new(&mgr), 0);
-  h = fc_metrics_handler_owned(m);
+  assert_int_equal(fc_metrics_handler_owned(m, &h), 0);
   assert_non_null(h.destroy);
   assert_int_equal(fc_manager_add(mgr, &h, 0, NULL), 0);
   memset(&res, 0, sizeof res);
@@ -1250,6 +1270,7 @@ static void test_last_run_gauges(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_options_init),
       cmocka_unit_test(test_checker_rejects_malformed),
       cmocka_unit_test(test_counters_hand_built),
       cmocka_unit_test(test_slowest_top5),

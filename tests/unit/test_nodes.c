@@ -36,7 +36,7 @@ static int setup(void **state) {
   assert_int_equal(uv_loop_init(&e->loop), 0);
   assert_int_equal(fc_manager_new(&e->mgr), 0);
   assert_int_equal(fc_recorder_new(&e->rec), 0);
-  h = fc_recorder_handler_borrowed(e->rec);
+  assert_int_equal(fc_recorder_handler(e->rec, &h), 0);
   assert_int_equal(fc_manager_add(e->mgr, &h, 0, NULL), 0);
   assert_int_equal(fc_workflow_new(&e->wf, "nodes-test"), 0);
   snprintf(e->pidfile, sizeof e->pidfile, "/tmp/flowcore-test-nodes-%ld.pids", (long)getpid());

@@ -77,7 +77,7 @@ static fc_notify_t *new_notify(rec_t *r, fc_notify_options_t *o) {
 typedef struct {
   fc_event_t ev;
   fc_error_info_t err;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
 } evbuf_t;
 
 static const fc_event_t *mk(evbuf_t *b, fc_event_kind_t kind, int status, json_t *input) {
@@ -358,7 +358,7 @@ static void test_real_run_rules(void **state) {
   fc_notify_options_init(&o);
   n = new_notify(&r, &o);
   assert_int_equal(fc_manager_new(&mgr), 0);
-  h = fc_notify_handler_owned(n);
+  assert_int_equal(fc_notify_handler_owned(n, &h), 0);
   assert_int_equal(fc_manager_add(mgr, &h, 0, NULL), 0);
   memset(&res, 0, sizeof res);
   assert_int_equal(fc_workflow_run(wf, in, mgr, &res, NULL), 0);
@@ -444,7 +444,11 @@ static void close_cmd(env_t *e, uint64_t deadline_ms) {
 static void new_cmd(env_t *e, const char *const *argv, unsigned max_concurrent,
                     uint64_t timeout_ms) {
   fc_cmd_notifier_options_t o;
-  memset(&o, 0, sizeof o);
+  fc_cmd_notifier_options_init(&o);
+  assert_int_equal(o.max_concurrent, 4);
+  assert_int_equal(o.timeout_ms, 30000);
+  assert_null(o.loop);
+  assert_null(o.argv);
   o.loop = &e->loop;
   o.argv = argv;
   o.max_concurrent = max_concurrent;
@@ -582,7 +586,7 @@ static fc_manager_t *manager_with_cmd(env_t *e, int complete) {
   assert_int_equal(fc_notify_new(&n, &o), 0);
   assert_int_equal(fc_manager_new(&mgr), 0);
   fc_manager_set_log_sink(mgr, count_log, NULL, 0); /* expected failures, quietly */
-  h = fc_notify_handler_owned(n);
+  assert_int_equal(fc_notify_handler_owned(n, &h), 0);
   assert_int_equal(fc_manager_add(mgr, &h, 0, NULL), 0);
   return mgr;
 }

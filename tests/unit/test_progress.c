@@ -30,7 +30,7 @@ static uint64_t fake_clock(void *data) {
 
 typedef struct {
   fc_event_t ev;
-  int counts[7];
+  int counts[FC_NODE_STATUS_COUNT];
   fc_error_info_t err;
 } evbuf_t;
 
@@ -105,7 +105,14 @@ static json_t *expect(fc_progress_memstore_t *s, const char *id, const char *sta
 static fc_progress_t *new_progress(fc_progress_memstore_t *s, FILE *out, fc_progress_mode_t mode) {
   fc_progress_options_t o;
   fc_progress_t *p;
-  memset(&o, 0, sizeof o);
+  fc_progress_options_init(&o);
+  assert_int_equal(o.mode, FC_PROGRESS_AUTO);
+  assert_int_equal(o.tty_interval_ms, 100);
+  assert_int_equal(o.plain_interval_ms, 1000);
+  assert_int_equal(o.bar_width, 20);
+  assert_int_equal(o.max_runs, 1024);
+  assert_null(o.store.set);
+  assert_null(o.key_prefix);
   if (s != NULL)
     o.store = fc_progress_memstore_store(s);
   o.out = out;
@@ -628,7 +635,7 @@ static void test_real_run(void **state) {
   o.mode = FC_PROGRESS_PLAIN;
   assert_int_equal(fc_progress_new(&p, &o), 0);
   assert_int_equal(fc_manager_new(&mgr), 0);
-  h = fc_progress_handler_owned(p);
+  assert_int_equal(fc_progress_handler_owned(p, &h), 0);
   assert_int_equal(fc_manager_add(mgr, &h, 0, NULL), 0);
 
   assert_int_equal(uv_loop_init(&loop), 0);
