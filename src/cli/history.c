@@ -35,6 +35,7 @@ typedef struct {
   double stale_ms;
   int json;
   int dry_run;
+  double older_than_s; /* prune --older-than, seconds; 0: flowcore_retention */
   cli_db_t db;
   PGconn *conn;
 } hist_t;
@@ -934,6 +935,171 @@ static int cmd_reap(hist_t *h) {
   return CLI_EXIT_OK;
 }
 
+/* ---- history prune --------------------------------------------------------------------- */
+
+#define PRUNE_BATCH "10000"
+
+typedef struct {
+  char dropped[4096]; /* "{p20261025,...}", a text[] literal */
+  size_t ndropped;
+  long long rows;
+} prune_tally_t;
+
+/* Drops (or lists, dry run) the partitions entirely older than now - secs. */
+static int prune_partitions(hist_t *h, const char *secs, prune_tally_t *tally) {
+  const char *params[2] = {secs, h->dry_run ? "true" : "false"};
+  PGresult *res = query(h,
+                        "SELECT partition_name, day::text AS day, estimated_rows"
+                        " FROM flowcore_prune_partitions(now() - make_interval(secs => $1::float8),"
+                        " $2::boolean)",
+                        2, params);
+  int r;
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  for (r = 0; r < PQntuples(res); r++) {
+    size_t len = strlen(tally->dropped);
+    cli_printf(stdout, "%s partition %s (day %s, about %lld rows)\n",
+               h->dry_run ? "would drop" : "dropped", text(res, r, "partition_name"),
+               text(res, r, "day"), integer(res, r, "estimated_rows"));
+    snprintf(tally->dropped + len, sizeof tally->dropped - len, "%s%s", len > 0 ? "," : "",
+             text(res, r, "partition_name"));
+    tally->ndropped++;
+  }
+  PQclear(res);
+  return CLI_EXIT_OK;
+}
+
+/* Deletes finished runs started before now - secs (of workflow, or all but
+ * the ones with their own horizon when except), a batch per transaction. */
+static int prune_rows(hist_t *h, const char *secs, const char *workflow, int except,
+                      prune_tally_t *tally) {
+  const char *params[5] = {secs, workflow, PRUNE_BATCH, h->dry_run ? "true" : "false",
+                           except ? "true" : "false"};
+  for (;;) {
+    PGresult *res = query(h,
+                          "SELECT flowcore_prune_runs(now() - make_interval(secs => $1::float8),"
+                          " $2, $3::int, $4::boolean, $5::boolean) AS n",
+                          5, params);
+    long long n;
+    if (res == NULL)
+      return CLI_EXIT_FAILED;
+    n = integer(res, 0, "n");
+    PQclear(res);
+    tally->rows += n;
+    if (n == 0 || h->dry_run)
+      return CLI_EXIT_OK;
+  }
+}
+
+/* The horizons of flowcore_retention: workflow_name ('' for the default)
+ * and seconds, the default first. */
+static PGresult *retention(hist_t *h) {
+  return query(h,
+               "SELECT coalesce(workflow_name, '') AS workflow_name,"
+               " extract(epoch FROM horizon)::text AS secs FROM flowcore_retention"
+               " ORDER BY workflow_name NULLS FIRST",
+               0, NULL);
+}
+
+static int cmd_prune(hist_t *h) {
+  prune_tally_t tally;
+  char secs[40], rows[32], dry[8];
+  const char *params[5];
+  PGresult *res = NULL;
+  int rc = CLI_EXIT_OK, r;
+  memset(&tally, 0, sizeof tally);
+  /* Partitions ahead too, so that a timer running prune keeps them. */
+  if (!h->dry_run) {
+    res = query(h, "SELECT flowcore_ensure_partitions(7)", 0, NULL);
+    if (res == NULL)
+      return CLI_EXIT_FAILED;
+    PQclear(res);
+    res = NULL;
+  }
+  if (h->older_than_s > 0) {
+    snprintf(secs, sizeof secs, "%.0f", h->older_than_s);
+    if (h->workflow == NULL)
+      rc = prune_partitions(h, secs, &tally);
+    if (rc == CLI_EXIT_OK)
+      rc = prune_rows(h, secs, h->workflow, 0, &tally);
+  } else {
+    const char *def = NULL, *max = NULL;
+    res = retention(h);
+    if (res == NULL)
+      return CLI_EXIT_FAILED;
+    for (r = 0; r < PQntuples(res); r++) {
+      if (text(res, r, "workflow_name")[0] == '\0')
+        def = text(res, r, "secs");
+      if (max == NULL || atof(text(res, r, "secs")) > atof(max))
+        max = text(res, r, "secs");
+    }
+    if (h->workflow != NULL) {
+      const char *own = def;
+      for (r = 0; r < PQntuples(res); r++)
+        if (strcmp(text(res, r, "workflow_name"), h->workflow) == 0)
+          own = text(res, r, "secs");
+      if (own == NULL) {
+        PQclear(res);
+        cli_error("history prune: no --older-than and no horizon for '%s' or default in "
+                  "flowcore_retention",
+                  h->workflow);
+        return CLI_EXIT_USAGE;
+      }
+      rc = prune_rows(h, own, h->workflow, 0, &tally);
+    } else {
+      if (PQntuples(res) == 0) {
+        PQclear(res);
+        cli_error("history prune: no --older-than and flowcore_retention is empty "
+                  "(INSERT INTO flowcore_retention VALUES (NULL, '30 days'))");
+        return CLI_EXIT_USAGE;
+      }
+      /* Whole partitions only past the longest horizon: a workflow kept
+       * longer keeps its rows. */
+      if (def != NULL)
+        rc = prune_partitions(h, max, &tally);
+      if (rc == CLI_EXIT_OK && def != NULL)
+        rc = prune_rows(h, def, NULL, 1, &tally);
+      for (r = 0; rc == CLI_EXIT_OK && r < PQntuples(res); r++)
+        if (text(res, r, "workflow_name")[0] != '\0')
+          rc = prune_rows(h, text(res, r, "secs"), text(res, r, "workflow_name"), 0, &tally);
+    }
+  }
+  if (rc == CLI_EXIT_OK) {
+    char arr[sizeof tally.dropped + 2];
+    PGresult *ins;
+    snprintf(arr, sizeof arr, "{%s}", tally.dropped);
+    snprintf(rows, sizeof rows, "%lld", tally.rows);
+    snprintf(dry, sizeof dry, "%s", h->dry_run ? "true" : "false");
+    if (h->older_than_s > 0)
+      snprintf(secs, sizeof secs, "%.0f", h->older_than_s);
+    params[0] = h->older_than_s > 0 ? secs : NULL;
+    params[1] = h->workflow;
+    params[2] = arr;
+    params[3] = rows;
+    params[4] = dry;
+    ins = query(h,
+                "INSERT INTO flowcore_prunes (horizon, workflow_name, partitions_dropped,"
+                " rows_deleted, dry_run) VALUES (make_interval(secs => $1::float8), $2,"
+                " $3::text[], $4::bigint, $5::boolean) RETURNING prune_id",
+                5, params);
+    if (ins == NULL)
+      rc = CLI_EXIT_FAILED;
+    PQclear(ins);
+  }
+  PQclear(res);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (h->dry_run)
+    cli_printf(stdout, "%zu partition%s would be dropped, %lld row%s deleted (dry run: nothing "
+               "changed)\n",
+               tally.ndropped, tally.ndropped == 1 ? "" : "s", tally.rows,
+               tally.rows == 1 ? "" : "s");
+  else
+    cli_printf(stdout, "%zu partition%s dropped, %lld row%s deleted\n", tally.ndropped,
+               tally.ndropped == 1 ? "" : "s", tally.rows, tally.rows == 1 ? "" : "s");
+  return CLI_EXIT_OK;
+}
+
 static const char *const LOSSES_HEADERS[] = {"WRITER", "KIND",  "REASON",
                                              "TOTAL",  "FIRST", "LAST"};
 static const report_t LOSSES = {
@@ -967,7 +1133,8 @@ enum {
   OPT_SINCE,
   OPT_LIMIT,
   OPT_STALE,
-  OPT_DRY_RUN
+  OPT_DRY_RUN,
+  OPT_OLDER_THAN
 };
 
 /* The options each subcommand accepts. */
@@ -999,8 +1166,16 @@ static const cli_opt_t *options_for(const char *sub) {
   static const cli_opt_t reap[] = {{"help", 'h', 0, OPT_HELP},  {"db", 0, 1, OPT_DB},
                                    {"json", 0, 0, OPT_JSON},    {"stale", 0, 1, OPT_STALE},
                                    {"dry-run", 0, 0, OPT_DRY_RUN}, {NULL, 0, 0, 0}};
+  static const cli_opt_t prune[] = {{"help", 'h', 0, OPT_HELP},
+                                    {"db", 0, 1, OPT_DB},
+                                    {"older-than", 0, 1, OPT_OLDER_THAN},
+                                    {"workflow", 0, 1, OPT_WORKFLOW},
+                                    {"dry-run", 0, 0, OPT_DRY_RUN},
+                                    {NULL, 0, 0, 0}};
   if (strcmp(sub, "runs") == 0)
     return runs;
+  if (strcmp(sub, "prune") == 0)
+    return prune;
   if (strcmp(sub, "running") == 0 || strcmp(sub, "show") == 0)
     return running;
   if (strcmp(sub, "reap") == 0)
@@ -1068,6 +1243,13 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
     case OPT_DRY_RUN:
       h->dry_run = 1;
       break;
+    case OPT_OLDER_THAN:
+      if (cli_parse_duration(p.value, &h->older_than_s) != 0 || h->older_than_s < 1)
+        return cli_usage_error(h->cmd,
+                               "--older-than: expected a duration of at least 1s (30d, 2w, "
+                               "12h), got '%s'",
+                               p.value);
+      break;
     case OPT_LIMIT:
       if (cli_parse_uint(p.value, 1, MAX_LIMIT, &h->limit) != 0)
         return cli_usage_error(h->cmd, "--limit: expected an integer from 1 to %d, got '%s'",
@@ -1100,6 +1282,7 @@ void cli_usage_history(FILE *out) {
         "  running   progress of the runs still marked running, live or abandoned\n"
         "  reap      mark running runs whose process is gone (or stale) abandoned\n"
         "  losses    history records the writers reported lost\n"
+        "  prune     remove finished history older than a horizon (drops day partitions)\n"
         "\n"
         "Common options: --db CONNINFO, --json (arrays of objects for scripts),\n"
         "--help. Run 'flowcore history <subcommand> --help' for the others.\n"
@@ -1215,6 +1398,29 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
           "  --db CONNINFO     PostgreSQL connection string or URL\n"
           "  --help, -h        this help\n",
           out);
+  } else if (strcmp(sub, "prune") == 0) {
+    fputs("Usage: flowcore history prune [--older-than DURATION] [--workflow NAME]\n"
+          "                              [--dry-run] [options]\n"
+          "\n"
+          "Removes finished history older than a horizon. Without --workflow, the day\n"
+          "partitions entirely older than it are detached and dropped (no partition\n"
+          "holding a running run), then the finished runs older than it left in the\n"
+          "boundary partition are deleted with their nodes and errors, 10000 runs per\n"
+          "transaction. With --workflow, only that workflow's finished runs are\n"
+          "deleted (nothing is dropped). Runs still running are never removed.\n"
+          "Without --older-than the horizons come from the table flowcore_retention\n"
+          "(workflow_name NULL: the default; a row per workflow overrides it; whole\n"
+          "partitions are dropped only past the longest horizon). Every prune, dry\n"
+          "runs too, is recorded in flowcore_prunes. Needs the owner or a login in\n"
+          "flowcore_maintainer.\n"
+          "\n"
+          "Options:\n"
+          "  --older-than D    the horizon: history started more than D ago (30d, 2w)\n"
+          "  --workflow NAME   only this workflow's runs (deleted, never dropped)\n"
+          "  --dry-run         say what would be removed, change nothing\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
   } else if (strcmp(sub, "losses") == 0) {
     fputs("Usage: flowcore history losses [options]\n"
           "\n"
@@ -1292,6 +1498,8 @@ int cli_cmd_history(int argc, char **argv) {
     rc = cmd_running(&h);
   else if (strcmp(h.sub, "reap") == 0)
     rc = cmd_reap(&h);
+  else if (strcmp(h.sub, "prune") == 0)
+    rc = cmd_prune(&h);
   else
     rc = cmd_losses(&h);
   PQfinish(h.conn);

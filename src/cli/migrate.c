@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <libpq-fe.h>
 #include <uv.h>
 
 #include "cli.h"
@@ -105,11 +106,76 @@ static void print_report(const fc_migrate_report_t *rep, int status_only) {
     cli_printf(stdout, ", %zu modified, %zu missing\n", rep->modified, rep->missing);
 }
 
+/* After migrating: the history partitions for today-1 .. today+7 (migration
+ * 0007, flowcore_ensure_partitions), then (both modes) how many partitions
+ * there are, up to which day, and how many rows wait in the default
+ * partitions. Nothing when the schema has no partitions yet. */
+static int partitions_report(const char *conninfo, int ensure) {
+  PGconn *conn = PQconnectdb(conninfo);
+  PGresult *res;
+  int rc = CLI_EXIT_OK;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    char *msg = cli_one_line(strdup(PQerrorMessage(conn)));
+    cli_error("partitions: cannot connect: %s", msg != NULL ? msg : "out of memory");
+    free(msg);
+    PQfinish(conn);
+    return CLI_EXIT_FAILED;
+  }
+  res = PQexec(conn, "SELECT to_regprocedure('flowcore_ensure_partitions(int)') IS NOT NULL");
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    PQclear(res);
+    PQfinish(conn);
+    return CLI_EXIT_OK;
+  }
+  PQclear(res);
+  if (ensure) {
+    res = PQexec(conn, "SELECT flowcore_ensure_partitions(7)");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+      cli_printf(stdout, "partitions created: %s\n", PQgetvalue(res, 0, 0));
+    else
+      rc = CLI_EXIT_FAILED;
+  } else {
+    res = NULL;
+  }
+  if (rc == CLI_EXIT_OK) {
+    PQclear(res);
+    res = PQexec(conn,
+                 "SELECT count(*) AS n, coalesce(max(substr(c.relname, 22)), '-') AS last,"
+                 " (SELECT count(*) FROM workflow_executions_default)"
+                 " + (SELECT count(*) FROM node_executions_default)"
+                 " + (SELECT count(*) FROM execution_errors_default) AS in_default"
+                 " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                 " WHERE i.inhparent = 'workflow_executions'::regclass"
+                 " AND c.relname ~ '^workflow_executions_p[0-9]{8}$'");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+      cli_printf(stdout,
+                 "partitions: %s per table, the last from %s; %s row(s) in the default "
+                 "partitions%s\n",
+                 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                 strcmp(PQgetvalue(res, 0, 2), "0") != 0
+                     ? " (SELECT flowcore_rescue_default_partition() moves them)"
+                     : "");
+    else
+      rc = CLI_EXIT_FAILED;
+  }
+  if (rc != CLI_EXIT_OK) {
+    char *msg = cli_one_line(strdup(PQresultErrorMessage(res)));
+    cli_error("partitions: %s", msg != NULL ? msg : "out of memory");
+    free(msg);
+  }
+  PQclear(res);
+  PQfinish(conn);
+  return rc;
+}
+
 void cli_usage_migrate(FILE *out) {
   fputs("Usage: flowcore migrate [--status] [--db CONNINFO] [--dir DIR]\n"
         "\n"
         "Applies the pending history schema migrations (each once, in order, under\n"
         "an advisory lock), or with --status lists them without changing anything.\n"
+        "Then it creates the history's day partitions for yesterday to 7 days ahead\n"
+        "(flowcore_ensure_partitions) and says how many partitions there are, up to\n"
+        "which day, and how many rows are in the default partitions.\n"
         "\n"
         "Options:\n"
         "  --status         list the migrations and their state; change nothing\n"
@@ -206,5 +272,5 @@ int cli_cmd_migrate(int argc, char **argv) {
   if (!status_only && rep.applied_now == 0)
     cli_printf(stdout, "the database is up to date\n");
   fc_migrate_report_free(&rep);
-  return CLI_EXIT_OK;
+  return partitions_report(db.conninfo, !status_only);
 }

@@ -1,0 +1,305 @@
+/* The partitioned history (migration 0007) and retention: day partitions
+ * made by migrate, the default partition and its rescue, the upgrade of an
+ * unpartitioned 0006 database written by the real writer, and `flowcore
+ * history prune` (dry run, DROP of old days, running runs kept, per-workflow
+ * deletes, flowcore_prunes, the maintainer and writer roles). */
+#define _GNU_SOURCE
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fc_test.h"
+#include "history_fixture.h"
+#include "pg_server.h"
+
+#include "flowcore.h"
+#include "flowcore/migrate.h"
+
+#define CLI FLOWCORE_BINARY_DIR "/flowcore"
+#define CI_LEN FC_TEST_PG_CONNINFO_LENGTH
+
+static fc_test_pg_t pg;
+
+static int group_setup(void **state) {
+  (void)state;
+  return fc_test_pg_start(&pg);
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  return fc_test_pg_stop(&pg);
+}
+
+/* Runs `flowcore ARGS --db DB` as user (NULL: the superuser); returns its
+ * exit status and its stdout (caller frees). */
+static int run_cli(const char *db, const char *user, const char *args, char **out) {
+  char cmd[2048], buf[4096];
+  size_t len = 0;
+  FILE *p;
+  int st;
+  snprintf(cmd, sizeof cmd, "%s %s --db '%s%s%s' 2>&1", CLI, args, db, user ? " user=" : "",
+           user ? user : "");
+  p = popen(cmd, "r");
+  assert_non_null(p);
+  *out = calloc(1, 65536);
+  assert_non_null(*out);
+  while (fgets(buf, sizeof buf, p) != NULL && len + strlen(buf) < 65535) {
+    memcpy(*out + len, buf, strlen(buf) + 1);
+    len += strlen(buf);
+  }
+  st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A run (finished unless status is running) of workflow name started
+ * days_ago days ago, with nodes node rows and one error. */
+static void old_run(const char *db, const char *name, const char *status, int days_ago,
+                    int nodes) {
+  assert_int_equal(
+      fc_test_pg_exec(db,
+                      "WITH r AS (INSERT INTO workflow_executions (workflow_id, workflow_name,"
+                      " status, started_at) SELECT flowcore_uuid_floor(t)::text::uuid, '%s', '%s',"
+                      " t FROM (SELECT now() - interval '%d days' - random() * interval '1 hour'"
+                      " AS t) s RETURNING workflow_id),"
+                      " n AS (INSERT INTO node_executions (workflow_id, node_id, attempt, status)"
+                      " SELECT workflow_id, 'n' || g, 1, 'completed' FROM r, generate_series(1, %d) g)"
+                      " INSERT INTO execution_errors (workflow_id, error_id, occurred_at)"
+                      " SELECT workflow_id, gen_random_uuid(), now() FROM r",
+                      name, status, days_ago, nodes),
+      0);
+}
+
+static void test_fresh_partitions(void **state) {
+  char db[CI_LEN], *out;
+  (void)state;
+  fc_test_make_db(&pg, "part_fresh", db, sizeof db);
+  assert_int_equal(run_cli(db, NULL, "migrate", &out), 0);
+  assert_non_null(strstr(out, "partitions: 9 per table"));
+  free(out);
+  /* today-1 .. today+7 and a default, on each table */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_class WHERE relname IN ("
+                                      " SELECT t || '_p' || to_char(d, 'YYYYMMDD') FROM"
+                                      " unnest(ARRAY['workflow_executions', 'node_executions',"
+                                      " 'execution_errors']) t, generate_series("
+                                      " (now() AT TIME ZONE 'UTC')::date - 1,"
+                                      " (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') d)"),
+                   27);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_partitioned_table p JOIN"
+                                      " pg_class c ON c.oid = p.partdefid"),
+                   3);
+  /* every unique key of the history tables contains workflow_id */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM pg_index i WHERE i.indisunique AND"
+                                  " i.indrelid IN ('workflow_executions'::regclass,"
+                                  " 'node_executions'::regclass, 'execution_errors'::regclass)"
+                                  " AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE"
+                                  " a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
+                                  " AND a.attname = 'workflow_id')"),
+                   0);
+  assert_int_equal(run_cli(db, NULL, "migrate --status", &out), 0);
+  assert_non_null(strstr(out, "0 row(s) in the default"));
+  free(out);
+}
+
+static void test_default_and_rescue(void **state) {
+  char db[CI_LEN];
+  (void)state;
+  fc_test_make_db(&pg, "part_rescue", db, sizeof db);
+  old_run(db, "far", "completed", -60, 2); /* 60 days ahead */
+  old_run(db, "old", "completed", 400, 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_rescue_default_partition()"), 2 + 3 + 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions w WHERE"
+                                      " w.tableoid::regclass::text = 'workflow_executions_p'"
+                                      " || to_char(w.started_at AT TIME ZONE 'UTC', 'YYYYMMDD')"),
+                   2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 3);
+  /* append-only still holds on a partition */
+  assert_int_not_equal(fc_test_pg_exec(db, "UPDATE workflow_executions SET status = 'failed'"
+                                           " WHERE workflow_name = 'old'"),
+                       0);
+}
+
+static void ok_fn(fc_node_ctx_t *ctx, void *data) {
+  (void)data;
+  fc_node_succeed(ctx, json_pack("{s:i}", "n", 1));
+}
+
+static void fail_fn(fc_node_ctx_t *ctx, void *data) {
+  (void)data;
+  fc_node_failf(ctx, FC_SEVERITY_ERROR, "boom", "it failed");
+}
+
+#define VIEWS_DIGEST                                                                               \
+  "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM ("                                              \
+  " SELECT 'r' || v::text AS x FROM flowcore_recent_runs v"                                       \
+  " UNION ALL SELECT 't' || v::text FROM flowcore_run_timeline v"                                 \
+  " UNION ALL SELECT 's' || v::text FROM flowcore_node_stats v"                                   \
+  " UNION ALL SELECT 'e' || v::text FROM flowcore_error_rollup v) s"
+
+static void test_upgrade_from_0006(void **state) {
+  char db[CI_LEN], dir[64], cmd[512];
+  char *before, *after;
+  fc_migrate_report_t rep;
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_workflow_t *wf;
+  fc_test_hrun_t r;
+  int i, rc;
+  int64_t runs, nodes, errors;
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/fc_part_mig_%ld", (long)getpid());
+  snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir %s && cp %s/migrations/000[1-6]_*.sql %s", dir,
+           dir, FLOWCORE_SOURCE_DIR, dir);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(fc_test_pg_create_db(&pg, "part_upgrade", db, sizeof db), 0);
+  assert_int_equal(fc_migrate_run(db, dir, &rep, NULL), 0);
+  fc_migrate_report_free(&rep);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_partitioned_table"), 0);
+
+  fc_history_config_init(&cfg);
+  cfg.conninfo = db;
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_workflow_new(&wf, "upgrade"), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "b", fail_fn, NULL, NULL), 0);
+  for (i = 0; i < 5; i++) {
+    fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+    assert_int_equal(r.rc, 0);
+  }
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  assert_int_equal(fc_history_writer_close(w, NULL), 0);
+  fc_workflow_free(wf);
+  runs = fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions");
+  nodes = fc_test_pg_int(db, "SELECT count(*) FROM node_executions");
+  errors = fc_test_pg_int(db, "SELECT count(*) FROM execution_errors");
+  assert_int_equal(runs, 5);
+  assert_true(nodes >= 10 && errors >= 5);
+  before = fc_test_pg_text(db, VIEWS_DIGEST);
+
+  rc = fc_migrate_run(db, FLOWCORE_SOURCE_DIR "/migrations", &rep, NULL);
+  fc_migrate_report_free(&rep);
+  assert_int_equal(rc, 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_partitioned_table"), 3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), runs);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), nodes);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), errors);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  after = fc_test_pg_text(db, VIEWS_DIGEST);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+
+  /* the writer keeps working after the upgrade */
+  w = fc_test_writer_new(&cfg);
+  assert_int_equal(fc_workflow_new(&wf, "after"), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  assert_int_equal(fc_history_writer_close(w, NULL), 0);
+  fc_workflow_free(wf);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), runs + 1);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void test_prune(void **state) {
+  char db[CI_LEN], *out;
+  (void)state;
+  fc_test_make_db(&pg, "part_prune", db, sizeof db);
+  assert_int_equal(fc_test_pg_exec(db, "DROP ROLE IF EXISTS fc_maint; DROP ROLE IF EXISTS fc_w;"
+                                       " CREATE ROLE fc_maint LOGIN IN ROLE flowcore_maintainer;"
+                                       " CREATE ROLE fc_w LOGIN IN ROLE flowcore_writer"),
+                   0);
+  old_run(db, "old", "completed", 40, 3);
+  old_run(db, "old", "failed", 40, 2);
+  old_run(db, "stuck", "running", 45, 1);
+  old_run(db, "recent", "completed", 0, 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_rescue_default_partition()"), 7 + 2 + 3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_class WHERE relname ="
+                                      " 'node_executions_p' || to_char((now() - interval"
+                                      " '40 days') AT TIME ZONE 'UTC', 'YYYYMMDD')"),
+                   1);
+
+  /* dry run: says what it would do, changes nothing */
+  assert_int_equal(run_cli(db, "fc_maint", "history prune --older-than 30d --dry-run", &out), 0);
+  assert_non_null(strstr(out, "would drop partition"));
+  assert_non_null(strstr(out, "1 partition would be dropped"));
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 7);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_prunes WHERE dry_run"), 1);
+
+  /* the writer may not delete, nor prune */
+  assert_int_not_equal(run_cli(db, "fc_w", "history prune --older-than 30d", &out), 0);
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 7);
+
+  /* the maintainer prunes: the 40-day partition is dropped, the running
+   * run's partition kept */
+  assert_int_equal(run_cli(db, "fc_maint", "history prune --older-than 30d", &out), 0);
+  assert_non_null(strstr(out, "1 partition dropped"));
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_class WHERE relname LIKE"
+                                      " '%%_p' || to_char((now() - interval '40 days')"
+                                      " AT TIME ZONE 'UTC', 'YYYYMMDD')"),
+                   0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'stuck'"),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_prunes WHERE NOT dry_run"
+                                      " AND pruned_by = 'fc_maint' AND"
+                                      " cardinality(partitions_dropped) = 1"),
+                   1);
+}
+
+static void test_prune_workflow_batches(void **state) {
+  char db[CI_LEN], *out;
+  int i;
+  (void)state;
+  fc_test_make_db(&pg, "part_wf", db, sizeof db);
+  for (i = 0; i < 3; i++)
+    old_run(db, "wa", "completed", 0, 2);
+  old_run(db, "wa", "running", 0, 1);
+  old_run(db, "wb", "completed", 0, 2);
+  /* batches of 1 run: three calls delete the three finished runs of wa */
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_prune_runs(now(), 'wa', 1)"), 4);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'wa'"),
+                   3);
+  assert_int_equal(run_cli(db, NULL, "history prune --older-than 1s --workflow wa", &out), 0);
+  assert_non_null(strstr(out, "0 partitions dropped, 8 rows deleted"));
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'wa'"),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 1 + 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT rows_deleted FROM flowcore_prunes WHERE"
+                                      " workflow_name = 'wa'"),
+                   8);
+  /* policy from flowcore_retention when prune has no arguments */
+  assert_int_equal(fc_test_pg_exec(db, "INSERT INTO flowcore_retention VALUES (NULL, '1 second')"),
+                   0);
+  assert_int_equal(run_cli(db, NULL, "history prune", &out), 0);
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fresh_partitions),
+      cmocka_unit_test(test_default_and_rescue),
+      cmocka_unit_test(test_upgrade_from_0006),
+      cmocka_unit_test(test_prune),
+      cmocka_unit_test(test_prune_workflow_batches),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
