@@ -51,9 +51,10 @@ SELECT w.workflow_name,
 --   SELECT * FROM flowcore_node_stats(now() - interval '6 hours', now())
 --    ORDER BY p95_ms DESC LIMIT 20;
 -- An inlinable SQL function: the window is a range scan of
--- node_executions_started_at_idx, then one workflow_executions primary-key
--- lookup per row for the name; its cost grows with the window, not with the
--- history. A NULL bound is open (NULL, NULL gives the whole history, as the
+-- node_executions_started_at_idx, joined to workflow_executions for the
+-- name (by primary-key lookups for a small window; for a large one the
+-- planner may prefer a hash join that reads every run row, see
+-- examples/grafana/README.md). A NULL bound is open (NULL, NULL gives the whole history, as the
 -- view, except attempts with no started_at, which no window holds). The
 -- bounds are written as COALESCE(...) rather than `since IS NULL OR ...` so
 -- that they stay index conditions once the function is inlined.
