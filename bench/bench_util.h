@@ -36,7 +36,7 @@ static const char *group(double value, char *buf, size_t size) {
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
-static double per_second(size_t count, uint64_t ns) {
+static inline double per_second(size_t count, uint64_t ns) {
   return ns ? (double)count * 1e9 / (double)ns : 0.0;
 }
 

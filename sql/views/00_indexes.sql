@@ -18,3 +18,30 @@
 -- and the migration finds it in place.
 CREATE INDEX IF NOT EXISTS execution_errors_node_attempt_idx
     ON execution_errors (workflow_id, node_id, attempt);
+
+-- Time-window indexes for dashboards (examples/grafana/, issue 11). Each is a
+-- plain CREATE INDEX IF NOT EXISTS with no ONLY and no CONCURRENTLY, so the
+-- same statement works on a plain table and on a partitioned one (where it
+-- creates the index on every partition). The indexes added here are:
+--
+--   node_executions_started_at_idx          node_executions (started_at)
+--       node rows started in a window: p95 duration per minute
+--       (flowcore_run_timeline WHERE started_at ...) and
+--       flowcore_node_stats(since, until)
+--   workflow_executions_status_started_at_idx
+--                                            workflow_executions (status, started_at)
+--       runs of one status in a window: recent failed runs
+--
+-- Already present since 0001 and used by the same dashboards:
+-- workflow_executions_started_at_idx (started_at DESC; runs per minute) and
+-- execution_errors_occurred_at_idx (occurred_at DESC; errors per hour,
+-- flowcore_errors).
+--
+-- node_executions_started_at_idx costs the writer one more index entry per
+-- node row. On a large table build them beforehand with
+-- CREATE INDEX CONCURRENTLY (same names and columns) and the migration finds
+-- them in place.
+CREATE INDEX IF NOT EXISTS node_executions_started_at_idx
+    ON node_executions (started_at);
+CREATE INDEX IF NOT EXISTS workflow_executions_status_started_at_idx
+    ON workflow_executions (status, started_at);

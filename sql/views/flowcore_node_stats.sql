@@ -44,3 +44,48 @@ SELECT w.workflow_name,
  WHERE n.attempt >= 1
    AND n.status <> 'running'
  GROUP BY w.workflow_name, n.node_id;
+
+-- flowcore_node_stats(since, until): the same columns over the finished
+-- attempts that STARTED in [since, until) only, for dashboards and for
+-- "which nodes were slow this morning?".
+--   SELECT * FROM flowcore_node_stats(now() - interval '6 hours', now())
+--    ORDER BY p95_ms DESC LIMIT 20;
+-- An inlinable SQL function: the window is a range scan of
+-- node_executions_started_at_idx, joined to workflow_executions for the
+-- name (by primary-key lookups for a small window; for a large one the
+-- planner may prefer a hash join that reads every run row, see
+-- examples/grafana/README.md). A NULL bound is open (NULL, NULL gives the whole history, as the
+-- view, except attempts with no started_at, which no window holds). The
+-- bounds are written as COALESCE(...) rather than `since IS NULL OR ...` so
+-- that they stay index conditions once the function is inlined.
+CREATE OR REPLACE FUNCTION flowcore_node_stats(since timestamptz, until timestamptz)
+RETURNS TABLE (workflow_name text, node_id text, runs bigint, attempts bigint,
+               failures bigint, timeouts bigint, p50_ms double precision,
+               p95_ms double precision, mean_ms double precision,
+               max_ms double precision)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+SELECT w.workflow_name,
+       n.node_id,
+       count(DISTINCT n.workflow_id),
+       count(*),
+       count(*) FILTER (WHERE n.status = 'failed'),
+       count(*) FILTER (WHERE n.status = 'timed_out'),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY d.ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY d.ms),
+       avg(d.ms),
+       max(d.ms)
+  FROM node_executions n
+  JOIN workflow_executions w ON w.workflow_id = n.workflow_id
+ CROSS JOIN LATERAL (
+       SELECT COALESCE(n.duration_ms,
+                       (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
+                  AS ms
+       ) d
+ WHERE n.attempt >= 1
+   AND n.status <> 'running'
+   AND n.started_at >= COALESCE(since, '-infinity')
+   AND n.started_at < COALESCE(until, 'infinity')
+ GROUP BY w.workflow_name, n.node_id
+$fn$;
+GRANT EXECUTE ON FUNCTION flowcore_node_stats(timestamptz, timestamptz) TO flowcore_reader;

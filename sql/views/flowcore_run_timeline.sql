@@ -9,6 +9,17 @@
 -- (Order it when you query it: NULLS LAST puts the nodes that never ran at
 -- the end.) sql/queries/run_timeline.sql takes an id prefix instead.
 --
+-- It also serves time windows over node rows, e.g. p95 node duration per
+-- minute (examples/grafana/):
+--   SELECT date_trunc('minute', started_at) AS t,
+--          percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+--     FROM flowcore_run_timeline
+--    WHERE started_at >= now() - interval '6 hours' GROUP BY 1;
+-- Such a query reads node_executions_started_at_idx and nothing else: the
+-- join to workflow_executions is removed when workflow_name is not selected
+-- (its key is unique) and the error columns are looked up (through
+-- execution_errors_node_attempt_idx) only when selected.
+--
 -- Columns:
 --   workflow_id, workflow_name (NULL if the run's own row is not written yet)
 --   node_id, attempt  attempt 0 is the row of a node that never ran
@@ -35,16 +46,21 @@ SELECT n.workflow_id,
                 (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
            AS duration_ms,
        (extract(epoch FROM n.started_at - w.started_at) * 1000)::double precision AS offset_ms,
-       COALESCE(e.error_type, n.error_type) AS error_type,
-       COALESCE(e.error_message, n.error_message) AS error_message
+       COALESCE((SELECT x.error_type
+                   FROM execution_errors x
+                  WHERE x.workflow_id = n.workflow_id
+                    AND x.node_id = n.node_id
+                    AND x.attempt = n.attempt
+                  ORDER BY x.occurred_at DESC, x.error_id DESC
+                  LIMIT 1),
+                n.error_type) AS error_type,
+       COALESCE((SELECT x.error_message
+                   FROM execution_errors x
+                  WHERE x.workflow_id = n.workflow_id
+                    AND x.node_id = n.node_id
+                    AND x.attempt = n.attempt
+                  ORDER BY x.occurred_at DESC, x.error_id DESC
+                  LIMIT 1),
+                n.error_message) AS error_message
   FROM node_executions n
-  LEFT JOIN workflow_executions w ON w.workflow_id = n.workflow_id
-  LEFT JOIN LATERAL (
-       SELECT x.error_type, x.error_message
-         FROM execution_errors x
-        WHERE x.workflow_id = n.workflow_id
-          AND x.node_id = n.node_id
-          AND x.attempt = n.attempt
-        ORDER BY x.occurred_at DESC, x.error_id DESC
-        LIMIT 1
-       ) e ON true;
+  LEFT JOIN workflow_executions w ON w.workflow_id = n.workflow_id;

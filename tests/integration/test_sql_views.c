@@ -696,11 +696,14 @@ static const char RUNNING_PROGRESS_COLS[] =
     "host,pid,last_activity_at,idle_for";
 static const char LOSS_SUMMARY_COLS[] =
     "writer,kind,reason,total,first_recorded_at,last_recorded_at";
+static const char ERRORS_COLS[] = "workflow_id,workflow_name,error_id,node_id,node_type,attempt,"
+                                  "error_type,error_message,severity,occurred_at";
 
 static const struct {
   const char *view, *cols;
 } views[] = {
     {"flowcore_error_rollup", ERROR_ROLLUP_COLS},
+    {"flowcore_errors", ERRORS_COLS},
     {"flowcore_node_stats", NODE_STATS_COLS},
     {"flowcore_recent_runs", RECENT_RUNS_COLS},
     {"flowcore_run_timeline", TIMELINE_COLS},
@@ -855,6 +858,122 @@ static void check_node_stats(void) {
   r = query("SELECT count(*) AS n FROM flowcore_node_stats WHERE workflow_name = 'report'");
   expect_int(r, 0, "n", 2);
   PQclear(r);
+}
+
+/* flowcore_node_stats(since, until): the view's rows over the attempts that
+ * started in the window; open bounds give the whole history. */
+static void check_node_stats_window(const dataset_t *ds) {
+  PGresult *r;
+  long long t0 = (long long)ds->T0;
+  ctx = "flowcore_node_stats(since, until)";
+  r = query("SELECT count(*) AS n FROM ((SELECT * FROM flowcore_node_stats EXCEPT ALL "
+            "SELECT * FROM flowcore_node_stats(NULL, NULL)) UNION ALL (SELECT * FROM "
+            "flowcore_node_stats(NULL, NULL) EXCEPT ALL SELECT * FROM flowcore_node_stats)) x");
+  expect_int(r, 0, "n", 0);
+  PQclear(r);
+  /* [B's start, C's start): run B only. extract 50 (failed) and 150:
+   * p50 100, p95 50 + 0.95 * 100 = 145; transform 400 (failed). */
+  r = queryf("SELECT * FROM flowcore_node_stats(to_timestamp(%lld / 1e6) + interval '60 s', "
+             "to_timestamp(%lld / 1e6) + interval '120 s') ORDER BY workflow_name, node_id",
+             t0, t0);
+  expect_columns(r, NODE_STATS_COLS);
+  expect_rows(r, 2);
+  expect_text(r, 0, "node_id", "extract");
+  expect_int(r, 0, "runs", 1);
+  expect_int(r, 0, "attempts", 2);
+  expect_int(r, 0, "failures", 1);
+  expect_num(r, 0, "p50_ms", 100);
+  expect_num(r, 0, "p95_ms", 145);
+  expect_num(r, 0, "mean_ms", 100);
+  expect_num(r, 0, "max_ms", 150);
+  expect_text(r, 1, "node_id", "transform");
+  expect_int(r, 1, "attempts", 1);
+  expect_int(r, 1, "failures", 1);
+  expect_num(r, 1, "p95_ms", 400);
+  PQclear(r);
+  /* A window before the first run is empty. */
+  r = queryf("SELECT count(*) AS n FROM flowcore_node_stats(NULL, to_timestamp(%lld / 1e6))", t0);
+  expect_int(r, 0, "n", 0);
+  PQclear(r);
+}
+
+/* flowcore_errors: every error row, with its run's name. */
+static void check_errors(const dataset_t *ds) {
+  PGresult *r;
+  ctx = "flowcore_errors";
+  r = query("SELECT * FROM flowcore_errors ORDER BY occurred_at, error_id");
+  expect_columns(r, ERRORS_COLS);
+  expect_rows(r, 5);
+  PQclear(r);
+  r = query("SELECT count(*) AS n FROM flowcore_errors f JOIN execution_errors e USING "
+            "(workflow_id, error_id) JOIN workflow_executions w USING (workflow_id) WHERE "
+            "f.workflow_name = w.workflow_name AND f.occurred_at = e.occurred_at AND "
+            "f.node_id IS NOT DISTINCT FROM e.node_id AND f.attempt IS NOT DISTINCT FROM "
+            "e.attempt AND f.severity = e.severity AND f.error_message = e.error_message");
+  expect_int(r, 0, "n", 5);
+  PQclear(r);
+  r = queryf("SELECT string_agg(severity || ':' || COALESCE(node_id, '-'), ' ' ORDER BY "
+             "occurred_at) AS s FROM flowcore_errors WHERE workflow_id = '%s'",
+             ds->runs[2].id);
+  expect_text(r, 0, "s", "warning:extract info:-");
+  PQclear(r);
+}
+
+/* The plan of sql (EXPLAIN), as one string. */
+static char *plan_of(const char *sql) {
+  PGresult *r = queryf("EXPLAIN %s", sql);
+  size_t len = 0;
+  char *out = malloc(1);
+  assert_non_null(out);
+  out[0] = '\0';
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *line = PQgetvalue(r, i, 0);
+    out = realloc(out, len + strlen(line) + 2);
+    assert_non_null(out);
+    memcpy(out + len, line, strlen(line));
+    len += strlen(line);
+    out[len++] = '\n';
+    out[len] = '\0';
+  }
+  PQclear(r);
+  return out;
+}
+
+/* A dashboard query reads the index of its window and only the tables of
+ * the columns it selects (examples/grafana/README.md). */
+static void expect_plan(const char *sql, const char *index, const char *const *absent) {
+  char *plan = plan_of(sql);
+  if (index != NULL && strstr(plan, index) == NULL)
+    fail_msg("%s: expected %s in the plan of\n%s\n%s", ctx, index, sql, plan);
+  for (; absent != NULL && *absent != NULL; absent++)
+    if (strstr(plan, *absent) != NULL)
+      fail_msg("%s: did not expect %s in the plan of\n%s\n%s", ctx, *absent, sql, plan);
+  free(plan);
+}
+
+static void check_dashboard_plans(void) {
+  static const char *const no_nodes_errors[] = {"node_executions", "execution_errors", NULL};
+  static const char *const no_runs_errors[] = {"workflow_executions", "execution_errors", NULL};
+  static const char *const no_runs[] = {"workflow_executions", NULL};
+  ctx = "dashboard plans";
+  /* Tiny tables: make the planner show which index it can use. */
+  exec_ok("SET enable_seqscan = off");
+  expect_plan("SELECT date_trunc('minute', started_at), status, count(*) FROM "
+              "flowcore_recent_runs WHERE started_at >= now() - interval '6 hours' GROUP BY 1, 2",
+              "workflow_executions_started_at_idx", no_nodes_errors);
+  expect_plan("SELECT date_trunc('minute', started_at), percentile_cont(0.95) WITHIN GROUP "
+              "(ORDER BY duration_ms) FROM flowcore_run_timeline WHERE started_at >= now() - "
+              "interval '6 hours' GROUP BY 1",
+              "node_executions_started_at_idx", no_runs_errors);
+  expect_plan("SELECT date_trunc('hour', occurred_at), count(*) FROM flowcore_errors WHERE "
+              "occurred_at >= now() - interval '7 days' GROUP BY 1",
+              "execution_errors_occurred_at_idx", no_runs);
+  expect_plan("SELECT * FROM flowcore_node_stats(now() - interval '6 hours', now())",
+              "node_executions_started_at_idx", NULL);
+  expect_plan("SELECT workflow_id FROM flowcore_recent_runs WHERE status = 'failed' AND "
+              "started_at >= now() - interval '6 hours'",
+              "workflow_executions_status_started_at_idx", no_nodes_errors);
+  exec_ok("RESET enable_seqscan");
 }
 
 static void check_error_rollup(const dataset_t *ds) {
@@ -1241,7 +1360,10 @@ static void test_views_and_queries(void **state) {
   check_recent_runs(&ds);
   check_run_timeline(&ds);
   check_node_stats();
+  check_node_stats_window(&ds);
   check_error_rollup(&ds);
+  check_errors(&ds);
+  check_dashboard_plans();
   check_running_progress(&ds);
   ctx = "flowcore_writer_loss_summary";
   {
