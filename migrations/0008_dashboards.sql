@@ -112,8 +112,9 @@ SELECT g.workflow_name,
 --   SELECT date_trunc('hour', occurred_at) AS hour, count(*)
 --     FROM flowcore_errors
 --    WHERE occurred_at >= now() - interval '7 days' GROUP BY 1 ORDER BY 1;
--- A window on occurred_at reads execution_errors_occurred_at_idx; the join
--- to workflow_executions is removed when workflow_name is not selected.
+-- A window on occurred_at reads execution_errors_occurred_at_idx; the run's
+-- name is a scalar subquery, evaluated only when selected (PostgreSQL 15
+-- does not remove a LEFT JOIN to a partitioned table).
 --
 -- Columns:
 --   workflow_id, workflow_name (NULL if the run's own row is not written yet)
@@ -123,7 +124,8 @@ SELECT g.workflow_name,
 --                     it from execution_errors when needed)
 CREATE OR REPLACE VIEW flowcore_errors AS
 SELECT e.workflow_id,
-       w.workflow_name,
+       (SELECT w.workflow_name FROM workflow_executions w
+         WHERE w.workflow_id = e.workflow_id) AS workflow_name,
        e.error_id,
        e.node_id,
        e.node_type,
@@ -132,8 +134,7 @@ SELECT e.workflow_id,
        e.error_message,
        e.severity,
        e.occurred_at
-  FROM execution_errors e
-  LEFT JOIN workflow_executions w ON w.workflow_id = e.workflow_id;
+  FROM execution_errors e;
 GRANT SELECT ON flowcore_errors TO flowcore_reader;
 -- >>> sql/views/flowcore_node_stats.sql
 -- flowcore_node_stats: duration statistics per workflow and node over all
@@ -323,9 +324,11 @@ SELECT w.workflow_id,
 --     FROM flowcore_run_timeline
 --    WHERE started_at >= now() - interval '6 hours' GROUP BY 1;
 -- Such a query reads node_executions_started_at_idx and nothing else: the
--- join to workflow_executions is removed when workflow_name is not selected
--- (its key is unique) and the error columns are looked up (through
--- execution_errors_node_attempt_idx) only when selected.
+-- run's name and start and the error columns are scalar subqueries (by
+-- primary key, and through execution_errors_node_attempt_idx), evaluated
+-- only when selected. (A LEFT JOIN to the runs would be removed by the
+-- planner only on a plain table: PostgreSQL 15 does not remove joins to
+-- partitioned ones.)
 --
 -- Columns:
 --   workflow_id, workflow_name (NULL if the run's own row is not written yet)
@@ -342,7 +345,8 @@ SELECT w.workflow_id,
 --                     node_executions' own columns, else NULL
 CREATE OR REPLACE VIEW flowcore_run_timeline AS
 SELECT n.workflow_id,
-       w.workflow_name,
+       (SELECT w.workflow_name FROM workflow_executions w
+         WHERE w.workflow_id = n.workflow_id) AS workflow_name,
        n.node_id,
        n.attempt,
        n.node_type,
@@ -352,7 +356,9 @@ SELECT n.workflow_id,
        COALESCE(n.duration_ms,
                 (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
            AS duration_ms,
-       (extract(epoch FROM n.started_at - w.started_at) * 1000)::double precision AS offset_ms,
+       (extract(epoch FROM n.started_at - (SELECT w.started_at FROM workflow_executions w
+                                             WHERE w.workflow_id = n.workflow_id))
+        * 1000)::double precision AS offset_ms,
        COALESCE((SELECT x.error_type
                    FROM execution_errors x
                   WHERE x.workflow_id = n.workflow_id
@@ -369,8 +375,7 @@ SELECT n.workflow_id,
                   ORDER BY x.occurred_at DESC, x.error_id DESC
                   LIMIT 1),
                 n.error_message) AS error_message
-  FROM node_executions n
-  LEFT JOIN workflow_executions w ON w.workflow_id = n.workflow_id;
+  FROM node_executions n;
 -- >>> sql/views/flowcore_running_progress.sql
 -- flowcore_running_progress: how far each run still marked `running` is,
 -- where it runs and when it was last heard of.

@@ -5,8 +5,9 @@
 --   SELECT date_trunc('hour', occurred_at) AS hour, count(*)
 --     FROM flowcore_errors
 --    WHERE occurred_at >= now() - interval '7 days' GROUP BY 1 ORDER BY 1;
--- A window on occurred_at reads execution_errors_occurred_at_idx; the join
--- to workflow_executions is removed when workflow_name is not selected.
+-- A window on occurred_at reads execution_errors_occurred_at_idx; the run's
+-- name is a scalar subquery, evaluated only when selected (PostgreSQL 15
+-- does not remove a LEFT JOIN to a partitioned table).
 --
 -- Columns:
 --   workflow_id, workflow_name (NULL if the run's own row is not written yet)
@@ -16,7 +17,8 @@
 --                     it from execution_errors when needed)
 CREATE OR REPLACE VIEW flowcore_errors AS
 SELECT e.workflow_id,
-       w.workflow_name,
+       (SELECT w.workflow_name FROM workflow_executions w
+         WHERE w.workflow_id = e.workflow_id) AS workflow_name,
        e.error_id,
        e.node_id,
        e.node_type,
@@ -25,6 +27,5 @@ SELECT e.workflow_id,
        e.error_message,
        e.severity,
        e.occurred_at
-  FROM execution_errors e
-  LEFT JOIN workflow_executions w ON w.workflow_id = e.workflow_id;
+  FROM execution_errors e;
 GRANT SELECT ON flowcore_errors TO flowcore_reader;

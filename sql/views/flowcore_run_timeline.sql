@@ -16,9 +16,11 @@
 --     FROM flowcore_run_timeline
 --    WHERE started_at >= now() - interval '6 hours' GROUP BY 1;
 -- Such a query reads node_executions_started_at_idx and nothing else: the
--- join to workflow_executions is removed when workflow_name is not selected
--- (its key is unique) and the error columns are looked up (through
--- execution_errors_node_attempt_idx) only when selected.
+-- run's name and start and the error columns are scalar subqueries (by
+-- primary key, and through execution_errors_node_attempt_idx), evaluated
+-- only when selected. (A LEFT JOIN to the runs would be removed by the
+-- planner only on a plain table: PostgreSQL 15 does not remove joins to
+-- partitioned ones.)
 --
 -- Columns:
 --   workflow_id, workflow_name (NULL if the run's own row is not written yet)
@@ -35,7 +37,8 @@
 --                     node_executions' own columns, else NULL
 CREATE OR REPLACE VIEW flowcore_run_timeline AS
 SELECT n.workflow_id,
-       w.workflow_name,
+       (SELECT w.workflow_name FROM workflow_executions w
+         WHERE w.workflow_id = n.workflow_id) AS workflow_name,
        n.node_id,
        n.attempt,
        n.node_type,
@@ -45,7 +48,9 @@ SELECT n.workflow_id,
        COALESCE(n.duration_ms,
                 (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
            AS duration_ms,
-       (extract(epoch FROM n.started_at - w.started_at) * 1000)::double precision AS offset_ms,
+       (extract(epoch FROM n.started_at - (SELECT w.started_at FROM workflow_executions w
+                                             WHERE w.workflow_id = n.workflow_id))
+        * 1000)::double precision AS offset_ms,
        COALESCE((SELECT x.error_type
                    FROM execution_errors x
                   WHERE x.workflow_id = n.workflow_id
@@ -62,5 +67,4 @@ SELECT n.workflow_id,
                   ORDER BY x.occurred_at DESC, x.error_id DESC
                   LIMIT 1),
                 n.error_message) AS error_message
-  FROM node_executions n
-  LEFT JOIN workflow_executions w ON w.workflow_id = n.workflow_id;
+  FROM node_executions n;

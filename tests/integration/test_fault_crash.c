@@ -146,8 +146,9 @@ static void test_kill9_then_replay_by_next_process(void **state) {
                    1);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions n JOIN workflow_executions w "
                                       "USING (workflow_id) WHERE w.workflow_name = 'crashing' "
-                                      "AND n.status = 'completed' AND (n.output_data->>'i')::int "
-                                      "= substr(n.node_id, 2)::int"),
+                                      "AND n.status = 'completed' AND CASE WHEN n.node_id ~ '^n[0-9]+$' "
+                                      "THEN (n.output_data->>'i')::int = substr(n.node_id, 2)::int "
+                                      "END"), /* CASE: the planner may test rows of other runs */
                    300);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions n JOIN workflow_executions w "
                                       "USING (workflow_id) WHERE w.workflow_name = 'crashing' "
