@@ -55,8 +55,10 @@ void fc__hrun_decref(fc__hrun_t *r) {
 void fc__hrec_clear(fc__hrec_t *rec) {
   fc__hrun_decref(rec->run);
   json_decref(rec->payload);
+  json_decref(rec->refs);
   fc__free(rec->err);
   rec->run = NULL;
   rec->payload = NULL;
+  rec->refs = NULL;
   rec->err = NULL;
 }

@@ -46,6 +46,13 @@ typedef struct {
   int64_t started_us; /* end events: start of the attempt / run (0: none) */
   int64_t duration_us;
   json_t *payload; /* start: input; end: output; error: details. Counted. */
+  /* Node starts: the members of the input stored as references (compact
+   * storage, docs/history.md): {"<key>": "run" | {"node": id, "attempt":
+   * n}}, counted, or NULL; payload then holds only the other members. */
+  json_t *refs;
+  /* Node ends: 1 when the output is the very input of the attempt (a
+   * `pass`): payload is then NULL and the row says output_is_input. */
+  uint8_t output_is_input;
   char *err;       /* errors: "type\0message\0stack_trace\0", owned */
   uint8_t error_id[16];
 } fc__hrec_t;

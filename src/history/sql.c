@@ -3,7 +3,7 @@
 
 #define NODE_COLS                                                                                  \
   "workflow_id, node_id, attempt, node_type, status, input_data, output_data, started_at, "        \
-  "completed_at, duration_ms"
+  "completed_at, duration_ms, input_refs, output_is_input"
 
 #define WF_COLS                                                                                    \
   "workflow_id, workflow_name, status, input_data, output_data, started_at, completed_at, "        \
@@ -47,6 +47,12 @@ const char fc__sql_upsert_nodes[] =
         "t.status") ", "
                     "node_type = COALESCE(t.node_type, EXCLUDED.node_type), "
                     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
+                    "input_refs = CASE WHEN t.input_data IS NULL THEN EXCLUDED.input_refs "
+                    "ELSE t.input_refs END, "
+                    "output_is_input = " RUNNING_THEN(
+                        "EXCLUDED.output_is_input OR (EXCLUDED.output_data IS NULL AND "
+                        "t.output_is_input)",
+                        "t.output_is_input") ", "
                     "output_data = " RUNNING_THEN(
                         "COALESCE(EXCLUDED.output_data, t.output_data)",
                         "t.output_data") ", "
