@@ -30,6 +30,9 @@
 -- Instant: ADD COLUMN with a constant default rewrites nothing.
 
 ALTER TABLE node_executions ADD COLUMN input_refs jsonb;
+-- The run's output ({"<sink>": <its output>, ...}) the same way: its
+-- members that are a node's output are references in output_refs.
+ALTER TABLE workflow_executions ADD COLUMN output_refs jsonb;
 ALTER TABLE node_executions ADD COLUMN output_is_input boolean NOT NULL DEFAULT false;
 
 -- The append-only trigger of 0005: input_refs is part of what a start
@@ -65,7 +68,8 @@ BEGIN
 END
 $$;
 
--- The resolver. what: 'in' (a node attempt's input) or 'out' (its output).
+-- The resolver. what: 'in' (a node attempt's input), 'out' (its output) or
+-- 'wout' (the run's output).
 -- An explicit stack of pending items (literal text, or a value to
 -- resolve: 'in', 'out', 'run') replaces recursion; pieces are appended in
 -- order and joined once, so the work is linear in the size of the result.
@@ -94,7 +98,17 @@ BEGIN
             np := np + 1; pieces[np] := a;
             CONTINUE;
         END IF;
-        IF k = 'run' THEN
+        IF k = 'wout' THEN
+            SELECT w.output_data, w.output_refs INTO m FROM workflow_executions w
+             WHERE w.workflow_id = p_workflow_id;
+            IF NOT FOUND THEN
+                np := np + 1; pieces[np] := 'null';
+                CONTINUE;
+            END IF;
+            r.input_data := m.output_data;
+            r.input_refs := m.output_refs;
+            k := 'in';
+        ELSIF k = 'run' THEN
             IF NOT run_loaded THEN
                 SELECT input_data::text INTO run_text FROM workflow_executions
                  WHERE workflow_id = p_workflow_id;
@@ -102,12 +116,13 @@ BEGIN
             END IF;
             np := np + 1; pieces[np] := COALESCE(run_text, 'null');
             CONTINUE;
-        END IF;
-        SELECT * INTO r FROM node_executions
-         WHERE workflow_id = p_workflow_id AND node_id = a AND attempt = t;
-        IF NOT FOUND THEN
-            np := np + 1; pieces[np] := 'null';
-            CONTINUE;
+        ELSE
+            SELECT * INTO r FROM node_executions
+             WHERE workflow_id = p_workflow_id AND node_id = a AND attempt = t;
+            IF NOT FOUND THEN
+                np := np + 1; pieces[np] := 'null';
+                CONTINUE;
+            END IF;
         END IF;
         IF k = 'out' THEN
             IF r.output_is_input THEN
@@ -159,6 +174,15 @@ CREATE FUNCTION flowcore_node_output_text(workflow_id uuid, node_id text, attemp
 RETURNS text LANGUAGE sql STABLE AS
 $$ SELECT flowcore__payload_text($1, 'out', $2, $3) $$;
 
+CREATE FUNCTION flowcore_run_output_text(workflow_id uuid)
+RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT flowcore__payload_text($1, 'wout', NULL, 0) $$;
+
+CREATE FUNCTION flowcore_run_output(workflow_id uuid)
+RETURNS jsonb LANGUAGE sql STABLE AS
+$$ SELECT CASE WHEN EXISTS (SELECT 1 FROM workflow_executions w WHERE w.workflow_id = $1)
+               THEN flowcore__payload_text($1, 'wout', NULL, 0)::jsonb END $$;
+
 -- NULL when the row does not exist.
 CREATE FUNCTION flowcore_node_input(workflow_id uuid, node_id text, attempt int)
 RETURNS jsonb LANGUAGE sql STABLE AS
@@ -174,16 +198,20 @@ $$ SELECT CASE WHEN EXISTS (SELECT 1 FROM node_executions n WHERE n.workflow_id 
 
 REVOKE ALL ON FUNCTION flowcore__payload_text(uuid, text, text, int),
     flowcore_node_input_text(uuid, text, int), flowcore_node_output_text(uuid, text, int),
-    flowcore_node_input(uuid, text, int), flowcore_node_output(uuid, text, int) FROM PUBLIC;
+    flowcore_node_input(uuid, text, int), flowcore_node_output(uuid, text, int),
+    flowcore_run_output_text(uuid), flowcore_run_output(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION flowcore__payload_text(uuid, text, text, int),
     flowcore_node_input_text(uuid, text, int), flowcore_node_output_text(uuid, text, int),
-    flowcore_node_input(uuid, text, int), flowcore_node_output(uuid, text, int)
-    TO flowcore_reader;
+    flowcore_node_input(uuid, text, int), flowcore_node_output(uuid, text, int),
+    flowcore_run_output_text(uuid), flowcore_run_output(uuid) TO flowcore_reader;
 
 COMMENT ON COLUMN node_executions.input_data IS
     'flowcore: the input''s members not stored as references (see input_refs; '
     'flowcore_node_input() rebuilds the full input)';
 COMMENT ON COLUMN node_executions.input_refs IS
     'flowcore: members of the input stored as references: "run" or {"node", "attempt"}';
+COMMENT ON COLUMN workflow_executions.output_refs IS
+    'flowcore: members of the output stored as references: {"node", "attempt"} '
+    '(flowcore_run_output() rebuilds the full output)';
 COMMENT ON COLUMN node_executions.output_is_input IS
     'flowcore: the output is the input itself (output_data NULL)';

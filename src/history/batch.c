@@ -216,7 +216,7 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
   const fc__hrec_t *k = fc__row_rec(r);
   const fc__hrun_t *run = k->run;
   int64_t started = r->has_start ? r->start.t_us : r->end.started_us;
-  fc__copy_row(buf, 13);
+  fc__copy_row(buf, 14);
   fc__copy_uuid(buf, run->uuid);
   fc__copy_text(buf, run->name);
   fc__copy_text(buf, fc_workflow_status_name(
@@ -244,6 +244,10 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
   fc__copy_text(buf, host);
   if (host != NULL)
     fc__copy_int4(buf, pid);
+  else
+    fc__copy_null(buf);
+  if (r->has_end && r->end.refs != NULL) /* compact storage of the run's output */
+    fc__copy_jsonb(buf, r->end.refs, 0);
   else
     fc__copy_null(buf);
 }

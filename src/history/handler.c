@@ -124,15 +124,16 @@ static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char
   return NULL;
 }
 
-/* Fills rec->payload and rec->refs for a node start: the input's members
- * that are stored elsewhere become references; the others stay. */
-static int compact_input(const refs_state *st, const fc_event_t *ev, fc__hrec_t *rec) {
+/* Fills rec->payload and rec->refs for a node start's input or a run's
+ * output (value): the members that are stored elsewhere become
+ * references; the others stay. */
+static int compact(const refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
   const char *key;
   json_t *v, *refs = NULL, *rest;
-  rec->payload = json_incref(ev->input);
-  if (st->out == NULL || !json_is_object(ev->input))
+  rec->payload = json_incref(value);
+  if (st->out == NULL || !json_is_object(value))
     return 0;
-  json_object_foreach(ev->input, key, v) {
+  json_object_foreach(value, key, v) {
     json_t *ref;
     if (v == NULL || (ref = ref_for(st, ev->workflow, key, v)) == NULL)
       continue;
@@ -152,7 +153,7 @@ static int compact_input(const refs_state *st, const fc_event_t *ev, fc__hrec_t 
     json_decref(refs);
     return FC_ENOMEM;
   }
-  json_object_foreach(ev->input, key, v) {
+  json_object_foreach(value, key, v) {
     if (json_object_get(refs, key) == NULL && json_object_set(rest, key, v) != 0) {
       json_decref(rest);
       json_decref(refs);
@@ -218,15 +219,19 @@ static int on_event(void *self, const fc_event_t *ev) {
     break;
   case FC_EVENT_NODE_START:
     rec->count = 0;
-    if ((rc = compact_input(rs, ev, rec)) != 0) {
+    if ((rc = compact(rs, ev, ev->input, rec)) != 0) {
       fc__hrec_clear(rec);
       return rc;
     }
     break;
   case FC_EVENT_WORKFLOW_END:
     rec->count = ev->error_count;
-    rec->payload = json_incref(ev->output);
+    rc = compact(rs, ev, ev->output, rec);
     refs_clear(rs, run->node_count);
+    if (rc != 0) {
+      fc__hrec_clear(rec);
+      return rc;
+    }
     break;
   case FC_EVENT_NODE_END:
     rec->count = 0;

@@ -46,9 +46,10 @@ typedef struct {
   int64_t started_us; /* end events: start of the attempt / run (0: none) */
   int64_t duration_us;
   json_t *payload; /* start: input; end: output; error: details. Counted. */
-  /* Node starts: the members of the input stored as references (compact
-   * storage, docs/history.md): {"<key>": "run" | {"node": id, "attempt":
-   * n}}, counted, or NULL; payload then holds only the other members. */
+  /* Node starts (of the input) and workflow ends (of the output): the
+   * members stored as references (compact storage, docs/history.md):
+   * {"<key>": "run" | {"node": id, "attempt": n}}, counted, or NULL;
+   * payload then holds only the other members. */
   json_t *refs;
   /* Node ends: 1 when the output is the very input of the attempt (a
    * `pass`): payload is then NULL and the row says output_is_input. */

@@ -7,7 +7,7 @@
 
 #define WF_COLS                                                                                    \
   "workflow_id, workflow_name, status, input_data, output_data, started_at, completed_at, "        \
-  "node_count, error_count, duration_ms, updated_at, host, pid"
+  "node_count, error_count, duration_ms, updated_at, host, pid, output_refs"
 
 #define ERR_COLS                                                                                   \
   "workflow_id, error_id, node_id, node_type, attempt, error_type, error_message, "                \
@@ -94,6 +94,8 @@ const char fc__sql_upsert_wf[] =
         "EXCLUDED.status",
         "t.status") ", "
                     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
+                    "output_refs = CASE WHEN t.status = 'running' AND EXCLUDED.output_data IS "
+                    "NOT NULL THEN EXCLUDED.output_refs ELSE t.output_refs END, "
                     "output_data = " RUNNING_THEN(
                         "COALESCE(EXCLUDED.output_data, t.output_data)",
                         "t.output_data") ", "
