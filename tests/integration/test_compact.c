@@ -3,7 +3,7 @@
  * to upstream outputs instead of copies; flowcore_node_input rebuilds the
  * full input exactly; a chain of N `pass` nodes stores bytes linear in N;
  * the spool carries the references. Runs `flowcore run` as a user would. */
-#define _GNU_SOURCE /* mkdtemp */
+#define _GNU_SOURCE /* mkdtemp, popen */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +190,29 @@ static void test_payload_like_a_reference_stays_a_payload(void **state) {
   assert_true(json_equal(got, want));
   json_decref(got);
   json_decref(want);
+  /* `history show --input` prints the rebuilt input. */
+  {
+    char cmd[4096], line[4096];
+    char *id = fc_test_pg_text(db, "SELECT workflow_id::text FROM workflow_executions");
+    int seen = 0;
+    FILE *f;
+    snprintf(cmd, sizeof cmd, "%s history show %s --input --db '%s'", CLI, id, db);
+    free(id);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+      if (strncmp(line, "input of c2 attempt 1:", 22) == 0 && fgets(line, sizeof line, f) != NULL) {
+        json_error_t jerr;
+        json_t *printed = json_loads(line, 0, &jerr);
+        want = chain_input(input, 2);
+        seen = printed != NULL && json_equal(printed, want);
+        json_decref(printed);
+        json_decref(want);
+      }
+    }
+    assert_int_equal(pclose(f), 0);
+    assert_true(seen);
+  }
   /* The run's input is stored as given, not read as a reference. */
   {
     char *s = fc_test_pg_text(db, "SELECT input_data->>'input' FROM workflow_executions");
