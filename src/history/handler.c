@@ -278,6 +278,7 @@ static int on_event(void *self, const fc_event_t *ev) {
     break;
   }
   }
+  rec->bytes = fc__hrec_estimate(rec);
   track(rs, ev);
   push_rec(h);
   if (ev->kind == FC_EVENT_WORKFLOW_END)
