@@ -10,7 +10,7 @@
  * COMMIT of the transaction holding it was reported; replays never duplicate
  * a row (client-made ids and upserts that never move a finished row back to
  * running); every record dropped is counted by kind and reason; memory is
- * bounded by queue_capacity; close keeps its deadline and reports exactly.
+ * bounded by queue_capacity and max_bytes; close keeps its deadline and reports exactly.
  */
 #ifndef FLOWCORE_HISTORY_H
 #define FLOWCORE_HISTORY_H
@@ -71,6 +71,11 @@ typedef struct {
   size_t max_payload_bytes;   /* larger JSON payloads are replaced, default 1 MiB */
   uint64_t reconnect_min_ms;  /* backoff, default 100 */
   uint64_t reconnect_max_ms;  /* default 5000 */
+  /* Bytes of payload the writer holds at most, beside queue_capacity
+   * (same policy when reached): default 256 MiB, 0 = default. A record
+   * counts 64 bytes plus an estimate of its JSON's size (docs/history.md
+   * "Byte budget"). */
+  uint64_t max_bytes;
 } fc_history_config_t;
 
 /* Fills cfg with the defaults above (conninfo NULL). */

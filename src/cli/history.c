@@ -36,6 +36,7 @@ typedef struct {
   int json;
   int dry_run;
   double older_than_s; /* prune --older-than, seconds; 0: flowcore_retention */
+  int input;           /* show --input */
   cli_db_t db;
   PGconn *conn;
 } hist_t;
@@ -468,6 +469,13 @@ static int resolve_id(hist_t *h, char out[37]) {
       "completed_at") ", duration_ms, offset_ms, error_type, error_message FROM "                  \
                       "flowcore_run_timeline t "
 #define NODE_TYPES "sissttffss"
+/* show --input: the full inputs, rebuilt from compact storage
+ * (migrations/0009_compact_inputs.sql), as JSON text. */
+#define NODE_COLUMNS_INPUT                                                                         \
+  "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US(                         \
+      "completed_at") ", duration_ms, offset_ms, error_type, error_message, "                      \
+                      "flowcore_node_input_text(t.workflow_id, t.node_id, t.attempt) AS input "    \
+                      "FROM flowcore_run_timeline t "
 
 /* The reap record of an abandoned run (flowcore_reaps), or NULL. */
 #define REAP_COLUMNS                                                                               \
@@ -544,8 +552,10 @@ static int cmd_show(hist_t *h) {
     }
   }
   nodes = query(h,
-                NODE_COLUMNS "WHERE workflow_id = $1::uuid "
-                             "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
+                h->input ? NODE_COLUMNS_INPUT "WHERE workflow_id = $1::uuid "
+                                              "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt"
+                         : NODE_COLUMNS "WHERE workflow_id = $1::uuid "
+                                        "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
                 1, params);
   if (nodes == NULL) {
     PQclear(run);
@@ -555,7 +565,7 @@ static int cmd_show(hist_t *h) {
   if (h->json) {
     json_t *obj =
         PQntuples(run) == 1 ? row_json(run, 0, RUN_TYPES) : json_pack("{s:s}", "workflow_id", id);
-    json_t *arr = rows_json(nodes, NODE_TYPES);
+    json_t *arr = rows_json(nodes, h->input ? NODE_TYPES "s" : NODE_TYPES);
     json_t *rj = reap != NULL && PQntuples(reap) == 1 ? row_json(reap, 0, REAP_TYPES) : json_null();
     if (obj != NULL && PQntuples(run) == 1 && json_add_liveness(h, obj, run, 0) != 0) {
       json_decref(obj);
@@ -620,8 +630,14 @@ static int cmd_show(hist_t *h) {
       t = NULL;
     }
   }
+  rc = print_table(t);
+  for (r = 0; h->input && rc == CLI_EXIT_OK && r < PQntuples(nodes); r++) {
+    const char *in = text(nodes, r, "input");
+    cli_printf(stdout, "\ninput of %s attempt %lld:\n%s\n", text(nodes, r, "node_id"),
+               integer(nodes, r, "attempt"), in != NULL ? in : "(none)");
+  }
   PQclear(nodes);
-  return print_table(t);
+  return rc;
 }
 
 /* ---- history errors ---------------------------------------------------------------- */
@@ -1134,7 +1150,8 @@ enum {
   OPT_LIMIT,
   OPT_STALE,
   OPT_DRY_RUN,
-  OPT_OLDER_THAN
+  OPT_OLDER_THAN,
+  OPT_INPUT
 };
 
 /* The options each subcommand accepts. */
@@ -1163,6 +1180,9 @@ static const cli_opt_t *options_for(const char *sub) {
                                       {"json", 0, 0, OPT_JSON},
                                       {"stale", 0, 1, OPT_STALE},
                                       {NULL, 0, 0, 0}};
+  static const cli_opt_t show[] = {{"help", 'h', 0, OPT_HELP}, {"db", 0, 1, OPT_DB},
+                                   {"json", 0, 0, OPT_JSON},   {"stale", 0, 1, OPT_STALE},
+                                   {"input", 0, 0, OPT_INPUT}, {NULL, 0, 0, 0}};
   static const cli_opt_t reap[] = {{"help", 'h', 0, OPT_HELP},  {"db", 0, 1, OPT_DB},
                                    {"json", 0, 0, OPT_JSON},    {"stale", 0, 1, OPT_STALE},
                                    {"dry-run", 0, 0, OPT_DRY_RUN}, {NULL, 0, 0, 0}};
@@ -1176,8 +1196,10 @@ static const cli_opt_t *options_for(const char *sub) {
     return runs;
   if (strcmp(sub, "prune") == 0)
     return prune;
-  if (strcmp(sub, "running") == 0 || strcmp(sub, "show") == 0)
+  if (strcmp(sub, "running") == 0)
     return running;
+  if (strcmp(sub, "show") == 0)
+    return show;
   if (strcmp(sub, "reap") == 0)
     return reap;
   if (strcmp(sub, "errors") == 0)
@@ -1240,6 +1262,9 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
       h->stale_ms = seconds * 1000.0;
       break;
     }
+    case OPT_INPUT:
+      h->input = 1;
+      break;
     case OPT_DRY_RUN:
       h->dry_run = 1;
       break;
@@ -1326,8 +1351,10 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
           "\n"
           "Options:\n"
           "  --stale DURATION  see 'history running --help' (default 60m)\n"
+          "  --input           also each attempt's full input (JSON text rebuilt by\n"
+          "                    flowcore_node_input_text: node rows store references)\n"
           "  --json            a JSON object: the run's fields, \"liveness\", \"reap\"\n"
-          "                    and \"nodes\" (an array)\n"
+          "                    and \"nodes\" (an array; with --input each has \"input\")\n"
           "  --db CONNINFO     PostgreSQL connection string or URL\n"
           "  --help, -h        this help\n",
           out);

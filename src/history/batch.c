@@ -175,7 +175,7 @@ static void put_ts_or_null(fc__buf_t *buf, int64_t us) {
 static void encode_node(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   const fc__hrec_t *k = fc__row_rec(r);
   const fc__hrun_t *run = k->run;
-  fc__copy_row(buf, 10);
+  fc__copy_row(buf, 12);
   fc__copy_uuid(buf, run->uuid);
   fc__copy_text(buf, run->node_ids[k->node]);
   fc__copy_int4(buf, k->attempt);
@@ -200,6 +200,13 @@ static void encode_node(fc__buf_t *buf, const row_t *r, size_t max_payload) {
     fc__copy_null(buf);
     fc__copy_null(buf);
   }
+  /* Compact storage (docs/history.md): the references of the input, and
+   * whether the output is the input itself. */
+  if (r->has_start && r->start.refs != NULL)
+    fc__copy_jsonb(buf, r->start.refs, 0);
+  else
+    fc__copy_null(buf);
+  fc__copy_bool(buf, r->has_end && r->end.output_is_input);
 }
 
 /* host and pid: where the run happened (this process), or NULL and 0 for
@@ -209,7 +216,7 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
   const fc__hrec_t *k = fc__row_rec(r);
   const fc__hrun_t *run = k->run;
   int64_t started = r->has_start ? r->start.t_us : r->end.started_us;
-  fc__copy_row(buf, 13);
+  fc__copy_row(buf, 14);
   fc__copy_uuid(buf, run->uuid);
   fc__copy_text(buf, run->name);
   fc__copy_text(buf, fc_workflow_status_name(
@@ -237,6 +244,10 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
   fc__copy_text(buf, host);
   if (host != NULL)
     fc__copy_int4(buf, pid);
+  else
+    fc__copy_null(buf);
+  if (r->has_end && r->end.refs != NULL) /* compact storage of the run's output */
+    fc__copy_jsonb(buf, r->end.refs, 0);
   else
     fc__copy_null(buf);
 }

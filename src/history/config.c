@@ -27,6 +27,7 @@ void fc_history_config_init(fc_history_config_t *cfg) {
   cfg->max_payload_bytes = 1024 * 1024;
   cfg->reconnect_min_ms = 100;
   cfg->reconnect_max_ms = 5000;
+  cfg->max_bytes = (uint64_t)256 << 20;
 }
 
 const char *fc_queue_policy_name(fc_queue_policy_t p) {
@@ -66,6 +67,8 @@ int fc__history_config_resolve(const fc_history_config_t *cfg, fc_history_config
     out->flush_interval_ms = def.flush_interval_ms;
   if (out->queue_capacity == 0)
     out->queue_capacity = def.queue_capacity;
+  if (out->max_bytes == 0)
+    out->max_bytes = def.max_bytes;
   if (out->connections <= 0)
     out->connections = def.connections;
   if (out->connections > 16)

@@ -808,6 +808,12 @@ void fc__copy_int4(fc__buf_t *b, int32_t v) {
   put_be32(b, (uint32_t)v);
 }
 
+void fc__copy_bool(fc__buf_t *b, int v) {
+  unsigned char c = v != 0;
+  put_be32(b, 1);
+  fc__buf_append(b, &c, 1);
+}
+
 void fc__copy_int8(fc__buf_t *b, int64_t v) {
   put_be32(b, 8);
   put_be64(b, (uint64_t)v);

@@ -75,6 +75,7 @@ void fc__copy_trailer(fc__buf_t *b);
 void fc__copy_row(fc__buf_t *b, int nfields);
 void fc__copy_null(fc__buf_t *b);
 void fc__copy_int4(fc__buf_t *b, int32_t v);
+void fc__copy_bool(fc__buf_t *b, int v);
 void fc__copy_int8(fc__buf_t *b, int64_t v);
 void fc__copy_float8(fc__buf_t *b, double v);
 void fc__copy_uuid(fc__buf_t *b, const uint8_t uuid[16]);

@@ -4,15 +4,27 @@
 #include <stdio.h>
 
 #include "history/record.h"
+#include "workflow_int.h"
 
 #define MAX_TYPE 256
 #define MAX_MESSAGE (8 * 1024)
 #define MAX_STACK (64 * 1024)
 
+/* What compact storage compares against (docs/history.md "Compact
+ * payloads"), per run: references held so that an address compared is
+ * never one reused by a newer value. */
+typedef struct {
+  json_t *input;     /* the run's input, or NULL */
+  json_t **out;      /* node_count: latest output of each node, or NULL */
+  int32_t *out_attempt;
+  json_t **in;       /* node_count: input of the attempt now running */
+} refs_state;
+
 typedef struct {
   fc_history_writer_t *writer; /* borrowed */
   fc__hblock_t *block;         /* being filled, or NULL */
   fc__hrun_t *runs[4];         /* data of the runs seen last (references) */
+  refs_state refs[4];          /* the same runs' compact-storage state */
   unsigned next_slot;
   uv_prepare_t prepare;        /* hands over a partial block before the loop waits */
   uv_check_t check;            /* ... and after I/O callbacks ran */
@@ -48,32 +60,144 @@ static void push_rec(db_handler *h) {
     hand_over(h);
 }
 
+static void refs_clear(refs_state *st, int node_count) {
+  int i;
+  json_decref(st->input);
+  for (i = 0; st->out != NULL && i < node_count; i++) {
+    json_decref(st->out[i]);
+    json_decref(st->in[i]);
+  }
+  fc__free(st->out);
+  fc__free(st->out_attempt);
+  fc__free(st->in);
+  memset(st, 0, sizeof *st);
+}
+
 /* The run data for ev: cached for the last few runs (several runs may
- * interleave on one loop), else made from the event's workflow. */
-static fc__hrun_t *run_for(db_handler *h, const fc_event_t *ev) {
+ * interleave on one loop), else made from the event's workflow. *st
+ * receives the run's compact-storage state (a run evicted from the cache
+ * and seen again starts with an empty state: its rows are then stored
+ * whole, never wrongly). */
+static fc__hrun_t *run_for(db_handler *h, const fc_event_t *ev, refs_state **st) {
   unsigned i;
   fc__hrun_t *r;
   for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++)
-    if (h->runs[i] != NULL && memcmp(h->runs[i]->uuid, ev->workflow_uuid, 16) == 0)
+    if (h->runs[i] != NULL && memcmp(h->runs[i]->uuid, ev->workflow_uuid, 16) == 0) {
+      *st = &h->refs[i];
       return h->runs[i];
+    }
   r = fc__hrun_new(ev);
   if (r == NULL)
     return NULL;
   i = h->next_slot++ % FC__ARRAY_SIZE(h->runs);
+  if (h->runs[i] != NULL)
+    refs_clear(&h->refs[i], h->runs[i]->node_count);
   fc__hrun_decref(h->runs[i]);
   h->runs[i] = r;
+  *st = &h->refs[i];
   return r;
+}
+
+static int refs_alloc(refs_state *st, int node_count) {
+  size_t n = node_count > 0 ? (size_t)node_count : 1;
+  st->out = fc__calloc(n, sizeof *st->out);
+  st->out_attempt = fc__calloc(n, sizeof *st->out_attempt);
+  st->in = fc__calloc(n, sizeof *st->in);
+  if (st->out == NULL || st->out_attempt == NULL || st->in == NULL) {
+    refs_clear(st, 0);
+    return FC_ENOMEM;
+  }
+  return 0;
+}
+
+/* The reference for member (key, v) of a node's input, or NULL: "run" when
+ * v is the run's input itself, {"node": key, "attempt": n} when v is the
+ * latest output of node `key` itself (attempt n). Pointer identity only. */
+static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char *key,
+                       const json_t *v) {
+  const fc_node_t *dep;
+  if (v == st->input)
+    return json_string("run");
+  dep = wf != NULL ? fc_workflow_find_node(wf, key) : NULL;
+  if (dep != NULL && st->out[dep->index] == v)
+    return json_pack("{s:s,s:i}", "node", key, "attempt", (json_int_t)st->out_attempt[dep->index]);
+  return NULL;
+}
+
+/* Fills rec->payload and rec->refs for a node start's input or a run's
+ * output (value): the members that are stored elsewhere become
+ * references; the others stay. */
+static int compact(const refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
+  const char *key;
+  json_t *v, *refs = NULL, *rest;
+  rec->payload = json_incref(value);
+  if (st->out == NULL || !json_is_object(value))
+    return 0;
+  json_object_foreach(value, key, v) {
+    json_t *ref;
+    if (v == NULL || (ref = ref_for(st, ev->workflow, key, v)) == NULL)
+      continue;
+    if (refs == NULL && (refs = json_object()) == NULL) {
+      json_decref(ref);
+      return FC_ENOMEM;
+    }
+    if (json_object_set_new(refs, key, ref) != 0) {
+      json_decref(refs);
+      return FC_ENOMEM;
+    }
+  }
+  if (refs == NULL)
+    return 0;
+  rest = json_object();
+  if (rest == NULL) {
+    json_decref(refs);
+    return FC_ENOMEM;
+  }
+  json_object_foreach(value, key, v) {
+    if (json_object_get(refs, key) == NULL && json_object_set(rest, key, v) != 0) {
+      json_decref(rest);
+      json_decref(refs);
+      return FC_ENOMEM;
+    }
+  }
+  json_decref(rec->payload);
+  rec->payload = rest;
+  rec->refs = refs;
+  return 0;
+}
+
+/* Keeps what later records are compared against. */
+static void track(refs_state *st, const fc_event_t *ev) {
+  int i = ev->node_index;
+  if (st->out == NULL || i < 0)
+    return;
+  if (ev->kind == FC_EVENT_NODE_START) {
+    json_decref(st->in[i]);
+    st->in[i] = json_incref(ev->input);
+  } else if (ev->kind == FC_EVENT_NODE_END) {
+    json_decref(st->in[i]);
+    st->in[i] = NULL;
+    if (ev->output != NULL && ev->status == FC_NODE_COMPLETED) {
+      json_decref(st->out[i]);
+      st->out[i] = json_incref(ev->output);
+      st->out_attempt[i] = ev->attempt;
+    }
+  }
 }
 
 static int on_event(void *self, const fc_event_t *ev) {
   db_handler *h = self;
   fc__hrec_t *rec;
-  fc__hrun_t *run = run_for(h, ev);
+  refs_state *rs = NULL;
+  fc__hrun_t *run = run_for(h, ev, &rs);
+  int rc;
   if (run == NULL)
     return FC_ENOMEM;
   rec = next_rec(h);
   if (rec == NULL)
     return FC_ENOMEM;
+  rec->refs = NULL;
+  rec->output_is_input = 0;
   rec->kind = (uint8_t)ev->kind;
   rec->status = (uint8_t)ev->status;
   rec->severity = 0;
@@ -89,18 +213,35 @@ static int on_event(void *self, const fc_event_t *ev) {
   case FC_EVENT_WORKFLOW_START:
     rec->count = ev->node_count;
     rec->payload = json_incref(ev->input);
+    refs_clear(rs, run->node_count);
+    if (refs_alloc(rs, run->node_count) == 0)
+      rs->input = json_incref(ev->input);
     break;
   case FC_EVENT_NODE_START:
     rec->count = 0;
-    rec->payload = json_incref(ev->input);
+    if ((rc = compact(rs, ev, ev->input, rec)) != 0) {
+      fc__hrec_clear(rec);
+      return rc;
+    }
     break;
   case FC_EVENT_WORKFLOW_END:
     rec->count = ev->error_count;
-    rec->payload = json_incref(ev->output);
+    rc = compact(rs, ev, ev->output, rec);
+    refs_clear(rs, run->node_count);
+    if (rc != 0) {
+      fc__hrec_clear(rec);
+      return rc;
+    }
     break;
   case FC_EVENT_NODE_END:
     rec->count = 0;
-    rec->payload = json_incref(ev->output);
+    if (ev->output != NULL && rs->out != NULL && ev->node_index >= 0 &&
+        ev->output == rs->in[ev->node_index]) {
+      rec->payload = NULL;
+      rec->output_is_input = 1;
+    } else {
+      rec->payload = json_incref(ev->output);
+    }
     break;
   default: { /* FC_EVENT_ERROR */
     const fc_error_info_t *e = ev->error;
@@ -118,7 +259,6 @@ static int on_event(void *self, const fc_event_t *ev) {
       st += c - (MAX_STACK + 1);
       c = MAX_STACK + 1;
     }
-    int rc;
     rec->count = 0;
     rec->severity = (uint8_t)(e ? e->severity : FC_SEVERITY_ERROR);
     rec->payload = e ? json_incref(e->details) : NULL;
@@ -138,6 +278,8 @@ static int on_event(void *self, const fc_event_t *ev) {
     break;
   }
   }
+  rec->bytes = fc__hrec_estimate(rec);
+  track(rs, ev);
   push_rec(h);
   if (ev->kind == FC_EVENT_WORKFLOW_END)
     hand_over(h); /* the end of a run is a natural point to hand over */
@@ -163,6 +305,8 @@ static void destroy(void *self) {
     h->block = NULL;
   }
   for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++) {
+    if (h->runs[i] != NULL)
+      refs_clear(&h->refs[i], h->runs[i]->node_count);
     fc__hrun_decref(h->runs[i]);
     h->runs[i] = NULL;
   }

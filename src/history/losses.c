@@ -30,6 +30,11 @@ void fc__leave_custody_locked(fc_history_writer_t *w, uint64_t n) {
   uv_cond_broadcast(&w->done_cv);
 }
 
+void fc__leave_bytes_locked(fc_history_writer_t *w, uint64_t bytes) {
+  w->custody_bytes -= bytes < w->custody_bytes ? bytes : w->custody_bytes;
+  uv_cond_broadcast(&w->space_cv);
+}
+
 /* Records of a batch leave custody: written or dropped(reason).
  * A replayed batch was never in custody: it is counted as replayed. */
 void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason) {
@@ -60,8 +65,10 @@ void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reas
       if (per_kind[i] > 0)
         fc__count_drop_locked(w, (int)i, reason, per_kind[i]);
   }
-  if (!b->replay)
+  if (!b->replay) {
     fc__leave_custody_locked(w, b->nrecs);
+    fc__leave_bytes_locked(w, b->nbytes);
+  }
   uv_mutex_unlock(&w->mu);
   fc__batch_free(b);
 }

@@ -52,11 +52,61 @@ void fc__hrun_decref(fc__hrun_t *r) {
   }
 }
 
+static uint64_t estimate(const json_t *v, int depth, size_t *budget) {
+  uint64_t n;
+  if (v == NULL || *budget == 0)
+    return 0;
+  (*budget)--;
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    return json_string_length(v) + 2;
+  case JSON_OBJECT: {
+    const char *key;
+    json_t *m;
+    n = 2;
+    if (depth >= FC__ESTIMATE_DEPTH)
+      return n;
+    json_object_foreach((json_t *)v, key, m) {
+      if (*budget == 0)
+        break;
+      n += strlen(key) + 4 + estimate(m, depth + 1, budget);
+    }
+    return n;
+  }
+  case JSON_ARRAY: {
+    size_t i;
+    n = 2;
+    for (i = 0; depth < FC__ESTIMATE_DEPTH && i < json_array_size(v) && *budget > 0; i++)
+      n += 1 + estimate(json_array_get(v, i), depth + 1, budget);
+    return n;
+  }
+  default:
+    return 8;
+  }
+}
+
+uint32_t fc__hrec_estimate(const fc__hrec_t *rec) {
+  size_t budget = FC__ESTIMATE_VALUES;
+  uint64_t n = 64 + estimate(rec->payload, 0, &budget) + estimate(rec->refs, 0, &budget);
+  if (rec->err != NULL) {
+    const char *p = rec->err;
+    int i;
+    for (i = 0; i < 3; i++) {
+      size_t l = strlen(p);
+      n += l + 1;
+      p += l + 1;
+    }
+  }
+  return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 void fc__hrec_clear(fc__hrec_t *rec) {
   fc__hrun_decref(rec->run);
   json_decref(rec->payload);
+  json_decref(rec->refs);
   fc__free(rec->err);
   rec->run = NULL;
   rec->payload = NULL;
+  rec->refs = NULL;
   rec->err = NULL;
 }

@@ -46,9 +46,27 @@ typedef struct {
   int64_t started_us; /* end events: start of the attempt / run (0: none) */
   int64_t duration_us;
   json_t *payload; /* start: input; end: output; error: details. Counted. */
+  /* Node starts (of the input) and workflow ends (of the output): the
+   * members stored as references (compact storage, docs/history.md):
+   * {"<key>": "run" | {"node": id, "attempt": n}}, counted, or NULL;
+   * payload then holds only the other members. */
+  json_t *refs;
+  /* Node ends: 1 when the output is the very input of the attempt (a
+   * `pass`): payload is then NULL and the row says output_is_input. */
+  uint8_t output_is_input;
+  uint32_t bytes; /* size for the writer's byte budget (fc__hrec_estimate) */
   char *err;       /* errors: "type\0message\0stack_trace\0", owned */
   uint8_t error_id[16];
 } fc__hrec_t;
+
+/* The size a record counts for in the writer's byte budget: 64, plus the
+ * error text, plus for payload and refs an estimate of their compact JSON
+ * text (string and key lengths plus 2, 8 per number or literal, 2 per
+ * container and 1 per member) from a walk of at most FC__ESTIMATE_VALUES
+ * values and FC__ESTIMATE_DEPTH levels; what lies beyond is not counted. */
+#define FC__ESTIMATE_VALUES 4096
+#define FC__ESTIMATE_DEPTH 32
+uint32_t fc__hrec_estimate(const fc__hrec_t *rec);
 
 /* Releases what a record holds (run reference, payload, error text). */
 void fc__hrec_clear(fc__hrec_t *rec);

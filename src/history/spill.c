@@ -129,6 +129,8 @@ int fc__spill_batch(fc_history_writer_t *w, batch_t *b) {
       fc__count_drop_locked(w, (int)i, FC_DROP_SPOOL_FULL, failed[i]);
   if (nfailed > 0)
     fc__leave_custody_locked(w, nfailed);
+  if (!b->replay) /* the records are in the spool's buffer now, or dropped */
+    fc__leave_bytes_locked(w, b->nbytes);
   uv_mutex_unlock(&w->mu);
   fc__batch_free(b);
   return rc;
@@ -139,19 +141,23 @@ int fc__spill_batch(fc_history_writer_t *w, batch_t *b) {
  * (what was spooled should be synced at once, to make room). */
 int fc__spill_if_needed(fc_history_writer_t *w) {
   int i, mem_short = 0;
-  uint64_t custody;
+  uint64_t custody, bytes;
   if (w->spool == NULL)
     return 0;
   uv_mutex_lock(&w->mu);
   custody = w->custody - w->unsynced_n; /* those are on their way to disk */
+  bytes = w->custody_bytes;
   uv_mutex_unlock(&w->mu);
-  mem_short = custody > w->cfg.queue_capacity / 2;
+  /* Short of memory: past half the record capacity or half the byte
+   * budget. */
+#define SHORT() (custody > w->cfg.queue_capacity / 2 || bytes > w->cfg.max_bytes / 2)
+  mem_short = SHORT();
   for (i = 0; i < w->nshards; i++) {
     shard_t *s = &w->shards[i];
     /* Down: the server failed us (a first connection attempt in progress,
      * for up to a second, is not an outage). */
     int down = s->inflight == NULL && fc__pgconn_down(&s->conn, 1000);
-    if (!down && custody <= w->cfg.queue_capacity / 2)
+    if (!down && !SHORT())
       continue;
     if (down)
       fc__shard_seal(s);
@@ -161,11 +167,13 @@ int fc__spill_if_needed(fc_history_writer_t *w) {
       if (s->sealed_head == NULL)
         s->sealed_tail = NULL;
       custody -= b->nrecs;
+      bytes -= b->nbytes < bytes ? b->nbytes : bytes;
       fc__spill_batch(w, b);
-      if (!down && custody <= w->cfg.queue_capacity / 2)
+      if (!down && !SHORT())
         break;
     }
   }
+#undef SHORT
   return mem_short;
 }
 

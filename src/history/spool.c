@@ -17,8 +17,13 @@
 #define RECORD_MAX_BYTES (64u * 1024 * 1024)
 #define NODE_COUNT_MAX 50000000
 #define NO_STRING 0xFFFFFFFFu
+/* Record types: 1 a history record of format 1 (written before compact
+ * storage; still read), 2 a loss report, 3 a history record of format 2:
+ * format 1 followed by a byte of flags (1: output_is_input) and the
+ * references of a node start (a string, JSON, or none). */
 #define REC_HISTORY 1
 #define REC_LOSS 2
+#define REC_HISTORY2 3
 #define LOSS_BYTES 56
 #define LOSSES_PER_READ 64
 
@@ -219,6 +224,23 @@ static int open_append(fc__spool_t *s) {
   return 0;
 }
 
+/* A JSON value as a string of its text; v NULL: no string. */
+static void put_json(fc__buf_t *p, json_t *v) {
+  size_t at = p->len;
+  if (v == NULL) {
+    put_str(p, NULL, 0);
+    return;
+  }
+  put_u32(p, 0);
+  fc__json_encode(p, v, 0);
+  if (!p->oom) {
+    uint32_t n = (uint32_t)(p->len - at - 4);
+    unsigned char x[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
+                          (unsigned char)(n >> 24)};
+    memcpy(p->data + at, x, 4);
+  }
+}
+
 int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
   fc__buf_t *p = &s->scratch;
   const fc__hrun_t *run = rec->run;
@@ -229,7 +251,7 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
     return rc;
   fc__buf_reset(p);
   {
-    unsigned char head[4] = {REC_HISTORY, rec->kind, rec->status, rec->severity};
+    unsigned char head[4] = {REC_HISTORY2, rec->kind, rec->status, rec->severity};
     fc__buf_append(p, head, 4);
   }
   put_u32(p, (uint32_t)rec->attempt);
@@ -255,19 +277,12 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
     err_end += strlen(err_end) + 1;
   }
   put_str(p, rec->err, rec->err != NULL ? (size_t)(err_end - rec->err) : 0);
-  if (rec->payload != NULL) {
-    size_t at = p->len;
-    put_u32(p, 0);
-    fc__json_encode(p, rec->payload, 0);
-    if (!p->oom) {
-      uint32_t n = (uint32_t)(p->len - at - 4);
-      unsigned char x[4] = {(unsigned char)n, (unsigned char)(n >> 8), (unsigned char)(n >> 16),
-                            (unsigned char)(n >> 24)};
-      memcpy(p->data + at, x, 4);
-    }
-  } else {
-    put_str(p, NULL, 0);
+  put_json(p, rec->payload);
+  {
+    unsigned char flags = rec->output_is_input ? 1 : 0;
+    fc__buf_append(p, &flags, 1);
   }
+  put_json(p, rec->refs);
   if (p->oom)
     return FC_ENOMEM;
   need = p->len + 8;
@@ -354,7 +369,7 @@ static void wbuf_count(const fc__spool_t *s, size_t from, uint64_t lost[FC_REC_K
   size_t off = from > wbuf_records_start(s) ? from : wbuf_records_start(s);
   while (off + 10 <= s->wbuf.len) { /* a frame header and the payload's type and kind */
     const unsigned char *p = (const unsigned char *)s->wbuf.data + off;
-    if (p[8] == REC_HISTORY) {
+    if (p[8] == REC_HISTORY || p[8] == REC_HISTORY2) {
       fc__hrec_t r;
       r.kind = p[9];
       lost[fc__hrec_kind(&r)]++;
@@ -566,7 +581,10 @@ static int parse_record(fc__spool_t *s, const unsigned char *p, size_t n, fc__hr
   uint8_t uuid[16];
   int node_count, i;
   fc__hrun_t *run;
-  if (n < 4 + 16 + 24 + 32 || p[0] != REC_HISTORY)
+  int format2 = n > 0 && p[0] == REC_HISTORY2;
+  const char *refs_text = NULL;
+  uint32_t refs_len = NO_STRING;
+  if (n < 4 + 16 + 24 + 32 || (p[0] != REC_HISTORY && !format2))
     return -1;
   memset(rec, 0, sizeof *rec);
   rec->kind = p[1];
@@ -595,6 +613,15 @@ static int parse_record(fc__spool_t *s, const unsigned char *p, size_t n, fc__hr
       return -1;
     str[i] = (const char *)p;
     p += len[i];
+  }
+  if (format2) {
+    if (end - p < 5)
+      return -1;
+    rec->output_is_input = p[0] & 1;
+    refs_len = get_u32(p + 1);
+    refs_text = (const char *)p + 5;
+    if (refs_len != NO_STRING && (size_t)(end - p - 5) < refs_len)
+      return -1;
   }
   if (rec->kind >= FC_EVENT_KIND_COUNT || node_count < 0 || node_count > NODE_COUNT_MAX ||
       str[0] == NULL || (rec->node >= 0 && (rec->node >= node_count || str[1] == NULL)))
@@ -630,6 +657,17 @@ static int parse_record(fc__spool_t *s, const unsigned char *p, size_t n, fc__hr
     json_error_t jerr;
     rec->payload = json_loadb(str[4], len[4], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (rec->payload == NULL) {
+      fc__free(rec->err);
+      rec->err = NULL;
+      return -1;
+    }
+  }
+  if (refs_len != NO_STRING) {
+    json_error_t jerr;
+    rec->refs = json_loadb(refs_text, refs_len, 0, &jerr);
+    if (rec->refs == NULL) {
+      json_decref(rec->payload);
+      rec->payload = NULL;
       fc__free(rec->err);
       rec->err = NULL;
       return -1;

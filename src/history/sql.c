@@ -3,11 +3,11 @@
 
 #define NODE_COLS                                                                                  \
   "workflow_id, node_id, attempt, node_type, status, input_data, output_data, started_at, "        \
-  "completed_at, duration_ms"
+  "completed_at, duration_ms, input_refs, output_is_input"
 
 #define WF_COLS                                                                                    \
   "workflow_id, workflow_name, status, input_data, output_data, started_at, completed_at, "        \
-  "node_count, error_count, duration_ms, updated_at, host, pid"
+  "node_count, error_count, duration_ms, updated_at, host, pid, output_refs"
 
 #define ERR_COLS                                                                                   \
   "workflow_id, error_id, node_id, node_type, attempt, error_type, error_message, "                \
@@ -47,6 +47,12 @@ const char fc__sql_upsert_nodes[] =
         "t.status") ", "
                     "node_type = COALESCE(t.node_type, EXCLUDED.node_type), "
                     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
+                    "input_refs = CASE WHEN t.input_data IS NULL THEN EXCLUDED.input_refs "
+                    "ELSE t.input_refs END, "
+                    "output_is_input = " RUNNING_THEN(
+                        "EXCLUDED.output_is_input OR (EXCLUDED.output_data IS NULL AND "
+                        "t.output_is_input)",
+                        "t.output_is_input") ", "
                     "output_data = " RUNNING_THEN(
                         "COALESCE(EXCLUDED.output_data, t.output_data)",
                         "t.output_data") ", "
@@ -88,6 +94,8 @@ const char fc__sql_upsert_wf[] =
         "EXCLUDED.status",
         "t.status") ", "
                     "input_data = COALESCE(t.input_data, EXCLUDED.input_data), "
+                    "output_refs = CASE WHEN t.status = 'running' AND EXCLUDED.output_data IS "
+                    "NOT NULL THEN EXCLUDED.output_refs ELSE t.output_refs END, "
                     "output_data = " RUNNING_THEN(
                         "COALESCE(EXCLUDED.output_data, t.output_data)",
                         "t.output_data") ", "

@@ -42,6 +42,7 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
     merged = fc__batch_add(s->building, rec);
     if (merged < 0)
       goto oom;
+    s->building->nbytes += rec->bytes;
     /* A full batch is sealed after a record that completes a row (an end
      * merged into its start, an error), not right after a start: the end
      * that usually follows at once then coalesces into the same row instead
@@ -58,6 +59,7 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
     uv_mutex_lock(&w->mu);
     fc__count_drop_locked(w, fc__hrec_kind(rec), FC_DROP_REJECTED, 1);
     fc__leave_custody_locked(w, 1);
+    fc__leave_bytes_locked(w, rec->bytes);
     uv_mutex_unlock(&w->mu);
     fc__hrec_clear(rec);
   }
@@ -314,19 +316,27 @@ static void drop_block_unlock(fc_history_writer_t *w, fc__hblock_t *b, int reaso
 
 /* Every record handed over counts as accepted, so that at any time
  * accepted == written + spooled + dropped_total + queue_depth. */
+static int over_budget(const fc_history_writer_t *w, uint64_t n, uint64_t bytes) {
+  return w->custody > 0 && (w->custody + n > w->cfg.queue_capacity ||
+                            w->custody_bytes + bytes > w->cfg.max_bytes);
+}
+
 void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
-  uint64_t n = b->n;
+  uint64_t n = b->n, bytes = 0;
+  size_t i;
+  for (i = 0; i < b->n; i++)
+    bytes += b->recs[i].bytes;
   uv_mutex_lock(&w->mu);
   if (w->closing) {
     drop_block_unlock(w, b, FC_DROP_DEADLINE);
     return;
   }
-  if (w->custody + n > w->cfg.queue_capacity && w->custody > 0) {
+  if (over_budget(w, n, bytes)) {
     if (w->cfg.policy == FC_QUEUE_DROP) {
       drop_block_unlock(w, b, FC_DROP_QUEUE_FULL);
       return;
     }
-    while (w->custody + n > w->cfg.queue_capacity && w->custody > 0 && !w->closing)
+    while (over_budget(w, n, bytes) && !w->closing)
       uv_cond_wait(&w->space_cv, &w->mu);
   }
   b->next = NULL;
@@ -336,6 +346,7 @@ void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
     w->head = b;
   w->tail = b;
   w->custody += n;
+  w->custody_bytes += bytes;
   w->stats.accepted += n;
   w->stats.queue_depth = w->custody;
   if (w->custody > w->stats.queue_high_water)

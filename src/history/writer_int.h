@@ -51,6 +51,7 @@ typedef struct batch_s {
   uint32_t *index; /* open addressing: row index + 1 */
   size_t index_cap;
   size_t nrecs;
+  uint64_t nbytes; /* the records' fc__hrec_t.bytes (byte budget) */
   int safe;    /* replay: every row through the upsert path */
   int replay;  /* read back from the spool: outside custody, acked there */
   int foreign; /* replay of another writer's spool file: host/pid unknown */
@@ -92,6 +93,7 @@ struct fc_history_writer_s {
   uv_cond_t done_cv;  /* flushers and close waiting for progress */
   fc__hblock_t *head, *tail;
   fc_history_stats_t stats;
+  uint64_t custody_bytes; /* their fc__hrec_t.bytes, held in memory */
   uint64_t custody;                            /* records accepted and not yet written or dropped */
   uint64_t replay_rejected[FC_REC_KIND_COUNT]; /* stats.replay_rejected by kind */
   uint64_t done;                               /* records accepted and since written or dropped */
@@ -159,6 +161,9 @@ void fc__shard_seal(shard_t *s);
 enum { OUT_DROPPED, OUT_WRITTEN };
 void fc__count_drop_locked(fc_history_writer_t *w, int kind, int reason, uint64_t n);
 void fc__leave_custody_locked(fc_history_writer_t *w, uint64_t n);
+/* Bytes (fc__hrec_t.bytes) the writer no longer holds: room for producers
+ * under the byte budget. */
+void fc__leave_bytes_locked(fc_history_writer_t *w, uint64_t bytes);
 /* Records of a batch leave custody: written, or dropped(reason); frees b. */
 void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason);
 void fc__writer_set_error(fc_history_writer_t *w, const char *msg);

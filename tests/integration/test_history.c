@@ -290,9 +290,13 @@ static void test_run_lands_exactly(void **state) {
                                           "FROM node_executions WHERE node_id = 'b10' AND attempt = 2"),
                        ne->time_us);
     }
-    /* node input holds the workflow input and the dependency's output */
-    s = fc_test_pg_text(db, "SELECT (input_data->'input'->>'day') || ' ' || (input_data->'a3'->>'async') "
-                            "|| ' ' || node_type FROM node_executions WHERE node_id = 'b3'");
+    /* node input holds the workflow input and the dependency's output
+     * (stored as references since migration 0009: flowcore_node_input
+     * rebuilds it) */
+    s = fc_test_pg_text(db, "SELECT (i->'input'->>'day') || ' ' || (i->'a3'->>'async') "
+                            "|| ' ' || node_type FROM node_executions, "
+                            "flowcore_node_input(workflow_id, node_id, attempt) i "
+                            "WHERE node_id = 'b3'");
     assert_string_equal(s, "2026-11-27 yes work");
     free(s);
     s = fc_test_pg_text(db, "SELECT output_data::text FROM node_executions WHERE node_id = 'b10' AND attempt = 2");
