@@ -18,7 +18,7 @@
  *     read from the file with the $__timeFilter/$__timeFrom/$__timeTo macros
  *     expanded as Grafana does) over the 1 h, 6 h and 7 d before now;
  *   - the latency of one run's timeline (flowcore_run_timeline);
- *   - the time to prune the oldest day, if the schema has flowcore_prune();
+ *   - the time to prune the oldest day, if the schema has flowcore_prune_partitions() (0007);
  *     else it says it skipped that.
  * The history tables must be empty (the figures would mean nothing
  * otherwise); --reset TRUNCATEs them first. Never point it at a database
@@ -57,7 +57,7 @@ static void usage(void) {
          "(default 1,000,000; 5 per run, runs over the last %d days, 1 run in 40 failed),\n"
          "then prints bytes per node row and the median latency of K runs (default 5)\n"
          "of each Grafana panel's SQL over 1 h / 6 h / 7 d, of one run's timeline and\n"
-         "of pruning a day (if the schema has flowcore_prune()).\n"
+         "of pruning a day (if the schema has flowcore_prune_partitions()).\n"
          "  --db CONNINFO       the database (or FLOWCORE_DB)\n"
          "  --reset             TRUNCATE the history tables first (destroys history!)\n"
          "  --migrations DIR    default: migrations or ../migrations\n"
@@ -299,8 +299,8 @@ bad:
 }
 
 /* Median latency in ms of `runs` runs of sql (after one warm-up). */
-static int time_query(PGconn *pg, const char *sql, int nparams, const char *const *params,
-                      int runs, double *out_ms) {
+static int time_query(PGconn *pg, const char *sql, int nparams, const char *const *params, int runs,
+                      double *out_ms) {
   uint64_t t[MAX_RUNS_PER_QUERY];
   for (int i = 0; i <= runs; i++) {
     uint64_t t0 = now_ns();
@@ -394,25 +394,26 @@ static int measure_timeline(PGconn *pg, int runs) {
 static int measure_prune(PGconn *pg, long long end_ms) {
   char n[32], horizon[40];
   const char *params[] = {horizon};
-  if (query_text(pg, "SELECT count(*) FROM pg_proc WHERE proname = 'flowcore_prune'", n,
+  if (query_text(pg, "SELECT count(*) FROM pg_proc WHERE proname = 'flowcore_prune_partitions'", n,
                  sizeof n) != 0)
     return -1;
   if (strcmp(n, "0") == 0) {
-    printf("  %-46s skipped: this schema has no flowcore_prune()\n", "prune one day");
+    printf("  %-46s skipped: this schema has no flowcore_prune_partitions()\n", "prune one day");
     return 0;
   }
   /* Everything older than the first of the SPAN_DAYS days, i.e. one day. */
   iso(end_ms - (SPAN_DAYS - 1) * 86400000LL, horizon, sizeof horizon);
   uint64_t t0 = now_ns();
-  PGresult *r = run_sql(pg, "SELECT flowcore_prune($1::timestamptz)", 1, params);
+  PGresult *r =
+      run_sql(pg, "SELECT * FROM flowcore_prune_partitions($1::timestamptz, false)", 1, params);
   uint64_t t = now_ns() - t0;
   if (r == NULL) {
-    printf("  %-46s failed: flowcore_prune(timestamptz) did not run (see above)\n",
+    printf("  %-46s failed: flowcore_prune_partitions() did not run (see above)\n",
            "prune one day");
     return 0;
   }
   PQclear(r);
-  printf("  %-46s %8.2f ms (flowcore_prune('%s'))\n", "prune one day", ms(t), horizon);
+  printf("  %-46s %8.2f ms (flowcore_prune_partitions('%s'))\n", "prune one day", ms(t), horizon);
   return 0;
 }
 
@@ -459,8 +460,7 @@ int main(int argc, char **argv) {
                     "(SELECT count(*) FROM (SELECT 1 FROM workflow_executions LIMIT 1) b)",
                     text, sizeof text);
   if (rc == 0 && strcmp(text, "0") != 0) {
-    fprintf(stderr, "%s: the history tables are not empty; pass --reset to TRUNCATE them\n",
-            prog);
+    fprintf(stderr, "%s: the history tables are not empty; pass --reset to TRUNCATE them\n", prog);
     rc = -1;
   }
   runs = (o.rows + NODES_PER_RUN - 1) / NODES_PER_RUN;
@@ -495,8 +495,8 @@ int main(int argc, char **argv) {
                     text, sizeof text);
   bytes = strtoll(text, NULL, 10);
   if (rc == 0) {
-    printf("  filled %s node rows in %.1f s, ANALYZE %.1f s\n",
-           group((double)nodes, b1, sizeof b1), ms(t_fill) / 1000, ms(t_analyze) / 1000);
+    printf("  filled %s node rows in %.1f s, ANALYZE %.1f s\n", group((double)nodes, b1, sizeof b1),
+           ms(t_fill) / 1000, ms(t_analyze) / 1000);
     printf("  size: %s bytes for the three tables with indexes: %.0f bytes per node row\n",
            group((double)bytes, b2, sizeof b2), nodes > 0 ? (double)bytes / (double)nodes : 0.0);
   }
