@@ -88,3 +88,20 @@ size_t fc__utf8_cut(const char *s, size_t n) {
   want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
   return want > back + 1 ? n - back - 1 : n;
 }
+
+unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n) {
+  unsigned fixed = 0;
+  if (n == 0 || fc__buf_reserve(b, n) != 0)
+    return 0;
+  for (;;) {
+    size_t bad = 1, ok = fc__utf8_prefix(s, n, &bad);
+    fc__buf_append(b, s, ok);
+    if (ok == n)
+      break;
+    fixed |= s[ok] == '\0' ? FC__UTF8_FIXED_NUL : FC__UTF8_FIXED_INVALID;
+    fc__buf_append(b, FC__UTF8_REPLACEMENT, 3);
+    s += ok + bad;
+    n -= ok + bad;
+  }
+  return fixed;
+}

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 #define FC__UTF8_REPLACEMENT "\xEF\xBF\xBD"
 
@@ -38,5 +40,13 @@ int fc__utf8_valid(const char *s, size_t n);
  * first bytes of a longer character (those are dropped). Only the end is
  * looked at; the bytes are not validated. */
 size_t fc__utf8_cut(const char *s, size_t n);
+
+/* Appends s[0..n) to b with each NUL and each maximal ill-formed subpart
+ * replaced by one U+FFFD, so that b receives well-formed UTF-8 without NUL
+ * (what PostgreSQL, C strings and HTML need). Returns the FC__UTF8_FIXED_*
+ * bits of what was replaced (0: appended verbatim). */
+#define FC__UTF8_FIXED_NUL 1u
+#define FC__UTF8_FIXED_INVALID 2u
+unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n);
 
 #endif

@@ -17,8 +17,8 @@
     size_t fc_want_ = (size_t)(times);                                         \
     if (fc_n_ != fc_want_)                                                     \
       fail_msg("%s%s%s called %zu times, expected %zu",                        \
-               fc_event_kind_name(kind), (node) ? " for node " : "",           \
-               (node) ? (const char *)(node) : "", fc_n_, fc_want_);           \
+               fc_event_kind_name(kind), (node) != NULL ? " for node " : "",   \
+               (node) != NULL ? (const char *)(node) : "", fc_n_, fc_want_);   \
   } while (0)
 
 /* "these events came in this order" (a subsequence of the recording). */

@@ -21,134 +21,76 @@
 #define LOG_DEFAULT_MAX_PAYLOAD 256
 
 typedef struct {
-  char *p;
-  size_t len;
-  size_t cap;
-  size_t limit; /* collect at most this many bytes (scratch use), 0: none */
-  int oom;
-} log_buf_t;
-
-typedef struct {
-  FILE *out; /* NULL: stderr */
+  FILE *out;           /* NULL: stderr */
   fc_log_sink_cb sink; /* when set, lines go here instead of out */
   void *sink_data;
   fc_log_level_t min_level;
   fc_log_format_t format;
   size_t max_payload;
-  log_buf_t line;
-  log_buf_t scratch; /* payload dumps */
+  fc__buf_t line;
+  fc__buf_t scratch; /* payload dumps */
 } log_state_t;
-
-/* ---- buffer -------------------------------------------------------------- */
-
-static int buf_reserve(log_buf_t *b, size_t extra) {
-  if (b->oom)
-    return -1;
-  if (b->len + extra + 1 > b->cap &&
-      fc__grow((void **)&b->p, &b->cap, b->len + extra + 1, 1) != 0) {
-    b->oom = 1;
-    return -1;
-  }
-  return 0;
-}
-
-static void buf_add(log_buf_t *b, const char *s, size_t n) {
-  if (buf_reserve(b, n) != 0)
-    return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void buf_puts(log_buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_printf(log_buf_t *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void buf_printf(log_buf_t *b, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  char small[128];
-  va_start(ap, fmt);
-  n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return;
-  if ((size_t)n < sizeof small) {
-    buf_add(b, small, (size_t)n);
-    return;
-  }
-  if (buf_reserve(b, (size_t)n) != 0)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
 
 /* ---- text helpers -------------------------------------------------------- */
 
 /* Appends s[0..n) as a JSON string: quotes, escapes, each maximal invalid
  * UTF-8 subpart (see utf8.h) replaced by \ufffd. */
-static void buf_json_str(log_buf_t *b, const char *s, size_t n) {
+static void buf_json_str(fc__buf_t *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
-  buf_add(b, "\"", 1);
+  fc__buf_append(b, "\"", 1);
   while (i < n) {
     unsigned char c = u[i];
     size_t run = i;
     while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\')
       run++;
     if (run > i) {
-      buf_add(b, s + i, run - i);
+      fc__buf_append(b, s + i, run - i);
       i = run;
       continue;
     }
     if (c >= 0x80) {
       size_t bad = 1, len = fc__utf8_seq(u + i, n - i, &bad);
       if (len == 0) {
-        buf_puts(b, "\\ufffd");
+        fc__buf_puts(b, "\\ufffd");
         i += bad;
       } else {
-        buf_add(b, s + i, len);
+        fc__buf_append(b, s + i, len);
         i += len;
       }
       continue;
     }
     switch (c) {
     case '"':
-      buf_puts(b, "\\\"");
+      fc__buf_puts(b, "\\\"");
       break;
     case '\\':
-      buf_puts(b, "\\\\");
+      fc__buf_puts(b, "\\\\");
       break;
     case '\n':
-      buf_puts(b, "\\n");
+      fc__buf_puts(b, "\\n");
       break;
     case '\r':
-      buf_puts(b, "\\r");
+      fc__buf_puts(b, "\\r");
       break;
     case '\t':
-      buf_puts(b, "\\t");
+      fc__buf_puts(b, "\\t");
       break;
     default:
-      buf_printf(b, "\\u%04x", (unsigned)c);
+      fc__buf_printf(b, "\\u%04x", (unsigned)c);
       break;
     }
     i++;
   }
-  buf_add(b, "\"", 1);
+  fc__buf_append(b, "\"", 1);
 }
 
 /* Text format value: bare when it is plain printable ASCII without spaces,
  * quotes, backslashes or '='; otherwise JSON-quoted. NULL prints as "-". */
-static void buf_text_value(log_buf_t *b, const char *s) {
+static void buf_text_value(fc__buf_t *b, const char *s) {
   const char *p;
   if (s == NULL) {
-    buf_add(b, "-", 1);
+    fc__buf_append(b, "-", 1);
     return;
   }
   for (p = s; *p != '\0'; p++) {
@@ -157,7 +99,7 @@ static void buf_text_value(log_buf_t *b, const char *s) {
       break;
   }
   if (*p == '\0' && p != s)
-    buf_add(b, s, (size_t)(p - s));
+    fc__buf_append(b, s, (size_t)(p - s));
   else
     buf_json_str(b, s, strlen(s));
 }
@@ -165,7 +107,7 @@ static void buf_text_value(log_buf_t *b, const char *s) {
 /* RFC 3339, UTC, microseconds: "2026-11-27T04:30:53.123456Z". Time 0
  * means now. Instants outside years 0000..9999 (which RFC 3339 cannot
  * write) are clamped to the first or last microsecond of that range. */
-static void buf_time(log_buf_t *b, int64_t us) {
+static void buf_time(fc__buf_t *b, int64_t us) {
   struct tm tm;
   time_t secs;
   int64_t micros;
@@ -178,38 +120,45 @@ static void buf_time(log_buf_t *b, int64_t us) {
     secs--;
   }
   if (gmtime_r(&secs, &tm) == NULL || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
-    buf_puts(b, us < 0 ? "0000-01-01T00:00:00.000000Z" : "9999-12-31T23:59:59.999999Z");
+    fc__buf_puts(b, us < 0 ? "0000-01-01T00:00:00.000000Z" : "9999-12-31T23:59:59.999999Z");
     return;
   }
-  buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)micros);
+  fc__buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)micros);
 }
 
 /* ---- payloads ------------------------------------------------------------ */
 
+typedef struct {
+  fc__buf_t *b;
+  size_t limit; /* collect at most limit + 1 bytes */
+} scratch_t;
+
 static int scratch_dump_cb(const char *buffer, size_t size, void *data) {
-  log_buf_t *b = data;
-  if (b->len + size > b->limit) {
-    buf_add(b, buffer, b->limit + 1 - b->len);
+  scratch_t *sc = data;
+  fc__buf_t *b = sc->b;
+  if (b->len + size > sc->limit) {
+    fc__buf_append(b, buffer, sc->limit + 1 - b->len);
     return -1; /* enough: the payload gets cut */
   }
-  buf_add(b, buffer, size);
+  fc__buf_append(b, buffer, size);
   return b->oom ? -1 : 0;
 }
 
 /* Dumps v into st->scratch, at most max_payload bytes. Returns 0 (whole),
  * 1 (cut) or -1 (nothing usable). */
 static int payload_dump(log_state_t *st, json_t *v) {
-  log_buf_t *s = &st->scratch;
+  fc__buf_t *s = &st->scratch;
+  scratch_t sc;
   int rc;
-  s->len = 0;
-  s->oom = 0;
-  s->limit = st->max_payload;
-  rc = json_dump_callback(v, scratch_dump_cb, s, JSON_COMPACT | JSON_ENCODE_ANY);
+  fc__buf_reset(s);
+  sc.b = s;
+  sc.limit = st->max_payload;
+  rc = json_dump_callback(v, scratch_dump_cb, &sc, JSON_COMPACT | JSON_ENCODE_ANY);
   if (s->oom)
     return -1;
   if (s->len > st->max_payload) {
-    s->len = fc__utf8_cut(s->p, st->max_payload);
+    s->len = fc__utf8_cut(s->data, st->max_payload);
     return 1;
   }
   return rc == 0 ? 0 : -1;
@@ -222,10 +171,10 @@ static void text_payload(log_state_t *st, const char *key, json_t *v) {
   rc = payload_dump(st, v);
   if (rc < 0)
     return;
-  buf_printf(&st->line, " %s=", key);
-  buf_add(&st->line, st->scratch.p, st->scratch.len);
+  fc__buf_printf(&st->line, " %s=", key);
+  fc__buf_append(&st->line, st->scratch.data, st->scratch.len);
   if (rc == 1)
-    buf_puts(&st->line, "...(truncated)");
+    fc__buf_puts(&st->line, "...(truncated)");
 }
 
 static void json_payload(log_state_t *st, const char *key, json_t *v) {
@@ -235,13 +184,23 @@ static void json_payload(log_state_t *st, const char *key, json_t *v) {
   rc = payload_dump(st, v);
   if (rc < 0)
     return;
-  buf_printf(&st->line, ",\"%s\":", key);
+  fc__buf_printf(&st->line, ",\"%s\":", key);
   if (rc == 0) {
-    buf_add(&st->line, st->scratch.p, st->scratch.len);
+    fc__buf_append(&st->line, st->scratch.data, st->scratch.len);
   } else {
-    buf_json_str(&st->line, st->scratch.p, st->scratch.len);
-    buf_printf(&st->line, ",\"%s_truncated\":true", key);
+    buf_json_str(&st->line, st->scratch.data, st->scratch.len);
+    fc__buf_printf(&st->line, ",\"%s_truncated\":true", key);
   }
+}
+
+/* Appends `key` and the stack trace as a JSON string, cut to max_payload
+ * bytes on a character boundary. Returns 1 when it was cut. */
+static int put_stack_trace(log_state_t *st, fc__buf_t *b, const char *key, const char *trace) {
+  size_t n = strlen(trace);
+  size_t keep = n > st->max_payload ? fc__utf8_cut(trace, st->max_payload) : n;
+  fc__buf_puts(b, key);
+  buf_json_str(b, trace, keep);
+  return keep < n;
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -304,64 +263,59 @@ static const int status_count_kinds[] = {FC_NODE_COMPLETED, FC_NODE_FAILED, FC_N
                                          FC_NODE_TIMED_OUT, FC_NODE_CANCELLED};
 
 static void format_text(log_state_t *st, const fc_event_t *ev, fc_log_level_t level) {
-  log_buf_t *b = &st->line;
+  fc__buf_t *b = &st->line;
   const fc_error_info_t *err = ev->kind == FC_EVENT_ERROR ? ev->error : NULL;
   int attempt;
   const char *node = event_node(ev, &attempt);
   size_t i;
 
   buf_time(b, ev->time_us);
-  buf_printf(b, " %s %s wf=", level_name(level, 1), fc_event_kind_name(ev->kind));
+  fc__buf_printf(b, " %s %s wf=", level_name(level, 1), fc_event_kind_name(ev->kind));
   buf_text_value(b, ev->workflow_name);
-  buf_puts(b, " id=");
+  fc__buf_puts(b, " id=");
   buf_text_value(b, ev->workflow_id);
   if (node != NULL) {
-    buf_puts(b, " node=");
+    fc__buf_puts(b, " node=");
     buf_text_value(b, node);
     if (ev->node_type != NULL && ev->node_type[0] != '\0' && ev->kind != FC_EVENT_ERROR) {
-      buf_puts(b, " type=");
+      fc__buf_puts(b, " type=");
       buf_text_value(b, ev->node_type);
     }
-    buf_printf(b, " attempt=%d", attempt);
+    fc__buf_printf(b, " attempt=%d", attempt);
   }
   switch (ev->kind) {
   case FC_EVENT_WORKFLOW_START:
-    buf_printf(b, " nodes=%d", ev->node_count);
+    fc__buf_printf(b, " nodes=%d", ev->node_count);
     text_payload(st, "input", ev->input);
     break;
   case FC_EVENT_WORKFLOW_END:
-    buf_printf(b, " status=%s duration_ms=%.3f nodes=%d", event_status_name(ev),
-               (double)ev->duration_us / 1000.0, ev->node_count);
+    fc__buf_printf(b, " status=%s duration_ms=%.3f nodes=%d", event_status_name(ev),
+                   (double)ev->duration_us / 1000.0, ev->node_count);
     if (ev->status_counts != NULL)
       for (i = 0; i < FC__ARRAY_SIZE(status_count_kinds); i++)
-        buf_printf(b, " %s=%d", fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
-                   ev->status_counts[status_count_kinds[i]]);
-    buf_printf(b, " errors=%d", ev->error_count);
+        fc__buf_printf(b, " %s=%d", fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
+                       ev->status_counts[status_count_kinds[i]]);
+    fc__buf_printf(b, " errors=%d", ev->error_count);
     text_payload(st, "output", ev->output);
     break;
   case FC_EVENT_NODE_START:
     text_payload(st, "input", ev->input);
     break;
   case FC_EVENT_NODE_END:
-    buf_printf(b, " status=%s duration_ms=%.3f", event_status_name(ev),
-               (double)ev->duration_us / 1000.0);
+    fc__buf_printf(b, " status=%s duration_ms=%.3f", event_status_name(ev),
+                   (double)ev->duration_us / 1000.0);
     text_payload(st, "output", ev->output);
     break;
   case FC_EVENT_ERROR:
     if (err == NULL)
       break;
-    buf_printf(b, " severity=%s type=", fc_severity_name(err->severity));
+    fc__buf_printf(b, " severity=%s type=", fc_severity_name(err->severity));
     buf_text_value(b, err->type);
-    buf_puts(b, " message=");
+    fc__buf_puts(b, " message=");
     buf_json_str(b, err->message ? err->message : "", err->message ? strlen(err->message) : 0);
-    if (err->stack_trace != NULL && err->stack_trace[0] != '\0') {
-      size_t n = strlen(err->stack_trace);
-      size_t keep = n > st->max_payload ? fc__utf8_cut(err->stack_trace, st->max_payload) : n;
-      buf_puts(b, " stack_trace=");
-      buf_json_str(b, err->stack_trace, keep);
-      if (keep < n)
-        buf_puts(b, "...(truncated)");
-    }
+    if (err->stack_trace != NULL && err->stack_trace[0] != '\0' &&
+        put_stack_trace(st, b, " stack_trace=", err->stack_trace))
+      fc__buf_puts(b, "...(truncated)");
     text_payload(st, "details", err->details);
     break;
   default:
@@ -369,40 +323,40 @@ static void format_text(log_state_t *st, const fc_event_t *ev, fc_log_level_t le
   }
 }
 
-static void json_key_str(log_buf_t *b, const char *key, const char *value) {
-  buf_printf(b, ",\"%s\":", key);
+static void json_key_str(fc__buf_t *b, const char *key, const char *value) {
+  fc__buf_printf(b, ",\"%s\":", key);
   if (value == NULL)
-    buf_puts(b, "null");
+    fc__buf_puts(b, "null");
   else
     buf_json_str(b, value, strlen(value));
 }
 
 static void format_json(log_state_t *st, const fc_event_t *ev, fc_log_level_t level) {
-  log_buf_t *b = &st->line;
+  fc__buf_t *b = &st->line;
   const fc_error_info_t *err = ev->kind == FC_EVENT_ERROR ? ev->error : NULL;
   const char *status = event_status_name(ev);
   int attempt;
   const char *node = event_node(ev, &attempt);
   size_t i;
 
-  buf_puts(b, "{\"time\":\"");
+  fc__buf_puts(b, "{\"time\":\"");
   buf_time(b, ev->time_us);
-  buf_printf(b, "\",\"level\":\"%s\",\"event\":\"%s\"", level_name(level, 0),
-             fc_event_kind_name(ev->kind));
+  fc__buf_printf(b, "\",\"level\":\"%s\",\"event\":\"%s\"", level_name(level, 0),
+                 fc_event_kind_name(ev->kind));
   json_key_str(b, "workflow_id", ev->workflow_id);
   json_key_str(b, "workflow_name", ev->workflow_name);
   if (node != NULL) {
     json_key_str(b, "node_id", node);
     if (ev->node_type != NULL && ev->kind != FC_EVENT_ERROR)
       json_key_str(b, "node_type", ev->node_type);
-    buf_printf(b, ",\"attempt\":%d", attempt);
+    fc__buf_printf(b, ",\"attempt\":%d", attempt);
   }
   if (status != NULL)
-    buf_printf(b, ",\"status\":\"%s\"", status);
+    fc__buf_printf(b, ",\"status\":\"%s\"", status);
   if (ev->kind == FC_EVENT_WORKFLOW_START || ev->kind == FC_EVENT_WORKFLOW_END)
-    buf_printf(b, ",\"node_count\":%d", ev->node_count);
+    fc__buf_printf(b, ",\"node_count\":%d", ev->node_count);
   if (ev->kind == FC_EVENT_WORKFLOW_END || ev->kind == FC_EVENT_NODE_END)
-    buf_printf(b, ",\"duration_ms\":%.3f", (double)ev->duration_us / 1000.0);
+    fc__buf_printf(b, ",\"duration_ms\":%.3f", (double)ev->duration_us / 1000.0);
 
   switch (ev->kind) {
   case FC_EVENT_WORKFLOW_START:
@@ -411,14 +365,14 @@ static void format_json(log_state_t *st, const fc_event_t *ev, fc_log_level_t le
     break;
   case FC_EVENT_WORKFLOW_END:
     if (ev->status_counts != NULL) {
-      buf_puts(b, ",\"status_counts\":{");
+      fc__buf_puts(b, ",\"status_counts\":{");
       for (i = 0; i < FC__ARRAY_SIZE(status_count_kinds); i++)
-        buf_printf(b, "%s\"%s\":%d", i ? "," : "",
-                   fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
-                   ev->status_counts[status_count_kinds[i]]);
-      buf_puts(b, "}");
+        fc__buf_printf(b, "%s\"%s\":%d", i ? "," : "",
+                       fc_node_status_name((fc_node_status_t)status_count_kinds[i]),
+                       ev->status_counts[status_count_kinds[i]]);
+      fc__buf_puts(b, "}");
     }
-    buf_printf(b, ",\"error_count\":%d", ev->error_count);
+    fc__buf_printf(b, ",\"error_count\":%d", ev->error_count);
     json_payload(st, "output", ev->output);
     break;
   case FC_EVENT_NODE_END:
@@ -429,26 +383,20 @@ static void format_json(log_state_t *st, const fc_event_t *ev, fc_log_level_t le
       break;
     json_key_str(b, "error_type", err->type);
     json_key_str(b, "error_message", err->message);
-    buf_printf(b, ",\"severity\":\"%s\"", fc_severity_name(err->severity));
+    fc__buf_printf(b, ",\"severity\":\"%s\"", fc_severity_name(err->severity));
     if (err->occurred_at_us != 0) {
-      buf_puts(b, ",\"occurred_at\":\"");
+      fc__buf_puts(b, ",\"occurred_at\":\"");
       buf_time(b, err->occurred_at_us);
-      buf_puts(b, "\"");
+      fc__buf_puts(b, "\"");
     }
-    if (err->stack_trace != NULL) {
-      size_t n = strlen(err->stack_trace);
-      size_t keep = n > st->max_payload ? fc__utf8_cut(err->stack_trace, st->max_payload) : n;
-      buf_puts(b, ",\"stack_trace\":");
-      buf_json_str(b, err->stack_trace, keep);
-      if (keep < n)
-        buf_puts(b, ",\"stack_trace_truncated\":true");
-    }
+    if (err->stack_trace != NULL && put_stack_trace(st, b, ",\"stack_trace\":", err->stack_trace))
+      fc__buf_puts(b, ",\"stack_trace_truncated\":true");
     json_payload(st, "details", err->details);
     break;
   default:
     break;
   }
-  buf_puts(b, "}");
+  fc__buf_puts(b, "}");
 }
 
 static int log_cb(void *self, const fc_event_t *ev) {
@@ -462,8 +410,7 @@ static int log_cb(void *self, const fc_event_t *ev) {
   if (level < st->min_level)
     return 0;
 
-  st->line.len = 0;
-  st->line.oom = 0;
+  fc__buf_reset(&st->line);
   if (st->format == FC_LOG_FORMAT_JSON)
     format_json(st, ev, level);
   else
@@ -471,15 +418,15 @@ static int log_cb(void *self, const fc_event_t *ev) {
   if (st->line.oom)
     return FC_ENOMEM;
   if (st->sink != NULL) {
-    st->sink(st->sink_data, st->line.p);
+    st->sink(st->sink_data, st->line.data);
     return 0;
   }
-  buf_add(&st->line, "\n", 1);
+  fc__buf_append(&st->line, "\n", 1);
   if (st->line.oom)
     return FC_ENOMEM;
 
   out = st->out != NULL ? st->out : stderr;
-  if (fwrite(st->line.p, 1, st->line.len, out) != st->line.len)
+  if (fwrite(st->line.data, 1, st->line.len, out) != st->line.len)
     return UV_EIO;
   if (ev->kind != FC_EVENT_NODE_START && ev->kind != FC_EVENT_NODE_END && fflush(out) != 0)
     return UV_EIO;
@@ -490,8 +437,8 @@ static void log_destroy(void *self) {
   log_state_t *st = self;
   if (st == NULL)
     return;
-  fc__free(st->line.p);
-  fc__free(st->scratch.p);
+  fc__buf_free(&st->line);
+  fc__buf_free(&st->scratch);
   fc__free(st);
 }
 

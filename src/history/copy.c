@@ -28,67 +28,6 @@
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-static const char replacement[3] = {'\xEF', '\xBF', '\xBD'}; /* U+FFFD */
-
-/* ---- buffer ------------------------------------------------------------ */
-
-void fc__buf_init(fc__buf_t *b) {
-  b->data = NULL;
-  b->len = 0;
-  b->cap = 0;
-  b->oom = 0;
-}
-
-void fc__buf_free(fc__buf_t *b) {
-  fc__free(b->data);
-  fc__buf_init(b);
-}
-
-void fc__buf_reset(fc__buf_t *b) {
-  b->len = 0;
-  b->oom = 0;
-}
-
-/* Makes room for `extra` more bytes. Returns 0, or -1 (and sets oom). */
-static int buf_reserve(fc__buf_t *b, size_t extra) {
-  size_t need, ncap;
-  char *p;
-  if (b->oom)
-    return -1;
-  if (extra <= b->cap - b->len)
-    return 0;
-  if (extra > SIZE_MAX - b->len) {
-    b->oom = 1;
-    return -1;
-  }
-  need = b->len + extra;
-  ncap = b->cap < 256 ? 256 : b->cap;
-  while (ncap < need) {
-    if (ncap > SIZE_MAX / 2) {
-      ncap = need;
-      break;
-    }
-    ncap *= 2;
-  }
-  p = fc__realloc(b->data, ncap);
-  if (p == NULL) {
-    b->oom = 1;
-    return -1;
-  }
-  b->data = p;
-  b->cap = ncap;
-  return 0;
-}
-
-void fc__buf_append(fc__buf_t *b, const void *p, size_t n) {
-  if (n == 0 || buf_reserve(b, n) != 0)
-    return;
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
-static void buf_puts(fc__buf_t *b, const char *s) { fc__buf_append(b, s, strlen(s)); }
-
 static void put_be16(fc__buf_t *b, uint16_t v) {
   unsigned char x[2];
   x[0] = (unsigned char)(v >> 8);
@@ -113,28 +52,6 @@ static void put_be64(fc__buf_t *b, uint64_t v) {
     v >>= 8;
   }
   fc__buf_append(b, x, sizeof x);
-}
-
-/* ---- UTF-8 ------------------------------------------------------------- */
-
-/* The policy of the encoder (the checks are utf8.c's): PostgreSQL must
- * never receive invalid UTF-8 or NUL, so each NUL and each maximal
- * ill-formed subpart becomes one U+FFFD. */
-unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n) {
-  unsigned changed = 0;
-  if (n == 0 || buf_reserve(b, n) != 0)
-    return 0;
-  for (;;) {
-    size_t bad = 1, ok = fc__utf8_prefix(s, n, &bad);
-    fc__buf_append(b, s, ok);
-    if (ok == n)
-      break;
-    changed |= s[ok] == '\0' ? FC__CHANGED_NUL : FC__CHANGED_INVALID_UTF8;
-    fc__buf_append(b, replacement, sizeof replacement);
-    s += ok + bad;
-    n -= ok + bad;
-  }
-  return changed;
 }
 
 /* ---- JSON text scan ---------------------------------------------------- */
@@ -637,24 +554,24 @@ static json_t *rebuild(rebuild_t *rb, const json_t *v) {
 static void append_changed(fc__buf_t *b, unsigned changed, size_t original_bytes) {
   char num[32];
   const char *sep = "";
-  buf_puts(b, "{\"$flowcore\":{\"changed\":[");
+  fc__buf_puts(b, "{\"$flowcore\":{\"changed\":[");
   if (changed & FC__CHANGED_NUL) {
-    buf_puts(b, "\"nul\"");
+    fc__buf_puts(b, "\"nul\"");
     sep = ",";
   }
   if (changed & FC__CHANGED_INVALID_UTF8) {
-    buf_puts(b, sep);
-    buf_puts(b, "\"invalid_utf8\"");
+    fc__buf_puts(b, sep);
+    fc__buf_puts(b, "\"invalid_utf8\"");
     sep = ",";
   }
   if (changed & FC__CHANGED_TRUNCATED) {
-    buf_puts(b, sep);
-    buf_puts(b, "\"truncated\"");
+    fc__buf_puts(b, sep);
+    fc__buf_puts(b, "\"truncated\"");
   }
   snprintf(num, sizeof num, "%zu", original_bytes);
-  buf_puts(b, "],\"original_bytes\":");
-  buf_puts(b, num);
-  buf_puts(b, "},\"value\":");
+  fc__buf_puts(b, "],\"original_bytes\":");
+  fc__buf_puts(b, num);
+  fc__buf_puts(b, "},\"value\":");
 }
 
 /* Replaces b[start..] by the marker whose value is the first
@@ -727,7 +644,7 @@ static unsigned encode_rebuilt(fc__buf_t *b, const json_t *v, size_t max_bytes,
     /* Not expected: store that there was a value we could not keep. */
     changed |= FC__CHANGED_TRUNCATED;
     append_changed(b, changed, have_first ? first_len : 0);
-    buf_puts(b, "null}");
+    fc__buf_puts(b, "null}");
     goto out;
   }
   if (max_bytes != 0 && text.len > max_bytes) {
@@ -755,10 +672,10 @@ unsigned fc__json_encode(fc__buf_t *b, json_t *v, size_t max_bytes) {
   size_t start = b->len;
   int rc;
   if (v == NULL) {
-    buf_puts(b, "null");
+    fc__buf_puts(b, "null");
     return 0;
   }
-  if (buf_reserve(b, 64) != 0)
+  if (fc__buf_reserve(b, 64) != 0)
     return 0;
   memset(&d, 0, sizeof d);
   d.b = b;

@@ -17,25 +17,13 @@
 
 #include <jansson.h>
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-  int oom; /* set when a growth failed; further appends are ignored */
-} fc__buf_t;
-
-void fc__buf_init(fc__buf_t *b);
-void fc__buf_free(fc__buf_t *b);
-void fc__buf_reset(fc__buf_t *b); /* len = 0, keeps memory, clears oom */
-void fc__buf_append(fc__buf_t *b, const void *p, size_t n);
+#include "buf.h"
+#include "utf8.h"
 
 /* What sanitizing changed, as bits (also written into the JSON marker). */
-#define FC__CHANGED_NUL 1u          /* NUL characters / \u0000 replaced */
-#define FC__CHANGED_INVALID_UTF8 2u /* invalid UTF-8 replaced by U+FFFD */
-#define FC__CHANGED_TRUNCATED 4u    /* over the size limit, replaced */
-
-/* Appends s[0..n) to b as valid UTF-8 without NUL: each invalid sequence
- * and each NUL becomes U+FFFD. Returns the FC__CHANGED_* bits applied. */
-unsigned fc__utf8_sanitize(fc__buf_t *b, const char *s, size_t n);
+#define FC__CHANGED_NUL FC__UTF8_FIXED_NUL              /* NUL / \u0000 replaced */
+#define FC__CHANGED_INVALID_UTF8 FC__UTF8_FIXED_INVALID /* invalid UTF-8 replaced */
+#define FC__CHANGED_TRUNCATED 4u                        /* over the size limit */
 
 /* Serializes v (compact) into b in a form jsonb accepts. When v needs
  * changes (a \u0000 in a string or key, invalid UTF-8 in a string or key

@@ -62,32 +62,22 @@ typedef struct {
  * control characters become spaces (for one-line messages). Length in
  * *out_len. NULL on ENOMEM. */
 static char *utf8_sanitize(const char *s, size_t n, int ctrl_to_space, size_t *out_len) {
-  char *out;
-  size_t i, o = 0;
-  if (n > (SIZE_MAX - 1) / 3)
+  fc__buf_t b;
+  size_t i;
+  fc__buf_init(&b);
+  fc__utf8_sanitize(&b, s, n);
+  if (fc__buf_reserve(&b, 0) != 0) { /* also allocates for n == 0 */
+    fc__buf_free(&b);
     return NULL;
-  out = fc__malloc(n * 3 + 1);
-  if (out == NULL)
-    return NULL;
-  for (;;) {
-    size_t bad = 1, ok = fc__utf8_prefix(s, n, &bad);
-    memcpy(out + o, s, ok);
-    o += ok;
-    if (ok == n)
-      break;
-    memcpy(out + o, FC__UTF8_REPLACEMENT, 3);
-    o += 3;
-    s += ok + bad;
-    n -= ok + bad;
   }
-  out[o] = '\0';
+  b.data[b.len] = '\0';
   /* In valid UTF-8, bytes below 0x80 are only ever ASCII characters. */
-  for (i = 0; ctrl_to_space && i < o; i++)
-    if ((unsigned char)out[i] < 0x20 || out[i] == 0x7F)
-      out[i] = ' ';
+  for (i = 0; ctrl_to_space && i < b.len; i++)
+    if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7F)
+      b.data[i] = ' ';
   if (out_len != NULL)
-    *out_len = o;
-  return out;
+    *out_len = b.len;
+  return b.data;
 }
 
 /* ---- signals ------------------------------------------------------------- */

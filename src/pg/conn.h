@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-#include "history/copy.h"
+#include "buf.h"
 
 typedef struct {
   const char *sql;       /* a query, or the COPY statement */

@@ -509,8 +509,8 @@ static void test_checker_rejects_malformed(void **state) {
       "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",
-      "# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
-      "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+      ("# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
+       "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"),
       "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
       "# TYPE h histogram\nh_bucket 1\nh_sum 1\nh_count 1\n",
       "# TYPE h histogram\nh 1\n",

@@ -252,11 +252,42 @@ static void test_cut(void **state) {
   assert_int_equal(fc__utf8_cut("a\x80", 2), 2);
 }
 
+/* fc__utf8_sanitize: each NUL and each maximal ill-formed subpart becomes
+ * one U+FFFD, the bits say which kinds were replaced, valid text is
+ * appended verbatim after what the buffer already holds. */
+static void test_sanitize(void **state) {
+  fc__buf_t b;
+  (void)state;
+  fc__buf_init(&b);
+  fc__buf_puts(&b, "<");
+  assert_int_equal(fc__utf8_sanitize(&b, "h\xC3\xA9llo", 6), 0);
+  assert_int_equal(b.len, 7);
+  assert_string_equal(b.data, "<h\xC3\xA9llo");
+
+  fc__buf_reset(&b);
+  assert_int_equal(fc__utf8_sanitize(&b, "a\0b", 3), FC__UTF8_FIXED_NUL);
+  assert_string_equal(b.data, "a" FC__UTF8_REPLACEMENT "b");
+
+  fc__buf_reset(&b);
+  /* E0 80 is an overlong prefix: two subparts; F0 9F 98 cut short: one. */
+  assert_int_equal(fc__utf8_sanitize(&b, "\xE0\x80x\0\xF0\x9F\x98", 7),
+                   FC__UTF8_FIXED_NUL | FC__UTF8_FIXED_INVALID);
+  assert_string_equal(b.data, FC__UTF8_REPLACEMENT FC__UTF8_REPLACEMENT "x" FC__UTF8_REPLACEMENT
+                                                                      FC__UTF8_REPLACEMENT);
+  assert_int_equal(b.oom, 0);
+
+  /* An exhausted buffer appends nothing and reports nothing. */
+  b.oom = 1;
+  assert_int_equal(fc__utf8_sanitize(&b, "\xFF", 1), 0);
+  fc__buf_free(&b);
+  assert_null(b.data);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_seq_table), cmocka_unit_test(test_seq_exhaustive),
       cmocka_unit_test(test_prefix),    cmocka_unit_test(test_maximal_subparts),
-      cmocka_unit_test(test_cut),
+      cmocka_unit_test(test_cut),       cmocka_unit_test(test_sanitize),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
