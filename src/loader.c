@@ -145,6 +145,9 @@ static void loader_free(loader_t *L) {
   }
   fc__free(L->slots);
   fc__free(L->pending);
+  L->slots = NULL;
+  L->pending = NULL;
+  L->nslots = L->nids = L->npending = L->cap_pending = 0;
 }
 
 /* The index in "nodes" of the first node called id, or -1. */
@@ -811,6 +814,7 @@ static void finish_workflow(loader_t *L, json_t *root, json_t **input_out) {
   json_t *v;
   int rc;
   report_refs(L);
+  loader_free(L); /* the ids and references: the workflow has its own table */
   if (!L->structural && !L->incomplete) {
     fc_error_t err;
     fc_error_clear(&err);

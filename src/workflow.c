@@ -169,7 +169,7 @@ int fc_node_set_type(fc_node_t *n, const char *type) {
 
 static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
   char *copy;
-  if (fc__grow((void **)a, cap, *n + 1, sizeof **a) != 0)
+  if (fc__grow_small((void **)a, cap, *n + 1, sizeof **a) != 0)
     return FC_ENOMEM;
   copy = fc__strdup(s);
   if (copy == NULL)
@@ -258,7 +258,7 @@ static int edge_add(fc_workflow_t *wf, uint32_t from, uint32_t to, uint64_t mask
       }
   }
   mark[to] = from + 1;
-  if (fc__grow((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
+  if (fc__grow_small((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
     return FC_ENOMEM;
   src->out[src->nout].to = to;
   src->out[src->nout].route_mask = mask;
