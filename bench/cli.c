@@ -25,9 +25,9 @@
  *
  * Goals (--check exits 1 when one is missed): validate <= 1.2 x jansson's
  * time and <= 1.3 x its peak RSS; run with history >= 0.8 x \copy (the
- * rate of the whole processes); fan-out peak RSS < 600 MB. The no-history
- * rate is printed against the Python engine's 79,500 nodes/s measured on
- * this machine kind (chain, no handler; issue 12), not re-measured here.
+ * rate of the whole processes); fan-out peak RSS < 600 MB; run --no-history
+ * >= 10 x the Python engine's 79,500 nodes/s measured on this machine kind
+ * (chain, no handler; issue 12), a figure not re-measured here.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* wait4, for bench_spawn */
@@ -70,7 +70,8 @@ static void usage(FILE *out) {
                "  --tmpdir DIR       where the generated files go ($TMPDIR or /tmp)\n"
                "  --check            exit 1 when a goal is missed\n"
                "Goals: validate <= 1.2 x jansson (time) and <= 1.3 x (peak RSS); run with\n"
-               "history >= 0.8 x \\copy; fan-out peak RSS < 600 MB.\n");
+               "history >= 0.8 x \\copy; fan-out peak RSS < 600 MB; run --no-history >= 10 x\n"
+               "the Python engine's 79,500 nodes/s.\n");
 }
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -361,7 +362,7 @@ int main(int argc, char **argv) {
     snprintf(vs, sizeof vs, "%.2f x jansson time, %.2f x its RSS [goal <= 1.2, <= 1.3]", r_time,
              r_rss);
     print_row("validate", &validate, o.nodes, vs);
-    snprintf(vs, sizeof vs, "%.1f x Python's %.0f nodes/s (not re-measured)",
+    snprintf(vs, sizeof vs, "%.1f x Python's %.0f nodes/s (not re-measured) [goal >= 10]",
              per_second((size_t)o.nodes, nohist.ns) / PYTHON_NODES_PER_S, PYTHON_NODES_PER_S);
     print_row("no-history", &nohist, o.nodes, vs);
     if (have_db) {
@@ -382,6 +383,8 @@ int main(int argc, char **argv) {
   if (have_db && r_hist < 0.8)
     missed = 1;
   if (o.fanout > 0 && fan.rss_kb >= 600 * 1024)
+    missed = 1;
+  if (per_second((size_t)o.nodes, nohist.ns) < 10 * PYTHON_NODES_PER_S)
     missed = 1;
   {
     char cmd[PATH_MAX + 32];

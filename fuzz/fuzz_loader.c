@@ -1,20 +1,52 @@
 /* libFuzzer target: the workflow-file loader (src/loader.c).
  * Any bytes must give a workflow or clear errors, never a crash or a leak;
- * a loaded workflow must validate and free cleanly. */
+ * a loaded workflow must validate and free cleanly. And loading the text
+ * (one node at a time when it has the usual shape) must give exactly what
+ * loading jansson's whole tree of it gives: the same result, the same
+ * errors in the same order, the same syntax error with its line:column. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "flowcore.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fc_workflow_t *wf = NULL;
-  json_t *input = NULL;
-  fc_load_errors_t errors;
-  size_t i;
+/* What fc_workflow_load_buffer must give for `data`, from the whole tree. */
+static int load_whole(const uint8_t *data, size_t size, fc_workflow_t **wf,
+                      fc_load_errors_t *errors) {
+  json_error_t jerr;
+  json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
   int rc;
+  *wf = NULL;
+  if (root == NULL) {
+    /* The loader's message for a syntax error (src/loader.c, parse_text). */
+    errors->items = calloc(1, sizeof *errors->items);
+    if (errors->items == NULL)
+      __builtin_trap();
+    errors->count = errors->cap = 1;
+    errors->items[0].code = FC_EDEFINITION;
+    snprintf(errors->items[0].where, sizeof errors->items[0].where, "%d:%d", jerr.line,
+             jerr.column);
+    snprintf(errors->items[0].text, sizeof errors->items[0].text, "%s: invalid JSON: %s",
+             errors->items[0].where, jerr.text);
+    return FC_EDEFINITION;
+  }
+  rc = fc_workflow_load_json(root, wf, NULL, errors);
+  json_decref(root);
+  return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fc_workflow_t *wf = NULL, *whole = NULL;
+  json_t *input = NULL;
+  fc_load_errors_t errors, expected;
+  size_t i;
+  int rc, rc_whole;
   fc_load_errors_init(&errors);
+  fc_load_errors_init(&expected);
   rc = fc_workflow_load_buffer((const char *)data, size, &wf, &input, &errors);
   if (rc == 0) {
     /* A loaded workflow is valid, named and has nodes. */
@@ -27,8 +59,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (errors.items[i].text[0] == '\0')
         __builtin_trap();
   }
+  if (size <= FC_LOAD_MAX_FILE_BYTES) {
+    rc_whole = load_whole(data, size, &whole, &expected);
+    if (rc_whole != rc || errors.count != expected.count || errors.omitted != expected.omitted ||
+        (wf == NULL) != (whole == NULL) ||
+        (wf != NULL && fc_workflow_node_count(wf) != fc_workflow_node_count(whole)))
+      __builtin_trap();
+    for (i = 0; i < errors.count; i++)
+      if (errors.items[i].code != expected.items[i].code ||
+          strcmp(errors.items[i].where, expected.items[i].where) != 0 ||
+          strcmp(errors.items[i].text, expected.items[i].text) != 0)
+        __builtin_trap();
+  }
   fc_load_errors_free(&errors);
+  fc_load_errors_free(&expected);
   json_decref(input);
   fc_workflow_free(wf);
+  fc_workflow_free(whole);
   return 0;
 }

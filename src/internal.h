@@ -32,6 +32,9 @@ DIR *fc__opendir(const char *path);
 /* Grows *items (of elem_size bytes each) so it holds at least `need`
  * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */
 int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);
+/* The same starting from one element (then doubling): for the many short
+ * arrays of a big workflow (a node's dependencies, its successors). */
+int fc__grow_small(void **items, size_t *cap, size_t need, size_t elem_size);
 
 /* FNV-1a of a NUL-terminated string, for the id tables. */
 uint64_t fc__str_hash(const char *s);

@@ -145,6 +145,9 @@ static void loader_free(loader_t *L) {
   }
   fc__free(L->slots);
   fc__free(L->pending);
+  L->slots = NULL;
+  L->pending = NULL;
+  L->nslots = L->nids = L->npending = L->cap_pending = 0;
 }
 
 /* The index in "nodes" of the first node called id, or -1. */
@@ -332,9 +335,9 @@ void fc__load_error(fc__load_node_t *N, int code, const char *sub, const char *f
 
 /* ---- value checks -------------------------------------------------------------- */
 
-int fc__load_uint(fc__load_node_t *N, json_t *node, const char *key, uint64_t min, uint64_t max,
-                  uint64_t *out) {
-  json_t *v = json_object_get(node, key);
+/* fc__load_uint for the value v of node[key] (NULL: absent). */
+static int load_uint_value(fc__load_node_t *N, const json_t *v, const char *key, uint64_t min,
+                           uint64_t max, uint64_t *out) {
   json_int_t x;
   if (v == NULL)
     return 0;
@@ -350,6 +353,11 @@ int fc__load_uint(fc__load_node_t *N, json_t *node, const char *key, uint64_t mi
   }
   *out = (uint64_t)x;
   return 1;
+}
+
+int fc__load_uint(fc__load_node_t *N, json_t *node, const char *key, uint64_t min, uint64_t max,
+                  uint64_t *out) {
+  return load_uint_value(N, json_object_get(node, key), key, min, max, out);
 }
 
 int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empty) {
@@ -381,6 +389,39 @@ static const char *const common_fields[] = {
     "id",         "type",    "description",      "after",
     "routes",     "retries", "retry_backoff_ms", "retry_backoff_max_ms",
     "timeout_ms", NULL};
+
+/* Their indexes in common_fields. */
+enum { F_ID, F_TYPE, F_DESCRIPTION, F_AFTER, F_ROUTES, F_RETRIES, F_BACKOFF, F_BACKOFF_MAX,
+       F_TIMEOUT, F_COUNT };
+
+/* The index of key in common_fields, or -1: one look at the node's keys
+ * finds every common field (json_object_get hashes the key each time). */
+static int common_field(const char *key) {
+  int i;
+  for (i = 0; i < F_COUNT; i++)
+    if (key[0] == common_fields[i][0] && strcmp(key, common_fields[i]) == 0)
+      return i;
+  return -1;
+}
+
+/* A node's common fields (NULL: absent) and how many other keys it has. */
+typedef struct {
+  json_t *f[F_COUNT];
+  size_t others;
+} node_fields_t;
+
+static void node_fields(json_t *node, node_fields_t *nf) {
+  const char *key;
+  json_t *v;
+  memset(nf, 0, sizeof *nf);
+  json_object_foreach (node, key, v) {
+    int i = common_field(key);
+    if (i >= 0)
+      nf->f[i] = v;
+    else
+      nf->others++;
+  }
+}
 
 static int has_field(const char *const *fields, const char *key) {
   size_t i;
@@ -424,7 +465,7 @@ static void check_node_keys(fc__load_node_t *N, json_t *node, const fc__node_typ
   json_object_foreach (node, key, v) {
     char shown[80], hint[64], owners[128];
     (void)v;
-    if (has_field(common_fields, key) || (type != NULL && has_field(type->fields, key)))
+    if (common_field(key) >= 0 || (type != NULL && has_field(type->fields, key)))
       continue;
     type_names(owners, sizeof owners, key);
     if (owners[0] == '\0') {
@@ -447,8 +488,8 @@ static void check_node_keys(fc__load_node_t *N, json_t *node, const fc__node_typ
 }
 
 /* Checks "after" (an array of strings); ids are resolved later. */
-static void check_after(fc__load_node_t *N, json_t *node) {
-  json_t *after = json_object_get(node, "after"), *v;
+static void check_after(fc__load_node_t *N, json_t *after) {
+  json_t *v;
   size_t k;
   if (after == NULL)
     return;
@@ -465,8 +506,8 @@ static void check_after(fc__load_node_t *N, json_t *node) {
   }
 }
 
-static void check_routes(fc__load_node_t *N, json_t *node) {
-  json_t *routes = json_object_get(node, "routes"), *targets, *v;
+static void check_routes(fc__load_node_t *N, json_t *routes) {
+  json_t *targets, *v;
   const char *route;
   size_t k;
   if (routes == NULL)
@@ -504,8 +545,7 @@ static void check_routes(fc__load_node_t *N, json_t *node) {
 }
 
 /* The node's id, or NULL after an error. */
-static const char *check_id(fc__load_node_t *N, json_t *node) {
-  json_t *jid = json_object_get(node, "id");
+static const char *check_id(fc__load_node_t *N, json_t *jid) {
   if (jid == NULL) {
     fc__load_error(N, FC_EDEFINITION, NULL, "missing required field \"id\"");
   } else if (!json_is_string(jid)) {
@@ -529,8 +569,7 @@ static const char *check_id(fc__load_node_t *N, json_t *node) {
 }
 
 /* The node's type (src/nodes/registry.c), or NULL after an error. */
-static const fc__node_type_t *check_type(fc__load_node_t *N, json_t *node) {
-  json_t *jtype = json_object_get(node, "type");
+static const fc__node_type_t *check_type(fc__load_node_t *N, json_t *jtype) {
   const fc__node_type_t *type;
   char names[256];
   if (jtype == NULL) {
@@ -562,17 +601,17 @@ typedef struct {
   uint64_t retries, backoff, backoff_max, timeout;
 } retry_t;
 
-static void check_retry(fc__load_node_t *N, json_t *node, retry_t *r) {
+static void check_retry(fc__load_node_t *N, const node_fields_t *nf, retry_t *r) {
   int have_backoff_max;
   memset(r, 0, sizeof *r);
-  fc__load_uint(N, node, "retries", 0, 1000000, &r->retries);
-  fc__load_uint(N, node, "retry_backoff_ms", 0, (uint64_t)1 << 40, &r->backoff);
-  have_backoff_max =
-      fc__load_uint(N, node, "retry_backoff_max_ms", 0, (uint64_t)1 << 40, &r->backoff_max);
+  load_uint_value(N, nf->f[F_RETRIES], "retries", 0, 1000000, &r->retries);
+  load_uint_value(N, nf->f[F_BACKOFF], "retry_backoff_ms", 0, (uint64_t)1 << 40, &r->backoff);
+  have_backoff_max = load_uint_value(N, nf->f[F_BACKOFF_MAX], "retry_backoff_max_ms", 0,
+                                     (uint64_t)1 << 40, &r->backoff_max);
   if (have_backoff_max && r->backoff_max < r->backoff)
     fc__load_error(N, FC_EDEFINITION, "retry_backoff_max_ms",
                    "must not be less than retry_backoff_ms (%llu)", (unsigned long long)r->backoff);
-  fc__load_uint(N, node, "timeout_ms", 0, (uint64_t)1 << 40, &r->timeout);
+  load_uint_value(N, nf->f[F_TIMEOUT], "timeout_ms", 0, (uint64_t)1 << 40, &r->timeout);
   if (!have_backoff_max)
     r->backoff_max = r->backoff > 60000 ? r->backoff : 60000;
 }
@@ -581,8 +620,8 @@ static void check_retry(fc__load_node_t *N, json_t *node, retry_t *r) {
  * otherwise a placeholder that still takes part in the graph checks; then
  * its well-formed dependencies and routes (unknown ids are reported by the
  * graph pass), retries and timeout. */
-static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc__node_type_t *type,
-                     const retry_t *r) {
+static void add_node(fc__load_node_t *N, json_t *node, const node_fields_t *nf, const char *id,
+                     const fc__node_type_t *type, const retry_t *r) {
   loader_t *L = N->L;
   fc_node_t *n = NULL;
   json_t *v;
@@ -600,14 +639,14 @@ static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc_
     L->incomplete = 1;
     return;
   }
-  v = json_object_get(node, "after");
+  v = nf->f[F_AFTER];
   if (json_is_array(v)) {
     json_t *d;
     json_array_foreach (v, k, d)
       if (json_is_string(d) && fc_node_add_dep(n, json_string_value(d)) == FC_ENOMEM)
         add_oom(L);
   }
-  v = json_object_get(node, "routes");
+  v = nf->f[F_ROUTES];
   if (json_is_object(v)) {
     const char *route;
     json_t *targets, *d;
@@ -626,16 +665,16 @@ static void add_node(fc__load_node_t *N, json_t *node, const char *id, const fc_
 
 /* Notes the references of one node (after[] and routes) that name no node
  * seen so far; report_refs() reports those that name no node at all. */
-static void collect_refs(loader_t *L, size_t index, json_t *node) {
-  json_t *jid = json_object_get(node, "id"), *after, *routes, *targets, *v;
+static void collect_refs(loader_t *L, size_t index, const node_fields_t *nf) {
+  json_t *jid = nf->f[F_ID], *after, *routes, *targets, *v;
   const char *route, *id = NULL;
   size_t k;
   if (json_is_string(jid) && fc__name_valid(json_string_value(jid), FC_NAME_MAX, 0))
     id = json_string_value(jid);
-  after = json_object_get(node, "after");
+  after = nf->f[F_AFTER];
   json_array_foreach (after, k, v)
     note_ref(L, index, id, NULL, k, v);
-  routes = json_object_get(node, "routes");
+  routes = nf->f[F_ROUTES];
   json_object_foreach (routes, route, targets)
     json_array_foreach (targets, k, v)
       note_ref(L, index, id, route, k, v);
@@ -664,7 +703,7 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   const fc__node_type_t *type;
   const char *id;
   retry_t retry;
-  json_t *v;
+  node_fields_t nf;
   long first;
 
   if (!json_is_object(node)) {
@@ -672,21 +711,23 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
     L->incomplete = 1;
     return;
   }
-  id = check_id(&N, node);
+  node_fields(node, &nf);
+  id = check_id(&N, nf.f[F_ID]);
   N.id = id;
   if (id == NULL)
     L->incomplete = 1;
-  type = check_type(&N, node);
-  check_node_keys(&N, node, type);
-  if ((v = json_object_get(node, "description")) != NULL && !json_is_string(v))
+  type = check_type(&N, nf.f[F_TYPE]);
+  if (nf.others > 0)
+    check_node_keys(&N, node, type);
+  if (nf.f[F_DESCRIPTION] != NULL && !json_is_string(nf.f[F_DESCRIPTION]))
     fc__load_error(&N, FC_EDEFINITION, "description", "expected a string");
-  check_after(&N, node);
-  check_routes(&N, node);
-  check_retry(&N, node, &retry);
+  check_after(&N, nf.f[F_AFTER]);
+  check_routes(&N, nf.f[F_ROUTES]);
+  check_retry(&N, &nf, &retry);
   if (type != NULL && type->check != NULL)
     type->check(&N, node);
 
-  collect_refs(L, index, node);
+  collect_refs(L, index, &nf);
   if (id == NULL)
     return;
   /* Duplicate ids: the node is not added (the first one stays). */
@@ -701,23 +742,21 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   }
   if (L->oom)
     return;
-  add_node(&N, node, id, type, &retry);
+  add_node(&N, node, &nf, id, type, &retry);
 }
 
 /* ---- the document ------------------------------------------------------------------ */
 
 static const char *const top_fields[] = {"name", "description", "max_parallel", "input", "nodes"};
 
-static void load_root(loader_t *L, json_t *root, json_t **input_out) {
-  json_t *jname, *jmax, *nodes, *v, *node;
+/* The top level but its nodes: every field known, name, description,
+ * max_parallel. Returns the name the workflow gets and sets *jmax to a
+ * valid max_parallel or NULL. */
+static const char *check_top(loader_t *L, json_t *root, json_t **jmax) {
+  json_t *jname, *v;
   const char *key, *name = "workflow";
   size_t i;
-  int rc;
 
-  if (!json_is_object(root)) {
-    add_error(L, FC_EDEFINITION, "", "expected a JSON object at the top level");
-    return;
-  }
   json_object_foreach (root, key, v) {
     char shown[80], hint[64];
     for (i = 0; i < FC__ARRAY_SIZE(top_fields); i++)
@@ -748,13 +787,57 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
   }
   if ((v = json_object_get(root, "description")) != NULL && !json_is_string(v))
     add_error(L, FC_EDEFINITION, "description", "description: expected a string");
-  jmax = json_object_get(root, "max_parallel");
-  if (jmax != NULL && (!json_is_integer(jmax) || json_integer_value(jmax) < 0 ||
-                       json_integer_value(jmax) > 1000000)) {
+  *jmax = json_object_get(root, "max_parallel");
+  if (*jmax != NULL && (!json_is_integer(*jmax) || json_integer_value(*jmax) < 0 ||
+                        json_integer_value(*jmax) > 1000000)) {
     add_error(L, FC_EDEFINITION, "max_parallel",
               "max_parallel: expected an integer from 0 (unlimited) to 1000000");
-    jmax = NULL;
+    *jmax = NULL;
   }
+  return name;
+}
+
+/* Makes the workflow the nodes are added to; 0 or -1 (out of memory). */
+static int start_workflow(loader_t *L, const char *name, const json_t *jmax) {
+  if (fc_workflow_new(&L->wf, name) != 0) {
+    add_oom(L);
+    return -1;
+  }
+  if (jmax != NULL)
+    (void)fc_workflow_set_max_parallel(L->wf, (int)json_integer_value(jmax));
+  return 0;
+}
+
+/* Once every node is loaded: unknown references, then what only the whole
+ * graph shows, then the input when all is well. */
+static void finish_workflow(loader_t *L, json_t *root, json_t **input_out) {
+  json_t *v;
+  int rc;
+  report_refs(L);
+  loader_free(L); /* the ids and references: the workflow has its own table */
+  if (!L->structural && !L->incomplete) {
+    fc_error_t err;
+    fc_error_clear(&err);
+    rc = fc_workflow_validate(L->wf, &err);
+    if (rc != 0)
+      add_error(L, rc, err.where, "%s", err.text[0] != '\0' ? err.text : fc_strerror(rc));
+  }
+  if (L->found == 0 && input_out != NULL) {
+    v = json_object_get(root, "input");
+    *input_out = v != NULL ? json_incref(v) : NULL;
+  }
+}
+
+static void load_root(loader_t *L, json_t *root, json_t **input_out) {
+  json_t *jmax, *nodes, *node;
+  const char *name;
+  size_t i;
+
+  if (!json_is_object(root)) {
+    add_error(L, FC_EDEFINITION, "", "expected a JSON object at the top level");
+    return;
+  }
+  name = check_top(L, root, &jmax);
   nodes = json_object_get(root, "nodes");
   if (nodes == NULL) {
     add_error(L, FC_EDEFINITION, "nodes", "missing required field \"nodes\" (an array of nodes)");
@@ -769,14 +852,8 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
               json_array_size(nodes), FC_LOAD_MAX_NODES);
     return;
   }
-
-  rc = fc_workflow_new(&L->wf, name);
-  if (rc != 0) {
-    add_oom(L);
+  if (start_workflow(L, name, jmax) != 0)
     return;
-  }
-  if (jmax != NULL)
-    (void)fc_workflow_set_max_parallel(L->wf, (int)json_integer_value(jmax));
   json_array_foreach (nodes, i, node) {
     load_node(L, i, node);
     if (L->consume) /* what the node needs is in the workflow now */
@@ -784,18 +861,23 @@ static void load_root(loader_t *L, json_t *root, json_t **input_out) {
     if (L->oom)
       return;
   }
-  report_refs(L);
-  if (!L->structural && !L->incomplete) {
-    fc_error_t err;
-    fc_error_clear(&err);
-    rc = fc_workflow_validate(L->wf, &err);
-    if (rc != 0)
-      add_error(L, rc, err.where, "%s", err.text[0] != '\0' ? err.text : fc_strerror(rc));
+  finish_workflow(L, root, input_out);
+}
+
+/* Frees the loader; hands the workflow over when the load found no error,
+ * otherwise frees it (and the input) and returns the first error's code. */
+static int loader_end(loader_t *L, fc_workflow_t **wf_out, json_t **input_out) {
+  loader_free(L);
+  if (L->found > 0) {
+    fc_workflow_free(L->wf);
+    if (input_out != NULL && *input_out != NULL) {
+      json_decref(*input_out);
+      *input_out = NULL;
+    }
+    return L->first_code;
   }
-  if (L->found == 0 && input_out != NULL) {
-    v = json_object_get(root, "input");
-    *input_out = v != NULL ? json_incref(v) : NULL;
-  }
+  *wf_out = L->wf;
+  return 0;
 }
 
 /* Loads root; `consume`: root is the loader's own tree (one reference),
@@ -816,22 +898,168 @@ static int load_json(json_t *root, int consume, fc_workflow_t **wf_out, json_t *
     return FC_EINVAL;
   }
   load_root(&L, root, input_out);
-  loader_free(&L);
-  if (L.found > 0) {
-    fc_workflow_free(L.wf);
-    if (input_out != NULL && *input_out != NULL) {
-      json_decref(*input_out);
-      *input_out = NULL;
-    }
-    return L.first_code;
-  }
-  *wf_out = L.wf;
-  return 0;
+  return loader_end(&L, wf_out, input_out);
 }
 
 int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_out,
                           fc_load_errors_t *errors) {
   return load_json(root, 0, wf_out, input_out, errors);
+}
+
+/* ---- one node at a time ------------------------------------------------------------------ */
+
+/* A file is loaded without its whole JSON tree when it has the usual shape:
+ * an object whose last field is "nodes", an array. A small scanner walks
+ * the top level (whitespace, '{', ':', ',', '[', ']', '}') and hands each
+ * key, each other field's value and each element of "nodes" to jansson
+ * (json_loadb with JSON_DISABLE_EOF_CHECK, which parses one value and says
+ * in error.position how many bytes it used); each node is checked, added
+ * and freed before the next is parsed. The other fields come before
+ * "nodes", so the top level is checked first, as for a whole tree. When
+ * the text has another shape, or jansson rejects any part of it, or a part
+ * would be deeper than jansson allows in the whole document, or there are
+ * more nodes than the limit, what was loaded is dropped and the text is
+ * parsed whole as before: syntax errors, their line:column and every other
+ * message stay exactly those of the whole parse. */
+
+typedef struct {
+  const char *text;
+  size_t len, pos;
+} scan_t;
+
+static void scan_ws(scan_t *s) {
+  while (s->pos < s->len && (s->text[s->pos] == ' ' || s->text[s->pos] == '\n' ||
+                             s->text[s->pos] == '\r' || s->text[s->pos] == '\t'))
+    s->pos++;
+}
+
+/* Skips JSON whitespace, then takes `c` if it is next. */
+static int scan_char(scan_t *s, char c) {
+  scan_ws(s);
+  if (s->pos < s->len && s->text[s->pos] == c) {
+    s->pos++;
+    return 1;
+  }
+  return 0;
+}
+
+/* The deepest nesting of arrays and objects in t[0..n), valid JSON. */
+static size_t nesting(const char *t, size_t n) {
+  size_t i, depth = 0, max = 0;
+  int in_string = 0;
+  for (i = 0; i < n; i++) {
+    if (in_string) {
+      if (t[i] == '\\')
+        i++;
+      else if (t[i] == '"')
+        in_string = 0;
+    } else if (t[i] == '"') {
+      in_string = 1;
+    } else if (t[i] == '[' || t[i] == '{') {
+      if (++depth > max)
+        max = depth;
+    } else if (t[i] == ']' || t[i] == '}') {
+      depth--;
+    }
+  }
+  return max;
+}
+
+/* The value after s->pos (and whitespace), `depth` values deep in the
+ * document (1: a top-level field's), parsed by jansson; NULL when jansson
+ * rejects it or, within the whole document, would reach its depth limit. */
+static json_t *scan_value(scan_t *s, size_t depth) {
+  json_error_t jerr;
+  size_t used;
+  json_t *v;
+  scan_ws(s);
+  v = json_loadb(s->text + s->pos, s->len - s->pos,
+                 JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &jerr);
+  if (v == NULL)
+    return NULL;
+  used = jerr.position > 0 ? (size_t)jerr.position : 0;
+  /* jansson counts every value's level; a value of `used` bytes has at
+   * most `used` levels of arrays and objects plus one of scalars. */
+  if (used == 0 || used > s->len - s->pos ||
+      (depth + used + 1 > JSON_PARSER_MAX_DEPTH &&
+       depth + nesting(s->text + s->pos, used) + 1 > JSON_PARSER_MAX_DEPTH)) {
+    json_decref(v);
+    return NULL;
+  }
+  s->pos += used;
+  return v;
+}
+
+/* Loads text of the usual shape one node at a time. Returns 1 when the
+ * caller must parse the text whole instead (nothing was kept: errors are as
+ * before the call), else what load_json returns. */
+static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, json_t **input_out,
+                       fc_load_errors_t *errors) {
+  loader_t L;
+  scan_t s = {text, len, 0};
+  json_t *root, *key = NULL, *v, *jmax;
+  size_t count0 = errors != NULL ? errors->count : 0;
+  size_t omitted0 = errors != NULL ? errors->omitted : 0, i;
+  const char *name;
+
+  if (wf_out == NULL || !scan_char(&s, '{') || (root = json_object()) == NULL)
+    return 1;
+  memset(&L, 0, sizeof L);
+  L.errors = errors;
+  L.consume = 1;
+  /* The fields before "nodes". */
+  for (;;) {
+    key = scan_value(&s, 1);
+    if (!json_is_string(key) || !scan_char(&s, ':'))
+      goto fall_back;
+    if (strcmp(json_string_value(key), "nodes") == 0)
+      break;
+    if (json_object_get(root, json_string_value(key)) != NULL ||
+        (v = scan_value(&s, 1)) == NULL || json_object_set_new(root, json_string_value(key), v) != 0 ||
+        !scan_char(&s, ','))
+      goto fall_back;
+    json_decref(key);
+  }
+  json_decref(key);
+  key = NULL;
+  if (!scan_char(&s, '[') || scan_char(&s, ']'))
+    goto fall_back;
+  name = check_top(&L, root, &jmax);
+  if (start_workflow(&L, name, jmax) != 0)
+    goto end;
+  for (i = 0;; i++) {
+    json_t *node;
+    if (i == FC_LOAD_MAX_NODES || (node = scan_value(&s, 2)) == NULL)
+      goto fall_back;
+    load_node(&L, i, node);
+    json_decref(node);
+    if (L.oom)
+      goto end;
+    if (scan_char(&s, ']'))
+      break;
+    if (!scan_char(&s, ','))
+      goto fall_back;
+  }
+  if (!scan_char(&s, '}'))
+    goto fall_back;
+  scan_ws(&s);
+  if (s.pos != s.len)
+    goto fall_back;
+  finish_workflow(&L, root, input_out);
+end:
+  json_decref(root);
+  return loader_end(&L, wf_out, input_out);
+
+fall_back:
+  json_decref(key);
+  json_decref(root);
+  fc_workflow_free(L.wf);
+  loader_free(&L);
+  if (errors != NULL) {
+    errors->count = count0;
+    errors->omitted = omitted0;
+  }
+  return 1;
 }
 
 /* ---- text and files --------------------------------------------------------------------- */
@@ -871,6 +1099,9 @@ int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_t **wf_out
               FC_LOAD_MAX_FILE_BYTES);
     return FC_EDEFINITION;
   }
+  rc = load_stream(text, len, wf_out, input_out, errors);
+  if (rc != 1)
+    return rc;
   root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);
   if (root == NULL)
     return L.first_code;
@@ -961,6 +1192,11 @@ int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **inp
   if (rc != 0) {
     fc__load_show(where, sizeof where, path, 200);
     add_error(&L, rc, where, "%s", msg);
+    return rc;
+  }
+  rc = load_stream(text, len, wf_out, input_out, errors);
+  if (rc != 1) {
+    fc__free(text);
     return rc;
   }
   root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);

@@ -40,12 +40,12 @@ DIR *fc__opendir(const char *path) {
   return d;
 }
 
-int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size) {
+static int grow_from(void **items, size_t *cap, size_t need, size_t elem_size, size_t first) {
   size_t ncap;
   void *p;
   if (need <= *cap)
     return 0;
-  ncap = *cap ? *cap : 8;
+  ncap = *cap ? *cap : first;
   while (ncap < need) {
     if (ncap > SIZE_MAX / 2 / elem_size)
       return FC_ENOMEM;
@@ -57,6 +57,14 @@ int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size) {
   *items = p;
   *cap = ncap;
   return 0;
+}
+
+int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size) {
+  return grow_from(items, cap, need, elem_size, 8);
+}
+
+int fc__grow_small(void **items, size_t *cap, size_t need, size_t elem_size) {
+  return grow_from(items, cap, need, elem_size, 1);
 }
 
 int64_t fc__wall_us(void) {

@@ -81,15 +81,13 @@ static void node_free(fc_node_t *n) {
   size_t r;
   if (n->data_free != NULL)
     n->data_free(n->user_data);
-  fc__free(n->id);
-  fc__free(n->type);
+  fc__free(n->type_owned);
   str_array_free(n->deps, n->ndeps);
   for (r = 0; r < n->nroutes; r++) {
     fc__free(n->routes[r].name);
     str_array_free(n->routes[r].targets, n->routes[r].ntargets);
   }
   fc__free(n->routes);
-  fc__free(n->in);
   fc__free(n->out);
   fc__free(n);
 }
@@ -102,6 +100,7 @@ void fc_workflow_free(fc_workflow_t *wf) {
     node_free(wf->nodes[i]);
   fc__free(wf->nodes);
   fc__free(wf->slots);
+  fc__free(wf->in_all);
   fc__free(wf->name);
   fc__free(wf);
 }
@@ -109,6 +108,7 @@ void fc_workflow_free(fc_workflow_t *wf) {
 int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void *user_data,
                          fc_node_t **node_out) {
   fc_node_t *n;
+  size_t len;
   if (node_out != NULL)
     *node_out = NULL;
   if (wf == NULL || id == NULL)
@@ -117,15 +117,13 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
     return FC_EFROZEN;
   if (fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + 1, sizeof *wf->nodes) != 0)
     return FC_ENOMEM;
-  n = fc__calloc(1, sizeof *n);
+  len = strlen(id) + 1;
+  n = fc__calloc(1, sizeof *n + len); /* one allocation for the node and its id */
   if (n == NULL)
     return FC_ENOMEM;
-  n->id = fc__strdup(id);
-  n->type = fc__strdup("");
-  if (n->id == NULL || n->type == NULL) {
-    node_free(n);
-    return FC_ENOMEM;
-  }
+  n->id = (char *)(n + 1);
+  memcpy(n->id, id, len);
+  n->type = "";
   n->wf = wf;
   n->index = wf->nnodes;
   n->fn = fn;
@@ -164,14 +162,14 @@ int fc_node_set_type(fc_node_t *n, const char *type) {
   copy = fc__strdup(type);
   if (copy == NULL)
     return FC_ENOMEM;
-  fc__free(n->type);
-  n->type = copy;
+  fc__free(n->type_owned);
+  n->type = n->type_owned = copy;
   return 0;
 }
 
 static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
   char *copy;
-  if (fc__grow((void **)a, cap, *n + 1, sizeof **a) != 0)
+  if (fc__grow_small((void **)a, cap, *n + 1, sizeof **a) != 0)
     return FC_ENOMEM;
   copy = fc__strdup(s);
   if (copy == NULL)
@@ -260,7 +258,7 @@ static int edge_add(fc_workflow_t *wf, uint32_t from, uint32_t to, uint64_t mask
       }
   }
   mark[to] = from + 1;
-  if (fc__grow((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
+  if (fc__grow_small((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
     return FC_ENOMEM;
   src->out[src->nout].to = to;
   src->out[src->nout].route_mask = mask;
@@ -396,14 +394,18 @@ static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
   }
   if (rc != 0)
     goto done;
-  /* Fill the predecessor lists. */
-  for (i = 0; i < n; i++) {
+  /* Fill the predecessor lists, all in one block. */
+  for (i = 0, j = 0; i < n; i++)
+    j += wf->nodes[i]->nin;
+  wf->in_all = fc__malloc((j > 0 ? j : 1) * sizeof *wf->in_all);
+  if (wf->in_all == NULL) {
+    rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    goto done;
+  }
+  for (i = 0, j = 0; i < n; i++) {
     fc_node_t *node = wf->nodes[i];
-    node->in = fc__malloc(node->nin * sizeof *node->in);
-    if (node->in == NULL) {
-      rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
-      goto done;
-    }
+    node->in = wf->in_all + j;
+    j += node->nin;
     mark[i] = 0; /* reused as the fill count */
   }
   for (i = 0; i < n; i++) {
@@ -451,13 +453,14 @@ static void reset_edges(fc_workflow_t *wf) {
   size_t i;
   for (i = 0; i < wf->nnodes; i++) {
     fc_node_t *n = wf->nodes[i];
-    fc__free(n->in);
     fc__free(n->out);
     n->in = NULL;
     n->out = NULL;
     n->nin = n->nout = 0;
     n->default_route = -1;
   }
+  fc__free(wf->in_all);
+  wf->in_all = NULL;
 }
 
 int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {

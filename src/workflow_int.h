@@ -25,8 +25,9 @@ typedef struct {
 struct fc_node_s {
   fc_workflow_t *wf;
   size_t index;
-  char *id;
-  char *type;
+  char *id;         /* in the node's own allocation, after the struct */
+  const char *type; /* type_owned, or a string with static storage */
+  char *type_owned; /* set by fc_node_set_type, else NULL */
   fc_node_fn fn;
   void *user_data;
   void (*data_free)(void *);
@@ -38,7 +39,7 @@ struct fc_node_s {
   uint64_t backoff_base_ms, backoff_max_ms;
   uint64_t timeout_ms;
   /* Filled by validation. */
-  uint32_t *in; /* distinct predecessors (dependencies and routers) */
+  uint32_t *in; /* distinct predecessors (dependencies and routers), in wf->in_all */
   size_t nin;
   fc__edge_t *out; /* distinct successors */
   size_t nout;
@@ -54,6 +55,7 @@ struct fc_workflow_s {
   /* Filled by validation: open-addressing table id -> node index + 1. */
   uint32_t *slots;
   size_t nslots;
+  uint32_t *in_all; /* every node's `in`, one block */
 };
 
 #endif

@@ -203,15 +203,89 @@ char *cli_one_line(char *s) {
   return s;
 }
 
+/* JSON text on its way to a stream, secrets removed: jansson hands it over
+ * in small pieces (json_dump_callback), kept in `buf` until 64 KiB are
+ * there; then all but the last (longest secret - 1) bytes are written, so
+ * that a secret split between two pieces is still found whole. At each
+ * position the first secret (in the order they were added) that starts
+ * there becomes "***", as cli_redact does for text without overlapping
+ * secrets. Memory stays bounded however large the value's text is. */
+typedef struct {
+  FILE *out;
+  char *buf;
+  size_t len, cap, keep; /* keep: longest secret - 1 */
+  int failed;
+} json_out_t;
+
+#define JSON_OUT_CHUNK 65536
+
+/* Writes buf[0..upto) (more when a secret starting before upto ends
+ * after it) and moves the rest to the front. */
+static void json_out_flush(json_out_t *o, size_t upto) {
+  size_t i = 0, start = 0, k;
+  while (i < upto) {
+    for (k = 0; k < g_nsecrets; k++) {
+      size_t n = strlen(g_secrets[k]);
+      if (n <= o->len - i && memcmp(o->buf + i, g_secrets[k], n) == 0)
+        break;
+    }
+    if (k == g_nsecrets) {
+      i++;
+      continue;
+    }
+    if (fwrite(o->buf + start, 1, i - start, o->out) != i - start || fputs("***", o->out) == EOF)
+      o->failed = 1;
+    i += strlen(g_secrets[k]);
+    start = i;
+  }
+  if (fwrite(o->buf + start, 1, i - start, o->out) != i - start)
+    o->failed = 1;
+  memmove(o->buf, o->buf + i, o->len - i);
+  o->len -= i;
+}
+
+static int json_out_piece(const char *piece, size_t size, void *data) {
+  json_out_t *o = data;
+  while (size > 0) {
+    size_t n = o->cap - o->len < size ? o->cap - o->len : size;
+    memcpy(o->buf + o->len, piece, n);
+    o->len += n;
+    piece += n;
+    size -= n;
+    if (o->len == o->cap)
+      json_out_flush(o, o->len - o->keep);
+  }
+  return o->failed ? -1 : 0;
+}
+
 int cli_print_json(FILE *out, const json_t *value, int compact) {
-  char *text = json_dumps(value, (compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER |
-                                     JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-  if (text == NULL) {
+  json_out_t o;
+  size_t i;
+  int rc;
+  memset(&o, 0, sizeof o);
+  o.out = out;
+  for (i = 0; i < g_nsecrets; i++)
+    if (strlen(g_secrets[i]) - 1 > o.keep)
+      o.keep = strlen(g_secrets[i]) - 1;
+  o.cap = JSON_OUT_CHUNK + o.keep;
+  o.buf = malloc(o.cap);
+  if (o.buf == NULL) {
     cli_error("out of memory formatting JSON");
     return -1;
   }
-  cli_printf(out, "%s\n", text);
-  free(text);
+  rc = json_dump_callback(value, json_out_piece, &o,
+                          (compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER |
+                              JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+  if (rc == 0)
+    (void)json_out_piece("\n", 1, &o);
+  json_out_flush(&o, o.len);
+  free(o.buf);
+  if (o.failed && out == stdout)
+    note_stdout_error(errno);
+  if (rc != 0 && !o.failed) {
+    cli_error("out of memory formatting JSON");
+    return -1;
+  }
   return 0;
 }
 

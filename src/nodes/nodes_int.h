@@ -4,7 +4,8 @@
 
 #include "internal.h"
 
-/* Adds a node running fn(ctx, data), of declared type `type`, and makes the
+/* Adds a node running fn(ctx, data), of declared type `type` (a string with
+ * static storage, kept as is), and makes the
  * workflow own `data` (free_fn, may be NULL). On any failure before the node
  * exists, free_fn(data) is called here: the caller never cleans up `data`.
  * Returns 0, FC_EINVAL, FC_ENOMEM or FC_EFROZEN. */
