@@ -348,13 +348,13 @@ static void bar_title(FILE *out, const json_t *a, double ms) {
 
 /* One lane: the node's label and its attempts side by side, with the
  * backoff between them as a dashed line. Returns the bars written. */
-static size_t lane(const run_t *r, const node_t *nd, double y) {
+static size_t lane(const run_t *r, const node_t *nd, double y, size_t index) {
   FILE *out = r->out;
   size_t k, bars = 0;
   int64_t prev_end = 0;
   int has_prev = 0;
-  fprintf(out, "<g><rect class=\"lane\" x=\"0\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>", y,
-          LABEL_W + CHART_W, LANE_H);
+  fprintf(out, "<g><rect class=\"lane%s\" x=\"0\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
+          index % 2 == 0 ? " alt" : "", y, LABEL_W + CHART_W, LANE_H);
   fprintf(out, "<text x=\"4\" y=\"%.1f\">", y + LANE_H - 5);
   label(out, nd->id, 28);
   fputs("<title>", out);
@@ -470,11 +470,11 @@ static void timeline(run_t *r) {
   fprintf(out,
           "<div class=\"chart\"><svg class=\"gantt\" xmlns=\"http://www.w3.org/2000/svg\" "
           "width=\"%.0f\" height=\"%.0f\">\n",
-          LABEL_W + CHART_W + 10, height);
+          LABEL_W + CHART_W + 40, height);
   axis(r, height);
   for (i = 0; i < r->nnodes; i++)
     if (r->nodes[i].lane) {
-      bars += lane(r, &r->nodes[i], y);
+      bars += lane(r, &r->nodes[i], y, (size_t)((y - AXIS_H) / LANE_H));
       y += LANE_H;
     }
   if (hidden > 0)

@@ -222,7 +222,10 @@ static void durations(const wf_t *w) {
             "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
             "<text x=\"4\" y=\"%.1f\">",
             PAD + 40, y, PAD + 40 + PLOT_W, y, y + 4);
-    cli_report_duration(out, dmax * (double)i / 2);
+    if (i == 0)
+      fputs("0", out);
+    else
+      cli_report_duration(out, dmax * (double)i / 2);
     fputs("</text>\n", out);
   }
   fprintf(out, "<text x=\"%.1f\" y=\"%.1f\">", PAD + 40, PAD + PLOT_H + 20);
