@@ -47,6 +47,10 @@ void cli_html_text(FILE *out, const char *s, size_t n);
 /* cli_html_text of a NUL-terminated string; NULL writes `if_null` as is
  * (a literal of the caller, may be NULL: nothing). */
 void cli_html_str(FILE *out, const char *s, const char *if_null);
+/* A short label: s (NULL: "?") as cli_html_text when it has at most max
+ * bytes, else its first whole characters within max - 1 bytes and "…"
+ * (the full text belongs in a <title>). */
+void cli_html_label(FILE *out, const char *s, size_t max);
 /* Writes at most cap bytes of s[0..n) (cut before a multi-byte character,
  * never inside one) as cli_html_text, then, when it was cut or when
  * `total` (the full size in bytes, 0: n) is larger, "… (N more bytes)".

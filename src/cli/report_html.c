@@ -57,6 +57,16 @@ void cli_html_str(FILE *out, const char *s, const char *if_null) {
     fputs(if_null, out);
 }
 
+void cli_html_label(FILE *out, const char *s, size_t max) {
+  size_t n = s != NULL ? strlen(s) : 0;
+  if (n <= max) {
+    cli_html_str(out, s, "?");
+    return;
+  }
+  cli_html_text(out, s, fc__utf8_cut(s, max - 1));
+  fputs("\xE2\x80\xA6", out);
+}
+
 size_t cli_html_capped(FILE *out, const char *s, size_t n, size_t cap, size_t total) {
   size_t keep = n, left;
   if (total < n)

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../utf8.h"
 #include "cli.h"
 #include "report.h"
 
@@ -53,17 +52,6 @@ typedef struct {
 } run_t;
 
 static const json_t *att(const run_t *r, size_t i) { return json_array_get(r->attempts, i); }
-
-/* A short label: at most max bytes of s (whole characters), then "…". */
-static void label(FILE *out, const char *s, size_t max) {
-  size_t n = s != NULL ? strlen(s) : 0;
-  if (n <= max) {
-    cli_html_str(out, s, "?");
-    return;
-  }
-  cli_html_text(out, s, fc__utf8_cut(s, max - 1));
-  fputs("\xE2\x80\xA6", out);
-}
 
 /* ---- the model: nodes and their attempts ----------------------------------- */
 
@@ -356,7 +344,7 @@ static size_t lane(const run_t *r, const node_t *nd, double y, size_t index) {
   fprintf(out, "<g><rect class=\"lane%s\" x=\"0\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
           index % 2 == 0 ? " alt" : "", y, LABEL_W + CHART_W, LANE_H);
   fprintf(out, "<text x=\"4\" y=\"%.1f\">", y + LANE_H - 5);
-  label(out, nd->id, 28);
+  cli_html_label(out, nd->id, 28);
   fputs("<title>", out);
   cli_html_str(out, nd->id, "?");
   fputs("</title></text>\n", out);
@@ -631,7 +619,7 @@ static void dag(run_t *r) {
               "<g><rect class=\"node-box %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
               "height=\"%.1f\" rx=\"4\"/><text x=\"%.1f\" y=\"%.1f\">",
               cli_report_status_class(nd->status), x, y, BOX_W, BOX_H, x + 6, y + 15);
-      label(out, nd->id, 22);
+      cli_html_label(out, nd->id, 22);
       fputs("</text><title>", out);
       cli_html_str(out, nd->id, "?");
       fputs(" (", out);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../utf8.h"
 #include "cli.h"
 #include "report.h"
 
@@ -23,16 +22,6 @@ typedef struct {
   const json_t *runs;
   size_t nruns;
 } wf_t;
-
-static void short_label(FILE *out, const char *s, size_t max) {
-  size_t n = s != NULL ? strlen(s) : 0;
-  if (n <= max) {
-    cli_html_str(out, s, "?");
-    return;
-  }
-  cli_html_text(out, s, fc__utf8_cut(s, max - 1));
-  fputs("\xE2\x80\xA6", out);
-}
 
 static void header(const wf_t *w) {
   FILE *out = w->out;
@@ -147,7 +136,7 @@ static void grid(const wf_t *w) {
     const char *nid = cli_json_str(json_array_get(stats, i), "node_id");
     double y = y0 + (double)i * (CELL + GAP);
     fprintf(out, "<text x=\"4\" y=\"%.1f\">", y + CELL - 3);
-    short_label(out, nid, 28);
+    cli_html_label(out, nid, 28);
     fputs("<title>", out);
     cli_html_str(out, nid, "?");
     fputs("</title></text>\n", out);

@@ -92,6 +92,23 @@ static void test_capped(void **state) {
   free(buf);
 }
 
+static void test_label(void **state) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f;
+  (void)state;
+  f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  cli_html_label(f, "<ab>", 4);
+  cli_html_label(f, "|", 4);
+  /* 6 bytes into 4: "x" and one whole "é" fit in 3, then the ellipsis. */
+  cli_html_label(f, "x\xc3\xa9\xc3\xa9y", 4);
+  cli_html_label(f, NULL, 4);
+  assert_int_equal(fclose(f), 0);
+  assert_string_equal(buf, "&lt;ab&gt;|x\xc3\xa9\xE2\x80\xA6?");
+  free(buf);
+}
+
 static void test_status_class(void **state) {
   (void)state;
   assert_string_equal(cli_report_status_class("completed"), "st-completed");
@@ -330,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_markup_escaped),
       cmocka_unit_test(test_invalid_utf8_replaced),
       cmocka_unit_test(test_capped),
+      cmocka_unit_test(test_label),
       cmocka_unit_test(test_status_class),
       cmocka_unit_test(test_run_page_hostile),
       cmocka_unit_test(test_run_page_small_has_no_notes),
