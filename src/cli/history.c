@@ -6,6 +6,7 @@
  * epoch and formatted here: local time in tables, RFC 3339 UTC in JSON.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,8 +14,12 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "report.h"
 
 #define DEFAULT_LIMIT 20
+/* history report: the runs shown by default, and at most. */
+#define REPORT_DEFAULT_LIMIT 100
+#define REPORT_DEFAULT_SINCE "7d"
 #define MAX_LIMIT 1000000
 /* --stale: a run on another host (or without host/pid) is taken for
  * abandoned after this long without any activity (docs/history.md). */
@@ -37,6 +42,7 @@ typedef struct {
   int dry_run;
   double older_than_s; /* prune --older-than, seconds; 0: flowcore_retention */
   int input;           /* show --input */
+  const char *html;    /* show/report --html FILE ("-": stdout) */
   cli_db_t db;
   PGconn *conn;
 } hist_t;
@@ -529,6 +535,8 @@ static void print_run_header(const hist_t *h, const PGresult *run, const PGresul
   cli_printf(stdout, "errors    %lld\n", integer(run, 0, "error_count"));
 }
 
+static int show_html(hist_t *h, const char *id, const PGresult *run, const PGresult *nodes);
+
 static int cmd_show(hist_t *h) {
   static const char *const headers[] = {"NODE",  "ATTEMPT",  "TYPE", "STATUS",
                                         "START", "DURATION", "ERROR"};
@@ -552,7 +560,7 @@ static int cmd_show(hist_t *h) {
     }
   }
   nodes = query(h,
-                h->input ? NODE_COLUMNS_INPUT "WHERE workflow_id = $1::uuid "
+                h->input && h->html == NULL ? NODE_COLUMNS_INPUT "WHERE workflow_id = $1::uuid "
                                               "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt"
                          : NODE_COLUMNS "WHERE workflow_id = $1::uuid "
                                         "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
@@ -561,6 +569,13 @@ static int cmd_show(hist_t *h) {
     PQclear(run);
     PQclear(reap);
     return CLI_EXIT_FAILED;
+  }
+  if (h->html != NULL) {
+    rc = show_html(h, id, run, nodes);
+    PQclear(run);
+    PQclear(reap);
+    PQclear(nodes);
+    return rc;
   }
   if (h->json) {
     json_t *obj =
@@ -637,6 +652,252 @@ static int cmd_show(hist_t *h) {
                integer(nodes, r, "attempt"), in != NULL ? in : "(none)");
   }
   PQclear(nodes);
+  return rc;
+}
+
+
+/* ---- history show ID --html, history report ------------------------------------ */
+
+/* types (see row_json) with every 't' made 'i': the reports compute with
+ * the times, as µs since the epoch. */
+static const char *types_us(const char *types, char *buf, size_t size) {
+  size_t i;
+  for (i = 0; types[i] != '\0' && i + 1 < size; i++)
+    buf[i] = types[i] == 't' ? 'i' : types[i];
+  buf[i] = '\0';
+  return buf;
+}
+
+/* Sets data[key] to the rows of a query (types as row_json, times as µs),
+ * or to the first row's object when `one` (null when there is none).
+ * Returns 0, or CLI_EXIT_FAILED after printing why. */
+static int html_rows(hist_t *h, json_t *data, const char *key, const char *sql, int nparams,
+                     const char *const *params, const char *types, int one) {
+  char tbuf[64];
+  PGresult *res = query(h, sql, nparams, params);
+  json_t *v;
+  if (res == NULL)
+    return CLI_EXIT_FAILED;
+  types_us(types, tbuf, sizeof tbuf);
+  if (one)
+    v = PQntuples(res) > 0 ? row_json(res, 0, tbuf) : json_null();
+  else
+    v = rows_json(res, tbuf);
+  PQclear(res);
+  if (v == NULL || json_object_set_new(data, key, v) != 0) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  return 0;
+}
+
+/* Moves member `from` of the first element of data[arr] to data[to] (the
+ * queries' count(*) OVER ()); 0 when the array is empty. */
+static void html_total(json_t *data, const char *arr, const char *from, const char *to) {
+  json_t *first = json_array_get(json_object_get(data, arr), 0);
+  json_t *v = json_object_get(first, from);
+  json_object_set_new(data, to, json_integer(json_is_integer(v) ? json_integer_value(v) : 0));
+}
+
+/* Renders a report into memory, removes the secrets from it (as every
+ * output of the command), and writes it to h->html ("-": stdout). */
+static int write_html(hist_t *h, int (*render)(FILE *, const json_t *), const json_t *data) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&buf, &len);
+  int failed;
+  if (mem == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  failed = render(mem, data) != 0;
+  failed |= fclose(mem) != 0;
+  if (failed || buf == NULL) {
+    free(buf);
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  buf = cli_redact(buf);
+  if (buf == NULL) {
+    cli_error("out of memory");
+    return CLI_EXIT_FAILED;
+  }
+  len = strlen(buf);
+  if (strcmp(h->html, "-") == 0) {
+    failed = fwrite(buf, 1, len, stdout) != len;
+  } else {
+    FILE *f = fopen(h->html, "w");
+    if (f == NULL) {
+      cli_error("%s: cannot write the report: %s", h->html, strerror(errno));
+      free(buf);
+      return CLI_EXIT_FAILED;
+    }
+    failed = fwrite(buf, 1, len, f) != len;
+    failed |= fclose(f) != 0;
+    if (failed) {
+      cli_error("%s: cannot write the report: %s", h->html, strerror(errno));
+      free(buf);
+      return CLI_EXIT_FAILED;
+    }
+  }
+  free(buf);
+  return CLI_EXIT_OK;
+}
+
+/* The edges of a run's DAG: a node's input holds each dependency's output
+ * under the dependency's id (and the run's input under "input"); stored
+ * inline (input_data) or as a reference (input_refs, 0009). */
+static const char EDGES_SQL[] =
+    "SELECT DISTINCT k.key AS \"from\", n.node_id AS \"to\" FROM node_executions n"
+    " CROSS JOIN LATERAL (SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(n.input_data) ="
+    " 'object' THEN n.input_data ELSE '{}'::jsonb END) AS key UNION SELECT"
+    " jsonb_object_keys(CASE WHEN jsonb_typeof(n.input_refs) = 'object' THEN n.input_refs"
+    " ELSE '{}'::jsonb END)) k"
+    " WHERE n.workflow_id = $1::uuid AND k.key <> 'input' ORDER BY 2, 1";
+
+static const char RUN_PAYLOAD_SQL[] =
+    "SELECT left(i, $2::int) AS input, octet_length(i) AS input_bytes,"
+    " left(o, $2::int) AS output, octet_length(o) AS output_bytes"
+    " FROM (SELECT w.input_data::text AS i, flowcore_run_output_text(w.workflow_id) AS o"
+    " FROM workflow_executions w WHERE w.workflow_id = $1::uuid) s";
+
+/* The inputs and outputs of the first attempts in start order: the limit
+ * applies before the payloads are rebuilt. */
+static const char PAYLOADS_SQL[] =
+    "SELECT s.node_id, s.attempt, left(p.i, $2::int) AS input,"
+    " octet_length(p.i) AS input_bytes, left(p.o, $2::int) AS output,"
+    " octet_length(p.o) AS output_bytes, s.total"
+    " FROM (SELECT t.workflow_id, t.node_id, t.attempt, t.started_at, count(*) OVER () AS total"
+    " FROM node_executions t WHERE t.workflow_id = $1::uuid AND t.started_at IS NOT NULL"
+    " ORDER BY t.started_at, t.node_id, t.attempt LIMIT $3::int) s"
+    " CROSS JOIN LATERAL (SELECT flowcore_node_input_text(s.workflow_id, s.node_id, s.attempt)"
+    " AS i, flowcore_node_output_text(s.workflow_id, s.node_id, s.attempt) AS o) p"
+    " ORDER BY s.started_at, s.node_id, s.attempt";
+
+static const char ERRORS_SQL[] =
+    "SELECT node_id, attempt, severity, error_type, error_message, stack_trace, " US(
+        "occurred_at") ", count(*) OVER () AS total FROM execution_errors e"
+                       " WHERE e.workflow_id = $1::uuid ORDER BY e.occurred_at, e.error_id"
+                       " LIMIT $2::int";
+
+/* show ID --html: the run's row and attempts are the ones `show` read. */
+static int show_html(hist_t *h, const char *id, const PGresult *run, const PGresult *nodes) {
+  char tbuf[64], cap[24], max_payloads[24], max_errors[24];
+  const char *params[3] = {id, cap, max_payloads}, *eparams[2] = {id, max_errors};
+  json_t *data = json_object(), *payload;
+  int rc = CLI_EXIT_FAILED;
+  snprintf(cap, sizeof cap, "%d", CLI_REPORT_PAYLOAD_CAP);
+  snprintf(max_payloads, sizeof max_payloads, "%d", CLI_REPORT_MAX_PAYLOADS);
+  snprintf(max_errors, sizeof max_errors, "%d", CLI_REPORT_MAX_ERRORS);
+  if (data == NULL)
+    goto oom;
+  if (json_object_set_new(data, "workflow_id", json_string(id)) != 0 ||
+      json_object_set_new(data, "now", json_integer((json_int_t)cli_now_us())) != 0 ||
+      json_object_set_new(data, "run", PQntuples(run) == 1
+                                            ? row_json(run, 0, types_us(RUN_TYPES, tbuf,
+                                                                        sizeof tbuf))
+                                            : json_null()) != 0 ||
+      json_object_set_new(data, "attempts",
+                          rows_json(nodes, types_us(NODE_TYPES, tbuf, sizeof tbuf))) != 0)
+    goto oom;
+  if (html_rows(h, data, "edges", EDGES_SQL, 1, params, "ss", 0) != 0 ||
+      html_rows(h, data, "errors", ERRORS_SQL, 2, eparams, "sissssti", 0) != 0 ||
+      html_rows(h, data, "payloads", PAYLOADS_SQL, 3, params, "sisisii", 0) != 0 ||
+      html_rows(h, data, "run_payload", RUN_PAYLOAD_SQL, 2, params, "sisi", 1) != 0)
+    goto done;
+  html_total(data, "errors", "total", "errors_total");
+  html_total(data, "payloads", "total", "payloads_total");
+  payload = json_object_get(data, "run_payload");
+  if (json_is_object(payload))
+    json_object_update(data, payload);
+  rc = write_html(h, cli_report_run, data);
+  goto done;
+oom:
+  cli_error("out of memory");
+done:
+  json_decref(data);
+  return rc;
+}
+
+/* history report --workflow NAME --html FILE: the runs of the window, then
+ * their nodes. */
+static int cmd_report(hist_t *h, const char *since_param) {
+  static const char RUNS_SQL[] =
+      "SELECT workflow_id::text AS workflow_id, status, " US("started_at") ", duration_ms,"
+      " error_count, count(*) OVER () AS total FROM flowcore_recent_runs r"
+      " WHERE r.workflow_name = $1::text AND r.started_at >= $2::timestamptz"
+      " ORDER BY r.started_at DESC, r.workflow_id DESC LIMIT $3::bigint";
+  static const char CELLS_SQL[] =
+      "SELECT DISTINCT ON (t.workflow_id, t.node_id) t.workflow_id::text AS workflow_id,"
+      " t.node_id, t.status, count(t.started_at) OVER (PARTITION BY t.workflow_id, t.node_id)"
+      " AS attempts FROM node_executions t WHERE t.workflow_id = ANY ($1::uuid[])"
+      " ORDER BY t.workflow_id, t.node_id, t.attempt DESC";
+  static const char STATS_SQL[] =
+      "SELECT t.node_id, count(t.started_at) AS attempts,"
+      " count(*) FILTER (WHERE t.status IN ('failed', 'timed_out')) AS failures,"
+      " percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms) AS p50_ms,"
+      " percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms) AS p95_ms"
+      " FROM flowcore_run_timeline t WHERE t.workflow_id = ANY ($1::uuid[])"
+      " GROUP BY t.node_id ORDER BY min(t.offset_ms) NULLS LAST, t.node_id";
+  static const char DAYS_SQL[] =
+      "SELECT to_char(d AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, coalesce(c.n, 0) AS errors"
+      " FROM generate_series(date_trunc('day', $2::timestamptz, 'UTC'), now(),"
+      " interval '1 day') d LEFT JOIN (SELECT date_trunc('day', e.occurred_at, 'UTC') AS day,"
+      " count(*) AS n FROM flowcore_errors e WHERE e.workflow_name = $1::text"
+      " AND e.occurred_at >= $2::timestamptz GROUP BY 1) c ON c.day = d ORDER BY d";
+  char limit[32], *ids = NULL;
+  const char *params[3];
+  json_t *data = json_object(), *runs;
+  size_t i, n, len = 0;
+  int64_t since_us;
+  int rc = CLI_EXIT_FAILED;
+  if (data == NULL)
+    goto oom;
+  (void)cli_parse_since(since_param, cli_now_us(), &since_us);
+  snprintf(limit, sizeof limit, "%llu", (unsigned long long)h->limit);
+  params[0] = h->workflow;
+  params[1] = since_param;
+  params[2] = limit;
+  if (json_object_set_new(data, "workflow", json_string(h->workflow)) != 0 ||
+      json_object_set_new(data, "since", json_integer((json_int_t)since_us)) != 0 ||
+      json_object_set_new(data, "now", json_integer((json_int_t)cli_now_us())) != 0)
+    goto oom;
+  if (html_rows(h, data, "runs", RUNS_SQL, 3, params, "sstfii", 0) != 0)
+    goto done;
+  html_total(data, "runs", "total", "runs_total");
+  /* Oldest first, and the ids as a uuid[] literal. */
+  runs = json_object_get(data, "runs");
+  n = json_array_size(runs);
+  for (i = 0; i < n / 2; i++) {
+    json_t *a = json_incref(json_array_get(runs, i));
+    json_t *b = json_incref(json_array_get(runs, n - 1 - i));
+    json_array_set_new(runs, i, b);
+    json_array_set_new(runs, n - 1 - i, a);
+  }
+  ids = malloc(n * 38 + 3);
+  if (ids == NULL)
+    goto oom;
+  ids[len++] = '{';
+  for (i = 0; i < n; i++) {
+    const char *id = cli_json_str(json_array_get(runs, i), "workflow_id");
+    len += (size_t)sprintf(ids + len, "%s%s", i > 0 ? "," : "", id != NULL ? id : "");
+  }
+  ids[len++] = '}';
+  ids[len] = '\0';
+  params[0] = ids;
+  if (html_rows(h, data, "cells", CELLS_SQL, 1, params, "sssi", 0) != 0 ||
+      html_rows(h, data, "node_stats", STATS_SQL, 1, params, "siiff", 0) != 0)
+    goto done;
+  params[0] = h->workflow;
+  if (html_rows(h, data, "errors_per_day", DAYS_SQL, 2, params, "si", 0) != 0)
+    goto done;
+  rc = write_html(h, cli_report_workflow, data);
+  goto done;
+oom:
+  cli_error("out of memory");
+done:
+  free(ids);
+  json_decref(data);
   return rc;
 }
 
@@ -1151,7 +1412,8 @@ enum {
   OPT_STALE,
   OPT_DRY_RUN,
   OPT_OLDER_THAN,
-  OPT_INPUT
+  OPT_INPUT,
+  OPT_HTML
 };
 
 /* The options each subcommand accepts. */
@@ -1182,7 +1444,15 @@ static const cli_opt_t *options_for(const char *sub) {
                                       {NULL, 0, 0, 0}};
   static const cli_opt_t show[] = {{"help", 'h', 0, OPT_HELP}, {"db", 0, 1, OPT_DB},
                                    {"json", 0, 0, OPT_JSON},   {"stale", 0, 1, OPT_STALE},
-                                   {"input", 0, 0, OPT_INPUT}, {NULL, 0, 0, 0}};
+                                   {"input", 0, 0, OPT_INPUT}, {"html", 0, 1, OPT_HTML},
+                                   {NULL, 0, 0, 0}};
+  static const cli_opt_t report[] = {{"help", 'h', 0, OPT_HELP},
+                                     {"db", 0, 1, OPT_DB},
+                                     {"workflow", 0, 1, OPT_WORKFLOW},
+                                     {"since", 0, 1, OPT_SINCE},
+                                     {"limit", 0, 1, OPT_LIMIT},
+                                     {"html", 0, 1, OPT_HTML},
+                                     {NULL, 0, 0, 0}};
   static const cli_opt_t reap[] = {{"help", 'h', 0, OPT_HELP},  {"db", 0, 1, OPT_DB},
                                    {"json", 0, 0, OPT_JSON},    {"stale", 0, 1, OPT_STALE},
                                    {"dry-run", 0, 0, OPT_DRY_RUN}, {NULL, 0, 0, 0}};
@@ -1200,6 +1470,8 @@ static const cli_opt_t *options_for(const char *sub) {
     return running;
   if (strcmp(sub, "show") == 0)
     return show;
+  if (strcmp(sub, "report") == 0)
+    return report;
   if (strcmp(sub, "reap") == 0)
     return reap;
   if (strcmp(sub, "errors") == 0)
@@ -1265,6 +1537,11 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
     case OPT_INPUT:
       h->input = 1;
       break;
+    case OPT_HTML:
+      if (p.value[0] == '\0')
+        return cli_usage_error(h->cmd, "--html: expected a file name or '-' (stdout)");
+      h->html = p.value;
+      break;
     case OPT_DRY_RUN:
       h->dry_run = 1;
       break;
@@ -1284,6 +1561,17 @@ static int parse_history_options(int argc, char **argv, hist_t *h, int *done) {
       return cli_usage_error(h->cmd, "unexpected option");
     }
   }
+  if (h->html != NULL && h->json)
+    return cli_usage_error(h->cmd, "--html and --json exclude each other");
+  if (strcmp(h->sub, "report") == 0) {
+    if (h->workflow == NULL)
+      return cli_usage_error(h->cmd, "missing --workflow NAME");
+    if (h->html == NULL)
+      return cli_usage_error(h->cmd, "missing --html FILE ('-' for stdout)");
+    if (h->limit > CLI_REPORT_MAX_GRID_RUNS)
+      return cli_usage_error(h->cmd, "--limit: at most %d runs in a report, got %llu",
+                             CLI_REPORT_MAX_GRID_RUNS, (unsigned long long)h->limit);
+  }
   if (strcmp(h->sub, "show") == 0) {
     char lo[37], hi[37];
     if (h->id == NULL)
@@ -1301,7 +1589,9 @@ void cli_usage_history(FILE *out) {
         "\n"
         "Subcommands:\n"
         "  runs      recent runs with their duration and node counts\n"
-        "  show ID   one run's nodes in start order (an unambiguous id prefix is enough)\n"
+        "  show ID   one run's nodes in start order (an unambiguous id prefix is enough;\n"
+        "            --html FILE: the run as a page with its timeline and graph)\n"
+        "  report    a workflow's recent runs as a page (--workflow NAME --html FILE)\n"
         "  errors    errors by workflow, node, type and severity\n"
         "  stats     duration statistics per workflow and node (runs, failures, p50, p95)\n"
         "  running   progress of the runs still marked running, live or abandoned\n"
@@ -1355,6 +1645,27 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
           "                    flowcore_node_input_text: node rows store references)\n"
           "  --json            a JSON object: the run's fields, \"liveness\", \"reap\"\n"
           "                    and \"nodes\" (an array; with --input each has \"input\")\n"
+          "  --html FILE       write the run as one self-contained HTML page to FILE\n"
+          "                    ('-': stdout): header, Gantt timeline of the attempts,\n"
+          "                    graph, errors with stack traces, inputs and outputs\n"
+          "                    (docs/report.md)\n"
+          "  --db CONNINFO     PostgreSQL connection string or URL\n"
+          "  --help, -h        this help\n",
+          out);
+  } else if (strcmp(sub, "report") == 0) {
+    fputs("Usage: flowcore history report --workflow NAME --html FILE [options]\n"
+          "\n"
+          "Writes a workflow's recent runs as one self-contained HTML page: a grid of\n"
+          "runs x nodes coloured by status, run duration over time, p50/p95 per node\n"
+          "and errors per day (docs/report.md). No network is needed to view it.\n"
+          "\n"
+          "Options:\n"
+          "  --workflow NAME   the workflow (required)\n"
+          "  --html FILE       where to write the page ('-': stdout; required)\n"
+          "  --since WHEN      the window: runs started since WHEN (default 7d; see\n"
+          "                    'history runs --help')\n"
+          "  --limit N         at most the latest N runs of the window (default 100,\n"
+          "                    at most 1000)\n"
           "  --db CONNINFO     PostgreSQL connection string or URL\n"
           "  --help, -h        this help\n",
           out);
@@ -1477,6 +1788,10 @@ int cli_cmd_history(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   h.sub = argv[2];
+  if (strcmp(h.sub, "report") == 0) {
+    h.limit = REPORT_DEFAULT_LIMIT;
+    h.since = REPORT_DEFAULT_SINCE;
+  }
   if (strcmp(h.sub, "--help") == 0 || strcmp(h.sub, "-h") == 0 || strcmp(h.sub, "help") == 0) {
     if (argc > 3 && options_for(argv[3]) != NULL)
       cli_usage_history_sub(stdout, argv[3]);
@@ -1517,6 +1832,8 @@ int cli_cmd_history(int argc, char **argv) {
     rc = cmd_runs(&h, since_param);
   else if (strcmp(h.sub, "show") == 0)
     rc = cmd_show(&h);
+  else if (strcmp(h.sub, "report") == 0)
+    rc = cmd_report(&h, since_param);
   else if (strcmp(h.sub, "errors") == 0)
     rc = cmd_errors(&h, since_param);
   else if (strcmp(h.sub, "stats") == 0)

@@ -64,7 +64,8 @@ static const struct cli_command {
      cli_cmd_migrate, cli_usage_migrate},
     {"history", "history SUB",
      "query (reap, prune) the execution history:\n"
-     "                      runs, show ID, errors, stats, running, reap, losses, prune",
+     "                      runs, show ID, report, errors, stats, running, reap, losses,\n"
+     "                      prune",
      cli_cmd_history, cli_usage_history},
     {"version", "version", "print the version", cmd_version, usage_version},
     {"help", "help [COMMAND]", "print this help, or a command's help", cmd_help, usage_help},
