@@ -39,6 +39,7 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
         goto oom;
       s->building->first_ns = now;
     }
+    fc__partitions_note(w, rec);
     merged = fc__batch_add(s->building, rec);
     if (merged < 0)
       goto oom;
@@ -236,6 +237,7 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     w->host[0] = '\0';
   w->host[sizeof w->host - 1] = '\0';
   w->pid = (int32_t)getpid();
+  w->part_wanted = 1; /* once connected */
   if (w->cfg.policy == FC_QUEUE_SPOOL) {
     rc = fc__spool_open(&w->spool, w->cfg.spool_dir, w->writer_id, w->cfg.spool_max_bytes, err);
     if (rc != 0)
@@ -401,6 +403,7 @@ static void close_check_cb(uv_timer_t *t) {
   uv_mutex_unlock(&w->mu);
   for (i = 0; i < w->nshards; i++)
     busy |= w->shards[i].inflight != NULL;
+  busy |= w->part_inflight;
   if (custody == 0 && !busy) {
     /* While the server is there and time is left: record the losses, and
      * replay what the spool holds (what cannot be replayed now stays on
