@@ -403,12 +403,56 @@ static void test_prune_workflow_batches(void **state) {
   assert_int_equal(fc_test_pg_int(db, "SELECT rows_deleted FROM flowcore_prunes WHERE"
                                       " workflow_name = 'wa'"),
                    8);
-  /* policy from flowcore_retention when prune has no arguments */
+  /* without --workflow only whole partitions go: today's is kept whole */
+  assert_int_equal(run_cli(db, NULL, "history prune --older-than 1s", &out), 0);
+  assert_non_null(strstr(out, "dropped, 0 rows deleted")); /* yesterday's, empty */
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  /* policies from flowcore_retention when prune has no arguments: a
+   * default alone drops partitions only... */
   assert_int_equal(fc_test_pg_exec(db, "INSERT INTO flowcore_retention VALUES (NULL, '1 second')"),
                    0);
   assert_int_equal(run_cli(db, NULL, "history prune", &out), 0);
   free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  /* ... a workflow's own horizon deletes its finished runs in batches */
+  assert_int_equal(fc_test_pg_exec(db, "UPDATE flowcore_retention SET horizon = '30 days';"
+                                       " INSERT INTO flowcore_retention VALUES ('wb', '1 second')"),
+                   0);
+  assert_int_equal(run_cli(db, NULL, "history prune", &out), 0);
+  assert_non_null(strstr(out, "0 partitions dropped, 4 rows deleted")); /* run, 2 nodes, error */
+  free(out);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " status = 'running'"),
+                   1);
+}
+
+/* A prune that fails part-way is recorded with what it did. */
+static void test_prune_recorded_on_failure(void **state) {
+  char db[CI_LEN], *out;
+  (void)state;
+  fc_test_make_db(&pg, "part_fail", db, sizeof db);
+  old_run(db, "old", "completed", 40, 2);
+  old_run(db, "wa", "completed", 0, 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_rescue_default_partition()"), 1 + 2 + 1);
+  /* deleting node rows fails (dropping partitions does not) */
+  assert_int_equal(
+      fc_test_pg_exec(db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN RAISE EXCEPTION 'no delete'; END $$;"
+                          " CREATE TRIGGER refuse BEFORE DELETE ON node_executions FOR EACH ROW"
+                          " EXECUTE FUNCTION refuse();"
+                          " INSERT INTO flowcore_retention VALUES (NULL, '30 days'), ('wa', '1 second')"),
+      0);
+  assert_int_not_equal(run_cli(db, NULL, "history prune", &out), 0);
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'old'"),
+                   0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_prunes WHERE NOT dry_run"
+                                      " AND cardinality(partitions_dropped) = 1 AND"
+                                      " rows_deleted = 0"),
+                   1);
 }
 
 int main(void) {
@@ -420,6 +464,7 @@ int main(void) {
       cmocka_unit_test(test_writer_partitions_refused),
       cmocka_unit_test(test_prune),
       cmocka_unit_test(test_prune_workflow_batches),
+      cmocka_unit_test(test_prune_recorded_on_failure),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
