@@ -110,6 +110,13 @@ typedef struct {
    * default partition, nothing is lost. */
   uint64_t partition_checks;
   uint64_t partition_failures;
+  /* The byte budget (max_bytes): bytes of records held now and at most
+   * (fc__hrec_t estimates, docs/history.md "Byte budget"), and the records
+   * dropped at the door because the budget was reached (policy drop; also
+   * counted in dropped[][FC_DROP_QUEUE_FULL]). */
+  uint64_t bytes_held;
+  uint64_t bytes_held_peak;
+  uint64_t dropped_byte_budget;
   /* The newest database or spool error, never with the password; "" when
    * none, and cleared once every record is written (nothing dropped or
    * spooled, every connection up) after a transient error. */

@@ -335,6 +335,8 @@ void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
   }
   if (over_budget(w, n, bytes)) {
     if (w->cfg.policy == FC_QUEUE_DROP) {
+      if (w->custody + n <= w->cfg.queue_capacity) /* the bytes, not the count */
+        w->stats.dropped_byte_budget += n;
       drop_block_unlock(w, b, FC_DROP_QUEUE_FULL);
       return;
     }
@@ -349,6 +351,9 @@ void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
   w->tail = b;
   w->custody += n;
   w->custody_bytes += bytes;
+  w->stats.bytes_held = w->custody_bytes;
+  if (w->custody_bytes > w->stats.bytes_held_peak)
+    w->stats.bytes_held_peak = w->custody_bytes;
   w->stats.accepted += n;
   w->stats.queue_depth = w->custody;
   if (w->custody > w->stats.queue_high_water)
@@ -446,6 +451,7 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   st = w->stats;                           /* the thread is gone: no lock needed */
   st.queue_depth = 0;
   st.connected = 0;
+  st.bytes_held = 0;
   if (w->spool != NULL) {
     fc__spool_rotate(w->spool); /* a file left empty goes */
     st.spool_bytes = fc__spool_bytes(w->spool);
