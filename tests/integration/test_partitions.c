@@ -253,31 +253,37 @@ static void wait_partition_check(fc_history_writer_t *w) {
   fail_msg("the writer made no flowcore_ensure_partitions call in 10 s");
 }
 
+/* A writer on conninfo makes its first flowcore_ensure_partitions call,
+ * then runs a one-node workflow `name` and closes; its final stats in *st. */
+static void writer_run_one(const char *conninfo, const char *name, fc_history_stats_t *st) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_workflow_t *wf;
+  fc_test_hrun_t r;
+  fc_history_config_init(&cfg);
+  cfg.conninfo = conninfo;
+  w = fc_test_writer_new(&cfg);
+  wait_partition_check(w);
+  assert_int_equal(fc_workflow_new(&wf, name), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  assert_int_equal(fc_history_writer_close(w, st), 0);
+  fc_workflow_free(wf);
+}
+
 /* The writer creates the partitions it needs at connect: a database whose
  * day partitions end yesterday gets today's (and a week ahead), and a run
  * lands there, not in the default partition. */
 static void test_writer_makes_partitions(void **state) {
   char db[CI_LEN];
-  fc_history_config_t cfg;
   fc_history_stats_t st;
-  fc_history_writer_t *w;
-  fc_workflow_t *wf;
-  fc_test_hrun_t r;
   (void)state;
   fc_test_make_db(&pg, "part_writer", db, sizeof db);
   drop_future_partitions(db);
   assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 0);
-  fc_history_config_init(&cfg);
-  cfg.conninfo = db;
-  w = fc_test_writer_new(&cfg);
-  wait_partition_check(w);
-  assert_int_equal(fc_workflow_new(&wf, "edge"), 0);
-  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
-  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
-  assert_int_equal(r.rc, 0);
-  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
-  assert_int_equal(fc_history_writer_close(w, &st), 0);
-  fc_workflow_free(wf);
+  writer_run_one(db, "edge", &st);
   assert_int_equal(st.partition_checks, 1);
   assert_int_equal(st.partition_failures, 0);
   assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 3);
@@ -296,11 +302,7 @@ static void test_writer_makes_partitions(void **state) {
  * (to the default partition) and counts the failed call. */
 static void test_writer_partitions_refused(void **state) {
   char db[CI_LEN], ci[CI_LEN + 32];
-  fc_history_config_t cfg;
   fc_history_stats_t st;
-  fc_history_writer_t *w;
-  fc_workflow_t *wf;
-  fc_test_hrun_t r;
   (void)state;
   fc_test_make_db(&pg, "part_writer_no", db, sizeof db);
   drop_future_partitions(db);
@@ -310,17 +312,7 @@ static void test_writer_partitions_refused(void **state) {
                                        " FROM flowcore_writer"),
                    0);
   snprintf(ci, sizeof ci, "%s user=fc_w_nopart", db);
-  fc_history_config_init(&cfg);
-  cfg.conninfo = ci;
-  w = fc_test_writer_new(&cfg);
-  wait_partition_check(w);
-  assert_int_equal(fc_workflow_new(&wf, "refused"), 0);
-  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
-  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
-  assert_int_equal(r.rc, 0);
-  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
-  assert_int_equal(fc_history_writer_close(w, &st), 0);
-  fc_workflow_free(wf);
+  writer_run_one(ci, "refused", &st);
   assert_int_equal(st.partition_failures, 1);
   assert_int_equal(st.dropped_total, 0);
   assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 0);
