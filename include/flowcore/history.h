@@ -104,6 +104,19 @@ typedef struct {
   uint64_t queue_depth;      /* now */
   uint64_t queue_high_water; /* most records queued at once */
   int connected;             /* connections up now */
+  /* Calls of flowcore_ensure_partitions the writer made (at connect, and
+   * when a run starts within 2 days of the last day partition), and those
+   * that failed (e.g. a role without EXECUTE on it): rows then go to the
+   * default partition, nothing is lost. */
+  uint64_t partition_checks;
+  uint64_t partition_failures;
+  /* The byte budget (max_bytes): bytes of records held now and at most
+   * (fc__hrec_t estimates, docs/history.md "Byte budget"), and the records
+   * dropped at the door because the budget was reached (policy drop; also
+   * counted in dropped[][FC_DROP_QUEUE_FULL]). */
+  uint64_t bytes_held;
+  uint64_t bytes_held_peak;
+  uint64_t dropped_byte_budget;
   /* The newest database or spool error, never with the password; "" when
    * none, and cleared once every record is written (nothing dropped or
    * spooled, every connection up) after a transient error. */

@@ -24,7 +24,7 @@ CREATE INDEX IF NOT EXISTS execution_errors_node_attempt_idx
 -- same statement works on a plain table and on a partitioned one (where it
 -- creates the index on every partition). The indexes added here are:
 --
---   node_executions_started_at_idx          node_executions (started_at)
+--   node_executions_started_at_brin         node_executions USING brin (started_at)
 --       node rows started in a window: p95 duration per minute
 --       (flowcore_run_timeline WHERE started_at ...) and
 --       flowcore_node_stats(since, until)
@@ -37,11 +37,22 @@ CREATE INDEX IF NOT EXISTS execution_errors_node_attempt_idx
 -- execution_errors_occurred_at_idx (occurred_at DESC; errors per hour,
 -- flowcore_errors).
 --
--- node_executions_started_at_idx costs the writer one more index entry per
--- node row. On a large table build them beforehand with
+-- node_executions_started_at_brin costs the writer next to nothing (a BRIN
+-- summary is updated per page range, not per row). On a large table build them beforehand with
 -- CREATE INDEX CONCURRENTLY (same names and columns) and the migration finds
 -- them in place.
-CREATE INDEX IF NOT EXISTS node_executions_started_at_idx
-    ON node_executions (started_at);
+--
+-- Since 0010 the node rows' started_at index is a BRIN index
+-- (node_executions_started_at_brin) instead of 0008's B-tree
+-- node_executions_started_at_idx, which is dropped: node rows are written
+-- in about the order they start, so the minimum and maximum started_at of
+-- every 32 pages say which pages a window needs (autosummarize: autovacuum
+-- summarizes each range once it is full). It takes well under 1 byte
+-- per node row where the B-tree took 20 (bench/history-scale,
+-- docs/performance.md), and the windowed panels stay as fast. A row written
+-- late (a replayed spool) only widens its page range's bounds.
+DROP INDEX IF EXISTS node_executions_started_at_idx;
+CREATE INDEX IF NOT EXISTS node_executions_started_at_brin
+    ON node_executions USING brin (started_at) WITH (pages_per_range = 32, autosummarize = on);
 CREATE INDEX IF NOT EXISTS workflow_executions_status_started_at_idx
     ON workflow_executions (status, started_at);

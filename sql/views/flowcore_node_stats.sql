@@ -51,13 +51,21 @@ SELECT w.workflow_name,
 --   SELECT * FROM flowcore_node_stats(now() - interval '6 hours', now())
 --    ORDER BY p95_ms DESC LIMIT 20;
 -- An inlinable SQL function: the window is a range scan of
--- node_executions_started_at_idx, joined to workflow_executions for the
--- name (by primary-key lookups for a small window; for a large one the
--- planner may prefer a hash join that reads every run row, see
--- examples/grafana/README.md). A NULL bound is open (NULL, NULL gives the whole history, as the
--- view, except attempts with no started_at, which no window holds). The
--- bounds are written as COALESCE(...) rather than `since IS NULL OR ...` so
--- that they stay index conditions once the function is inlined.
+-- node_executions_started_at_brin. The run's name comes from
+-- workflow_executions, in one of two shapes (UNION ALL of two branches of
+-- which a one-time filter runs exactly one, so the answer is the same):
+--   - a window of at most a day: the window's node rows are gathered
+--     first and only the runs whose workflow_id lies between the smallest
+--     and the largest workflow_id of those rows are read (a range of the
+--     primary key; the partitions outside it are pruned at run time). A
+--     plain join read every run row: 250 ms at 10^6 node rows for 1 h,
+--     now 7 ms (docs/performance.md);
+--   - a longer or open window: the plain join (a parallel hash join),
+--     faster when most of the history is in the window anyway.
+-- A NULL bound is open (NULL, NULL gives the whole history, as the view,
+-- except attempts with no started_at, which no window holds). The bounds
+-- are written as COALESCE(...) rather than `since IS NULL OR ...` so that
+-- they stay index conditions once the function is inlined.
 CREATE OR REPLACE FUNCTION flowcore_node_stats(since timestamptz, until timestamptz)
 RETURNS TABLE (workflow_name text, node_id text, runs bigint, attempts bigint,
                failures bigint, timeouts bigint, p50_ms double precision,
@@ -65,6 +73,33 @@ RETURNS TABLE (workflow_name text, node_id text, runs bigint, attempts bigint,
                max_ms double precision)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
+WITH n AS MATERIALIZED (
+       SELECT n.workflow_id, n.node_id, n.status,
+              COALESCE(n.duration_ms,
+                       (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
+                  AS ms
+         FROM node_executions n
+        WHERE n.attempt >= 1
+          AND n.status <> 'running'
+          AND n.started_at >= COALESCE(since, '-infinity')
+          AND n.started_at < COALESCE(until, 'infinity'))
+SELECT w.workflow_name,
+       n.node_id,
+       count(DISTINCT n.workflow_id),
+       count(*),
+       count(*) FILTER (WHERE n.status = 'failed'),
+       count(*) FILTER (WHERE n.status = 'timed_out'),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY n.ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY n.ms),
+       avg(n.ms),
+       max(n.ms)
+  FROM n
+  JOIN workflow_executions w ON w.workflow_id = n.workflow_id
+ WHERE since IS NOT NULL AND until IS NOT NULL AND until - since <= interval '1 day'
+   AND w.workflow_id >= (SELECT n1.workflow_id FROM n n1 ORDER BY 1 LIMIT 1)
+   AND w.workflow_id <= (SELECT n2.workflow_id FROM n n2 ORDER BY 1 DESC LIMIT 1)
+ GROUP BY w.workflow_name, n.node_id
+UNION ALL
 SELECT w.workflow_name,
        n.node_id,
        count(DISTINCT n.workflow_id),
@@ -82,7 +117,8 @@ SELECT w.workflow_name,
                        (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
                   AS ms
        ) d
- WHERE n.attempt >= 1
+ WHERE NOT (since IS NOT NULL AND until IS NOT NULL AND until - since <= interval '1 day')
+   AND n.attempt >= 1
    AND n.status <> 'running'
    AND n.started_at >= COALESCE(since, '-infinity')
    AND n.started_at < COALESCE(until, 'infinity')

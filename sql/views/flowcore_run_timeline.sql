@@ -15,7 +15,7 @@
 --          percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
 --     FROM flowcore_run_timeline
 --    WHERE started_at >= now() - interval '6 hours' GROUP BY 1;
--- Such a query reads node_executions_started_at_idx and nothing else: the
+-- Such a query reads node_executions_started_at_brin and nothing else: the
 -- run's name and start and the error columns are scalar subqueries (by
 -- primary key, and through execution_errors_node_attempt_idx), evaluated
 -- only when selected. (A LEFT JOIN to the runs would be removed by the

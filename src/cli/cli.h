@@ -156,6 +156,10 @@ int cli_opt_next(cli_opts_t *p, const cli_opt_t *table);
 
 /* Parses a non-negative integer in [min, max]; returns 0 or -1. */
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses a size in bytes: an integer, optionally followed by K, M or G
+ * (or KiB, MiB, GiB: powers of 1024), in [min, max]; "256M" is 268435456.
+ * Returns 0 or -1. */
+int cli_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* ---- formatting (util.c) ------------------------------------------------------- */
 

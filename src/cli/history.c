@@ -1294,10 +1294,12 @@ static int cmd_prune(hist_t *h) {
     res = NULL;
   }
   if (h->older_than_s > 0) {
+    /* Every workflow: whole partitions only (a DROP; the boundary day is
+     * kept whole). One workflow: its runs, deleted in batches. */
     snprintf(secs, sizeof secs, "%.0f", h->older_than_s);
     if (h->workflow == NULL)
       rc = prune_partitions(h, secs, &tally);
-    if (rc == CLI_EXIT_OK)
+    else
       rc = prune_rows(h, secs, h->workflow, 0, &tally);
   } else {
     const char *def = NULL, *max = NULL;
@@ -1331,17 +1333,23 @@ static int cmd_prune(hist_t *h) {
         return CLI_EXIT_USAGE;
       }
       /* Whole partitions only past the longest horizon: a workflow kept
-       * longer keeps its rows. */
+       * longer keeps its rows. Rows are deleted only where a per-workflow
+       * policy asks: the runs of a workflow with a shorter horizon, and,
+       * when some workflow is kept longer than the default, the runs of
+       * the others between the default and the longest horizon. */
       if (def != NULL)
         rc = prune_partitions(h, max, &tally);
-      if (rc == CLI_EXIT_OK && def != NULL)
+      if (rc == CLI_EXIT_OK && def != NULL && atof(max) > atof(def))
         rc = prune_rows(h, def, NULL, 1, &tally);
       for (r = 0; rc == CLI_EXIT_OK && r < PQntuples(res); r++)
-        if (text(res, r, "workflow_name")[0] != '\0')
+        if (text(res, r, "workflow_name")[0] != '\0' &&
+            (def == NULL || atof(text(res, r, "secs")) < atof(max)))
           rc = prune_rows(h, text(res, r, "secs"), text(res, r, "workflow_name"), 0, &tally);
     }
   }
-  if (rc == CLI_EXIT_OK) {
+  /* Recorded whenever something was removed, also when a later step
+   * failed (each partition drop and each batch commits on its own). */
+  if (rc == CLI_EXIT_OK || tally.ndropped > 0 || tally.rows > 0) {
     char arr[sizeof tally.dropped + 2];
     PGresult *ins;
     snprintf(arr, sizeof arr, "{%s}", tally.dropped);
@@ -1742,15 +1750,17 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
           "\n"
           "Removes finished history older than a horizon. Without --workflow, the day\n"
           "partitions entirely older than it are detached and dropped (no partition\n"
-          "holding a running run), then the finished runs older than it left in the\n"
-          "boundary partition are deleted with their nodes and errors, 10000 runs per\n"
-          "transaction. With --workflow, only that workflow's finished runs are\n"
-          "deleted (nothing is dropped). Runs still running are never removed.\n"
+          "holding a running run): a DROP, no DELETE; the day across the horizon is\n"
+          "kept whole. With --workflow, that workflow's finished runs older than it\n"
+          "are deleted with their nodes and errors, 10000 runs per transaction\n"
+          "(nothing is dropped). Runs still running are never removed.\n"
           "Without --older-than the horizons come from the table flowcore_retention\n"
-          "(workflow_name NULL: the default; a row per workflow overrides it; whole\n"
-          "partitions are dropped only past the longest horizon). Every prune, dry\n"
-          "runs too, is recorded in flowcore_prunes. Needs the owner or a login in\n"
-          "flowcore_maintainer.\n"
+          "(workflow_name NULL: the default; a row per workflow overrides it): whole\n"
+          "partitions are dropped past the longest horizon, and rows are deleted\n"
+          "only where a workflow's own horizon asks for it (its runs, or the other\n"
+          "workflows' runs kept in partitions a longer horizon keeps). Every prune,\n"
+          "dry runs too, is recorded in flowcore_prunes, also one that failed part-\n"
+          "way. Needs the owner or a login in flowcore_maintainer.\n"
           "\n"
           "Options:\n"
           "  --older-than D    the horizon: history started more than D ago (30d, 2w)\n"

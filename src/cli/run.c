@@ -143,6 +143,7 @@ typedef struct {
   int print_output; /* --output: the output on one line, even with --quiet */
   int max_parallel; /* -1: the file's */
   uint64_t deadline_ms;
+  uint64_t history_max_bytes; /* --history-max-bytes; 0: the writer's default */
 
   /* machinery */
   uv_loop_t loop;
@@ -452,6 +453,9 @@ static json_t *history_json(const run_state_t *st) {
                 (json_int_t)st->report.replay_rejected, "spool_bytes", (json_int_t)st->report.spool_bytes,
                 "dropped", (json_int_t)st->report.dropped_total, "dropped_by_reason", by_reason,
                 "last_error", st->report.last_error[0] != '\0' ? st->report.last_error : NULL);
+  json_object_set_new(h, "bytes_held_peak", json_integer((json_int_t)st->report.bytes_held_peak));
+  json_object_set_new(h, "dropped_byte_budget",
+                      json_integer((json_int_t)st->report.dropped_byte_budget));
   return h;
 }
 
@@ -647,7 +651,8 @@ enum {
   OPT_METRICS,
   OPT_SPOOL,
   OPT_MAX_PARALLEL,
-  OPT_DEADLINE
+  OPT_DEADLINE,
+  OPT_MAX_BYTES
 };
 
 static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) {
@@ -662,6 +667,7 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
                                    {"spool-dir", 0, 1, OPT_SPOOL},
                                    {"max-parallel", 0, 1, OPT_MAX_PARALLEL},
                                    {"shutdown-deadline", 0, 1, OPT_DEADLINE},
+                                   {"history-max-bytes", 0, 1, OPT_MAX_BYTES},
                                    {NULL, 0, 0, 0}};
   cli_opts_t p;
   int id, deadline_set = 0;
@@ -725,6 +731,13 @@ static int parse_run_options(int argc, char **argv, run_state_t *st, int *done) 
                                p.value);
       st->deadline_ms = v;
       deadline_set = 1;
+      break;
+    case OPT_MAX_BYTES:
+      if (cli_parse_size(p.value, 4096, UINT64_C(1) << 40, &st->history_max_bytes) != 0)
+        return cli_usage_error("run",
+                               "--history-max-bytes: expected a size from 4K to 1024G "
+                               "(e.g. 64M), got '%s'",
+                               p.value);
       break;
     default:
       return cli_usage_error("run", "unexpected option");
@@ -793,6 +806,7 @@ static int setup_history(run_state_t *st) {
   fc_history_config_init(&cfg);
   cfg.conninfo = st->db.conninfo;
   cfg.shutdown_deadline_ms = st->deadline_ms;
+  cfg.max_bytes = st->history_max_bytes; /* 0: the default */
   if (st->spool_dir != NULL) {
     cfg.policy = FC_QUEUE_SPOOL;
     cfg.spool_dir = st->spool_dir;
@@ -883,6 +897,9 @@ void cli_usage_run(FILE *out) {
         "  --max-parallel N        run at most N nodes at once (0: unlimited)\n"
         "  --shutdown-deadline MS  wait at most MS ms for the history at the end\n"
         "                          (default $FLOWCORE_SHUTDOWN_DEADLINE_MS, else 10000)\n"
+        "  --history-max-bytes SIZE  payload bytes the history writer holds at most\n"
+        "                          (4K to 1024G, suffix K/M/G; default 256M); the\n"
+        "                          run waits for the writer when it is reached\n"
         "  --help, -h              this help\n"
         "\n"
         "Exit codes: 0 completed; 1 failed or cancelled, or stdout could not be\n"

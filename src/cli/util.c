@@ -591,6 +591,35 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
   return 0;
 }
 
+int cli_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+  static const struct {
+    const char *suffix;
+    unsigned shift;
+  } units[] = {{"", 0},     {"K", 10},   {"KiB", 10}, {"M", 20},
+               {"MiB", 20}, {"G", 30},   {"GiB", 30}};
+  unsigned long long v;
+  char *end;
+  size_t i;
+  if (s == NULL || !isdigit((unsigned char)s[0]))
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0)
+    return -1;
+  for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(end, units[i].suffix) != 0)
+      continue;
+    if (v > (UINT64_MAX >> units[i].shift))
+      return -1;
+    v <<= units[i].shift;
+    if (v < min || v > max)
+      return -1;
+    *out = (uint64_t)v;
+    return 0;
+  }
+  return -1;
+}
+
 /* ---- formatting ------------------------------------------------------------ */
 
 void cli_format_duration_ms(double ms, char *buf, size_t size) {

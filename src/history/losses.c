@@ -32,6 +32,7 @@ void fc__leave_custody_locked(fc_history_writer_t *w, uint64_t n) {
 
 void fc__leave_bytes_locked(fc_history_writer_t *w, uint64_t bytes) {
   w->custody_bytes -= bytes < w->custody_bytes ? bytes : w->custody_bytes;
+  w->stats.bytes_held = w->custody_bytes;
   uv_cond_broadcast(&w->space_cv);
 }
 

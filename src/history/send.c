@@ -139,6 +139,8 @@ void fc__shard_pump(shard_t *s) {
   batch_t *b;
   if (s->inflight != NULL || s->retry_wait || !fc__pgconn_ready(&s->conn))
     return;
+  if (fc__partitions_pump(s))
+    return;
   b = s->sealed_head;
   if (b == NULL && s->id == 0 && w->spool != NULL)
     b = fc__replay_batch(w, s);

@@ -39,6 +39,7 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
         goto oom;
       s->building->first_ns = now;
     }
+    fc__partitions_note(w, rec);
     merged = fc__batch_add(s->building, rec);
     if (merged < 0)
       goto oom;
@@ -236,6 +237,7 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     w->host[0] = '\0';
   w->host[sizeof w->host - 1] = '\0';
   w->pid = (int32_t)getpid();
+  w->part_wanted = 1; /* once connected */
   if (w->cfg.policy == FC_QUEUE_SPOOL) {
     rc = fc__spool_open(&w->spool, w->cfg.spool_dir, w->writer_id, w->cfg.spool_max_bytes, err);
     if (rc != 0)
@@ -333,6 +335,8 @@ void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
   }
   if (over_budget(w, n, bytes)) {
     if (w->cfg.policy == FC_QUEUE_DROP) {
+      if (w->custody + n <= w->cfg.queue_capacity) /* the bytes, not the count */
+        w->stats.dropped_byte_budget += n;
       drop_block_unlock(w, b, FC_DROP_QUEUE_FULL);
       return;
     }
@@ -347,6 +351,9 @@ void fc__writer_submit(fc_history_writer_t *w, fc__hblock_t *b) {
   w->tail = b;
   w->custody += n;
   w->custody_bytes += bytes;
+  w->stats.bytes_held = w->custody_bytes;
+  if (w->custody_bytes > w->stats.bytes_held_peak)
+    w->stats.bytes_held_peak = w->custody_bytes;
   w->stats.accepted += n;
   w->stats.queue_depth = w->custody;
   if (w->custody > w->stats.queue_high_water)
@@ -401,6 +408,7 @@ static void close_check_cb(uv_timer_t *t) {
   uv_mutex_unlock(&w->mu);
   for (i = 0; i < w->nshards; i++)
     busy |= w->shards[i].inflight != NULL;
+  busy |= w->part_inflight;
   if (custody == 0 && !busy) {
     /* While the server is there and time is left: record the losses, and
      * replay what the spool holds (what cannot be replayed now stays on
@@ -443,6 +451,7 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   st = w->stats;                           /* the thread is gone: no lock needed */
   st.queue_depth = 0;
   st.connected = 0;
+  st.bytes_held = 0;
   if (w->spool != NULL) {
     fc__spool_rotate(w->spool); /* a file left empty goes */
     st.spool_bytes = fc__spool_bytes(w->spool);

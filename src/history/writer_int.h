@@ -124,6 +124,13 @@ struct fc_history_writer_s {
   /* Where the runs of this process happen: workflow_executions.host/pid. */
   char host[256];
   int32_t pid;
+  /* partitions.c: day partitions ahead of the runs (writer thread only) */
+  int part_wanted;            /* a flowcore_ensure_partitions call is due */
+  int part_inflight;          /* ... and running on shard 0 */
+  int64_t part_edge_ms;       /* partitions known to exist up to here */
+  int64_t part_asked_edge_ms; /* ... once the running call commits */
+  uint64_t part_next_ns;      /* no new try before (after a failure) */
+  fc__pgstep_t part_step;
 };
 
 /* ---- config.c ---- */
@@ -182,6 +189,20 @@ void fc__spill_timer_cb(uv_timer_t *t);
 void fc__spill_losses(fc_history_writer_t *w);
 batch_t *fc__replay_batch(fc_history_writer_t *w, shard_t *s);
 void fc__replay_part_done(fc_history_writer_t *w);
+
+/* ---- partitions.c ---- */
+/* Partitions are asked for this many days ahead (as `flowcore migrate`
+ * does), again when a run starts within FC__PART_MARGIN_DAYS of their
+ * edge, and after a failure not before FC__PART_RETRY_MS. */
+#define FC__PART_AHEAD_DAYS 7
+#define FC__PART_AHEAD_STR "7"
+#define FC__PART_MARGIN_DAYS 2
+#define FC__PART_RETRY_MS 60000
+/* Looks at a record taken in: a run start near the edge makes a call due. */
+void fc__partitions_note(fc_history_writer_t *w, const fc__hrec_t *rec);
+/* On shard 0: runs the call when due and the connection is idle. Returns
+ * 1 while it runs (the shard sends nothing else meanwhile). */
+int fc__partitions_pump(shard_t *s);
 
 /* ---- send.c ---- */
 /* Sends the shard's next batch when its connection is idle. */

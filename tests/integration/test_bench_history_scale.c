@@ -85,6 +85,7 @@ static void test_quick_mode(void **state) {
   };
   char *out;
   int rc;
+  int64_t runs, failed;
   (void)state;
   if (access(BENCH, X_OK) != 0)
     skip(); /* benchmarks not built in this build directory */
@@ -93,14 +94,28 @@ static void test_quick_mode(void **state) {
     fail_msg("history-scale exited %d:\n%s", rc, out);
   for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
     expect_contains(out, lines[i]);
+  {
+    /* The size counts the partitions (a partitioned parent alone is 0). */
+    const char *p = strstr(out, "bytes per node row");
+    const char *colon = p;
+    while (colon > out && colon[-1] != ':')
+      colon--;
+    assert_true(p != NULL && colon > out);
+    if (atof(colon) < 50.0)
+      fail_msg("bytes per node row below 50:\n%s", out);
+  }
   free(out);
 
-  /* 4,000 runs of 5 nodes; 1 in 40 failed, with one error each. */
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 20000);
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 4000);
-  assert_int_equal(
-      fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE status = 'failed'"), 100);
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), 100);
+  /* 4,000 runs of 5 nodes over 10 days; 1 in 40 failed, with one error
+   * each; then the oldest day's partition was pruned (a tenth, give or
+   * take the day boundaries). */
+  runs = fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions");
+  assert_true(runs >= 3000 && runs < 4000);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 5 * runs);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  failed = fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE status = 'failed'");
+  assert_true(failed >= runs / 40 - 3 && failed <= runs / 40 + 3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM execution_errors"), failed);
   /* Every id is a UUIDv7 whose 48-bit time is the run's started_at in ms. */
   assert_int_equal(
       fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE "
@@ -112,21 +127,23 @@ static void test_quick_mode(void **state) {
   assert_true(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
                                  "WHERE started_at >= now() - interval '1 hour'") > 0);
   assert_true(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
-                                 "WHERE started_at < now() - interval '9 days'") > 0);
+                                 "WHERE started_at < now() - interval '8 days'") > 0);
 
   /* The history is not empty now: refused without --reset. */
   rc = run_bench("--rows 20000 --runs-per-query 1", &out);
   assert_int_equal(rc, 1);
   expect_contains(out, "the history tables are not empty; pass --reset");
   free(out);
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 20000);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 5 * runs);
 
   /* --reset: same figures from a fresh fill. */
   rc = run_bench("--rows 1000 --runs-per-query 1 --reset", &out);
   if (rc != 0)
     fail_msg("history-scale --reset exited %d:\n%s", rc, out);
   free(out);
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 1000);
+  runs = fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions");
+  assert_true(runs >= 150 && runs < 200); /* 200 runs, the oldest day pruned */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 5 * runs);
 }
 
 int main(void) {

@@ -719,6 +719,27 @@ static void test_run_text_and_input(void **state) {
   }
 }
 
+/* --history-max-bytes: the writer's byte budget, and what it held in
+ * --json; a size it cannot read is a usage error naming the option. */
+static void test_run_history_max_bytes(void **state) {
+  const char *const more[] = {"--history-max-bytes", "64K", NULL};
+  json_t *out, *h;
+  proc_t p;
+  (void)state;
+  out = run_json(DATA "/ok.json", 0, more);
+  h = json_object_get(out, "history");
+  assert_true(jint(h, "written") > 0);
+  assert_true(jint(h, "bytes_held_peak") > 0);
+  assert_true(jint(h, "bytes_held_peak") <= 64 * 1024);
+  assert_int_equal(jint(h, "dropped_byte_budget"), 0);
+  json_decref(out);
+  CLI_RUN(&p, "run", DATA "/ok.json", "--history-max-bytes", "12X", "--db", g_db);
+  expect_exit(&p, 2);
+  assert_non_null(strstr(p.err, "--history-max-bytes"));
+  assert_non_null(strstr(p.err, "'12X'"));
+  proc_free(&p);
+}
+
 static void test_run_failed(void **state) {
   json_t *res, *errors, *e;
   const char *id;
@@ -2158,6 +2179,7 @@ int main(void) {
       cmocka_unit_test(test_run_invalid_files),
       cmocka_unit_test(test_run_completed_json),
       cmocka_unit_test(test_run_text_and_input),
+      cmocka_unit_test(test_run_history_max_bytes),
       cmocka_unit_test(test_run_failed),
       cmocka_unit_test(test_run_missing_command),
       cmocka_unit_test(test_run_sigint_cancels),

@@ -358,6 +358,10 @@ static void test_byte_budget_drops_are_counted(void **state) {
   run_budget(db, 0, &st);
   assert_int_equal(st.dropped_total, 0);
   assert_int_equal(st.written, st.accepted);
+  assert_int_equal(st.dropped_byte_budget, 0);
+  /* 2,000 outputs of 4 KB passed through: at some point it held some */
+  assert_true(st.bytes_held_peak >= 4096);
+  assert_int_equal(st.bytes_held, 0);
   /* 1 byte: only what arrives while the writer holds nothing passes. */
   fc_test_pg_exec(db, "TRUNCATE node_executions, workflow_executions, execution_errors");
   run_budget(db, 1, &st);
@@ -368,6 +372,7 @@ static void test_byte_budget_drops_are_counted(void **state) {
           (unsigned long long)full);
   assert_true(st.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL] > 0);
   assert_int_equal(st.dropped_total, full);
+  assert_int_equal(st.dropped_byte_budget, full); /* the budget, not the count */
   assert_int_equal(st.accepted, st.written + st.dropped_total);
   /* What was written is in the table: one row per start+end pair
    * written, starts and ends alone included. */

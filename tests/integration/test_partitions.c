@@ -56,20 +56,24 @@ static int run_cli(const char *db, const char *user, const char *args, char **ou
 }
 
 /* A run (finished unless status is running) of workflow name started
- * days_ago days ago, with nodes node rows and one error. */
+ * days_ago days ago (at noon UTC of that day, so that the runs of one day
+ * stay in one partition whatever the time; days_ago 0: a minute ago), with
+ * nodes node rows and one error. */
 static void old_run(const char *db, const char *name, const char *status, int days_ago,
                     int nodes) {
   assert_int_equal(
       fc_test_pg_exec(db,
                       "WITH r AS (INSERT INTO workflow_executions (workflow_id, workflow_name,"
                       " status, started_at) SELECT flowcore_uuid_floor(t)::text::uuid, '%s', '%s',"
-                      " t FROM (SELECT now() - interval '%d days' - random() * interval '1 hour'"
-                      " AS t) s RETURNING workflow_id),"
+                      " t FROM (SELECT CASE WHEN %d = 0 THEN now() - random() * interval"
+                      " '1 minute' ELSE (date_trunc('day', now() AT TIME ZONE 'UTC') + interval"
+                      " '12 hours' + random() * interval '1 hour') AT TIME ZONE 'UTC'"
+                      " - interval '%d days' END AS t) s RETURNING workflow_id),"
                       " n AS (INSERT INTO node_executions (workflow_id, node_id, attempt, status)"
                       " SELECT workflow_id, 'n' || g, 1, 'completed' FROM r, generate_series(1, %d) g)"
                       " INSERT INTO execution_errors (workflow_id, error_id, occurred_at)"
                       " SELECT workflow_id, gen_random_uuid(), now() FROM r",
-                      name, status, days_ago, nodes),
+                      name, status, days_ago, days_ago, nodes),
       0);
 }
 
@@ -219,6 +223,103 @@ static void test_upgrade_from_0006(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Drops the day partitions of the three tables from today on. */
+static void drop_future_partitions(const char *db) {
+  assert_int_equal(
+      fc_test_pg_exec(db, "DO $$ DECLARE r record; BEGIN FOR r IN SELECT p.relname, i.inhparent"
+                          " FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid WHERE"
+                          " p.relname ~ '_p[0-9]{8}$' AND substring(p.relname from '([0-9]{8})$')"
+                          " >= to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') LOOP"
+                          " EXECUTE format('ALTER TABLE %%s DETACH PARTITION %%I; DROP TABLE %%I',"
+                          " r.inhparent::regclass, r.relname, r.relname); END LOOP; END $$"),
+      0);
+}
+
+#define TODAY_PARTS                                                                                \
+  "SELECT count(*) FROM pg_class, (SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') AS d) s"  \
+  " WHERE relname IN ('workflow_executions_p' || d, 'node_executions_p' || d,"                     \
+  " 'execution_errors_p' || d) AND relispartition"
+
+/* Waits until the writer has made its first flowcore_ensure_partitions call. */
+static void wait_partition_check(fc_history_writer_t *w) {
+  fc_history_stats_t st;
+  int i;
+  for (i = 0; i < 1000; i++) {
+    fc_history_writer_stats(w, &st);
+    if (st.partition_checks > 0)
+      return;
+    fc_test_sleep_ms(10);
+  }
+  fail_msg("the writer made no flowcore_ensure_partitions call in 10 s");
+}
+
+/* A writer on conninfo makes its first flowcore_ensure_partitions call,
+ * then runs a one-node workflow `name` and closes; its final stats in *st. */
+static void writer_run_one(const char *conninfo, const char *name, fc_history_stats_t *st) {
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_workflow_t *wf;
+  fc_test_hrun_t r;
+  fc_history_config_init(&cfg);
+  cfg.conninfo = conninfo;
+  w = fc_test_writer_new(&cfg);
+  wait_partition_check(w);
+  assert_int_equal(fc_workflow_new(&wf, name), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  fc_test_run_with_history(wf, w, NULL, &r, NULL, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  assert_int_equal(fc_history_writer_close(w, st), 0);
+  fc_workflow_free(wf);
+}
+
+/* The writer creates the partitions it needs at connect: a database whose
+ * day partitions end yesterday gets today's (and a week ahead), and a run
+ * lands there, not in the default partition. */
+static void test_writer_makes_partitions(void **state) {
+  char db[CI_LEN];
+  fc_history_stats_t st;
+  (void)state;
+  fc_test_make_db(&pg, "part_writer", db, sizeof db);
+  drop_future_partitions(db);
+  assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 0);
+  writer_run_one(db, "edge", &st);
+  assert_int_equal(st.partition_checks, 1);
+  assert_int_equal(st.partition_failures, 0);
+  assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 3);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM pg_class WHERE relname ="
+                                      " 'node_executions_p' || to_char((now() + interval"
+                                      " '7 days') AT TIME ZONE 'UTC', 'YYYYMMDD')"),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'edge'"),
+                   1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 0);
+}
+
+/* A writer role that may not create partitions still writes everything
+ * (to the default partition) and counts the failed call. */
+static void test_writer_partitions_refused(void **state) {
+  char db[CI_LEN], ci[CI_LEN + 32];
+  fc_history_stats_t st;
+  (void)state;
+  fc_test_make_db(&pg, "part_writer_no", db, sizeof db);
+  drop_future_partitions(db);
+  assert_int_equal(fc_test_pg_exec(db, "DROP ROLE IF EXISTS fc_w_nopart;"
+                                       " CREATE ROLE fc_w_nopart LOGIN IN ROLE flowcore_writer;"
+                                       " REVOKE EXECUTE ON FUNCTION flowcore_ensure_partitions(int)"
+                                       " FROM flowcore_writer"),
+                   0);
+  snprintf(ci, sizeof ci, "%s user=fc_w_nopart", db);
+  writer_run_one(ci, "refused", &st);
+  assert_int_equal(st.partition_failures, 1);
+  assert_int_equal(st.dropped_total, 0);
+  assert_int_equal(fc_test_pg_int(db, TODAY_PARTS), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 1);
+}
+
 static void test_prune(void **state) {
   char db[CI_LEN], *out;
   (void)state;
@@ -294,12 +395,56 @@ static void test_prune_workflow_batches(void **state) {
   assert_int_equal(fc_test_pg_int(db, "SELECT rows_deleted FROM flowcore_prunes WHERE"
                                       " workflow_name = 'wa'"),
                    8);
-  /* policy from flowcore_retention when prune has no arguments */
+  /* without --workflow only whole partitions go: today's is kept whole */
+  assert_int_equal(run_cli(db, NULL, "history prune --older-than 1s", &out), 0);
+  assert_non_null(strstr(out, "dropped, 0 rows deleted")); /* yesterday's, empty */
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  /* policies from flowcore_retention when prune has no arguments: a
+   * default alone drops partitions only... */
   assert_int_equal(fc_test_pg_exec(db, "INSERT INTO flowcore_retention VALUES (NULL, '1 second')"),
                    0);
   assert_int_equal(run_cli(db, NULL, "history prune", &out), 0);
   free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  /* ... a workflow's own horizon deletes its finished runs in batches */
+  assert_int_equal(fc_test_pg_exec(db, "UPDATE flowcore_retention SET horizon = '30 days';"
+                                       " INSERT INTO flowcore_retention VALUES ('wb', '1 second')"),
+                   0);
+  assert_int_equal(run_cli(db, NULL, "history prune", &out), 0);
+  assert_non_null(strstr(out, "0 partitions dropped, 4 rows deleted")); /* run, 2 nodes, error */
+  free(out);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " status = 'running'"),
+                   1);
+}
+
+/* A prune that fails part-way is recorded with what it did. */
+static void test_prune_recorded_on_failure(void **state) {
+  char db[CI_LEN], *out;
+  (void)state;
+  fc_test_make_db(&pg, "part_fail", db, sizeof db);
+  old_run(db, "old", "completed", 40, 2);
+  old_run(db, "wa", "completed", 0, 1);
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_rescue_default_partition()"), 1 + 2 + 1);
+  /* deleting node rows fails (dropping partitions does not) */
+  assert_int_equal(
+      fc_test_pg_exec(db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN RAISE EXCEPTION 'no delete'; END $$;"
+                          " CREATE TRIGGER refuse BEFORE DELETE ON node_executions FOR EACH ROW"
+                          " EXECUTE FUNCTION refuse();"
+                          " INSERT INTO flowcore_retention VALUES (NULL, '30 days'), ('wa', '1 second')"),
+      0);
+  assert_int_not_equal(run_cli(db, NULL, "history prune", &out), 0);
+  free(out);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE"
+                                      " workflow_name = 'old'"),
+                   0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_prunes WHERE NOT dry_run"
+                                      " AND cardinality(partitions_dropped) = 1 AND"
+                                      " rows_deleted = 0"),
+                   1);
 }
 
 int main(void) {
@@ -307,8 +452,11 @@ int main(void) {
       cmocka_unit_test(test_fresh_partitions),
       cmocka_unit_test(test_default_and_rescue),
       cmocka_unit_test(test_upgrade_from_0006),
+      cmocka_unit_test(test_writer_makes_partitions),
+      cmocka_unit_test(test_writer_partitions_refused),
       cmocka_unit_test(test_prune),
       cmocka_unit_test(test_prune_workflow_batches),
+      cmocka_unit_test(test_prune_recorded_on_failure),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -114,11 +114,35 @@ static void test_duration_units(void **state) {
   assert_string_equal(buf, "-");
 }
 
+static void test_parse_size(void **state) {
+  uint64_t v = 0;
+  (void)state;
+  assert_int_equal(cli_parse_size("4096", 1, UINT64_MAX, &v), 0);
+  assert_int_equal(v, 4096);
+  assert_int_equal(cli_parse_size("64K", 1, UINT64_MAX, &v), 0);
+  assert_int_equal(v, 65536);
+  assert_int_equal(cli_parse_size("256M", 1, UINT64_MAX, &v), 0);
+  assert_int_equal(v, (uint64_t)256 << 20);
+  assert_int_equal(cli_parse_size("2GiB", 1, UINT64_MAX, &v), 0);
+  assert_int_equal(v, (uint64_t)2 << 30);
+  v = 7;
+  assert_int_equal(cli_parse_size("", 1, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("-1", 0, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("12X", 1, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("1m", 1, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("0", 1, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("2G", 1, (uint64_t)1 << 30, &v), -1);
+  assert_int_equal(cli_parse_size("99999999999999999999", 1, UINT64_MAX, &v), -1);
+  assert_int_equal(cli_parse_size("17179869184G", 1, UINT64_MAX, &v), -1); /* 2^64 */
+  assert_int_equal(v, 7);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_aligned_by_display_width),
       cmocka_unit_test(test_cut_by_display_width),
       cmocka_unit_test(test_duration_units),
+      cmocka_unit_test(test_parse_size),
   };
   return cmocka_run_group_tests_name("cli_table", tests, NULL, NULL);
 }
