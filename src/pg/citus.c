@@ -121,6 +121,60 @@ static const char k_distribute[] =
     "END\n"
     "$$";
 
+/* The functions that read the history tables, made to work on Citus; run
+ * at every migrate (after later migrations, too) and changes nothing the
+ * second time:
+ *  - a LANGUAGE sql function with parameters whose query reads a
+ *    distributed table is refused by Citus ("parameterized queries for SQL
+ *    functions referencing distributed tables are not supported"; 0008's
+ *    flowcore_node_stats(since, until), 0009's flowcore_node_input ...):
+ *    each becomes LANGUAGE plpgsql with the same body (RETURN QUERY body,
+ *    or RETURN (body) for a single value), the same signature, owner and
+ *    grants;
+ *  - a function called per row of a distributed table (flowcore_node_input
+ *    (workflow_id, node_id, attempt) FROM node_executions) runs on the
+ *    worker that holds the row, and its own query of the history is then a
+ *    distributed query inside a shard's query, which Citus refuses unless
+ *    citus.allow_nested_distributed_execution is on. They only read
+ *    finished rows of one run, so it is set for them.
+ * Trigger functions are left alone. */
+static const char k_functions[] =
+    "DO $$\n"
+    "DECLARE\n"
+    "    f record;\n"
+    "BEGIN\n"
+    "    FOR f IN\n"
+    "        SELECT p.oid::regprocedure AS sig, p.proname, l.lanname, p.proretset,\n"
+    "               p.pronargs, pg_get_function_arguments(p.oid) AS args,\n"
+    "               pg_get_function_result(p.oid) AS result,\n"
+    "               regexp_replace(p.prosrc, '[;[:space:]]+$', '') AS body,\n"
+    "               CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE'\n"
+    "                    ELSE 'VOLATILE' END AS volatility,\n"
+    "               coalesce('citus.allow_nested_distributed_execution=on' = ANY (p.proconfig),\n"
+    "                        false) AS nested\n"
+    "          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang\n"
+    "         WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'\n"
+    "           AND p.proname LIKE 'flowcore%'\n"
+    "           AND p.prorettype <> 'trigger'::regtype AND l.lanname IN ('sql', 'plpgsql')\n"
+    "           AND p.prosrc ~ '(workflow_executions|node_executions|execution_errors)'\n"
+    "    LOOP\n"
+    "        IF f.lanname = 'sql' AND f.pronargs > 0 THEN\n"
+    "            EXECUTE format('CREATE OR REPLACE FUNCTION %I(%s) RETURNS %s LANGUAGE plpgsql %s'\n"
+    "                           ' AS %L', f.proname, f.args, f.result, f.volatility,\n"
+    "                           '#variable_conflict use_column' || chr(10) || 'BEGIN' || chr(10)\n"
+    "                           || CASE WHEN f.proretset THEN '    RETURN QUERY ' || f.body || ';'\n"
+    "                                   ELSE '    RETURN (' || f.body || ');' END\n"
+    "                           || chr(10) || 'END');\n"
+    "            f.nested := false;\n"
+    "        END IF;\n"
+    "        IF NOT f.nested THEN\n"
+    "            EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on',\n"
+    "                           f.sig);\n"
+    "        END IF;\n"
+    "    END LOOP;\n"
+    "END\n"
+    "$$";
+
 static int fail(PGconn *conn, PGresult *res, const char *what, fc_error_t *err) {
   const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   char text[FC_ERROR_TEXT_LENGTH];
@@ -184,6 +238,8 @@ int fc__citus_distribute(PGconn *conn, fc_error_t *err) {
              err);
   if (rc == 0)
     rc = run(conn, k_distribute, NULL, "cannot distribute the history", err);
+  if (rc == 0)
+    rc = run(conn, k_functions, NULL, "cannot adapt the history's functions", err);
   if (rc == 0)
     rc = run(conn, "COMMIT", NULL, "commit failed", err);
   return rc;
