@@ -16,9 +16,10 @@
  *                      partitions; flowcore_prune_partitions drops a day
  *                      from the coordinator and its shards from every
  *                      worker, and keeps the other days' rows
- *   worker_restart     a worker stopped and started again mid-run: the
- *                      writer's transactions fail while it is down and are
- *                      retried; every record once
+ *   worker_restart     the worker holding the run (all its rows are in
+ *                      one shard group) stopped and started again mid-run:
+ *                      the writer's transactions fail while it is down and
+ *                      are retried; every record once
  *   coordinator_restart  the same with the coordinator: the writer
  *                      reconnects; every record once
  */
@@ -233,7 +234,8 @@ static void test_partitions(void **state) {
 typedef struct {
   fc_test_wl_t *t;
   fc_history_writer_t *w;
-  int node; /* 0: the coordinator, else the worker */
+  const char *db;
+  int node; /* 0: the coordinator; -1: the worker holding the run, found mid-run */
   int rc;
   char why[128];
   int ended_at_down, ended_at_up;
@@ -246,9 +248,20 @@ typedef struct {
 static void restart_main(void *arg) {
   restart_t *f = arg;
   fc_test_pg_t node;
+  int64_t port = 0;
+  int i, n = fc_test_citus_worker_count();
   fc_test_wl_wait_ended(f->t, 300);
   fc_history_writer_stats(f->w, &f->before);
-  if (fc_test_citus_node(f->node, &node) != 0 || fc_test_pg_stop_only(&node) != 0) {
+  /* All rows of a run are on one worker (its shard of workflow_id). */
+  if (f->node < 0 &&
+      fc_test_pg_query_int(f->db, &port,
+                           "SELECT nodeport FROM pg_dist_shard_placement WHERE shardid ="
+                           " get_shard_id_for_distribution_column('workflow_executions',"
+                           " (SELECT workflow_id FROM workflow_executions LIMIT 1))") == 0)
+    for (i = 1; i <= n; i++)
+      if (fc_test_citus_node(i, &node) == 0 && node.port == port)
+        f->node = i;
+  if (f->node < 0 || fc_test_citus_node(f->node, &node) != 0 || fc_test_pg_stop_only(&node) != 0) {
     f->rc = -1;
     snprintf(f->why, sizeof f->why, "cannot stop node %d", f->node);
     fc_test_wl_release(f->t, 2);
@@ -299,12 +312,13 @@ static void restart_case(int node, const char *dbname) {
   f.t = &t;
   f.w = w;
   f.node = node;
+  f.db = db;
   fc_test_wl_run(&t, w, dbname, restart_main, &f, &o);
   flush_rc = fc_history_writer_flush(w, 60000);
   close_rc = fc_history_writer_close(w, &rep);
   printf("[citus] %s %d down %d ms: %d node attempts ended while it was down; run %.0f ms;"
          " written %llu, batches %llu, retries %llu, reconnects %llu\n",
-         node == 0 ? "coordinator" : "worker", node, DOWN_MS, f.ended_at_up - f.ended_at_down,
+         node == 0 ? "coordinator" : "worker", f.node, DOWN_MS, f.ended_at_up - f.ended_at_down,
          o.ms, (unsigned long long)rep.written, (unsigned long long)rep.batches,
          (unsigned long long)rep.retries, (unsigned long long)rep.reconnects);
 
@@ -329,7 +343,7 @@ static void restart_case(int node, const char *dbname) {
 static void test_worker_restart(void **state) {
   (void)state;
   need_cluster();
-  restart_case(fc_test_citus_worker_count(), "fccitus_worker");
+  restart_case(-1, "fccitus_worker");
 }
 
 static void test_coordinator_restart(void **state) {
