@@ -87,6 +87,12 @@ typedef struct {
  * it stay applied. Migrations applied by a newer flowcore (no file here) are
  * reported as MISSING and are not an error.
  *
+ * Then, still under the lock, on a database with the citus extension (a
+ * Citus coordinator): the history tables are distributed by workflow_id,
+ * co-located, the small ones made reference tables, once (recorded in the
+ * table flowcore_distribution; docs/scaling.md §2); an error there is
+ * FC_EDB with `where` = "citus". Without Citus nothing more happens.
+ *
  * `rep` (may be NULL) is always initialized, even on failure, and must then
  * be released with fc_migrate_report_free(). `err` (may be NULL) receives the
  * first error: code, `where` = the file concerned (or ""), and a message.

@@ -168,6 +168,53 @@ static int partitions_report(const char *conninfo, int ensure) {
   return rc;
 }
 
+/* On a Citus coordinator (both modes): whether the history is distributed,
+ * over how many workers, and in how many shards. Nothing without Citus. */
+static int distribution_report(const char *conninfo) {
+  PGconn *conn = PQconnectdb(conninfo);
+  PGresult *res;
+  int rc = CLI_EXIT_OK;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    PQfinish(conn);
+    return CLI_EXIT_OK; /* partitions_report said why */
+  }
+  res = PQexec(conn, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')");
+  if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    PQclear(res);
+    PQfinish(conn);
+    return CLI_EXIT_OK;
+  }
+  PQclear(res);
+  res = PQexec(conn,
+               "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'citus'),"
+               " (SELECT count(*) FROM pg_dist_node WHERE isactive AND noderole = 'primary'"
+               "   AND groupid <> 0),"
+               " (SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h' AND logicalrelid"
+               "   IN ('workflow_executions'::regclass, 'node_executions'::regclass,"
+               "       'execution_errors'::regclass)),"
+               " (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid ="
+               "   'workflow_executions'::regclass)");
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    char *msg = cli_one_line(strdup(PQresultErrorMessage(res)));
+    cli_error("citus: %s", msg != NULL ? msg : "out of memory");
+    free(msg);
+    rc = CLI_EXIT_FAILED;
+  } else if (strcmp(PQgetvalue(res, 0, 2), "3") == 0) {
+    cli_printf(stdout,
+               "citus %s: the history is distributed by workflow_id over %s worker(s), %s "
+               "shards per table\n",
+               PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3));
+  } else {
+    cli_printf(stdout,
+               "citus %s: %s worker(s); the history is not distributed yet (flowcore migrate "
+               "distributes it)\n",
+               PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+  }
+  PQclear(res);
+  PQfinish(conn);
+  return rc;
+}
+
 void cli_usage_migrate(FILE *out) {
   fputs("Usage: flowcore migrate [--status] [--db CONNINFO] [--dir DIR]\n"
         "\n"
@@ -175,7 +222,9 @@ void cli_usage_migrate(FILE *out) {
         "an advisory lock), or with --status lists them without changing anything.\n"
         "Then it creates the history's day partitions for yesterday to 7 days ahead\n"
         "(flowcore_ensure_partitions) and says how many partitions there are, up to\n"
-        "which day, and how many rows are in the default partitions.\n"
+        "which day, and how many rows are in the default partitions. On a database\n"
+        "with the citus extension (a Citus coordinator) it distributes the history\n"
+        "tables by workflow_id, once, and says over how many workers.\n"
         "\n"
         "Options:\n"
         "  --status         list the migrations and their state; change nothing\n"
@@ -272,5 +321,8 @@ int cli_cmd_migrate(int argc, char **argv) {
   if (!status_only && rep.applied_now == 0)
     cli_printf(stdout, "the database is up to date\n");
   fc_migrate_report_free(&rep);
-  return partitions_report(db.conninfo, !status_only);
+  rc = partitions_report(db.conninfo, !status_only);
+  if (rc == CLI_EXIT_OK)
+    rc = distribution_report(db.conninfo);
+  return rc;
 }

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "internal.h"
+#include "pg/citus.h"
 #include "pg/sha256.h"
 
 #define MIGRATION_MAX_BYTES (16u << 20) /* a larger file is surely a mistake */
@@ -814,6 +815,9 @@ int fc_migrate_run(const char *conninfo, const char *dir, fc_migrate_report_t *r
     m->applied_at_us = fc__wall_us(); /* close enough; status reads the server's */
   }
   report_count(rep);
+  /* On a Citus coordinator: the history distributed (once; see citus.h). */
+  if (rc == 0)
+    rc = fc__citus_distribute(conn, err);
 
   if (locked && PQstatus(conn) == CONNECTION_OK) {
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%" PRId64 ")", FC_MIGRATE_LOCK_KEY);

@@ -359,125 +359,6 @@ static void print_stats(const char *label, const fc_history_stats_t *st) {
 
 /* ---- checks against the database ------------------------------------------------------- */
 
-/* Records of run `wf` present in the database (see the top of the file). */
-static int64_t db_records(const char *db, const char *wf) {
-  return fc_test_pg_int(db,
-                        "SELECT (SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
-                        "count(*) FILTER (WHERE status <> 'running') FROM workflow_executions "
-                        "WHERE workflow_id = '%s') + "
-                        "(SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
-                        "count(*) FILTER (WHERE status <> 'running') FROM node_executions "
-                        "WHERE workflow_id = '%s') + "
-                        "(SELECT count(*) FROM execution_errors WHERE workflow_id = '%s')",
-                        wf, wf, wf);
-}
-
-/* Whatever was lost: nothing is there twice, nothing that never happened is
- * there, and no finished row went back to running. */
-static void check_no_duplicates(const char *db, const char *wf) {
-  /* Only this run in this fresh database. */
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT (SELECT count(*) FROM node_executions WHERE "
-                                  "workflow_id <> '%s') + (SELECT count(*) FROM "
-                                  "execution_errors WHERE workflow_id <> '%s') + (SELECT "
-                                  "count(*) FROM workflow_executions WHERE workflow_id <> '%s')",
-                                  wf, wf, wf),
-                   0);
-  /* The primary key enforces this one: it is "none twice" as a dashboard
-   * would ask it, and it would catch a schema that lost the key. */
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
-                                  "FROM node_executions WHERE workflow_id = '%s'",
-                                  wf),
-                   0);
-  /* Only attempts that ran: 1, and 2 for flaky nodes. */
-  assert_int_equal(
-      fc_test_pg_int(db,
-                     "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
-                     "AND NOT (attempt = 1 OR (left(node_id, 1) = 'f' AND attempt = 2))",
-                     wf),
-      0);
-  /* Errors have client-made ids: a replay that made new ones would show
-   * here as a second error for the same attempt. */
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
-                                  "FROM execution_errors WHERE workflow_id = '%s'",
-                                  wf),
-                   0);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s' "
-                                  "AND NOT (left(node_id, 1) = 'f' AND attempt = 1)",
-                                  wf),
-                   0);
-  assert_true(fc_test_pg_int(db,
-                             "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s'",
-                             wf) <= 1);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT (SELECT count(*) FROM node_executions WHERE "
-                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
-                                  "NOT NULL) + (SELECT count(*) FROM workflow_executions WHERE "
-                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
-                                  "NOT NULL)",
-                                  wf, wf),
-                   0);
-}
-
-/* The whole run is there, each record once. */
-static void check_exact(const char *db, const char *wf, const fc_test_wl_t *t) {
-  int64_t attempts = t->s.n_nodes + t->n_flaky;
-  check_no_duplicates(db, wf);
-  assert_int_equal(
-      fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'", wf),
-      attempts);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(DISTINCT (workflow_id, node_id, attempt)) FROM "
-                                  "node_executions WHERE workflow_id = '%s'",
-                                  wf),
-                   attempts);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(DISTINCT node_id) FROM node_executions "
-                                  "WHERE workflow_id = '%s'",
-                                  wf),
-                   t->s.n_nodes);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
-                                  "AND status = 'running'",
-                                  wf),
-                   0);
-  /* Each node completed on its last attempt, with its own output. */
-  assert_int_equal(
-      fc_test_pg_int(db,
-                     "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
-                     "AND status = 'completed' AND output_data->>'node' = node_id "
-                     "AND attempt = CASE WHEN left(node_id, 1) = 'f' THEN 2 ELSE 1 END",
-                     wf),
-      t->s.n_nodes);
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
-                                  "AND status = 'failed' AND attempt = 1 AND node_type = 'flaky'",
-                                  wf),
-                   t->n_flaky);
-  /* Both halves of every row. */
-  assert_int_equal(fc_test_pg_int(db,
-                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
-                                  "AND (input_data IS NULL OR started_at IS NULL OR completed_at "
-                                  "IS NULL OR duration_ms IS NULL OR completed_at < started_at)",
-                                  wf),
-                   0);
-  assert_int_equal(
-      fc_test_pg_int(db, "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s'", wf),
-      t->n_flaky);
-  assert_int_equal(
-      fc_test_pg_int(db,
-                     "SELECT count(*) FROM workflow_executions WHERE workflow_id = "
-                     "'%s' AND status = 'completed' AND input_data IS NOT NULL AND "
-                     "output_data IS NOT NULL AND node_count = %d AND error_count = %d",
-                     wf, t->s.n_nodes, t->n_flaky),
-      1);
-  assert_int_equal(db_records(db, wf), fc_test_wl_records(t));
-  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
-}
-
 /* ---- 1. kill -9 of the postmaster mid-run ------------------------------------------------- */
 
 typedef struct {
@@ -699,7 +580,7 @@ static void test_postmaster_sigkill(void **state) {
   assert_true(f.ended_at_up > f.ended_at_kill);
   assert_int_equal(flush_rc, 0);
   fc_test_check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.run.wf_id, &t);
+  fc_test_wl_check_exact(db, o.run.wf_id, &t);
   fc_test_wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_kill9"), 0);
 }
@@ -803,7 +684,7 @@ static void test_unreachable_at_start(void **state) {
   assert_int_equal(flush_rc, 0);
   assert_true(rep.reconnects > 0);
   fc_test_check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.run.wf_id, &t);
+  fc_test_wl_check_exact(db, o.run.wf_id, &t);
   fc_test_wl_free(&t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_late"), 0);
 }
@@ -1031,7 +912,7 @@ static void check_stall_report(stall_case_t *c) {
  * for every record reported written, none twice, and nothing beyond what
  * the deadline dropped. Returns db_records. */
 static int64_t check_abandoned_honest(stall_case_t *c) {
-  int64_t in_db = db_records(c->db, c->o.run.wf_id);
+  int64_t in_db = fc_test_wl_db_records(c->db, c->o.run.wf_id);
   int64_t losses_sum =
       fc_test_pg_int(c->db, "SELECT coalesce(sum(count), 0)::bigint FROM flowcore_writer_losses");
   printf("[server] %s: %lld records in the database: written %llu, dropped at the deadline %llu, "
@@ -1039,7 +920,7 @@ static int64_t check_abandoned_honest(stall_case_t *c) {
          c->dbname, (long long)in_db, (unsigned long long)c->rep.written,
          (unsigned long long)deadline_drops(&c->rep), (long long)(in_db - (int64_t)c->rep.written),
          (long long)losses_sum);
-  check_no_duplicates(c->db, c->o.run.wf_id);
+  fc_test_wl_check_no_duplicates(c->db, c->o.run.wf_id);
   assert_true(in_db >= (int64_t)c->rep.written);
   /* Records never sent cannot be there: only those of the transactions the
    * report calls unconfirmed may have been committed after all. */
@@ -1237,8 +1118,8 @@ static void test_stall_sigstop_spool(void **state) {
 
   /* Before the replay: what the resumed backends did with the abandoned
    * batches (committed or not, within the honest bounds). */
-  before_replay = db_records(c.db, c.o.run.wf_id);
-  check_no_duplicates(c.db, c.o.run.wf_id);
+  before_replay = fc_test_wl_db_records(c.db, c.o.run.wf_id);
+  fc_test_wl_check_no_duplicates(c.db, c.o.run.wf_id);
   assert_true(before_replay >= (int64_t)c.rep.written);
   assert_true(before_replay <= (int64_t)(c.rep.written + c.rep.spooled));
 
@@ -1272,7 +1153,7 @@ static void test_stall_sigstop_spool(void **state) {
   assert_int_equal(rep2.spool_corrupt, 0);
   assert_int_equal(rep2.dropped_total, 0);
   assert_int_equal(count_spool_files(g_spool), 0);
-  check_exact(c.db, c.o.run.wf_id, &c.t);
+  fc_test_wl_check_exact(c.db, c.o.run.wf_id, &c.t);
   fc_test_wl_free(&c.t);
   remove_spool_dir();
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcsrv_spool"), 0);

@@ -189,3 +189,124 @@ void fc_test_check_lossless(const fc_history_stats_t *rep, int close_rc, const f
     for (r = 0; r < FC_DROP_REASON_COUNT; r++)
       assert_int_equal(rep->dropped[k][r], 0);
 }
+
+/* ---- checks against the database ---------------------------------------------------------- */
+
+/* Records of run `wf` present in the database (see fault_workload.h). */
+int64_t fc_test_wl_db_records(const char *db, const char *wf) {
+  return fc_test_pg_int(db,
+                        "SELECT (SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
+                        "count(*) FILTER (WHERE status <> 'running') FROM workflow_executions "
+                        "WHERE workflow_id = '%s') + "
+                        "(SELECT count(*) FILTER (WHERE input_data IS NOT NULL) + "
+                        "count(*) FILTER (WHERE status <> 'running') FROM node_executions "
+                        "WHERE workflow_id = '%s') + "
+                        "(SELECT count(*) FROM execution_errors WHERE workflow_id = '%s')",
+                        wf, wf, wf);
+}
+
+/* Whatever was lost: nothing is there twice, nothing that never happened is
+ * there, and no finished row went back to running. */
+void fc_test_wl_check_no_duplicates(const char *db, const char *wf) {
+  /* Only this run in this fresh database. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT (SELECT count(*) FROM node_executions WHERE "
+                                  "workflow_id <> '%s') + (SELECT count(*) FROM "
+                                  "execution_errors WHERE workflow_id <> '%s') + (SELECT "
+                                  "count(*) FROM workflow_executions WHERE workflow_id <> '%s')",
+                                  wf, wf, wf),
+                   0);
+  /* The primary key enforces this one: it is "none twice" as a dashboard
+   * would ask it, and it would catch a schema that lost the key. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
+                                  "FROM node_executions WHERE workflow_id = '%s'",
+                                  wf),
+                   0);
+  /* Only attempts that ran: 1, and 2 for flaky nodes. */
+  assert_int_equal(
+      fc_test_pg_int(db,
+                     "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                     "AND NOT (attempt = 1 OR (left(node_id, 1) = 'f' AND attempt = 2))",
+                     wf),
+      0);
+  /* Errors have client-made ids: a replay that made new ones would show
+   * here as a second error for the same attempt. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) - count(DISTINCT (node_id, attempt)) "
+                                  "FROM execution_errors WHERE workflow_id = '%s'",
+                                  wf),
+                   0);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s' "
+                                  "AND NOT (left(node_id, 1) = 'f' AND attempt = 1)",
+                                  wf),
+                   0);
+  assert_true(fc_test_pg_int(db,
+                             "SELECT count(*) FROM workflow_executions WHERE workflow_id = '%s'",
+                             wf) <= 1);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT (SELECT count(*) FROM node_executions WHERE "
+                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
+                                  "NOT NULL) + (SELECT count(*) FROM workflow_executions WHERE "
+                                  "workflow_id = '%s' AND status = 'running' AND completed_at IS "
+                                  "NOT NULL)",
+                                  wf, wf),
+                   0);
+}
+
+/* The whole run is there, each record once. */
+void fc_test_wl_check_exact(const char *db, const char *wf, const fc_test_wl_t *t) {
+  int64_t attempts = t->s.n_nodes + t->n_flaky;
+  fc_test_wl_check_no_duplicates(db, wf);
+  assert_int_equal(
+      fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE workflow_id = '%s'", wf),
+      attempts);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(DISTINCT (workflow_id, node_id, attempt)) FROM "
+                                  "node_executions WHERE workflow_id = '%s'",
+                                  wf),
+                   attempts);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(DISTINCT node_id) FROM node_executions "
+                                  "WHERE workflow_id = '%s'",
+                                  wf),
+                   t->s.n_nodes);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'running'",
+                                  wf),
+                   0);
+  /* Each node completed on its last attempt, with its own output. */
+  assert_int_equal(
+      fc_test_pg_int(db,
+                     "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                     "AND status = 'completed' AND output_data->>'node' = node_id "
+                     "AND attempt = CASE WHEN left(node_id, 1) = 'f' THEN 2 ELSE 1 END",
+                     wf),
+      t->s.n_nodes);
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND status = 'failed' AND attempt = 1 AND node_type = 'flaky'",
+                                  wf),
+                   t->n_flaky);
+  /* Both halves of every row. */
+  assert_int_equal(fc_test_pg_int(db,
+                                  "SELECT count(*) FROM node_executions WHERE workflow_id = '%s' "
+                                  "AND (input_data IS NULL OR started_at IS NULL OR completed_at "
+                                  "IS NULL OR duration_ms IS NULL OR completed_at < started_at)",
+                                  wf),
+                   0);
+  assert_int_equal(
+      fc_test_pg_int(db, "SELECT count(*) FROM execution_errors WHERE workflow_id = '%s'", wf),
+      t->n_flaky);
+  assert_int_equal(
+      fc_test_pg_int(db,
+                     "SELECT count(*) FROM workflow_executions WHERE workflow_id = "
+                     "'%s' AND status = 'completed' AND input_data IS NOT NULL AND "
+                     "output_data IS NOT NULL AND node_count = %d AND error_count = %d",
+                     wf, t->s.n_nodes, t->n_flaky),
+      1);
+  assert_int_equal(fc_test_wl_db_records(db, wf), fc_test_wl_records(t));
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM flowcore_writer_losses"), 0);
+}

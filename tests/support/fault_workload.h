@@ -93,4 +93,16 @@ void fc_test_check_invariant(const char *label, const fc_history_stats_t *st);
  * of t accepted and written, nothing spooled or dropped for any reason. */
 void fc_test_check_lossless(const fc_history_stats_t *rep, int close_rc, const fc_test_wl_t *t);
 
+/* Records of run `wf` present in database db (see the top of this file). */
+int64_t fc_test_wl_db_records(const char *db, const char *wf);
+
+/* Whatever was lost: nothing of run `wf` is in db twice, nothing that never
+ * happened is there, no finished row went back to running, and db holds no
+ * other run. */
+void fc_test_wl_check_no_duplicates(const char *db, const char *wf);
+
+/* The whole run `wf` of t is in db, each record once, and no loss was
+ * reported to flowcore_writer_losses. */
+void fc_test_wl_check_exact(const char *db, const char *wf, const fc_test_wl_t *t);
+
 #endif

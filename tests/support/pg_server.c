@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 
 #include "pg_server.h"
+#include "citus_cluster.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -512,7 +513,7 @@ int fc_test_pg_stop(fc_test_pg_t *pg) {
   const char *keep = getenv("FLOWCORE_TEST_PG_KEEP");
   int rc = 0;
 
-  if (pg->external)
+  if (pg->external || pg->attached)
     return 0;
   if (pg->running) {
     if (pg_ctl(pg, "stop", "fast") != 0 && pg_ctl(pg, "stop", "immediate") != 0)
@@ -571,6 +572,47 @@ int fc_test_pg_start_again(fc_test_pg_t *pg) {
   if (pg_ctl(pg, "start", NULL) != 0)
     return -1;
   pg->running = 1;
+  return 0;
+}
+
+/* The first line of dir/file into out. */
+static int read_line(const char *dir, const char *file, char *out, size_t size) {
+  char path[FC_TEST_PG_PATH_LENGTH];
+  FILE *f;
+  int ok;
+
+  if (join_path(path, sizeof path, dir, file) != 0 || (f = fopen(path, "r")) == NULL) {
+    say("cannot read %s/%s", dir, file);
+    return -1;
+  }
+  ok = fgets(out, (int)size, f) != NULL;
+  fclose(f);
+  if (!ok)
+    return -1;
+  out[strcspn(out, "\n")] = '\0';
+  return 0;
+}
+
+int fc_test_pg_attach(fc_test_pg_t *pg, const char *dir) {
+  char port[32], dbname[128];
+
+  memset(pg, 0, sizeof *pg);
+  pg->watchdog_fd = -1;
+  find_bindir(pg->bindir, sizeof pg->bindir);
+  if (read_line(dir, "port", port, sizeof port) != 0 ||
+      read_line(dir, "dbname", dbname, sizeof dbname) != 0)
+    return -1;
+  pg->port = atoi(port);
+  pg->attached = 1;
+  pg->running = 1;
+  if ((size_t)snprintf(pg->dir, sizeof pg->dir, "%s", dir) >= sizeof pg->dir ||
+      join_path(pg->datadir, sizeof pg->datadir, dir, "data") != 0 ||
+      join_path(pg->sockdir, sizeof pg->sockdir, dir, "sock") != 0 ||
+      join_path(pg->logfile, sizeof pg->logfile, dir, "server.log") != 0 ||
+      join_path(pg->cmdlog, sizeof pg->cmdlog, dir, "commands.log") != 0)
+    return -1;
+  snprintf(pg->conninfo, sizeof pg->conninfo, "host=%s port=%d dbname=%s user=postgres",
+           pg->sockdir, pg->port, dbname);
   return 0;
 }
 
@@ -672,11 +714,15 @@ static int admin_exec_ident(fc_test_pg_t *pg, const char *fmt, const char *name)
 int fc_test_pg_create_db(fc_test_pg_t *pg, const char *name, char *out, size_t size) {
   if (fc_test_pg_drop_db(pg, name) != 0 || admin_exec_ident(pg, "CREATE DATABASE %s", name) != 0)
     return -1;
-  return fc_test_pg_conninfo_with_db(pg->conninfo, name, out, size);
+  if (fc_test_pg_conninfo_with_db(pg->conninfo, name, out, size) != 0)
+    return -1;
+  return fc_test_citus_dir() != NULL ? fc_test_citus_add_db(out, name) : 0;
 }
 
 int fc_test_pg_drop_db(fc_test_pg_t *pg, const char *name) {
-  return admin_exec_ident(pg, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+  if (admin_exec_ident(pg, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name) != 0)
+    return -1;
+  return fc_test_citus_dir() != NULL ? fc_test_citus_drop_db(name) : 0;
 }
 
 /* ---- queries ------------------------------------------------------------ */

@@ -49,6 +49,7 @@ typedef struct {
 
 typedef struct {
   int external; /* 1: FLOWCORE_TEST_PG is used, nothing was started */
+  int attached; /* 1: a scripts/pg-server directory (fc_test_pg_attach) */
   int running;  /* 1 while our server is up */
   int port;
   int tcp;
@@ -83,6 +84,13 @@ int fc_test_pg_crash(fc_test_pg_t *pg);
 /* Starts a server stopped by fc_test_pg_stop_only()/fc_test_pg_crash(). */
 int fc_test_pg_start_again(fc_test_pg_t *pg);
 
+/* Fills pg for the running server of a scripts/pg-server directory (e.g.
+ * a node of scripts/citus-cluster) so that fc_test_pg_restart(),
+ * fc_test_pg_stop_only(), fc_test_pg_crash() and fc_test_pg_start_again()
+ * work on it; fc_test_pg_stop() leaves it running and its directory in
+ * place. conninfo names its database (the file dbname of the directory). */
+int fc_test_pg_attach(fc_test_pg_t *pg, const char *dir);
+
 /* Terminates every other client backend (for an external server: only
  * those of the same user), waiting up to 5 s for each to exit, through a
  * separate connection. Returns how many were terminated, or -1. */
@@ -90,9 +98,12 @@ int fc_test_pg_kill_backends(fc_test_pg_t *pg);
 
 /* Creates (dropping it first if it exists) database `name` on pg's server
  * and writes a conninfo for it into out. Works for external servers too
- * (needs CREATEDB). Returns 0 or -1. */
+ * (needs CREATEDB). With FLOWCORE_TEST_CITUS (citus_cluster.h) the database
+ * is made on every node of that cluster, with the citus extension and the
+ * workers registered. Returns 0 or -1. */
 int fc_test_pg_create_db(fc_test_pg_t *pg, const char *name, char *out, size_t size);
-/* Drops database `name` (terminating its sessions). Returns 0 or -1. */
+/* Drops database `name` (terminating its sessions; on every node of a
+ * FLOWCORE_TEST_CITUS cluster). Returns 0 or -1. */
 int fc_test_pg_drop_db(fc_test_pg_t *pg, const char *name);
 
 /* Writes into out the conninfo `base` with dbname replaced by `dbname`
