@@ -86,35 +86,33 @@ CREATE INDEX IF NOT EXISTS workflow_executions_status_started_at_idx
 --   severity          the group
 --   errors            error rows in the group
 --   first_seen, last_seen   min and max occurred_at (engine time)
---   last_message      error_message of the group's latest error
+--   last_message      error_message of the group's latest error (the
+--                     highest error_id among those at last_seen)
+-- One pass over the errors joined with their runs, the group's figures and
+-- its latest message taken by window functions: no correlated subquery,
+-- which Citus refuses here (docs/scaling.md).
 CREATE OR REPLACE VIEW flowcore_error_rollup AS
-SELECT g.workflow_name,
-       g.node_id,
-       g.error_type,
-       g.severity,
-       g.errors,
-       g.first_seen,
-       g.last_seen,
-       (SELECT x.error_message
-          FROM execution_errors x
-          JOIN workflow_executions xw ON xw.workflow_id = x.workflow_id
-         WHERE x.occurred_at = g.last_seen
-           AND x.error_type IS NOT DISTINCT FROM g.error_type
-           AND x.node_id IS NOT DISTINCT FROM g.node_id
-           AND x.severity = g.severity
-           AND xw.workflow_name = g.workflow_name
-         ORDER BY x.error_id DESC
-         LIMIT 1) AS last_message
+SELECT s.workflow_name,
+       s.node_id,
+       s.error_type,
+       s.severity,
+       s.errors,
+       s.first_seen,
+       s.last_seen,
+       s.last_message
   FROM (SELECT w.workflow_name,
                e.node_id,
                e.error_type,
                e.severity,
-               count(*) AS errors,
-               min(e.occurred_at) AS first_seen,
-               max(e.occurred_at) AS last_seen
+               count(*) OVER g AS errors,
+               min(e.occurred_at) OVER g AS first_seen,
+               max(e.occurred_at) OVER g AS last_seen,
+               e.error_message AS last_message,
+               row_number() OVER (g ORDER BY e.occurred_at DESC, e.error_id DESC) AS latest
           FROM execution_errors e
           JOIN workflow_executions w ON w.workflow_id = e.workflow_id
-         GROUP BY w.workflow_name, e.node_id, e.error_type, e.severity) g;
+        WINDOW g AS (PARTITION BY w.workflow_name, e.node_id, e.error_type, e.severity)) s
+ WHERE s.latest = 1;
 -- >>> sql/views/flowcore_errors.sql
 -- flowcore_errors: one row per reported error, with its run's workflow name.
 --
