@@ -1,4 +1,4 @@
-/* The one UTF-8 decoder: strict RFC 3629 checks (see utf8.h). */
+/* The one UTF-8 decoder and U+FFFD sanitizer: strict RFC 3629 checks (see utf8.h). */
 #include "internal.h"
 #include "utf8.h"
 
