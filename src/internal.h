@@ -29,6 +29,14 @@ char *fc__strdup(const char *s);
  * such a number on another thread is reported as a race on closedir. */
 DIR *fc__opendir(const char *path);
 
+/* uv_thread_create(3) for flowcore's own threads (the history writer, the
+ * async handler's worker, the command's closer): the thread starts with
+ * every signal blocked, so a signal meant for the application (SIGINT,
+ * SIGTERM, the SIGCHLD libuv reaps an exec node's child on) is delivered to
+ * one of the application's threads, never to a library thread that does not
+ * handle it. Returns 0 or a libuv error. */
+int fc__thread_create(uv_thread_t *tid, void (*entry)(void *arg), void *arg);
+
 /* Grows *items (of elem_size bytes each) so it holds at least `need`
  * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */
 int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);

@@ -1,5 +1,6 @@
 /* Small shared helpers: allocation, clocks, names, error details. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,18 @@ DIR *fc__opendir(const char *path) {
     errno = e;
   }
   return d;
+}
+
+int fc__thread_create(uv_thread_t *tid, void (*entry)(void *arg), void *arg) {
+  sigset_t all, old;
+  int rc;
+  sigfillset(&all);
+  /* The new thread inherits the mask of the thread that creates it. */
+  if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+    return uv_thread_create(tid, entry, arg);
+  rc = uv_thread_create(tid, entry, arg);
+  (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
 }
 
 static int grow_from(void **items, size_t *cap, size_t need, size_t elem_size, size_t first) {

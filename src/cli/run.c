@@ -25,6 +25,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "../internal.h"
 #include "cli.h"
 
 #define MAX_ERRORS_KEPT 1000
@@ -320,7 +321,7 @@ static void finish_run(run_state_t *st) {
     st->pending_at_close = now.queue_depth;
   }
   st->phase = PHASE_HISTORY;
-  rc = uv_thread_create(&st->closer, closer_thread, st);
+  rc = fc__thread_create(&st->closer, closer_thread, st);
   if (rc != 0) {
     /* Close it here, blocking: signals wait until it is done. */
     (void)fc_history_writer_close(st->writer, &st->report);

@@ -221,7 +221,7 @@ static int async_make(const fc_handler_t *inner, const fc_async_options_t *opts,
     fc__free(a);
     goto fail_inner;
   }
-  rc = uv_thread_create(&a->thread, async_worker, a);
+  rc = fc__thread_create(&a->thread, async_worker, a);
   if (rc != 0) {
     async_free(a);
     goto fail_inner;

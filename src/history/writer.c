@@ -276,7 +276,7 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     fc__pgconn_init(&s->conn, &w->loop, w->conninfo, fc__sql_setup, w->cfg.reconnect_min_ms,
                     w->cfg.reconnect_max_ms, fc__shard_conn_ready, s);
   }
-  if ((rc = uv_thread_create(&w->thread, writer_thread, w)) != 0) {
+  if ((rc = fc__thread_create(&w->thread, writer_thread, w)) != 0) {
     rc = fc__error_set(err, rc, "", "cannot start the writer thread: %s", uv_strerror(rc));
     goto err;
   }

@@ -22,13 +22,26 @@
  *
  * The child leads its own session (UV_PROCESS_DETACHED makes libuv call
  * setsid), so its pid is also its process group id: stopping it signals the
- * whole group, background children included. */
+ * whole group, background children included.
+ *
+ * libuv learns of the exit from SIGCHLD. Should that signal never reach its
+ * handler (a SIGCHLD handler installed over libuv's; ThreadSanitizer builds
+ * of a multi-threaded process lose one now and then), the attempt would wait
+ * for an exit that already happened. So once the child's stdout and stderr
+ * are closed, or the group was told to stop, without the exit seen, the reap
+ * timer looks for it with waitpid(WNOHANG) itself: after 50 ms, then at
+ * doubling intervals up to a second. What it reaps ends the attempt as the
+ * exit callback would; closing the process handle in the same callback takes
+ * it off libuv's list, so libuv never waits for that pid again. If another
+ * waitpid of the process took the status first (ECHILD), the attempt fails
+ * with exec_error: the command ended, but how is unknown. */
 #define _GNU_SOURCE /* kill, environ, SIGCONT and friends */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "node_type.h"
@@ -136,6 +149,8 @@ typedef struct {
   uv_poll_t in;
   uv_timer_t kill_timer;
   uv_timer_t drain_timer;
+  uv_timer_t reap_timer;
+  uint64_t reap_ms; /* the reap timer's next interval */
   int in_fd; /* our end of the stdin socket, or -1 */
   char *in_buf;
   size_t in_len, in_off;
@@ -152,12 +167,13 @@ typedef struct {
   int64_t exit_status;
   int term_signal;
   /* h_*: the handle is initialised and not yet being closed. */
-  unsigned h_proc : 1, h_out : 1, h_err : 1, h_in : 1, h_timer : 1, h_drain : 1;
+  unsigned h_proc : 1, h_out : 1, h_err : 1, h_in : 1, h_timer : 1, h_drain : 1, h_reap : 1;
   unsigned exited : 1;    /* the exit callback ran, or the spawn failed */
   unsigned drained : 1;   /* the pipes were closed by the drain timer, not at EOF */
   unsigned killing : 1;   /* the group got SIGTERM */
   unsigned too_large : 1; /* stdout exceeded the limit */
   unsigned finished : 1;
+  unsigned status_lost : 1; /* another waitpid took the exit status */
 } exec_attempt;
 
 static void on_closed(uv_handle_t *h);
@@ -184,6 +200,7 @@ static void close_err(exec_attempt *a) {
 }
 
 static void finish(exec_attempt *a);
+static void watch_exit(exec_attempt *a);
 
 static void close_kill_timer(exec_attempt *a) {
   if (!a->h_timer)
@@ -198,6 +215,8 @@ static void close_kill_timer(exec_attempt *a) {
  * the pipes were drained rather than read to EOF: something of the group
  * may still be alive, and it was promised SIGKILL. */
 static void maybe_finish(exec_attempt *a) {
+  if (!a->finished && !a->exited && !a->h_out && !a->h_err)
+    watch_exit(a); /* the pipes are closed: the exit is due */
   if (a->finished || !a->exited || a->h_out || a->h_err)
     return;
   close_in(a);
@@ -206,6 +225,10 @@ static void maybe_finish(exec_attempt *a) {
   if (a->h_drain) {
     a->h_drain = 0;
     uv_close((uv_handle_t *)&a->drain_timer, on_closed);
+  }
+  if (a->h_reap) {
+    a->h_reap = 0;
+    uv_close((uv_handle_t *)&a->reap_timer, on_closed);
   }
   if (a->open == 0)
     finish(a);
@@ -239,6 +262,7 @@ static void kill_group(exec_attempt *a) {
   if (a->exited && !a->h_out && !a->h_err)
     return; /* nothing of it is left */
   a->killing = 1;
+  watch_exit(a);
   pgid = (pid_t)a->pid;
   (void)kill(-pgid, SIGTERM);
   (void)kill(-pgid, SIGCONT);
@@ -358,6 +382,45 @@ static void err_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   close_err(a);
   maybe_finish(a);
+}
+
+/* ---- the exit without SIGCHLD ------------------------------------------------ */
+
+static void on_reap_timer(uv_timer_t *t) {
+  exec_attempt *a = t->data;
+  int status = 0;
+  pid_t r;
+  if (a->exited)
+    return; /* maybe_finish closes the timer */
+  do
+    r = waitpid((pid_t)a->pid, &status, WNOHANG);
+  while (r == -1 && errno == EINTR);
+  if (r == 0 || (r == -1 && errno != ECHILD)) {
+    a->reap_ms = a->reap_ms >= 500 ? 1000 : a->reap_ms * 2;
+    (void)uv_timer_start(t, on_reap_timer, a->reap_ms, 0);
+    return;
+  }
+  if (r == -1) { /* ECHILD: somebody else's waitpid took it */
+    a->status_lost = 1;
+    on_exit_cb(&a->proc, 0, 0);
+  } else {
+    on_exit_cb(&a->proc, WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  }
+}
+
+/* Starts the reap timer (see the top of this file) unless the exit was
+ * seen or the timer runs already. */
+static void watch_exit(exec_attempt *a) {
+  if (a->h_reap || a->exited || a->pid <= 0)
+    return;
+  if (uv_timer_init(fc_node_ctx_loop(a->ctx), &a->reap_timer) != 0)
+    return; /* SIGCHLD alone, as before */
+  a->reap_timer.data = a;
+  a->h_reap = 1;
+  a->open++;
+  a->reap_ms = 50;
+  (void)uv_timer_start(&a->reap_timer, on_reap_timer, a->reap_ms, 0);
 }
 
 /* ---- draining the pipes after the exit ---------------------------------------- */
@@ -573,6 +636,12 @@ static void finish(exec_attempt *a) {
       snprintf(msg, sizeof msg, "cannot start command \"%s\": %s (%s)", cfg->display,
                uv_strerror(a->spawn_err), uv_err_name(a->spawn_err));
     fail_with(a, "spawn_error", msg);
+  } else if (a->status_lost) {
+    snprintf(msg, sizeof msg,
+             "command \"%s\" ended, but its exit status was collected by another waitpid() "
+             "of this process (a SIGCHLD handler?)",
+             cfg->display);
+    fail_with(a, "exec_error", msg);
   } else if (a->internal_err != 0) {
     snprintf(msg, sizeof msg, "command \"%s\": %s: %s", cfg->display, a->internal_what,
              fc_strerror(a->internal_err));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fc_test.h"
@@ -667,6 +668,101 @@ static void test_exec_close_while_running(void **state) {
   assert_true(pid_gone(pid, 2000));
 }
 
+/* ---- exec: the exit without SIGCHLD ----------------------------------------------- */
+
+/* SIGCHLD handlers put over libuv's while the child runs: one that does
+ * nothing (libuv never hears of the exit), one that reaps every child
+ * (the exit status is gone before anybody in flowcore asks). */
+static void sigchld_ignore(int sig) { (void)sig; }
+
+static void sigchld_reap_all(int sig) {
+  int saved = errno;
+  (void)sig;
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+  errno = saved;
+}
+
+static void (*g_sigchld_handler)(int);
+
+static void replace_sigchld_cb(uv_timer_t *t) {
+  struct sigaction sa;
+  (void)t;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = g_sigchld_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGCHLD, &sa, NULL), 0);
+}
+
+static void guard_cb(uv_timer_t *t) {
+  env_t *e = t->data;
+  if (e->run != NULL && e->done == 0)
+    (void)fc_run_cancel(e->run); /* the exit was never seen: fail, not hang */
+}
+
+/* Runs e->wf with g_sigchld_handler in place of libuv's from 100 ms after
+ * the start; a guard cancels the run after 10 s. Restores SIGCHLD's
+ * disposition of before. Returns the run's status. */
+static fc_workflow_status_t run_without_sigchld(env_t *e, void (*handler)(int)) {
+  struct sigaction before;
+  uv_timer_t swap, guard;
+  fc_workflow_status_t st;
+  fc_error_t err;
+  assert_int_equal(sigaction(SIGCHLD, NULL, &before), 0);
+  g_sigchld_handler = handler;
+  fc_error_clear(&err);
+  assert_int_equal(fc_run_new(&e->run, &e->loop, e->wf, e->mgr, &err), 0);
+  assert_int_equal(fc_run_start(e->run, NULL, on_done, e), 0);
+  assert_int_equal(uv_timer_init(&e->loop, &swap), 0);
+  assert_int_equal(uv_timer_start(&swap, replace_sigchld_cb, 100, 0), 0);
+  assert_int_equal(uv_timer_init(&e->loop, &guard), 0);
+  guard.data = e;
+  assert_int_equal(uv_timer_start(&guard, guard_cb, 10000, 0), 0);
+  uv_unref((uv_handle_t *)&guard);
+  while (e->done == 0 && uv_run(&e->loop, UV_RUN_ONCE) != 0) {
+  }
+  assert_int_equal(e->done, 1);
+  st = fc_run_status(e->run);
+  uv_close((uv_handle_t *)&swap, NULL);
+  uv_close((uv_handle_t *)&guard, NULL);
+  fc_run_close(e->run, on_closed, e);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  assert_int_equal(e->closed, 1);
+  assert_int_equal(sigaction(SIGCHLD, &before, NULL), 0);
+  return st;
+}
+
+/* libuv's SIGCHLD handler is replaced while the command runs: the exit is
+ * found by the reap timer, with its status, and the next node runs. */
+static void test_exec_exit_without_sigchld(void **state) {
+  env_t *e = *state;
+  fc_node_t *n;
+  const fc_recorded_event_t *ev;
+  add_sh(e, "late", "sleep 0.4; echo '{\"rows\": 2}'", NULL);
+  n = add_sh(e, "after", "sleep 0.3; exit 3", NULL);
+  assert_int_equal(fc_node_add_dep(n, "late"), 0);
+  assert_int_equal(run_without_sigchld(e, sigchld_ignore), FC_WORKFLOW_FAILED);
+  assert_int_equal(final_status(e, "late"), FC_NODE_COMPLETED);
+  assert_int_equal(final_status(e, "after"), FC_NODE_FAILED);
+  ev = last_error(e, "after");
+  assert_string_equal(ev->error_type, "exit_status");
+  assert_non_null(strstr(ev->error_message, "exited with status 3"));
+}
+
+/* A handler that reaps every child takes the status first: the attempt
+ * fails with exec_error saying so, instead of waiting for ever. */
+static void test_exec_exit_status_taken(void **state) {
+  env_t *e = *state;
+  const fc_recorded_event_t *ev;
+  add_sh(e, "taken", "sleep 0.4", NULL);
+  assert_int_equal(run_without_sigchld(e, sigchld_reap_all), FC_WORKFLOW_FAILED);
+  assert_int_equal(final_status(e, "taken"), FC_NODE_FAILED);
+  ev = last_error(e, "taken");
+  assert_string_equal(ev->error_type, "exec_error");
+  assert_non_null(strstr(ev->error_message, "collected by another waitpid()"));
+}
+
 /* ---- exec: C API arguments -------------------------------------------------------- */
 
 static void test_exec_bad_arguments(void **state) {
@@ -826,6 +922,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_exec_many_parallel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_env_and_cwd, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_exit_status, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_exit_without_sigchld, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exec_exit_status_taken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_display_cut, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_stderr_tail, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exec_signal, setup, teardown),
