@@ -920,28 +920,27 @@ int cli_cmd_run(int argc, char **argv) {
   rc = parse_run_options(argc, argv, &st, &done);
   if (rc != 0 || done)
     return rc;
-  rc = load_workflow(st.file, &st.wf, &file_input);
+  /* The writer's thread connects and checks the schema while the file
+   * loads. */
+  rc = setup_history(&st);
   if (rc != 0)
     return rc;
-  if (st.input_arg != NULL) {
+  rc = load_workflow(st.file, &st.wf, &file_input);
+  if (rc == 0 && st.input_arg != NULL) {
     fc_error_clear(&err);
     if (fc_workflow_load_input(st.input_arg, &input, &err) != 0) {
       cli_error("%s", err.text);
-      json_decref(file_input);
-      fc_workflow_free(st.wf);
-      return CLI_EXIT_USAGE;
+      rc = CLI_EXIT_USAGE;
     }
     json_decref(file_input);
   } else {
     input = file_input;
   }
-  if (st.metrics_file != NULL && check_metrics_path(st.metrics_file) != 0) {
-    json_decref(input);
-    fc_workflow_free(st.wf);
-    return CLI_EXIT_USAGE;
-  }
-  rc = setup_history(&st);
-  if (rc != 0) {
+  if (rc == 0 && st.metrics_file != NULL && check_metrics_path(st.metrics_file) != 0)
+    rc = CLI_EXIT_USAGE;
+  if (rc != 0) { /* nothing was recorded: the writer only goes */
+    if (st.writer != NULL)
+      (void)fc_history_writer_close(st.writer, NULL);
     json_decref(input);
     fc_workflow_free(st.wf);
     return rc;
