@@ -52,6 +52,12 @@ extern "C" {
  *     (as below) and the attempt fails with type "output_too_large";
  *   - the command cannot be started (no such file, not executable, bad
  *     cwd): failure of type "spawn_error" naming the command and the reason.
+ *   - the exit status was taken by another waitpid() of the process (a
+ *     SIGCHLD handler that reaps every child): failure of type
+ *     "exec_error". The exit is learnt from libuv's SIGCHLD handler and,
+ *     should that signal be lost, by waitpid(WNOHANG) from 50 ms after
+ *     stdout and stderr closed (or the group was stopped), at doubling
+ *     intervals up to 1 s.
  * Failures carry the tail of stderr (the last FC_EXEC_STDERR_TAIL bytes,
  * made valid UTF-8) as the stack_trace, and details JSON with "command",
  * "pid", "exit_status" / "signal".
