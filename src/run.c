@@ -20,6 +20,11 @@ typedef struct {
 typedef struct {
   json_t *input;  /* built for the first attempt, kept for retries */
   json_t *output; /* when completed */
+  /* The input of the successors whose only dependency this node is (they
+   * all get the same {"input", "<this>"} object: a fan-out of a million
+   * nodes holds one, not a million), kept until the last of them took it. */
+  json_t *sole_input;
+  uint32_t sole_left; /* successors yet to take sole_input */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
   int64_t started_at_us;
@@ -247,11 +252,39 @@ static void propagate(fc_run_t *run) {
   }
 }
 
-/* {"input": <workflow input>, "<dep>": <its output>, ...} */
+/* {"input": <workflow input>, "<dep>": <its output>, ...}: a new
+ * reference. Inputs are read-only, so the successors of one node that
+ * depend on it alone share one object (node_state.sole_input). */
 static json_t *node_input(fc_run_t *run, uint32_t i) {
   const fc_node_t *node = run->wf->nodes[i];
-  json_t *in = json_object();
+  json_t *in;
   size_t k;
+  if (node->nin == 1) {
+    node_state *dep = &run->nodes[node->in[0]];
+    if (dep->sole_input == NULL) {
+      const fc_node_t *d = run->wf->nodes[node->in[0]];
+      uint32_t n = 0;
+      for (k = 0; k < d->nout; k++)
+        n += run->wf->nodes[d->out[k].to]->nin == 1;
+      if (n > 1) {
+        dep->sole_input = json_object();
+        if (dep->sole_input == NULL)
+          return NULL;
+        json_object_set(dep->sole_input, "input", run->input);
+        json_object_set(dep->sole_input, d->id, dep->output != NULL ? dep->output : json_null());
+        dep->sole_left = n;
+      }
+    }
+    if (dep->sole_input != NULL) {
+      in = json_incref(dep->sole_input);
+      if (--dep->sole_left == 0) {
+        json_decref(dep->sole_input); /* the last one: it holds the only reference now */
+        dep->sole_input = NULL;
+      }
+      return in;
+    }
+  }
+  in = json_object();
   if (in == NULL)
     return NULL;
   json_object_set(in, "input", run->input);
@@ -739,6 +772,7 @@ static void maybe_free(fc_run_t *run) {
   for (i = 0; i < run->n; i++) {
     json_decref(run->nodes[i].input);
     json_decref(run->nodes[i].output);
+    json_decref(run->nodes[i].sole_input);
   }
   json_decref(run->input);
   json_decref(run->output);
