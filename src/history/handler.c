@@ -18,6 +18,10 @@ typedef struct {
   json_t **out;      /* node_count: latest output of each node, or NULL */
   int32_t *out_attempt;
   json_t **in;       /* node_count: input of the attempt now running */
+  /* The node input compacted last and what it gave (references held):
+   * the successors of one node share one input object (src/run.c), so a
+   * fan-out compacts it once and its records share payload and refs. */
+  json_t *memo_value, *memo_refs, *memo_rest;
 } refs_state;
 
 typedef struct {
@@ -60,8 +64,16 @@ static void push_rec(db_handler *h) {
     hand_over(h);
 }
 
+static void memo_clear(refs_state *st) {
+  json_decref(st->memo_value);
+  json_decref(st->memo_refs);
+  json_decref(st->memo_rest);
+  st->memo_value = st->memo_refs = st->memo_rest = NULL;
+}
+
 static void refs_clear(refs_state *st, int node_count) {
   int i;
+  memo_clear(st);
   json_decref(st->input);
   for (i = 0; st->out != NULL && i < node_count; i++) {
     json_decref(st->out[i]);
@@ -127,9 +139,14 @@ static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char
 /* Fills rec->payload and rec->refs for a node start's input or a run's
  * output (value): the members that are stored elsewhere become
  * references; the others stay. */
-static int compact(const refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
+static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
   const char *key;
   json_t *v, *refs = NULL, *rest;
+  if (value != NULL && value == st->memo_value) {
+    rec->payload = json_incref(st->memo_rest);
+    rec->refs = json_incref(st->memo_refs);
+    return 0;
+  }
   rec->payload = json_incref(value);
   if (st->out == NULL || !json_is_object(value))
     return 0;
@@ -163,6 +180,12 @@ static int compact(const refs_state *st, const fc_event_t *ev, json_t *value, fc
   json_decref(rec->payload);
   rec->payload = rest;
   rec->refs = refs;
+  if (ev->kind == FC_EVENT_NODE_START) {
+    memo_clear(st);
+    st->memo_value = json_incref(value);
+    st->memo_refs = json_incref(refs);
+    st->memo_rest = json_incref(rest);
+  }
   return 0;
 }
 
@@ -178,6 +201,10 @@ static void track(refs_state *st, const fc_event_t *ev) {
     json_decref(st->in[i]);
     st->in[i] = NULL;
     if (ev->output != NULL && ev->status == FC_NODE_COMPLETED) {
+      /* The memo may refer to this node's previous output. */
+      if (st->memo_value != NULL && ev->node_id != NULL &&
+          json_object_get(st->memo_value, ev->node_id) != NULL)
+        memo_clear(st);
       json_decref(st->out[i]);
       st->out[i] = json_incref(ev->output);
       st->out_attempt[i] = ev->attempt;
