@@ -246,7 +246,9 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
     fc__copy_int4(buf, pid);
   else
     fc__copy_null(buf);
-  if (r->has_end && r->end.refs != NULL) /* compact storage of the run's output */
+  if (r->has_end && r->end.refs != NULL && r->end.refs_text) /* compact storage */
+    fc__copy_jsonb_text(buf, json_string_value(r->end.refs), json_string_length(r->end.refs));
+  else if (r->has_end && r->end.refs != NULL) /* of the run's output */
     fc__copy_jsonb(buf, r->end.refs, 0);
   else
     fc__copy_null(buf);

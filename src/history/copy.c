@@ -783,6 +783,14 @@ unsigned fc__copy_text(fc__buf_t *b, const char *s) {
   return changed;
 }
 
+void fc__copy_jsonb_text(fc__buf_t *b, const char *text, size_t len) {
+  size_t at = b->len;
+  put_be32(b, 0);
+  fc__buf_append(b, "\1", 1); /* jsonb binary format version */
+  fc__buf_append(b, text, len);
+  patch_length(b, at);
+}
+
 unsigned fc__copy_jsonb(fc__buf_t *b, json_t *v, size_t max_bytes) {
   size_t at = b->len;
   unsigned changed;

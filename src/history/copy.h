@@ -78,5 +78,7 @@ unsigned fc__copy_text(fc__buf_t *b, const char *s);
 /* jsonb: version byte 1 + fc__json_encode(v, max_bytes); v NULL writes
  * SQL NULL. Returns the FC__CHANGED_* bits. */
 unsigned fc__copy_jsonb(fc__buf_t *b, json_t *v, size_t max_bytes);
+/* jsonb from JSON text the caller vouches for (valid, UTF-8). */
+void fc__copy_jsonb_text(fc__buf_t *b, const char *text, size_t len);
 
 #endif

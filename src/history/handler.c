@@ -1,8 +1,10 @@
 /* The database handler: events -> compact records -> blocks for the
  * writer. Runs on the engine's loop thread; its callbacks do no I/O and
- * serialize nothing (the writer does that on its own thread). */
+ * serialize no payload (the writer does that on its own thread): the one
+ * text they write is the references of a run's output (compact_output). */
 #include <stdio.h>
 
+#include "buf.h"
 #include "history/record.h"
 #include "workflow_int.h"
 
@@ -189,6 +191,74 @@ static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec
   return 0;
 }
 
+/* 1 when key is written in JSON as it is (no '"', '\\' or control byte):
+ * true of node ids (fc__name_valid). */
+static int plain_key(const char *key) {
+  const unsigned char *p;
+  for (p = (const unsigned char *)key; *p != '\0'; p++)
+    if (*p == '"' || *p == '\\' || *p < 0x20)
+      return 0;
+  return 1;
+}
+
+/* compact() for a run's output: {"<node>": <its output>, ...} of every
+ * completed node without successors, so a fan-out of a million nodes has
+ * a million members, nearly all references. Their refs are written as
+ * compact JSON text into one string (rec->refs_text) instead of a small
+ * object each (about 400 bytes apiece). */
+static int compact_output(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
+  const char *key;
+  json_t *v, *rest;
+  fc__buf_t text;
+  size_t nrefs = 0, need = 2;
+  if (st->out == NULL || !json_is_object(value) || ev->workflow == NULL)
+    return compact(st, ev, value, rec);
+  json_object_foreach(value, key, v) {
+    if (!plain_key(key))
+      return compact(st, ev, value, rec);
+    need += 2 * strlen(key) + 40; /* ,"K":{"node":"K","attempt":N} */
+  }
+  rest = json_object();
+  if (rest == NULL)
+    return FC_ENOMEM;
+  fc__buf_init(&text);
+  (void)fc__buf_reserve(&text, need); /* one allocation, not doublings */
+  fc__buf_append(&text, "{", 1);
+  json_object_foreach(value, key, v) {
+    const fc_node_t *dep = fc_workflow_find_node(ev->workflow, key);
+    if (v == st->input) {
+      fc__buf_printf(&text, "%s\"%s\":\"run\"", nrefs++ ? "," : "", key);
+    } else if (dep != NULL && st->out[dep->index] == v) {
+      fc__buf_printf(&text, "%s\"%s\":{\"node\":\"%s\",\"attempt\":%d}", nrefs++ ? "," : "",
+                     key, key, (int)st->out_attempt[dep->index]);
+    } else if (json_object_set(rest, key, v) != 0) {
+      text.oom = 1;
+      break;
+    }
+  }
+  fc__buf_append(&text, "}", 1);
+  if (text.oom) {
+    fc__buf_free(&text);
+    json_decref(rest);
+    return FC_ENOMEM;
+  }
+  if (nrefs == 0) {
+    fc__buf_free(&text);
+    json_decref(rest);
+    rec->payload = json_incref(value);
+    return 0;
+  }
+  rec->refs = json_stringn(text.data, text.len);
+  fc__buf_free(&text);
+  if (rec->refs == NULL) {
+    json_decref(rest);
+    return FC_ENOMEM;
+  }
+  rec->refs_text = 1;
+  rec->payload = rest;
+  return 0;
+}
+
 /* Keeps what later records are compared against. */
 static void track(refs_state *st, const fc_event_t *ev) {
   int i = ev->node_index;
@@ -224,6 +294,7 @@ static int on_event(void *self, const fc_event_t *ev) {
   if (rec == NULL)
     return FC_ENOMEM;
   rec->refs = NULL;
+  rec->refs_text = 0;
   rec->output_is_input = 0;
   rec->kind = (uint8_t)ev->kind;
   rec->status = (uint8_t)ev->status;
@@ -253,7 +324,7 @@ static int on_event(void *self, const fc_event_t *ev) {
     break;
   case FC_EVENT_WORKFLOW_END:
     rec->count = ev->error_count;
-    rc = compact(rs, ev, ev->output, rec);
+    rc = compact_output(rs, ev, ev->output, rec);
     refs_clear(rs, run->node_count);
     if (rc != 0) {
       fc__hrec_clear(rec);

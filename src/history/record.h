@@ -54,6 +54,10 @@ typedef struct {
   /* Node ends: 1 when the output is the very input of the attempt (a
    * `pass`): payload is then NULL and the row says output_is_input. */
   uint8_t output_is_input;
+  /* 1: refs is a JSON string holding the refs object's compact JSON text
+   * (a run's output, whose members are mostly references: one string
+   * instead of one small object per member); written as that text. */
+  uint8_t refs_text;
   uint32_t bytes; /* size for the writer's byte budget (fc__hrec_estimate) */
   char *err;       /* errors: "type\0message\0stack_trace\0", owned */
   uint8_t error_id[16];

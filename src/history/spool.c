@@ -282,7 +282,10 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
     unsigned char flags = rec->output_is_input ? 1 : 0;
     fc__buf_append(p, &flags, 1);
   }
-  put_json(p, rec->refs);
+  if (rec->refs_text) /* read back as the refs object itself */
+    put_str(p, json_string_value(rec->refs), json_string_length(rec->refs));
+  else
+    put_json(p, rec->refs);
   if (p->oom)
     return FC_ENOMEM;
   need = p->len + 8;

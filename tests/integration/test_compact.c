@@ -261,6 +261,22 @@ static void test_spool_round_trip_keeps_references(void **state) {
   got = rebuilt(db, "c19");
   assert_true(json_equal(got, want));
   json_decref(got);
+  /* The run's output: its references (written as text by the handler)
+   * went through the spool too. */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE "
+                                      "output_refs->'c19'->>'node' = 'c19'"),
+                   1);
+  {
+    json_error_t jerr;
+    char *t = fc_test_pg_text(db, "SELECT flowcore_run_output(workflow_id)::text FROM "
+                                  "workflow_executions WHERE output_refs ? 'c19'");
+    json_t *out = json_loads(t, 0, &jerr);
+    free(t);
+    assert_non_null(out);
+    assert_true(json_equal(json_object_get(out, "c19"), want));
+    assert_int_equal(json_object_size(out), 1);
+    json_decref(out);
+  }
   json_decref(want);
   json_decref(input);
 }
