@@ -755,7 +755,7 @@ static void test_exec_exit_without_sigchld(void **state) {
 static void test_exec_exit_status_taken(void **state) {
   env_t *e = *state;
   const fc_recorded_event_t *ev;
-  add_sh(e, "taken", "sleep 0.4", NULL);
+  add_sh(e, "taken", "sleep 1", NULL);
   assert_int_equal(run_without_sigchld(e, sigchld_reap_all), FC_WORKFLOW_FAILED);
   assert_int_equal(final_status(e, "taken"), FC_NODE_FAILED);
   ev = last_error(e, "taken");
