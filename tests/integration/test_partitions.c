@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fc_test.h"
@@ -298,6 +299,119 @@ static void test_writer_makes_partitions(void **state) {
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 0);
 }
 
+/* Feeds one run of a single node to the database handler directly, as the
+ * engine would, under the run id `uuid` (whose time puts the run in its
+ * day's partition), then waits until it is written. */
+static void feed_run(fc_history_writer_t *w, uv_loop_t *loop, const uint8_t uuid[16],
+                     int64_t t_us) {
+  fc_workflow_t *wf;
+  fc_handler_t dbh;
+  fc_event_t ev;
+  char idtext[FC_UUID_STRING_LENGTH];
+  json_t *in = json_object();
+  assert_int_equal(fc_workflow_new(&wf, "near_edge"), 0);
+  assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
+  assert_int_equal(fc_workflow_validate(wf, NULL), 0);
+  fc_uuid_format(uuid, idtext);
+  assert_int_equal(fc_history_handler(w, loop, &dbh), 0);
+  memset(&ev, 0, sizeof ev);
+  ev.workflow = wf;
+  ev.workflow_id = idtext;
+  ev.workflow_uuid = uuid;
+  ev.workflow_name = "near_edge";
+  ev.node_count = 1;
+  ev.node_index = -1;
+  ev.kind = FC_EVENT_WORKFLOW_START;
+  ev.status = FC_WORKFLOW_RUNNING;
+  ev.time_us = t_us;
+  ev.input = in;
+  assert_int_equal(dbh.on_workflow_start(dbh.self, &ev), 0);
+  ev.kind = FC_EVENT_NODE_START;
+  ev.node_id = "a";
+  ev.node_type = "pass";
+  ev.node_index = 0;
+  ev.attempt = 1;
+  ev.time_us = t_us + 10;
+  assert_int_equal(dbh.on_node_start(dbh.self, &ev), 0);
+  ev.kind = FC_EVENT_NODE_END;
+  ev.status = FC_NODE_COMPLETED;
+  ev.time_us = t_us + 30;
+  ev.started_at_us = t_us + 10;
+  ev.duration_us = 20;
+  ev.output = in;
+  assert_int_equal(dbh.on_node_end(dbh.self, &ev), 0);
+  ev.kind = FC_EVENT_WORKFLOW_END;
+  ev.node_id = NULL;
+  ev.node_type = NULL;
+  ev.node_index = -1;
+  ev.attempt = 0;
+  ev.status = FC_WORKFLOW_COMPLETED;
+  ev.time_us = t_us + 40;
+  ev.started_at_us = t_us;
+  ev.duration_us = 40;
+  ev.output = NULL;
+  assert_int_equal(dbh.on_workflow_end(dbh.self, &ev), 0); /* hands the block over */
+  assert_int_equal(fc_history_writer_flush(w, 20000), 0);
+  fc_handler_destroy(&dbh);
+  uv_run(loop, UV_RUN_NOWAIT); /* the handler's handles close */
+  json_decref(in);
+  fc_workflow_free(wf);
+}
+
+/* A writer that has run for days reaches the edge of the partitions it
+ * made: a run that starts within FC__PART_MARGIN_DAYS (2) of that edge
+ * makes it call flowcore_ensure_partitions again; one far from it does
+ * not. The edge after the first call is the end of today + 7 days, so a
+ * run of today + 6 days (an id with that time) is near it; the call
+ * succeeds and the run is in that day's partition, not the default. */
+static void test_writer_partitions_near_edge(void **state) {
+  char db[CI_LEN];
+  fc_history_config_t cfg;
+  fc_history_writer_t *w;
+  fc_history_stats_t st;
+  uv_loop_t loop;
+  uint8_t uuid[16];
+  struct timespec ts;
+  int64_t now_ms, later_ms;
+  int i;
+  (void)state;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  later_ms = now_ms + 6LL * 86400000;
+  fc_test_make_db(&pg, "part_near_edge", db, sizeof db);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  fc_history_config_init(&cfg);
+  cfg.conninfo = db;
+  w = fc_test_writer_new(&cfg);
+  wait_partition_check(w);
+  /* Today: far from the edge, no second call. */
+  assert_int_equal(fc_uuid7(uuid), 0);
+  feed_run(w, &loop, uuid, now_ms * 1000);
+  fc_history_writer_stats(w, &st);
+  assert_int_equal(st.partition_checks, 1);
+  /* Six days on: near it. */
+  for (i = 0; i < 6; i++)
+    uuid[i] = (uint8_t)(later_ms >> (40 - 8 * i));
+  feed_run(w, &loop, uuid, later_ms * 1000);
+  for (i = 0; i < 1000 && st.partition_checks < 2; i++) {
+    fc_test_sleep_ms(10);
+    fc_history_writer_stats(w, &st);
+  }
+  assert_int_equal(fc_history_writer_close(w, &st), 0);
+  assert_int_equal(st.partition_checks, 2);
+  assert_int_equal(st.partition_failures, 0);
+  assert_int_equal(st.dropped_total, 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions w JOIN pg_class c"
+                                      " ON c.oid = w.tableoid WHERE c.relname ="
+                                      " 'workflow_executions_p' || to_char((now() + interval"
+                                      " '6 days') AT TIME ZONE 'UTC', 'YYYYMMDD')"),
+                   1);
+  fc_test_loop_close(&loop);
+}
+
 /* A writer role that may not create partitions still writes everything
  * (to the default partition) and counts the failed call. */
 static void test_writer_partitions_refused(void **state) {
@@ -454,6 +568,7 @@ int main(void) {
       cmocka_unit_test(test_upgrade_from_0006),
       cmocka_unit_test(test_writer_makes_partitions),
       cmocka_unit_test(test_writer_partitions_refused),
+      cmocka_unit_test(test_writer_partitions_near_edge),
       cmocka_unit_test(test_prune),
       cmocka_unit_test(test_prune_workflow_batches),
       cmocka_unit_test(test_prune_recorded_on_failure),
