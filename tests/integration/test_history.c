@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fc_test.h"
+#include "history_fixture.h"
 #include "pg_server.h"
 
 static fc_test_pg_t pg;
@@ -434,9 +435,7 @@ static void test_replay_is_idempotent(void **state) {
   harness h;
   fc_workflow_t *wf;
   fc_handler_t dbh;
-  fc_event_t ev;
   uint8_t uuid[16];
-  char idtext[FC_UUID_STRING_LENGTH];
   json_t *in = json_pack("{s:i}", "x", 1), *out = json_pack("{s:i}", "y", 2);
   int round;
   int64_t t0 = 1800000000000000LL; /* 2027-01-15 */
@@ -446,52 +445,13 @@ static void test_replay_is_idempotent(void **state) {
   add(wf, "a", ok_fn, "pass");
   assert_int_equal(fc_workflow_validate(wf, NULL), 0);
   assert_int_equal(fc_uuid7(uuid), 0);
-  fc_uuid_format(uuid, idtext);
   assert_int_equal(fc_history_handler(h.w, &h.loop, &dbh), 0);
 
   for (round = 0; round < 3; round++) {
-    memset(&ev, 0, sizeof ev);
-    ev.workflow = wf;
-    ev.workflow_id = idtext;
-    ev.workflow_uuid = uuid;
-    ev.workflow_name = "replay";
-    ev.node_count = 1;
-    ev.node_index = -1;
-    ev.kind = FC_EVENT_WORKFLOW_START;
-    ev.status = FC_WORKFLOW_RUNNING;
-    ev.time_us = t0;
-    ev.input = in;
-    assert_int_equal(dbh.on_workflow_start(dbh.self, &ev), 0);
-    ev.kind = FC_EVENT_NODE_START;
-    ev.node_id = "a";
-    ev.node_type = "pass";
-    ev.node_index = 0;
-    ev.attempt = 1;
-    ev.time_us = t0 + 10;
-    assert_int_equal(dbh.on_node_start(dbh.self, &ev), 0);
-    if (round != 2) {
-      /* rounds 0 and 1: the end too (round 1 replays round 0 exactly) */
-      ev.kind = FC_EVENT_NODE_END;
-      ev.status = FC_NODE_COMPLETED;
-      ev.time_us = t0 + 30;
-      ev.started_at_us = t0 + 10;
-      ev.duration_us = 20;
-      ev.input = NULL;
-      ev.output = out;
-      assert_int_equal(dbh.on_node_end(dbh.self, &ev), 0);
-      ev.kind = FC_EVENT_WORKFLOW_END;
-      ev.node_id = NULL;
-      ev.node_type = NULL;
-      ev.node_index = -1;
-      ev.attempt = 0;
-      ev.status = FC_WORKFLOW_COMPLETED;
-      ev.time_us = t0 + 40;
-      ev.started_at_us = t0;
-      ev.duration_us = 40;
-      assert_int_equal(dbh.on_workflow_end(dbh.self, &ev), 0); /* hands the block over */
-    } else {
+    /* rounds 0 and 1: the ends too (round 1 replays round 0 exactly) */
+    fc_test_feed_run(&dbh, wf, uuid, t0, in, out, round != 2);
+    if (round == 2)
       uv_run(&h.loop, UV_RUN_NOWAIT); /* the handler hands over before the loop waits */
-    }
     assert_int_equal(fc_history_writer_flush(h.w, 30000), 0);
     assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 1);
     assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions"), 1);

@@ -299,58 +299,19 @@ static void test_writer_makes_partitions(void **state) {
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 0);
 }
 
-/* Feeds one run of a single node to the database handler directly, as the
- * engine would, under the run id `uuid` (whose time puts the run in its
- * day's partition), then waits until it is written. */
+/* One run of a one-node workflow fed to the database handler directly
+ * under the id uuid (whose time puts the run in that day's partition),
+ * then written. */
 static void feed_run(fc_history_writer_t *w, uv_loop_t *loop, const uint8_t uuid[16],
                      int64_t t_us) {
   fc_workflow_t *wf;
   fc_handler_t dbh;
-  fc_event_t ev;
-  char idtext[FC_UUID_STRING_LENGTH];
   json_t *in = json_object();
   assert_int_equal(fc_workflow_new(&wf, "near_edge"), 0);
   assert_int_equal(fc_workflow_add_node(wf, "a", ok_fn, NULL, NULL), 0);
   assert_int_equal(fc_workflow_validate(wf, NULL), 0);
-  fc_uuid_format(uuid, idtext);
   assert_int_equal(fc_history_handler(w, loop, &dbh), 0);
-  memset(&ev, 0, sizeof ev);
-  ev.workflow = wf;
-  ev.workflow_id = idtext;
-  ev.workflow_uuid = uuid;
-  ev.workflow_name = "near_edge";
-  ev.node_count = 1;
-  ev.node_index = -1;
-  ev.kind = FC_EVENT_WORKFLOW_START;
-  ev.status = FC_WORKFLOW_RUNNING;
-  ev.time_us = t_us;
-  ev.input = in;
-  assert_int_equal(dbh.on_workflow_start(dbh.self, &ev), 0);
-  ev.kind = FC_EVENT_NODE_START;
-  ev.node_id = "a";
-  ev.node_type = "pass";
-  ev.node_index = 0;
-  ev.attempt = 1;
-  ev.time_us = t_us + 10;
-  assert_int_equal(dbh.on_node_start(dbh.self, &ev), 0);
-  ev.kind = FC_EVENT_NODE_END;
-  ev.status = FC_NODE_COMPLETED;
-  ev.time_us = t_us + 30;
-  ev.started_at_us = t_us + 10;
-  ev.duration_us = 20;
-  ev.output = in;
-  assert_int_equal(dbh.on_node_end(dbh.self, &ev), 0);
-  ev.kind = FC_EVENT_WORKFLOW_END;
-  ev.node_id = NULL;
-  ev.node_type = NULL;
-  ev.node_index = -1;
-  ev.attempt = 0;
-  ev.status = FC_WORKFLOW_COMPLETED;
-  ev.time_us = t_us + 40;
-  ev.started_at_us = t_us;
-  ev.duration_us = 40;
-  ev.output = NULL;
-  assert_int_equal(dbh.on_workflow_end(dbh.self, &ev), 0); /* hands the block over */
+  fc_test_feed_run(&dbh, wf, uuid, t_us, in, in, 1);
   assert_int_equal(fc_history_writer_flush(w, 20000), 0);
   fc_handler_destroy(&dbh);
   uv_run(loop, UV_RUN_NOWAIT); /* the handler's handles close */

@@ -42,4 +42,14 @@ typedef struct {
 void fc_test_run_with_history(fc_workflow_t *wf, fc_history_writer_t *w, json_t *input,
                               fc_test_hrun_t *out, void (*on_end)(void *data), void *data);
 
+/* Feeds the database handler dbh, as the engine would, one run of wf
+ * (validated, whose only node is "a", of type pass) under the id uuid:
+ * the workflow start at t_us with input in, the node start at t_us + 10
+ * and, when `ends` is set, the node end (completed at t_us + 30 with
+ * output out) and the workflow end (t_us + 40, output out too, which
+ * hands the block over to the writer). Asserts that every callback
+ * returns 0. */
+void fc_test_feed_run(fc_handler_t *dbh, fc_workflow_t *wf, const uint8_t uuid[16], int64_t t_us,
+                      json_t *in, json_t *out, int ends);
+
 #endif
