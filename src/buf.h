@@ -26,6 +26,8 @@ void fc__buf_append_grow(fc__buf_t *b, const void *p, size_t n);
 
 /* Appends p[0..n). Inline: the COPY encoder calls it per field. */
 static inline void fc__buf_append(fc__buf_t *b, const void *p, size_t n) {
+  if (n == 0)
+    return; /* p may be NULL then; memcpy must not see it */
   if (!b->oom && b->cap > b->len && n < b->cap - b->len) {
     memcpy(b->data + b->len, p, n);
     b->len += n;
