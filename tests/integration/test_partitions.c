@@ -58,7 +58,8 @@ static int run_cli(const char *db, const char *user, const char *args, char **ou
 
 /* A run (finished unless status is running) of workflow name started
  * days_ago days ago (at noon UTC of that day, so that the runs of one day
- * stay in one partition whatever the time; days_ago 0: a minute ago), with
+ * stay in one partition whatever the time; days_ago 0: 5 to 65 seconds ago,
+ * so that a horizon of '1 second' surely passed it), with
  * nodes node rows and one error. */
 static void old_run(const char *db, const char *name, const char *status, int days_ago,
                     int nodes) {
@@ -66,8 +67,8 @@ static void old_run(const char *db, const char *name, const char *status, int da
       fc_test_pg_exec(db,
                       "WITH r AS (INSERT INTO workflow_executions (workflow_id, workflow_name,"
                       " status, started_at) SELECT flowcore_uuid_floor(t)::text::uuid, '%s', '%s',"
-                      " t FROM (SELECT CASE WHEN %d = 0 THEN now() - random() * interval"
-                      " '1 minute' ELSE (date_trunc('day', now() AT TIME ZONE 'UTC') + interval"
+                      " t FROM (SELECT CASE WHEN %d = 0 THEN now() - interval '5 seconds'"
+                      " - random() * interval '1 minute' ELSE (date_trunc('day', now() AT TIME ZONE 'UTC') + interval"
                       " '12 hours' + random() * interval '1 hour') AT TIME ZONE 'UTC'"
                       " - interval '%d days' END AS t) s RETURNING workflow_id),"
                       " n AS (INSERT INTO node_executions (workflow_id, node_id, attempt, status)"
