@@ -311,8 +311,7 @@ static int group_setup(void **state) {
   if (fc_test_pg_create_db(&g_pg, g_dbname, g_db, sizeof g_db) != 0)
     return -1;
   snprintf(g_db_secret, sizeof g_db_secret, "%s password=%s", g_db, SECRET);
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/fc-cli-XXXXXX");
-  if (mkdtemp(g_tmp) == NULL)
+  if (fc_test_tmpdir_make(g_tmp, sizeof g_tmp, "/tmp/fc-cli-XXXXXX") != 0)
     return -1;
   /* The schema, through the command under test. */
   {
@@ -329,13 +328,8 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   (void)state;
-  if (g_tmp[0] != '\0') {
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0)
-      fprintf(stderr, "could not remove %s\n", g_tmp);
-  }
+  fc_test_tmpdir_remove(g_tmp);
   if (g_dbname[0] != '\0')
     (void)fc_test_pg_drop_db(&g_pg, g_dbname);
   fc_test_pg_stop(&g_pg);

@@ -37,18 +37,14 @@ static char tmp[64];
 
 static int group_setup(void **state) {
   (void)state;
-  strcpy(tmp, "/tmp/fc-cli-output-XXXXXX");
-  if (mkdtemp(tmp) == NULL)
+  if (fc_test_tmpdir_make(tmp, sizeof tmp, "/tmp/fc-cli-output-XXXXXX") != 0)
     return -1;
   return fc_test_pg_start(&pg);
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   (void)state;
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", tmp);
+  fc_test_tmpdir_remove(tmp);
   return fc_test_pg_stop(&pg);
 }
 
