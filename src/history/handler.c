@@ -125,8 +125,8 @@ static int refs_alloc(refs_state *st, int node_count) {
 }
 
 /* The reference for member (key, v) of a node's input, or NULL: "run" when
- * v is the run's input itself, {"node": key, "attempt": n} when v is the
- * latest output of node `key` itself (attempt n). Pointer identity only. */
+ * v is the run's input itself, the attempt number n when v is the latest
+ * output of node `key` itself (attempt n). Pointer identity only. */
 static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char *key,
                        const json_t *v) {
   const fc_node_t *dep;
@@ -134,7 +134,7 @@ static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char
     return json_string("run");
   dep = wf != NULL ? fc_workflow_find_node(wf, key) : NULL;
   if (dep != NULL && st->out[dep->index] == v)
-    return json_pack("{s:s,s:i}", "node", key, "attempt", (json_int_t)st->out_attempt[dep->index]);
+    return json_integer((json_int_t)st->out_attempt[dep->index]);
   return NULL;
 }
 
@@ -216,7 +216,7 @@ static int compact_output(refs_state *st, const fc_event_t *ev, json_t *value, f
   json_object_foreach(value, key, v) {
     if (!plain_key(key))
       return compact(st, ev, value, rec);
-    need += 2 * strlen(key) + 40; /* ,"K":{"node":"K","attempt":N} */
+    need += strlen(key) + 16; /* ,"K":N */
   }
   rest = json_object();
   if (rest == NULL)
@@ -229,8 +229,8 @@ static int compact_output(refs_state *st, const fc_event_t *ev, json_t *value, f
     if (v == st->input) {
       fc__buf_printf(&text, "%s\"%s\":\"run\"", nrefs++ ? "," : "", key);
     } else if (dep != NULL && st->out[dep->index] == v) {
-      fc__buf_printf(&text, "%s\"%s\":{\"node\":\"%s\",\"attempt\":%d}", nrefs++ ? "," : "",
-                     key, key, (int)st->out_attempt[dep->index]);
+      fc__buf_printf(&text, "%s\"%s\":%d", nrefs++ ? "," : "", key,
+                     (int)st->out_attempt[dep->index]);
     } else if (json_object_set(rest, key, v) != 0) {
       text.oom = 1;
       break;

@@ -48,7 +48,7 @@ typedef struct {
   json_t *payload; /* start: input; end: output; error: details. Counted. */
   /* Node starts (of the input) and workflow ends (of the output): the
    * members stored as references (compact storage, docs/history.md):
-   * {"<key>": "run" | {"node": id, "attempt": n}}, counted, or NULL;
+   * {"<key>": "run" | n}, n the attempt of node <key>; counted, or NULL;
    * payload then holds only the other members. */
   json_t *refs;
   /* Node ends: 1 when the output is the very input of the attempt (a

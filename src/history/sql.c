@@ -14,6 +14,9 @@
   "stack_trace, severity, occurred_at"
 
 const char fc__sql_setup[] =
+    /* The schema must read what this writer writes (short references,
+     * migration 0011): older databases fail here, and the writer retries. */
+    "SELECT flowcore_require_schema(11);"
     "SET client_encoding = 'UTF8';"
     /* A backend blocked (on a lock, say) notices within a second that the
      * writer closed its connection, and frees its locks and slot. */

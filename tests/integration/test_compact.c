@@ -258,9 +258,9 @@ static void test_spool_round_trip_keeps_references(void **state) {
   assert_true(json_equal(got, want));
   json_decref(got);
   /* The run's output: its references (written as text by the handler)
-   * went through the spool too. */
+   * went through the spool too, in the short form (attempt 1 of c19). */
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions WHERE "
-                                      "output_refs->'c19'->>'node' = 'c19'"),
+                                      "output_refs->'c19' = '1'"),
                    1);
   {
     json_error_t jerr;
@@ -271,6 +271,53 @@ static void test_spool_round_trip_keeps_references(void **state) {
     assert_non_null(out);
     assert_true(json_equal(json_object_get(out, "c19"), want));
     assert_int_equal(json_object_size(out), 1);
+    json_decref(out);
+  }
+  json_decref(want);
+  json_decref(input);
+}
+
+/* References are stored as the attempt number, {"c1": 1} (0011); rows
+ * written before that hold {"c1": {"node": "c1", "attempt": 1}}, and
+ * an older writer's spool may still replay them: both rebuild the same. */
+static void test_long_form_references_still_rebuild(void **state) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH], path[128];
+  json_t *input = json_pack("{s:s}", "k", "v"), *want, *got;
+  (void)state;
+  fc_test_make_db(&pg, "compact_long_form", db, sizeof db);
+  snprintf(path, sizeof path, "%s/long.json", tmp);
+  write_workflow(path, input, 3, 0, 0);
+  assert_int_equal(run_cli(path, db, NULL), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE "
+                                      "input_refs = '{\"input\": \"run\", \"c1\": 1}'"),
+                   1);
+  /* Rewrite the references as a writer before 0011 wrote them (the
+   * append-only triggers are off for this session only). */
+  assert_int_equal(
+      fc_test_pg_exec(db, "SET session_replication_role = replica;"
+                          "UPDATE node_executions SET input_refs = jsonb_build_object('input', "
+                          "'run', 'c1', jsonb_build_object('node', 'c1', 'attempt', 1)) "
+                          "WHERE node_id = 'c2';"
+                          "UPDATE workflow_executions SET output_refs = jsonb_build_object("
+                          "'c2', jsonb_build_object('node', 'c2', 'attempt', 1))"),
+      0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE "
+                                      "input_refs->'c1'->>'node' = 'c1'"),
+                   1);
+  want = chain_input(input, 2);
+  got = rebuilt(db, "c2");
+  assert_true(json_equal(got, want));
+  json_decref(got);
+  {
+    json_error_t jerr;
+    char *t = fc_test_pg_text(db, "SELECT flowcore_run_output(workflow_id)::text FROM "
+                                  "workflow_executions");
+    json_t *out = json_loads(t, 0, &jerr);
+    free(t);
+    assert_non_null(out);
+    assert_int_equal(json_object_size(out), 1);
+    /* c2 passes its input on: the run's output is {"c2": <c2's input>} */
+    assert_true(json_equal(json_object_get(out, "c2"), want));
     json_decref(out);
   }
   json_decref(want);
@@ -398,6 +445,7 @@ int main(void) {
       cmocka_unit_test(test_chain_and_fan_out_rebuilt_exactly),
       cmocka_unit_test(test_payload_like_a_reference_stays_a_payload),
       cmocka_unit_test(test_spool_round_trip_keeps_references),
+      cmocka_unit_test(test_long_form_references_still_rebuild),
       cmocka_unit_test(test_long_chain_is_linear),
       cmocka_unit_test(test_byte_budget_drops_are_counted),
   };
