@@ -90,6 +90,16 @@ static row_t *index_find(batch_t *b, int type, const fc__hrun_t *run, int32_t no
   return NULL;
 }
 
+/* The references of compact storage (docs/history.md): a JSON string
+ * holding their text (the handler's form, text = 1) or an object (read
+ * back from a spool). */
+static void put_refs(fc__buf_t *buf, json_t *refs, int text) {
+  if (text)
+    fc__copy_jsonb_text(buf, json_string_value(refs), json_string_length(refs));
+  else
+    fc__copy_jsonb(buf, refs, 0);
+}
+
 /* Adds a record to the batch, merging a start with its end. Takes the
  * record's contents (the caller's copy is left to be forgotten). Returns 1
  * when merged into an existing row, 0 when a row was added, <0 on ENOMEM. */
@@ -203,7 +213,7 @@ static void encode_node(fc__buf_t *buf, const row_t *r, size_t max_payload) {
   /* Compact storage (docs/history.md): the references of the input, and
    * whether the output is the input itself. */
   if (r->has_start && r->start.refs != NULL)
-    fc__copy_jsonb(buf, r->start.refs, 0);
+    put_refs(buf, r->start.refs, r->start.refs_text);
   else
     fc__copy_null(buf);
   fc__copy_bool(buf, r->has_end && r->end.output_is_input);
@@ -246,10 +256,8 @@ static void encode_wf(fc__buf_t *buf, const row_t *r, size_t max_payload, const 
     fc__copy_int4(buf, pid);
   else
     fc__copy_null(buf);
-  if (r->has_end && r->end.refs != NULL && r->end.refs_text) /* compact storage */
-    fc__copy_jsonb_text(buf, json_string_value(r->end.refs), json_string_length(r->end.refs));
-  else if (r->has_end && r->end.refs != NULL) /* of the run's output */
-    fc__copy_jsonb(buf, r->end.refs, 0);
+  if (r->has_end && r->end.refs != NULL) /* of the run's output */
+    put_refs(buf, r->end.refs, r->end.refs_text);
   else
     fc__copy_null(buf);
 }

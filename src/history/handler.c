@@ -1,7 +1,7 @@
 /* The database handler: events -> compact records -> blocks for the
  * writer. Runs on the engine's loop thread; its callbacks do no I/O and
  * serialize no payload (the writer does that on its own thread): the one
- * text they write is the references of a run's output (compact_output). */
+ * text they write is the references of an input or output (compact). */
 #include <stdio.h>
 
 #include "buf.h"
@@ -24,6 +24,7 @@ typedef struct {
    * the successors of one node share one input object (src/run.c), so a
    * fan-out compacts it once and its records share payload and refs. */
   json_t *memo_value, *memo_refs, *memo_rest;
+  json_t *empty; /* {}: the payload of an input that is references only */
 } refs_state;
 
 typedef struct {
@@ -84,6 +85,7 @@ static void refs_clear(refs_state *st, int node_count) {
   fc__free(st->out);
   fc__free(st->out_attempt);
   fc__free(st->in);
+  json_decref(st->empty);
   memset(st, 0, sizeof *st);
 }
 
@@ -117,76 +119,29 @@ static int refs_alloc(refs_state *st, int node_count) {
   st->out = fc__calloc(n, sizeof *st->out);
   st->out_attempt = fc__calloc(n, sizeof *st->out_attempt);
   st->in = fc__calloc(n, sizeof *st->in);
-  if (st->out == NULL || st->out_attempt == NULL || st->in == NULL) {
+  st->empty = json_object();
+  if (st->out == NULL || st->out_attempt == NULL || st->in == NULL || st->empty == NULL) {
     refs_clear(st, 0);
     return FC_ENOMEM;
   }
   return 0;
 }
 
-/* The reference for member (key, v) of a node's input, or NULL: "run" when
- * v is the run's input itself, the attempt number n when v is the latest
- * output of node `key` itself (attempt n). Pointer identity only. */
-static json_t *ref_for(const refs_state *st, const fc_workflow_t *wf, const char *key,
-                       const json_t *v) {
+/* Whether member (key, v) of a node's input or a run's output is stored
+ * as a reference: 1 with *attempt = 0 when v is the run's input itself
+ * ("run"), 1 with *attempt = n when v is the latest output of node `key`
+ * itself (attempt n), else 0. Pointer identity only. */
+static int is_ref(const refs_state *st, const fc_workflow_t *wf, const char *key, const json_t *v,
+                  int32_t *attempt) {
   const fc_node_t *dep;
-  if (v == st->input)
-    return json_string("run");
+  if (v == st->input) {
+    *attempt = 0;
+    return 1;
+  }
   dep = wf != NULL ? fc_workflow_find_node(wf, key) : NULL;
-  if (dep != NULL && st->out[dep->index] == v)
-    return json_integer((json_int_t)st->out_attempt[dep->index]);
-  return NULL;
-}
-
-/* Fills rec->payload and rec->refs for a node start's input or a run's
- * output (value): the members that are stored elsewhere become
- * references; the others stay. */
-static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
-  const char *key;
-  json_t *v, *refs = NULL, *rest;
-  if (value != NULL && value == st->memo_value) {
-    rec->payload = json_incref(st->memo_rest);
-    rec->refs = json_incref(st->memo_refs);
-    return 0;
-  }
-  rec->payload = json_incref(value);
-  if (st->out == NULL || !json_is_object(value))
-    return 0;
-  json_object_foreach(value, key, v) {
-    json_t *ref;
-    if (v == NULL || (ref = ref_for(st, ev->workflow, key, v)) == NULL)
-      continue;
-    if (refs == NULL && (refs = json_object()) == NULL) {
-      json_decref(ref);
-      return FC_ENOMEM;
-    }
-    if (json_object_set_new(refs, key, ref) != 0) {
-      json_decref(refs);
-      return FC_ENOMEM;
-    }
-  }
-  if (refs == NULL)
-    return 0;
-  rest = json_object();
-  if (rest == NULL) {
-    json_decref(refs);
-    return FC_ENOMEM;
-  }
-  json_object_foreach(value, key, v) {
-    if (json_object_get(refs, key) == NULL && json_object_set(rest, key, v) != 0) {
-      json_decref(rest);
-      json_decref(refs);
-      return FC_ENOMEM;
-    }
-  }
-  json_decref(rec->payload);
-  rec->payload = rest;
-  rec->refs = refs;
-  if (ev->kind == FC_EVENT_NODE_START) {
-    memo_clear(st);
-    st->memo_value = json_incref(value);
-    st->memo_refs = json_incref(refs);
-    st->memo_rest = json_incref(rest);
+  if (dep != NULL && st->out[dep->index] == v) {
+    *attempt = st->out_attempt[dep->index];
+    return 1;
   }
   return 0;
 }
@@ -201,61 +156,94 @@ static int plain_key(const char *key) {
   return 1;
 }
 
-/* compact() for a run's output: {"<node>": <its output>, ...} of every
- * completed node without successors, so a fan-out of a million nodes has
- * a million members, nearly all references. Their refs are written as
- * compact JSON text into one string (rec->refs_text) instead of a small
- * object each (about 400 bytes apiece). */
-static int compact_output(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
+/* Appends ,"key":"run" or ,"key":n (no comma before the first). */
+static void put_ref(fc__buf_t *b, size_t nth, const char *key, int32_t attempt) {
+  char num[16];
+  int len = 0;
+  uint32_t a = attempt > 0 ? (uint32_t)attempt : 0;
+  if (nth > 0)
+    fc__buf_append(b, ",", 1);
+  fc__buf_append(b, "\"", 1);
+  fc__buf_puts(b, key);
+  if (attempt == 0) {
+    fc__buf_append(b, "\":\"run\"", 7);
+    return;
+  }
+  fc__buf_append(b, "\":", 2);
+  do
+    num[sizeof num - 1 - len++] = (char)('0' + a % 10);
+  while ((a /= 10) != 0);
+  fc__buf_append(b, num + sizeof num - len, (size_t)len);
+}
+
+/* Fills rec->payload and rec->refs for a node start's input or a run's
+ * output (value): the members that are stored elsewhere become
+ * references, written as compact JSON text into one string
+ * (rec->refs_text: one allocation, not an object and a pair per member;
+ * a run's output has a member per sink, a million for a fan-out of a
+ * million nodes); the other members stay in the payload, an object of its
+ * own, or the run's shared empty object when every member is a reference.
+ * A reference under a key that needs escaping in JSON (never a node id)
+ * leaves the value stored whole. */
+static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
   const char *key;
   json_t *v, *rest;
   fc__buf_t text;
-  size_t nrefs = 0, need = 2;
-  if (st->out == NULL || !json_is_object(value) || ev->workflow == NULL)
-    return compact(st, ev, value, rec);
+  size_t nrefs = 0, nrest = 0, need = 2;
+  int32_t att;
+  if (value != NULL && value == st->memo_value) {
+    rec->payload = json_incref(st->memo_rest);
+    rec->refs = json_incref(st->memo_refs);
+    rec->refs_text = 1;
+    return 0;
+  }
+  rec->payload = json_incref(value);
+  if (st->out == NULL || !json_is_object(value))
+    return 0;
   json_object_foreach(value, key, v) {
+    if (!is_ref(st, ev->workflow, key, v, &att)) {
+      nrest++;
+      continue;
+    }
     if (!plain_key(key))
-      return compact(st, ev, value, rec);
+      return 0;
+    nrefs++;
     need += strlen(key) + 16; /* ,"K":N */
   }
-  rest = json_object();
+  if (nrefs == 0)
+    return 0;
+  rest = nrest == 0 ? json_incref(st->empty) : json_object();
   if (rest == NULL)
     return FC_ENOMEM;
   fc__buf_init(&text);
   (void)fc__buf_reserve(&text, need); /* one allocation, not doublings */
   fc__buf_append(&text, "{", 1);
+  nrefs = 0;
   json_object_foreach(value, key, v) {
-    const fc_node_t *dep = fc_workflow_find_node(ev->workflow, key);
-    if (v == st->input) {
-      fc__buf_printf(&text, "%s\"%s\":\"run\"", nrefs++ ? "," : "", key);
-    } else if (dep != NULL && st->out[dep->index] == v) {
-      fc__buf_printf(&text, "%s\"%s\":%d", nrefs++ ? "," : "", key,
-                     (int)st->out_attempt[dep->index]);
-    } else if (json_object_set(rest, key, v) != 0) {
+    if (is_ref(st, ev->workflow, key, v, &att))
+      put_ref(&text, nrefs++, key, att);
+    else if (json_object_set(rest, key, v) != 0)
       text.oom = 1;
-      break;
-    }
   }
   fc__buf_append(&text, "}", 1);
-  if (text.oom) {
-    fc__buf_free(&text);
-    json_decref(rest);
-    return FC_ENOMEM;
+  if (!text.oom) {
+    json_decref(rec->payload);
+    rec->payload = rest;
+    rec->refs = json_stringn_nocheck(text.data, text.len);
   }
-  if (nrefs == 0) {
-    fc__buf_free(&text);
-    json_decref(rest);
-    rec->payload = json_incref(value);
-    return 0;
-  }
-  rec->refs = json_stringn(text.data, text.len);
   fc__buf_free(&text);
-  if (rec->refs == NULL) {
-    json_decref(rest);
+  if (text.oom || rec->refs == NULL) {
+    if (text.oom)
+      json_decref(rest);
     return FC_ENOMEM;
   }
   rec->refs_text = 1;
-  rec->payload = rest;
+  if (ev->kind == FC_EVENT_NODE_START) {
+    memo_clear(st);
+    st->memo_value = json_incref(value);
+    st->memo_refs = json_incref(rec->refs);
+    st->memo_rest = json_incref(rest);
+  }
   return 0;
 }
 
@@ -324,7 +312,7 @@ static int on_event(void *self, const fc_event_t *ev) {
     break;
   case FC_EVENT_WORKFLOW_END:
     rec->count = ev->error_count;
-    rc = compact_output(rs, ev, ev->output, rec);
+    rc = compact(rs, ev, ev->output, rec);
     refs_clear(rs, run->node_count);
     if (rc != 0) {
       fc__hrec_clear(rec);

@@ -55,8 +55,8 @@ typedef struct {
    * `pass`): payload is then NULL and the row says output_is_input. */
   uint8_t output_is_input;
   /* 1: refs is a JSON string holding the refs object's compact JSON text
-   * (a run's output, whose members are mostly references: one string
-   * instead of one small object per member); written as that text. */
+   * (as the handler makes them: one string instead of an object and a
+   * pair per member); 0: refs is the object (read back from a spool). */
   uint8_t refs_text;
   uint32_t bytes; /* size for the writer's byte budget (fc__hrec_estimate) */
   char *err;       /* errors: "type\0message\0stack_trace\0", owned */
