@@ -130,17 +130,25 @@ static int refs_alloc(refs_state *st, int node_count) {
 /* Whether member (key, v) of a node's input or a run's output is stored
  * as a reference: 1 with *attempt = 0 when v is the run's input itself
  * ("run"), 1 with *attempt = n when v is the latest output of node `key`
- * itself (attempt n), else 0. Pointer identity only. */
+ * itself (attempt n), else 0. Pointer identity only. *next is where the
+ * node is looked for first (a run's output lists its sinks in node order),
+ * before the workflow's id table. */
 static int is_ref(const refs_state *st, const fc_workflow_t *wf, const char *key, const json_t *v,
-                  int32_t *attempt) {
-  const fc_node_t *dep;
+                  int32_t *attempt, size_t *next) {
+  const fc_node_t *dep = NULL;
   if (v == st->input) {
     *attempt = 0;
     return 1;
   }
-  dep = wf != NULL ? fc_workflow_find_node(wf, key) : NULL;
+  if (wf == NULL)
+    return 0;
+  if (*next < wf->nnodes && strcmp(wf->nodes[*next]->id, key) == 0)
+    dep = wf->nodes[*next];
+  else
+    dep = fc_workflow_find_node(wf, key);
   if (dep != NULL && st->out[dep->index] == v) {
     *attempt = st->out_attempt[dep->index];
+    *next = (size_t)dep->index + 1;
     return 1;
   }
   return 0;
@@ -187,10 +195,11 @@ static void put_ref(fc__buf_t *b, size_t nth, const char *key, int32_t attempt) 
  * leaves the value stored whole. */
 static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec_t *rec) {
   const char *key;
-  json_t *v, *rest;
+  json_t *v, *rest = NULL;
   fc__buf_t text;
-  size_t nrefs = 0, nrest = 0, need = 2;
+  size_t nrefs = 0, need = 2, next = 0;
   int32_t att;
+  int whole = 0;
   if (value != NULL && value == st->memo_value) {
     rec->payload = json_incref(st->memo_rest);
     rec->refs = json_incref(st->memo_refs);
@@ -200,43 +209,41 @@ static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec
   rec->payload = json_incref(value);
   if (st->out == NULL || !json_is_object(value))
     return 0;
-  json_object_foreach(value, key, v) {
-    if (!is_ref(st, ev->workflow, key, v, &att)) {
-      nrest++;
-      continue;
-    }
-    if (!plain_key(key))
-      return 0;
-    nrefs++;
+  json_object_foreach(value, key, v)
     need += strlen(key) + 16; /* ,"K":N */
-  }
-  if (nrefs == 0)
-    return 0;
-  rest = nrest == 0 ? json_incref(st->empty) : json_object();
-  if (rest == NULL)
-    return FC_ENOMEM;
   fc__buf_init(&text);
   (void)fc__buf_reserve(&text, need); /* one allocation, not doublings */
   fc__buf_append(&text, "{", 1);
-  nrefs = 0;
   json_object_foreach(value, key, v) {
-    if (is_ref(st, ev->workflow, key, v, &att))
+    if (is_ref(st, ev->workflow, key, v, &att, &next)) {
+      if (!plain_key(key)) {
+        whole = 1;
+        break;
+      }
       put_ref(&text, nrefs++, key, att);
-    else if (json_object_set(rest, key, v) != 0)
+    } else if (rest == NULL && (rest = json_object()) == NULL) {
       text.oom = 1;
+    } else if (json_object_set(rest, key, v) != 0) {
+      text.oom = 1;
+    }
+    if (text.oom)
+      break;
   }
   fc__buf_append(&text, "}", 1);
-  if (!text.oom) {
-    json_decref(rec->payload);
-    rec->payload = rest;
-    rec->refs = json_stringn_nocheck(text.data, text.len);
+  if (whole || nrefs == 0 || text.oom) {
+    int rc = text.oom ? FC_ENOMEM : 0;
+    fc__buf_free(&text);
+    json_decref(rest);
+    return rc;
   }
+  if (rest == NULL)
+    rest = json_incref(st->empty);
+  json_decref(rec->payload);
+  rec->payload = rest;
+  rec->refs = json_stringn_nocheck(text.data, text.len);
   fc__buf_free(&text);
-  if (text.oom || rec->refs == NULL) {
-    if (text.oom)
-      json_decref(rest);
+  if (rec->refs == NULL)
     return FC_ENOMEM;
-  }
   rec->refs_text = 1;
   if (ev->kind == FC_EVENT_NODE_START) {
     memo_clear(st);
