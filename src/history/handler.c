@@ -31,8 +31,9 @@ typedef struct {
   fc_history_writer_t *writer; /* borrowed */
   fc__hblock_t *block;         /* being filled, or NULL */
   fc__hrun_t *runs[4];         /* data of the runs seen last (references) */
+  int credit[4];               /* ... and references taken ahead on each (run_ref) */
   refs_state refs[4];          /* the same runs' compact-storage state */
-  unsigned next_slot;
+  unsigned next_slot, last;    /* the slot to fill next; the slot used last */
   uv_prepare_t prepare;        /* hands over a partial block before the loop waits */
   uv_check_t check;            /* ... and after I/O callbacks ran */
   int closing;
@@ -89,29 +90,58 @@ static void refs_clear(refs_state *st, int node_count) {
   memset(st, 0, sizeof *st);
 }
 
-/* The run data for ev: cached for the last few runs (several runs may
- * interleave on one loop), else made from the event's workflow. *st
- * receives the run's compact-storage state (a run evicted from the cache
- * and seen again starts with an empty state: its rows are then stored
- * whole, never wrongly). */
-static fc__hrun_t *run_for(db_handler *h, const fc_event_t *ev, refs_state **st) {
+/* References on a run are taken this many at a time (run_ref). */
+#define RUN_CREDIT 1024
+
+/* Forgets slot i's run: its compact-storage state, the references taken
+ * ahead and the slot's own. */
+static void drop_slot(db_handler *h, unsigned i) {
+  if (h->runs[i] == NULL)
+    return;
+  refs_clear(&h->refs[i], h->runs[i]->node_count);
+  fc__hrun_addref(h->runs[i], -h->credit[i]);
+  h->credit[i] = 0;
+  fc__hrun_decref(h->runs[i]);
+  h->runs[i] = NULL;
+}
+
+/* A counted reference on slot i's run, for a record. Every record holds
+ * one and the writer's thread drops it when done with the record; taking
+ * them RUN_CREDIT at a time makes the engine's thread do one atomic add
+ * on the shared count per RUN_CREDIT records instead of one per record. */
+static fc__hrun_t *run_ref(db_handler *h, unsigned i) {
+  if (h->credit[i] == 0) {
+    fc__hrun_addref(h->runs[i], RUN_CREDIT);
+    h->credit[i] = RUN_CREDIT;
+  }
+  h->credit[i]--;
+  return h->runs[i];
+}
+
+/* The slot of ev's run: the runs seen last are cached (several runs may
+ * interleave on one loop), else the run data is made from the event's
+ * workflow, in the slot used least recently. Returns the slot, or -1 when
+ * out of memory. A run evicted from the cache and seen again starts with
+ * an empty compact-storage state: its rows are then stored whole, never
+ * wrongly. */
+static int run_slot(db_handler *h, const fc_event_t *ev) {
   unsigned i;
   fc__hrun_t *r;
+  if (h->runs[h->last] != NULL && memcmp(h->runs[h->last]->uuid, ev->workflow_uuid, 16) == 0)
+    return (int)h->last;
   for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++)
     if (h->runs[i] != NULL && memcmp(h->runs[i]->uuid, ev->workflow_uuid, 16) == 0) {
-      *st = &h->refs[i];
-      return h->runs[i];
+      h->last = i;
+      return (int)i;
     }
   r = fc__hrun_new(ev);
   if (r == NULL)
-    return NULL;
+    return -1;
   i = h->next_slot++ % FC__ARRAY_SIZE(h->runs);
-  if (h->runs[i] != NULL)
-    refs_clear(&h->refs[i], h->runs[i]->node_count);
-  fc__hrun_decref(h->runs[i]);
+  drop_slot(h, i);
   h->runs[i] = r;
-  *st = &h->refs[i];
-  return r;
+  h->last = i;
+  return (int)i;
 }
 
 static int refs_alloc(refs_state *st, int node_count) {
@@ -280,14 +310,16 @@ static void track(refs_state *st, const fc_event_t *ev) {
 static int on_event(void *self, const fc_event_t *ev) {
   db_handler *h = self;
   fc__hrec_t *rec;
-  refs_state *rs = NULL;
-  fc__hrun_t *run = run_for(h, ev, &rs);
-  int rc;
-  if (run == NULL)
+  refs_state *rs;
+  fc__hrun_t *run;
+  int rc, slot = run_slot(h, ev);
+  if (slot < 0)
     return FC_ENOMEM;
   rec = next_rec(h);
   if (rec == NULL)
     return FC_ENOMEM;
+  rs = &h->refs[slot];
+  run = run_ref(h, (unsigned)slot);
   rec->refs = NULL;
   rec->refs_text = 0;
   rec->output_is_input = 0;
@@ -300,7 +332,6 @@ static int on_event(void *self, const fc_event_t *ev) {
   rec->started_us = ev->started_at_us;
   rec->duration_us = ev->duration_us;
   rec->err = NULL;
-  fc__hrun_incref(run);
   rec->run = run;
   switch (ev->kind) {
   case FC_EVENT_WORKFLOW_START:
@@ -397,12 +428,8 @@ static void destroy(void *self) {
     fc__free(h->block);
     h->block = NULL;
   }
-  for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++) {
-    if (h->runs[i] != NULL)
-      refs_clear(&h->refs[i], h->runs[i]->node_count);
-    fc__hrun_decref(h->runs[i]);
-    h->runs[i] = NULL;
-  }
+  for (i = 0; i < FC__ARRAY_SIZE(h->runs); i++)
+    drop_slot(h, i);
   h->closing = 2;
   uv_close((uv_handle_t *)&h->prepare, closed_cb);
   uv_close((uv_handle_t *)&h->check, closed_cb);

@@ -39,6 +39,10 @@ void fc__hrun_incref(fc__hrun_t *r) {
   atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
+void fc__hrun_addref(fc__hrun_t *r, int n) {
+  atomic_fetch_add_explicit(&r->refs, n, memory_order_relaxed);
+}
+
 void fc__hrun_decref(fc__hrun_t *r) {
   if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
     if (r->owns_strings) {

@@ -17,6 +17,10 @@
 /* Per-run data shared by the run's records. */
 typedef struct fc__hrun_s {
   atomic_int refs;
+  /* refs is changed by the writer's thread for every record it is done
+   * with, while the engine's thread reads uuid for every event: the
+   * padding keeps them on different cache lines. */
+  char pad_[64];
   uint8_t uuid[16];
   int node_count;
   char *name;
@@ -32,6 +36,9 @@ typedef struct fc__hrun_s {
  * ev->workflow). Returns a new reference (refs = 1) or NULL. */
 fc__hrun_t *fc__hrun_new(const fc_event_t *ev);
 void fc__hrun_incref(fc__hrun_t *r);
+/* Adds n references (n < 0 drops -n of them: the caller must hold one
+ * more, which it drops with fc__hrun_decref). */
+void fc__hrun_addref(fc__hrun_t *r, int n);
 void fc__hrun_decref(fc__hrun_t *r);
 
 typedef struct {
