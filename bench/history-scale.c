@@ -38,9 +38,8 @@
 static const char *prog = "history-scale";
 
 #define NODES_PER_RUN 5
-#define SPAN_DAYS 10
-#define STR(x) #x
-#define XSTR(x) STR(x)
+#define DEFAULT_DAYS 10
+#define MAX_DAYS 3650
 #define MAX_RUNS_PER_QUERY 101
 #define CHUNK_RUNS 100000LL
 
@@ -48,15 +47,17 @@ typedef struct {
   const char *db, *migrations, *dashboard;
   long long rows;
   int runs;
+  int days; /* the span the runs are spread over, ending now */
   int reset;
 } options_t;
 
 static void usage(void) {
-  printf("usage: %s --db CONNINFO [--rows N] [--runs-per-query K] [--reset]\n"
+  printf("usage: %s --db CONNINFO [--rows N] [--days D] [--runs-per-query K] [--reset]\n"
          "       [--migrations DIR] [--dashboard FILE]\n"
          "\n"
          "Fills an EMPTY flowcore history (migrated first) with N synthetic node rows\n"
-         "(default 1,000,000; 5 per run, runs over the last %d days, 1 run in 40 failed),\n"
+         "(default 1,000,000; 5 per run, runs over the last D days (default %d), 1 run in\n"
+         "40 failed; more rows in the same days make each window denser),\n"
          "then prints bytes per node row and the median latency of K runs (default 5)\n"
          "of each Grafana panel's SQL over 1 h / 6 h / 7 d, of one run's timeline and\n"
          "of pruning a day (if the schema has flowcore_prune_partitions()).\n"
@@ -64,7 +65,7 @@ static void usage(void) {
          "  --reset             TRUNCATE the history tables first (destroys history!)\n"
          "  --migrations DIR    default: migrations or ../migrations\n"
          "  --dashboard FILE    default: examples/grafana/flowcore.json (or ../)\n",
-         prog, SPAN_DAYS);
+         prog, DEFAULT_DAYS);
 }
 
 static int parse_options(int argc, char **argv, options_t *o) {
@@ -72,6 +73,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
   o->db = getenv("FLOWCORE_DB");
   o->rows = 1000000;
   o->runs = 5;
+  o->days = DEFAULT_DAYS;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -98,6 +100,14 @@ static int parse_options(int argc, char **argv, options_t *o) {
       if (parse_count(prog, a, val, NODES_PER_RUN, &v))
         return -1;
       o->rows = v;
+      i++;
+    } else if (strcmp(a, "--days") == 0) {
+      if (parse_count(prog, a, val, 2, &v) || v > MAX_DAYS) {
+        if (v > MAX_DAYS)
+          fprintf(stderr, "%s: --days is at most %d\n", prog, MAX_DAYS);
+        return -1;
+      }
+      o->days = (int)v;
       i++;
     } else if (strcmp(a, "--runs-per-query") == 0) {
       if (parse_count(prog, a, val, 1, &v) || v > MAX_RUNS_PER_QUERY - 1) {
@@ -173,7 +183,7 @@ static int query_text(PGconn *pg, const char *sql, char *out, size_t size) {
 
 /* ---- the synthetic history --------------------------------------------------- */
 
-/* Runs [$1, $2) of $3 runs, run i starting at $4 ms (epoch) - SPAN_DAYS +
+/* Runs [$1, $2) of $3 runs, run i starting at $4 ms (epoch) - $5 ms (the span) +
  * i/$3 of the span; its id a UUIDv7 of that millisecond (random part from
  * md5(i), version 7, variant 8). */
 static const char FILL_RUNS[] =
@@ -216,12 +226,12 @@ static const char FILL_ERRORS[] =
     "SELECT id, gen_random_uuid(), 'n5', 'exec', 1, 'exit_status', 'exit status 1', 'error', "
     "  t + interval '1.9 s' FROM fill_runs WHERE failed";
 
-static int fill(PGconn *pg, long long runs, long long end_ms) {
+static int fill(PGconn *pg, long long runs, long long end_ms, int days) {
   char lo[32], hi[32], total[32], end[32], span[32];
   const char *params[] = {lo, hi, total, end, span};
   snprintf(total, sizeof total, "%lld", runs);
   snprintf(end, sizeof end, "%lld", end_ms);
-  snprintf(span, sizeof span, "%lld", (long long)SPAN_DAYS * 86400000LL);
+  snprintf(span, sizeof span, "%lld", (long long)days * 86400000LL);
   for (long long first = 0; first < runs; first += CHUNK_RUNS) {
     long long last = first + CHUNK_RUNS < runs ? first + CHUNK_RUNS : runs;
     snprintf(lo, sizeof lo, "%lld", first);
@@ -393,7 +403,7 @@ static int measure_timeline(PGconn *pg, int runs) {
 }
 
 /* The prune of the oldest day, if the schema has a way to prune. */
-static int measure_prune(PGconn *pg, long long end_ms) {
+static int measure_prune(PGconn *pg, long long end_ms, int days) {
   char n[32], horizon[40];
   const char *params[] = {horizon};
   if (query_text(pg, "SELECT count(*) FROM pg_proc WHERE proname = 'flowcore_prune_partitions'", n,
@@ -403,8 +413,8 @@ static int measure_prune(PGconn *pg, long long end_ms) {
     printf("  %-46s skipped: this schema has no flowcore_prune_partitions()\n", "prune one day");
     return 0;
   }
-  /* Everything older than the first of the SPAN_DAYS days, i.e. one day. */
-  iso(end_ms - (SPAN_DAYS - 1) * 86400000LL, horizon, sizeof horizon);
+  /* Everything older than the first of the span's days, i.e. one day. */
+  iso(end_ms - (long long)(days - 1) * 86400000LL, horizon, sizeof horizon);
   uint64_t t0 = now_ns();
   PGresult *r =
       run_sql(pg, "SELECT * FROM flowcore_prune_partitions($1::timestamptz, false)", 1, params);
@@ -474,7 +484,7 @@ int main(int argc, char **argv) {
   printf("flowcore %s history-scale benchmark\n", fc_version_string());
   printf("  server: PostgreSQL %s; %s runs x %d nodes over the %d days before %s UTC\n",
          PQparameterStatus(pg, "server_version") ? PQparameterStatus(pg, "server_version") : "?",
-         group((double)runs, b1, sizeof b1), NODES_PER_RUN, SPAN_DAYS,
+         group((double)runs, b1, sizeof b1), NODES_PER_RUN, o.days,
          rc == 0 ? (iso(end_ms, text, sizeof text), text) : "?");
   fflush(stdout);
 
@@ -483,20 +493,20 @@ int main(int argc, char **argv) {
    * migrate keep them: else the older days would all land in the default
    * partition. */
   if (rc == 0) {
-    char end[32];
-    const char *p1[] = {end};
+    char end[32], ndays[16];
+    const char *p2[] = {end, ndays};
     snprintf(end, sizeof end, "%lld", end_ms);
+    snprintf(ndays, sizeof ndays, "%d", o.days);
     rc = exec_sql(pg,
                   "SELECT count(flowcore__create_partition(d::date)) FROM generate_series("
-                  "(to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC') - interval '" XSTR(
-                      SPAN_DAYS) " days', to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC',"
-                                 " interval '1 day') d"
-                                 " WHERE to_regprocedure('flowcore__create_partition(date)')"
-                                 " IS NOT NULL",
-                  1, p1);
+                  "(to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC') - $2::int * interval "
+                  "'1 day', to_timestamp($1::bigint / 1000.0) AT TIME ZONE 'UTC',"
+                  " interval '1 day') d"
+                  " WHERE to_regprocedure('flowcore__create_partition(date)') IS NOT NULL",
+                  2, p2);
   }
   if (rc == 0)
-    rc = fill(pg, runs, end_ms);
+    rc = fill(pg, runs, end_ms, o.days);
   uint64_t t_fill = now_ns() - t0;
   t0 = now_ns();
   if (rc == 0)
@@ -529,7 +539,7 @@ int main(int argc, char **argv) {
   if (rc == 0)
     rc = measure_timeline(pg, o.runs);
   if (rc == 0)
-    rc = measure_prune(pg, end_ms);
+    rc = measure_prune(pg, end_ms, o.days);
   PQfinish(pg);
   return rc == 0 ? 0 : 1;
 }

@@ -136,14 +136,19 @@ static void test_quick_mode(void **state) {
   free(out);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 5 * runs);
 
-  /* --reset: same figures from a fresh fill. */
-  rc = run_bench("--rows 1000 --runs-per-query 1 --reset", &out);
+  /* --reset: a fresh fill, here over 20 days (--days): 200 runs, the
+   * oldest day (a twentieth) pruned; every day has its partition. */
+  rc = run_bench("--rows 1000 --days 20 --runs-per-query 1 --reset", &out);
   if (rc != 0)
     fail_msg("history-scale --reset exited %d:\n%s", rc, out);
+  expect_contains(out, "over the 20 days before");
   free(out);
   runs = fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions");
-  assert_true(runs >= 150 && runs < 200); /* 200 runs, the oldest day pruned */
+  assert_true(runs >= 180 && runs < 200);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions"), 5 * runs);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  assert_true(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions "
+                                 "WHERE started_at < now() - interval '17 days'") > 0);
 }
 
 int main(void) {
