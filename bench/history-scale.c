@@ -486,6 +486,10 @@ int main(int argc, char **argv) {
          PQparameterStatus(pg, "server_version") ? PQparameterStatus(pg, "server_version") : "?",
          group((double)runs, b1, sizeof b1), NODES_PER_RUN, o.days,
          rc == 0 ? (iso(end_ms, text, sizeof text), text) : "?");
+  /* The queries' session is a new one, as a dashboard's: it has the
+   * database's settings of the migrations (0012: jit off). */
+  if (rc == 0 && query_text(pg, "SELECT current_setting('jit')", text, sizeof text) == 0)
+    printf("  session: jit = %s\n", text);
   fflush(stdout);
 
   uint64_t t0 = now_ns();

@@ -73,6 +73,7 @@ static void expect_contains(const char *text, const char *needle) {
 
 static void test_quick_mode(void **state) {
   static const char *const lines[] = {
+      "session: jit = off",
       "filled 20,000 node rows",
       "bytes per node row",
       "Runs per minute by status",

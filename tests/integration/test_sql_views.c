@@ -915,6 +915,108 @@ static void check_node_stats_window(const dataset_t *ds) {
   PQclear(r);
 }
 
+/* The rows of flowcore_node_minutes(since, until, settle) that differ
+ * from the plain per-minute query over the same window (0: the same). */
+static long long minutes_differ(long long t0, const char *since, const char *until,
+                                const char *settle) {
+  char settle_arg[64] = "";
+  PGresult *r;
+  long long n;
+  if (settle != NULL) /* NULL: the default */
+    snprintf(settle_arg, sizeof settle_arg, ", %s", settle);
+  r = queryf(
+      "WITH f AS (SELECT * FROM flowcore_node_minutes(to_timestamp(%lld / 1e6) + %s, "
+      "to_timestamp(%lld / 1e6) + %s%s)), "
+      "p AS (SELECT date_trunc('minute', started_at) AS minute, count(*) AS attempts, "
+      "percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms, "
+      "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms, "
+      "max(duration_ms) AS max_ms FROM flowcore_run_timeline "
+      "WHERE started_at >= to_timestamp(%lld / 1e6) + %s "
+      "AND started_at < to_timestamp(%lld / 1e6) + %s "
+      "AND attempt >= 1 AND status <> 'running' GROUP BY 1) "
+      "SELECT count(*) AS n FROM ((SELECT * FROM f EXCEPT ALL SELECT * FROM p) UNION ALL "
+      "(SELECT * FROM p EXCEPT ALL SELECT * FROM f)) x",
+      t0, since, t0, until, settle_arg, t0, since, t0, until);
+  n = strtoll(val(r, 0, "n"), NULL, 10);
+  PQclear(r);
+  return n;
+}
+
+static long long count_of(const char *sql) {
+  PGresult *r = query(sql);
+  long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  return n;
+}
+
+/* flowcore_node_minutes(since, until, settle): the plain per-minute
+ * query's answer, settled whole minutes stored once in
+ * flowcore_node_minutes and read from there afterwards. */
+static void check_node_minutes(const dataset_t *ds) {
+  long long t0 = (long long)ds->T0;
+  PGresult *r;
+  ctx = "flowcore_node_minutes";
+  /* T0 - 9.5 min .. T0 + 1 h (the start of this hour, in the past): the
+   * first, partial minute from the node rows, the 69 whole minutes after
+   * it stored (settle 0). */
+  assert_int_equal(minutes_differ(t0, "interval '-570 s'", "interval '1 hour'", "interval '0'"), 0);
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 69);
+  /* The dataset's finished attempts start in its first 4 minutes. */
+  r = queryf("SELECT count(*) AS n, sum(attempts) AS a FROM flowcore_node_minutes WHERE "
+             "attempts > 0 AND minute >= to_timestamp(%lld / 1e6) AND minute < "
+             "to_timestamp(%lld / 1e6) + interval '5 minutes'",
+             t0, t0);
+  assert_true(strtoll(val(r, 0, "n"), NULL, 10) >= 1);
+  expect_int(r, 0, "a",
+             count_of("SELECT count(*) FROM node_executions WHERE attempt >= 1 AND "
+                      "status <> 'running'"));
+  PQclear(r);
+  /* Again: the same answer, nothing stored twice. */
+  assert_int_equal(minutes_differ(t0, "interval '-570 s'", "interval '1 hour'", "interval '0'"), 0);
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 69);
+  /* Stored minutes are read, not recomputed: changed by hand, the change
+   * shows (what a row written after its minute was stored does not). */
+  exec_ok("UPDATE flowcore_node_minutes SET p95_ms = -1 WHERE attempts > 0");
+  r = queryf("SELECT count(*) AS n FROM flowcore_node_minutes(to_timestamp(%lld / 1e6), "
+             "to_timestamp(%lld / 1e6) + interval '1 hour', interval '0') WHERE p95_ms = -1",
+             t0, t0);
+  assert_true(strtoll(val(r, 0, "n"), NULL, 10) >= 1);
+  PQclear(r);
+  /* Forgotten, they are aggregated again from the node rows. */
+  assert_int_equal(count_of("SELECT flowcore_node_minutes_forget(NULL, NULL)"), 69);
+  assert_int_equal(minutes_differ(t0, "interval '0'", "interval '1 hour'", "interval '0'"), 0);
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 60);
+  assert_int_equal(count_of("SELECT flowcore_node_minutes_forget(NULL, NULL)"), 60);
+  /* A read-only transaction stores nothing and answers the same. */
+  exec_ok("BEGIN READ ONLY");
+  assert_int_equal(minutes_differ(t0, "interval '-2 hours'", "interval '1 hour'", "interval '0'"),
+                   0);
+  exec_ok("COMMIT");
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 0);
+  /* The default settle (1 hour), up to now: the minutes of the last hour
+   * from the node rows, the older ones stored; the answer is the same. */
+  {
+    char until_now[96];
+    snprintf(until_now, sizeof until_now, "(now() - to_timestamp(%lld / 1e6))", t0);
+    assert_int_equal(minutes_differ(t0, "interval '-1 hour'", until_now, NULL), 0);
+  }
+  /* A dashboard's role may call it (it stores as the function's owner)
+   * but not forget. */
+  exec_ok("SELECT flowcore_node_minutes_forget(NULL, NULL)");
+  exec_ok("SET ROLE flowcore_reader");
+  assert_int_equal(minutes_differ(t0, "interval '0'", "interval '1 hour'", "interval '0'"), 0);
+  r = PQexec(conn, "SELECT flowcore_node_minutes_forget(NULL, NULL)");
+  assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+  assert_non_null(strstr(PQresultErrorMessage(r), "permission denied"));
+  PQclear(r);
+  exec_ok("RESET ROLE");
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 60);
+  /* An empty or reversed window has no rows. */
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes(now(), now() - "
+                            "interval '1 hour')"),
+                   0);
+}
+
 /* flowcore_errors: every error row, with its run's name. */
 static void check_errors(const dataset_t *ds) {
   PGresult *r;
@@ -1443,6 +1545,7 @@ static void test_views_and_queries(void **state) {
   check_run_timeline(&ds);
   check_node_stats();
   check_node_stats_window(&ds);
+  check_node_minutes(&ds);
   check_error_rollup(&ds);
   check_errors(&ds);
   check_dashboard_plans();
