@@ -1,12 +1,12 @@
 /* bench/history-scale: size and dashboard-query latency of a large history.
  *
- *   history-scale --db CONNINFO [--rows N] [--runs-per-query K] [--reset]
- *                 [--migrations DIR] [--dashboard FILE]
+ *   history-scale --db CONNINFO [--rows N] [--days D] [--runs-per-query K]
+ *                 [--reset] [--migrations DIR] [--dashboard FILE]
  *
  * Migrates the database (the migrate API, as `flowcore migrate`), then fills
  * the three history tables with N synthetic node rows (default 1,000,000) in
  * the server itself (generate_series, not the engine): 5 nodes per run, runs
- * spread evenly over the 10 days before now, 1 run in 40 failed with one error
+ * spread evenly over the D days before now (default 10), 1 run in 40 failed with one error
  * row. Every workflow_id is a UUIDv7 whose 48-bit time is the run's
  * started_at, as the engine makes them, so a table partitioned by
  * workflow_id holds each run in the partition of its day. Then ANALYZE, and
@@ -17,6 +17,8 @@
  *     panel of the Grafana dashboard (examples/grafana/flowcore.json, its SQL
  *     read from the file with the $__timeFilter/$__timeFrom/$__timeTo macros
  *     expanded as Grafana does) over the 1 h, 6 h and 7 d before now;
+ *   - the first call of flowcore_node_minutes (0012) over 6 h and 7 d with
+ *     nothing stored (what the warm-up of the p95 panel paid);
  *   - the latency of one run's timeline (flowcore_run_timeline);
  *   - the time to prune the oldest day, if the schema has flowcore_prune_partitions() (0007);
  *     else it says it skipped that.
@@ -48,12 +50,13 @@ typedef struct {
   long long rows;
   int runs;
   int days; /* the span the runs are spread over, ending now */
+  int weekly; /* partitions of a week (flowcore_partitioning) instead of a day */
   int reset;
 } options_t;
 
 static void usage(void) {
-  printf("usage: %s --db CONNINFO [--rows N] [--days D] [--runs-per-query K] [--reset]\n"
-         "       [--migrations DIR] [--dashboard FILE]\n"
+  printf("usage: %s --db CONNINFO [--rows N] [--days D] [--period day|week]\n"
+         "       [--runs-per-query K] [--reset] [--migrations DIR] [--dashboard FILE]\n"
          "\n"
          "Fills an EMPTY flowcore history (migrated first) with N synthetic node rows\n"
          "(default 1,000,000; 5 per run, runs over the last D days (default %d), 1 run in\n"
@@ -62,6 +65,7 @@ static void usage(void) {
          "of each Grafana panel's SQL over 1 h / 6 h / 7 d, of one run's timeline and\n"
          "of pruning a day (if the schema has flowcore_prune_partitions()).\n"
          "  --db CONNINFO       the database (or FLOWCORE_DB)\n"
+         "  --period day|week   the period of a partition (flowcore_partitioning; day)\n"
          "  --reset             TRUNCATE the history tables first (destroys history!)\n"
          "  --migrations DIR    default: migrations or ../migrations\n"
          "  --dashboard FILE    default: examples/grafana/flowcore.json (or ../)\n",
@@ -100,6 +104,13 @@ static int parse_options(int argc, char **argv, options_t *o) {
       if (parse_count(prog, a, val, NODES_PER_RUN, &v))
         return -1;
       o->rows = v;
+      i++;
+    } else if (strcmp(a, "--period") == 0) {
+      if (val == NULL || (strcmp(val, "day") != 0 && strcmp(val, "week") != 0)) {
+        fprintf(stderr, "%s: --period is day or week\n", prog);
+        return -1;
+      }
+      o->weekly = strcmp(val, "week") == 0;
       i++;
     } else if (strcmp(a, "--days") == 0) {
       if (parse_count(prog, a, val, 2, &v) || v > MAX_DAYS) {
@@ -383,6 +394,43 @@ static int measure_panels(PGconn *pg, const char *path, long long end_ms, int ru
   return rc;
 }
 
+/* The first call of flowcore_node_minutes (0012) over 6 h and over 7 d,
+ * each with nothing stored: it aggregates the window's settled minutes
+ * from the node rows and stores them (the panels above are timed after a
+ * warm-up call, i.e. with the minutes stored). */
+static int measure_first_minutes(PGconn *pg, long long end_ms) {
+  static const struct {
+    const char *name;
+    long long ms;
+  } windows[] = {{"6 h", 6 * 3600000LL}, {"7 d", 7 * 86400000LL}};
+  char n[32], from[40], to[40];
+  const char *params[] = {from, to};
+  if (query_text(pg,
+                 "SELECT count(*) FROM pg_proc WHERE proname = 'flowcore_node_minutes_forget'",
+                 n, sizeof n) != 0)
+    return -1;
+  if (strcmp(n, "0") == 0)
+    return 0;
+  iso(end_ms, to, sizeof to);
+  printf("  %-46s", "p95 per minute, first call (stores minutes)");
+  for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
+    uint64_t t0;
+    PGresult *r;
+    if (exec_sql(pg, "SELECT flowcore_node_minutes_forget(NULL, NULL)", 0, NULL) != 0)
+      return -1;
+    iso(end_ms - windows[w].ms, from, sizeof from);
+    t0 = now_ns();
+    r = run_sql(pg, "SELECT count(*) FROM flowcore_node_minutes($1::timestamptz, $2::timestamptz)",
+                2, params);
+    if (r == NULL)
+      return -1;
+    PQclear(r);
+    printf(" %s: %.2f ms", windows[w].name, ms(now_ns() - t0));
+  }
+  printf("\n");
+  return 0;
+}
+
 static int measure_timeline(PGconn *pg, int runs) {
   char id[64];
   const char *params[] = {id};
@@ -489,13 +537,16 @@ int main(int argc, char **argv) {
   /* The queries' session is a new one, as a dashboard's: it has the
    * database's settings of the migrations (0012: jit off). */
   if (rc == 0 && query_text(pg, "SELECT current_setting('jit')", text, sizeof text) == 0)
-    printf("  session: jit = %s\n", text);
+    printf("  session: jit = %s; a partition per %s\n", text, o.weekly ? "week" : "day");
   fflush(stdout);
 
   uint64_t t0 = now_ns();
-  /* A day partition for every day of the span (0007), as the writer and
+  /* A partition for every day of the span (0007; a week's partition
+   * holds 7 of them), as the writer and
    * migrate keep them: else the older days would all land in the default
    * partition. */
+  if (rc == 0 && o.weekly)
+    rc = exec_sql(pg, "UPDATE flowcore_partitioning SET period = 'week'", 0, NULL);
   if (rc == 0) {
     char end[32], ndays[16];
     const char *p2[] = {end, ndays};
@@ -540,6 +591,8 @@ int main(int argc, char **argv) {
   }
   if (rc == 0)
     rc = measure_panels(pg, dashboard, end_ms, o.runs);
+  if (rc == 0)
+    rc = measure_first_minutes(pg, end_ms);
   if (rc == 0)
     rc = measure_timeline(pg, o.runs);
   if (rc == 0)

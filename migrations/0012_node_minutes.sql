@@ -82,13 +82,14 @@ CREATE INDEX IF NOT EXISTS workflow_executions_status_started_at_idx
 -- index range scans and small aggregates, which JIT does not speed up.
 --
 -- Changing a database's settings needs its owner or a superuser: a
--- migrating role that is neither gets a NOTICE, the migration goes on, and
--- the owner can run the same statement:
+-- migrating role that is neither (or a server that refuses the statement
+-- for another reason, e.g. a cluster extension) gets a NOTICE saying why,
+-- the migration goes on, and the owner can run the same statement:
 --   ALTER DATABASE <name> SET jit = off;
 DO $settings$
 BEGIN
     EXECUTE format('ALTER DATABASE %I SET jit = off', current_database());
-EXCEPTION WHEN insufficient_privilege THEN
+EXCEPTION WHEN OTHERS THEN
     RAISE NOTICE 'flowcore: could not set jit = off for database % (%); dashboards over many partitions are slower with JIT: ALTER DATABASE % SET jit = off',
         current_database(), SQLERRM, current_database();
 END

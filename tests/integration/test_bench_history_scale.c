@@ -81,6 +81,7 @@ static void test_quick_mode(void **state) {
       "Errors per hour",
       "Slowest nodes in window (p95)",
       "Recent failed runs",
+      "p95 per minute, first call (stores minutes)",
       "one run's timeline (flowcore_run_timeline)",
       "prune one day",
   };
