@@ -176,7 +176,7 @@ static int is_ref(const refs_state *st, const fc_workflow_t *wf, const char *key
     dep = wf->nodes[*next];
   else
     dep = fc_workflow_find_node(wf, key);
-  if (dep != NULL && st->out[dep->index] == v) {
+  if (dep != NULL && st->out[dep->index] == v && st->out_attempt[dep->index] > 0) {
     *attempt = st->out_attempt[dep->index];
     *next = (size_t)dep->index + 1;
     return 1;
