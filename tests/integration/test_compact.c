@@ -107,6 +107,21 @@ static json_t *rebuilt(const char *db, const char *id) {
   return v;
 }
 
+/* flowcore_run_output of the run picked by `where` (a WHERE clause on
+ * workflow_executions, or "" for the only run), parsed. */
+static json_t *run_output(const char *db, const char *where) {
+  json_error_t jerr;
+  json_t *v;
+  char *s = fc_test_pg_text(db,
+                            "SELECT flowcore_run_output(workflow_id)::text FROM "
+                            "workflow_executions %s",
+                            where);
+  v = json_loads(s, 0, &jerr);
+  free(s);
+  assert_non_null(v);
+  return v;
+}
+
 /* The full input of chain node k, as the engine built it. */
 static json_t *chain_input(json_t *input, int k) {
   json_t *v = json_pack("{s:O}", "input", input);
@@ -157,18 +172,13 @@ static void test_chain_and_fan_out_rebuilt_exactly(void **state) {
   /* the outputs too: of a node, and of the run (its sinks' outputs) */
   {
     json_t *want = json_object(), *got;
-    json_error_t jerr;
-    char *t = fc_test_pg_text(db, "SELECT flowcore_run_output(workflow_id)::text FROM "
-                                  "workflow_executions");
     json_object_set_new(want, "c39", chain_input(input, 39));
     for (k = 0; k < 30; k++) {
       char id[32];
       snprintf(id, sizeof id, "f%d", k);
       json_object_set_new(want, id, json_pack("{s:O,s:{s:O}}", "input", input, "r", "input", input));
     }
-    got = json_loads(t, 0, &jerr);
-    free(t);
-    assert_non_null(got);
+    got = run_output(db, "");
     assert_true(json_equal(got, want));
     json_decref(got);
     json_decref(want);
@@ -263,12 +273,7 @@ static void test_spool_round_trip_keeps_references(void **state) {
                                       "output_refs->'c19' = '1'"),
                    1);
   {
-    json_error_t jerr;
-    char *t = fc_test_pg_text(db, "SELECT flowcore_run_output(workflow_id)::text FROM "
-                                  "workflow_executions WHERE output_refs ? 'c19'");
-    json_t *out = json_loads(t, 0, &jerr);
-    free(t);
-    assert_non_null(out);
+    json_t *out = run_output(db, "WHERE output_refs ? 'c19'");
     assert_true(json_equal(json_object_get(out, "c19"), want));
     assert_int_equal(json_object_size(out), 1);
     json_decref(out);
@@ -309,12 +314,7 @@ static void test_long_form_references_still_rebuild(void **state) {
   assert_true(json_equal(got, want));
   json_decref(got);
   {
-    json_error_t jerr;
-    char *t = fc_test_pg_text(db, "SELECT flowcore_run_output(workflow_id)::text FROM "
-                                  "workflow_executions");
-    json_t *out = json_loads(t, 0, &jerr);
-    free(t);
-    assert_non_null(out);
+    json_t *out = run_output(db, "");
     assert_int_equal(json_object_size(out), 1);
     /* c2 passes its input on: the run's output is {"c2": <c2's input>} */
     assert_true(json_equal(json_object_get(out, "c2"), want));
