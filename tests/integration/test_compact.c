@@ -296,25 +296,40 @@ static void test_long_form_references_still_rebuild(void **state) {
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE "
                                       "input_refs = '{\"input\": \"run\", \"c1\": 1}'"),
                    1);
-  /* Rewrite the references as a writer before 0011 wrote them (the
-   * append-only triggers are off for this session only). */
+  /* A copy of the run (another workflow_id in the same partition) with
+   * its references as a writer before 0011 wrote them. The history is
+   * append-only, so the copy is inserted, not the run updated. */
   assert_int_equal(
-      fc_test_pg_exec(db, "SET session_replication_role = replica;"
-                          "UPDATE node_executions SET input_refs = jsonb_build_object('input', "
-                          "'run', 'c1', jsonb_build_object('node', 'c1', 'attempt', 1)) "
-                          "WHERE node_id = 'c2';"
-                          "UPDATE workflow_executions SET output_refs = jsonb_build_object("
-                          "'c2', jsonb_build_object('node', 'c2', 'attempt', 1))"),
+      fc_test_pg_exec(db, "CREATE TEMP TABLE w AS SELECT * FROM workflow_executions;"
+                          "CREATE TEMP TABLE n AS SELECT * FROM node_executions;"
+                          "UPDATE w SET workflow_id = overlay(workflow_id::text PLACING "
+                          "'ffffffff' FROM 29)::uuid, output_refs = jsonb_build_object('c2', "
+                          "jsonb_build_object('node', 'c2', 'attempt', 1));"
+                          "UPDATE n SET workflow_id = overlay(workflow_id::text PLACING "
+                          "'ffffffff' FROM 29)::uuid, input_refs = CASE node_id WHEN 'c0' "
+                          "THEN input_refs ELSE jsonb_build_object('input', 'run', "
+                          "'c' || (substr(node_id, 2)::int - 1), jsonb_build_object('node', "
+                          "'c' || (substr(node_id, 2)::int - 1), 'attempt', 1)) END;"
+                          "INSERT INTO workflow_executions SELECT * FROM w;"
+                          "INSERT INTO node_executions SELECT * FROM n"),
       0);
   assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions WHERE "
                                       "input_refs->'c1'->>'node' = 'c1'"),
                    1);
   want = chain_input(input, 2);
-  got = rebuilt(db, "c2");
+  {
+    json_error_t jerr;
+    char *s = fc_test_pg_text(db, "SELECT flowcore_node_input(workflow_id, node_id, attempt)::text "
+                                  "FROM node_executions WHERE node_id = 'c2' AND "
+                                  "input_refs->'c1' ? 'node'");
+    got = json_loads(s, 0, &jerr);
+    free(s);
+    assert_non_null(got);
+  }
   assert_true(json_equal(got, want));
   json_decref(got);
   {
-    json_t *out = run_output(db, "");
+    json_t *out = run_output(db, "WHERE output_refs->'c2' ? 'node'");
     assert_int_equal(json_object_size(out), 1);
     /* c2 passes its input on: the run's output is {"c2": <c2's input>} */
     assert_true(json_equal(json_object_get(out, "c2"), want));

@@ -1000,8 +1000,16 @@ static void check_node_minutes(const dataset_t *ds) {
     snprintf(until_now, sizeof until_now, "(now() - to_timestamp(%lld / 1e6))", t0);
     assert_int_equal(minutes_differ(t0, "interval '-1 hour'", until_now, NULL), 0);
   }
+  /* An empty or reversed window has no rows. */
+  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes(now(), now() - "
+                            "interval '1 hour')"),
+                   0);
   /* A dashboard's role may call it (it stores as the function's owner)
-   * but not forget. */
+   * but not forget. Not on Citus (tests/support/citus_cluster.h): there
+   * the coordinator reaches the workers as the current role, and
+   * flowcore_reader may not log in. */
+  if (fc_test_citus_dir() != NULL)
+    return;
   exec_ok("SELECT flowcore_node_minutes_forget(NULL, NULL)");
   exec_ok("SET ROLE flowcore_reader");
   assert_int_equal(minutes_differ(t0, "interval '0'", "interval '1 hour'", "interval '0'"), 0);
@@ -1011,10 +1019,6 @@ static void check_node_minutes(const dataset_t *ds) {
   PQclear(r);
   exec_ok("RESET ROLE");
   assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes"), 60);
-  /* An empty or reversed window has no rows. */
-  assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes(now(), now() - "
-                            "interval '1 hour')"),
-                   0);
 }
 
 /* flowcore_errors: every error row, with its run's name. */
