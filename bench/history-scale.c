@@ -545,8 +545,19 @@ int main(int argc, char **argv) {
    * holds 7 of them), as the writer and
    * migrate keep them: else the older days would all land in the default
    * partition. */
+  /* A new period applies to partitions made after the change, and a week
+   * partition may not overlap the day partitions that migrate made ahead:
+   * those are dropped first (they are empty: the history is). */
   if (rc == 0 && o.weekly)
-    rc = exec_sql(pg, "UPDATE flowcore_partitioning SET period = 'week'", 0, NULL);
+    rc = exec_sql(pg,
+                  "DO $w$ DECLARE r record; BEGIN "
+                  "UPDATE flowcore_partitioning SET period = 'week'; "
+                  "FOR r IN SELECT c.oid::regclass AS t FROM pg_inherits i JOIN pg_class c "
+                  "ON c.oid = i.inhrelid WHERE i.inhparent IN ('workflow_executions'::regclass, "
+                  "'node_executions'::regclass, 'execution_errors'::regclass) "
+                  "AND c.relname !~ '_default$' LOOP EXECUTE format('DROP TABLE %s', r.t); "
+                  "END LOOP; END $w$",
+                  0, NULL);
   if (rc == 0) {
     char end[32], ndays[16];
     const char *p2[] = {end, ndays};
