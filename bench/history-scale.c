@@ -545,9 +545,9 @@ int main(int argc, char **argv) {
    * holds 7 of them), as the writer and
    * migrate keep them: else the older days would all land in the default
    * partition. */
-  /* A new period applies to partitions made after the change, and a week
-   * partition may not overlap the day partitions that migrate made ahead:
-   * those are dropped first (they are empty: the history is). */
+  /* A new period applies to partitions made after the change: the day
+   * partitions that migrate made ahead are dropped first (they are empty:
+   * the history is), so that every partition measured is a whole week. */
   if (rc == 0 && o.weekly)
     rc = exec_sql(pg,
                   "DO $w$ DECLARE r record; BEGIN "

@@ -111,6 +111,59 @@ static void test_fresh_partitions(void **state) {
   free(out);
 }
 
+/* The days of [today - 1, today + last] not covered by a partition of one
+ * of the three tables (bounds read from the catalog). */
+static int64_t days_uncovered(const char *db, int last) {
+  return fc_test_pg_int(
+      db,
+      "WITH parts AS (SELECT i.inhparent::regclass::text AS t, m[1]::uuid AS lo,"
+      " m[2]::uuid AS hi FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+      " regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO"
+      " \\(''([^'']+)''\\)') m WHERE m IS NOT NULL)"
+      " SELECT count(*) FROM unnest(ARRAY['workflow_executions', 'node_executions',"
+      " 'execution_errors']) t, generate_series((now() AT TIME ZONE 'UTC')::date - 1,"
+      " (now() AT TIME ZONE 'UTC')::date + %d, interval '1 day') d WHERE NOT EXISTS (SELECT 1"
+      " FROM parts p WHERE p.t = t.t AND p.lo <= flowcore_uuid_floor(d::timestamp AT TIME ZONE"
+      " 'UTC') AND flowcore_uuid_floor(d::timestamp AT TIME ZONE 'UTC') < p.hi)",
+      last);
+}
+
+/* Switching to week partitions after migrate made day partitions ahead
+ * (0013): the weeks get the parts that no day partition covers, and
+ * every day stays covered. */
+static void test_period_change(void **state) {
+  char db[CI_LEN], *out;
+  (void)state;
+  fc_test_make_db(&pg, "part_period", db, sizeof db);
+  assert_int_equal(run_cli(db, NULL, "migrate", &out), 0);
+  free(out);
+  old_run(db, "today", "completed", 0, 2);
+  assert_int_equal(fc_test_pg_exec(db, "UPDATE flowcore_partitioning SET period = 'week'"), 0);
+  assert_true(fc_test_pg_int(db, "SELECT flowcore_ensure_partitions(21)") > 0);
+  assert_int_equal(days_uncovered(db, 21), 0);
+  /* beyond the day partitions: whole weeks, named by their Monday */
+  assert_true(fc_test_pg_int(db, "SELECT count(*) FROM pg_class WHERE relname ~"
+                                 " '^node_executions_p[0-9]{8}$' AND extract(isodow FROM"
+                                 " to_date(right(relname, 8), 'YYYYMMDD')) = 1 AND"
+                                 " to_date(right(relname, 8), 'YYYYMMDD') > (now() AT TIME ZONE"
+                                 " 'UTC')::date + 7") >= 2);
+  /* nothing more to make; runs ahead land in a partition, not the default */
+  assert_int_equal(fc_test_pg_int(db, "SELECT flowcore_ensure_partitions(21)"), 0);
+  old_run(db, "ahead", "completed", -15, 2);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions_default"), 0);
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM node_executions_default"), 0);
+  /* migrate again, and its status, accept the mixed partitions */
+  assert_int_equal(run_cli(db, NULL, "migrate", &out), 0);
+  free(out);
+  assert_int_equal(days_uncovered(db, 21), 0);
+  /* the rows of the run of today are where they were */
+  assert_int_equal(fc_test_pg_int(db, "SELECT count(*) FROM workflow_executions w WHERE"
+                                      " w.workflow_name = 'today' AND w.tableoid::regclass::text ="
+                                      " 'workflow_executions_p' || to_char(w.started_at AT TIME"
+                                      " ZONE 'UTC', 'YYYYMMDD')"),
+                   1);
+}
+
 static void test_default_and_rescue(void **state) {
   char db[CI_LEN];
   (void)state;
@@ -527,6 +580,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fresh_partitions),
       cmocka_unit_test(test_default_and_rescue),
+      cmocka_unit_test(test_period_change),
       cmocka_unit_test(test_upgrade_from_0006),
       cmocka_unit_test(test_writer_makes_partitions),
       cmocka_unit_test(test_writer_partitions_refused),
