@@ -667,7 +667,7 @@ BEGIN
                            (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision)
                       AS ms
            ) d
-     WHERE ((n.started_at >= since AND n.started_at < lo)
+     WHERE ((n.started_at >= since AND n.started_at < least(lo, until))
             OR (n.started_at >= hi AND n.started_at < until))
        AND n.attempt >= 1
        AND n.status <> 'running'

@@ -1000,6 +1000,10 @@ static void check_node_minutes(const dataset_t *ds) {
     snprintf(until_now, sizeof until_now, "(now() - to_timestamp(%lld / 1e6))", t0);
     assert_int_equal(minutes_differ(t0, "interval '-1 hour'", until_now, NULL), 0);
   }
+  /* A window inside one minute (no whole minute): from the node rows,
+   * bounded by until too. */
+  assert_int_equal(minutes_differ(t0, "interval '70 s'", "interval '110 s'", "interval '0'"), 0);
+  assert_int_equal(minutes_differ(t0, "interval '10 ms'", "interval '50 ms'", "interval '0'"), 0);
   /* An empty or reversed window has no rows. */
   assert_int_equal(count_of("SELECT count(*) FROM flowcore_node_minutes(now(), now() - "
                             "interval '1 hour')"),
