@@ -17,7 +17,9 @@
 -- 181 ms over 6 h at 10^7 node rows in 10 days (docs/performance.md).
 --
 -- Which minutes are kept: the whole minutes of [since, until) that ended
--- at least `settle` (default 1 hour) ago. The first call over a window
+-- at least `settle` (default 1 hour; less than 0 counts as 0) ago. The
+-- store is shared by every caller: a short settle stores minutes whose
+-- attempts may still be running, and every later call reads them so. The first call over a window
 -- aggregates and stores the minutes not kept yet (one pass over their node
 -- rows, in the caller's transaction; a first 7-day window at 10^7 rows
 -- takes seconds); later calls read the stored minutes and aggregate only
@@ -76,7 +78,8 @@ BEGIN
     IF lo < since THEN
         lo := lo + interval '1 minute';
     END IF;
-    hi := least(date_trunc('minute', until), date_trunc('minute', now() - COALESCE(settle, interval '0')));
+    hi := least(date_trunc('minute', until),
+                date_trunc('minute', now() - greatest(COALESCE(settle, interval '0'), interval '0')));
     IF hi < lo THEN
         hi := lo;
     END IF;
