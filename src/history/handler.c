@@ -120,7 +120,7 @@ static fc__hrun_t *run_ref(db_handler *h, unsigned i) {
 
 /* The slot of ev's run: the runs seen last are cached (several runs may
  * interleave on one loop), else the run data is made from the event's
- * workflow, in the slot used least recently. Returns the slot, or -1 when
+ * workflow, in the next slot in turn (round robin). Returns the slot, or -1 when
  * out of memory. A run evicted from the cache and seen again starts with
  * an empty compact-storage state: its rows are then stored whole, never
  * wrongly. */
