@@ -267,12 +267,18 @@ static void restart_main(void *arg) {
   int i, n = fc_test_citus_worker_count();
   fc_test_wl_wait_ended(f->t, 300);
   fc_history_writer_stats(f->w, &f->before);
-  /* All rows of a run are on one worker (its shard of workflow_id). */
-  if (f->node < 0 &&
-      fc_test_pg_query_int(f->db, &port,
-                           "SELECT nodeport FROM pg_dist_shard_placement WHERE shardid ="
-                           " get_shard_id_for_distribution_column('workflow_executions',"
-                           " (SELECT workflow_id FROM workflow_executions LIMIT 1))") == 0)
+  /* All rows of a run are on one worker (its shard of workflow_id). The
+   * run's row may not be committed yet when 300 nodes have ended (the
+   * writer batches): wait for it (port 0 until then). */
+  for (i = 0; f->node < 0 && port == 0 && i < 3000; i++)
+    if (fc_test_pg_query_int(f->db, &port,
+                             "SELECT coalesce(max(nodeport), 0) FROM pg_dist_shard_placement"
+                             " WHERE shardid = (SELECT get_shard_id_for_distribution_column("
+                             "'workflow_executions', workflow_id) FROM workflow_executions"
+                             " LIMIT 1)") != 0 ||
+        port == 0)
+      fc_test_sleep_ms(10);
+  if (f->node < 0 && port > 0)
     for (i = 1; i <= n; i++)
       if (fc_test_citus_node(i, &node) == 0 && node.port == port)
         f->node = i;

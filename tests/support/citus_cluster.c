@@ -96,6 +96,29 @@ int fc_test_citus_add_db(const char *coord_db, const char *name) {
   return 0;
 }
 
+int fc_test_citus_end_prepared(const char *conninfo, const char *name) {
+  char db[FC_TEST_PG_CONNINFO_LENGTH];
+  char *gids, *gid, *save = NULL;
+  int rc = 0;
+
+  if (!plain_name(name)) {
+    say("database names must be [a-z0-9_]: ", name);
+    return -1;
+  }
+  gids = fc_test_pg_text(conninfo,
+                         "SELECT coalesce(string_agg(gid, ' '), '') FROM pg_prepared_xacts"
+                         " WHERE database = '%s'",
+                         name);
+  if (gids == NULL)
+    return -1;
+  if (gids[0] != '\0')
+    rc = fc_test_pg_conninfo_with_db(conninfo, name, db, sizeof db);
+  for (gid = strtok_r(gids, " ", &save); rc == 0 && gid != NULL; gid = strtok_r(NULL, " ", &save))
+    rc = fc_test_pg_exec(db, "ROLLBACK PREPARED '%s'", gid);
+  free(gids);
+  return rc;
+}
+
 int fc_test_citus_drop_db(const char *name) {
   fc_test_pg_t node;
   int i, n = fc_test_citus_worker_count();
@@ -105,7 +128,7 @@ int fc_test_citus_drop_db(const char *name) {
     return -1;
   }
   for (i = 1; i <= n; i++)
-    if (fc_test_citus_node(i, &node) != 0 ||
+    if (fc_test_citus_node(i, &node) != 0 || fc_test_citus_end_prepared(node.conninfo, name) != 0 ||
         fc_test_pg_exec(node.conninfo, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name) != 0)
       return -1;
   return n < 0 ? -1 : 0;

@@ -30,7 +30,15 @@ int fc_test_citus_node(int i, fc_test_pg_t *out);
  * extension everywhere, the nodes registered. */
 int fc_test_citus_add_db(const char *coord_db, const char *name);
 
-/* Drops database `name` on every worker. */
+/* Rolls back the prepared transactions of database `name` on the node at
+ * conninfo. A node stopped mid-commit (test_citus) can leave some behind,
+ * and DROP DATABASE ... WITH (FORCE) refuses a database that has any ("is
+ * being used by prepared transactions"); the database is being dropped, so
+ * whether they would have committed does not matter. */
+int fc_test_citus_end_prepared(const char *conninfo, const char *name);
+
+/* Drops database `name` on every worker (its prepared transactions rolled
+ * back first). */
 int fc_test_citus_drop_db(const char *name);
 
 #endif

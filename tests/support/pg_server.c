@@ -720,6 +720,8 @@ int fc_test_pg_create_db(fc_test_pg_t *pg, const char *name, char *out, size_t s
 }
 
 int fc_test_pg_drop_db(fc_test_pg_t *pg, const char *name) {
+  if (fc_test_citus_dir() != NULL && fc_test_citus_end_prepared(pg->conninfo, name) != 0)
+    return -1;
   if (admin_exec_ident(pg, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name) != 0)
     return -1;
   return fc_test_citus_dir() != NULL ? fc_test_citus_drop_db(name) : 0;
