@@ -24,7 +24,14 @@
 -- On Citus (src/pg/citus.c) new partitions need citus.enable_unsafe_triggers
 -- (they get the append-only trigger): the function sets it for its
 -- transaction when the citus extension is there, since CREATE OR REPLACE
--- drops the SET that `flowcore migrate` gave the old definition.
+-- drops the SET that `flowcore migrate` gave the old definition. It also
+-- sets citus.multi_shard_modify_mode = 'sequential' for the transaction:
+-- with one connection per shard, ATTACH PARTITION on two shards of the
+-- same worker could wait on each other inside the one distributed
+-- transaction, which Citus cancels as a distributed deadlock (seen once in
+-- CI's Citus stage, at flowcore_ensure_partitions; Citus's own advice for
+-- partition DDL in a transaction is this setting). One connection per
+-- worker costs little: a partition is made once a day (or week).
 
 CREATE OR REPLACE FUNCTION flowcore__create_partition(day date) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -40,6 +47,7 @@ DECLARE
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
     SELECT * INTO b FROM flowcore_partition_bounds(day);
     FOREACH t IN ARRAY ARRAY['workflow_executions', 'node_executions', 'execution_errors'] LOOP
