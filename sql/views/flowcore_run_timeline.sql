@@ -68,3 +68,53 @@ SELECT n.workflow_id,
                   LIMIT 1),
                 n.error_message) AS error_message
   FROM node_executions n;
+
+-- flowcore_run_timeline(run uuid): the same rows for one run, the way to
+-- read one run's timeline.
+--   SELECT * FROM flowcore_run_timeline('0190c3f2-5b1e-7c3a-9d2e-4f6a8b0c1d2e')
+--    ORDER BY started_at NULLS LAST, node_id, attempt;
+-- Through the view, only node_executions learns the run's id when the
+-- query is planned: the run and error lookups are correlated subqueries,
+-- planned once for every partition of their tables and pruned only when
+-- they run (45 ms of planning with 100 day partitions, against 4 ms for
+-- this function). Here every lookup names the run's id itself, so a plain
+-- SQL function that PostgreSQL inlines prunes all three tables to the
+-- run's partition at plan time, whatever the number of partitions. An id
+-- of no run gives no rows.
+CREATE OR REPLACE FUNCTION flowcore_run_timeline(run uuid)
+RETURNS SETOF flowcore_run_timeline
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+SELECT n.workflow_id,
+       (SELECT w.workflow_name FROM workflow_executions w WHERE w.workflow_id = run),
+       n.node_id,
+       n.attempt,
+       n.node_type,
+       n.status,
+       n.started_at,
+       n.completed_at,
+       COALESCE(n.duration_ms,
+                (extract(epoch FROM n.completed_at - n.started_at) * 1000)::double precision),
+       (extract(epoch FROM n.started_at - (SELECT w.started_at FROM workflow_executions w
+                                             WHERE w.workflow_id = run))
+        * 1000)::double precision,
+       COALESCE((SELECT x.error_type
+                   FROM execution_errors x
+                  WHERE x.workflow_id = run
+                    AND x.node_id = n.node_id
+                    AND x.attempt = n.attempt
+                  ORDER BY x.occurred_at DESC, x.error_id DESC
+                  LIMIT 1),
+                n.error_type),
+       COALESCE((SELECT x.error_message
+                   FROM execution_errors x
+                  WHERE x.workflow_id = run
+                    AND x.node_id = n.node_id
+                    AND x.attempt = n.attempt
+                  ORDER BY x.occurred_at DESC, x.error_id DESC
+                  LIMIT 1),
+                n.error_message)
+  FROM node_executions n
+ WHERE n.workflow_id = run
+$fn$;
+GRANT EXECUTE ON FUNCTION flowcore_run_timeline(uuid) TO flowcore_reader;

@@ -470,10 +470,13 @@ static int resolve_id(hist_t *h, char out[37]) {
   return CLI_EXIT_USAGE;
 }
 
+/* The node rows of run $1: flowcore_run_timeline(uuid) prunes every table to
+ * the run's partition when the query is planned (the view does it only for
+ * node_executions). */
 #define NODE_COLUMNS                                                                               \
   "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US(                         \
       "completed_at") ", duration_ms, offset_ms, error_type, error_message FROM "                  \
-                      "flowcore_run_timeline t "
+                      "flowcore_run_timeline($1::uuid) t "
 #define NODE_TYPES "sissttffss"
 /* show --input: the full inputs, rebuilt from compact storage
  * (migrations/0009_compact_inputs.sql), as JSON text. */
@@ -481,7 +484,7 @@ static int resolve_id(hist_t *h, char out[37]) {
   "SELECT node_id, attempt, node_type, status, " US("started_at") ", " US(                         \
       "completed_at") ", duration_ms, offset_ms, error_type, error_message, "                      \
                       "flowcore_node_input_text(t.workflow_id, t.node_id, t.attempt) AS input "    \
-                      "FROM flowcore_run_timeline t "
+                      "FROM flowcore_run_timeline($1::uuid) t "
 
 /* The reap record of an abandoned run (flowcore_reaps), or NULL. */
 #define REAP_COLUMNS                                                                               \
@@ -560,10 +563,9 @@ static int cmd_show(hist_t *h) {
     }
   }
   nodes = query(h,
-                h->input && h->html == NULL ? NODE_COLUMNS_INPUT "WHERE workflow_id = $1::uuid "
-                                              "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt"
-                         : NODE_COLUMNS "WHERE workflow_id = $1::uuid "
-                                        "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
+                h->input && h->html == NULL
+                    ? NODE_COLUMNS_INPUT "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt"
+                    : NODE_COLUMNS "ORDER BY t.started_at NULLS LAST, t.node_id, t.attempt",
                 1, params);
   if (nodes == NULL) {
     PQclear(run);

@@ -82,7 +82,8 @@ static void test_quick_mode(void **state) {
       "Slowest nodes in window (p95)",
       "Recent failed runs",
       "p95 per minute, first call (stores minutes)",
-      "one run's timeline (flowcore_run_timeline)",
+      "one run's timeline (flowcore_run_timeline(id))",
+      "the same through the view",
       "prune one day",
   };
   char *out;

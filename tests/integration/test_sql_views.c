@@ -792,6 +792,22 @@ static void check_timeline_rows(const PGresult *r, int first, const run_t *run) 
   }
 }
 
+/* How many lines of the plan of `fmt` (with the run id) mention `what`. */
+static int explain_mentions(const char *id, const char *fmt, const char *what) {
+  char sql[512];
+  PGresult *r;
+  int row, n = 0;
+  assert_true(snprintf(sql, sizeof sql, "EXPLAIN (COSTS OFF) ") < (int)sizeof sql);
+  assert_true((size_t)snprintf(sql + strlen(sql), sizeof sql - strlen(sql), fmt, id) <
+              sizeof sql - strlen(sql));
+  r = query(sql);
+  for (row = 0; row < PQntuples(r); row++)
+    if (strstr(PQgetvalue(r, row, 0), what) != NULL)
+      n++;
+  PQclear(r);
+  return n;
+}
+
 static void check_run_timeline(const dataset_t *ds) {
   PGresult *r;
   int i, row = 0;
@@ -816,6 +832,36 @@ static void check_run_timeline(const dataset_t *ds) {
               "extract/1:failed:10:50:exit_status extract/2:completed:100:150:- "
               "transform/1:failed:260:400:exit_status load/0:skipped:-:-:-");
   PQclear(r);
+
+  /* flowcore_run_timeline(id): the same rows for each run, none for an id
+   * of no run. */
+  ctx = "flowcore_run_timeline(id)";
+  for (i = 0; i < 4; i++) {
+    r = queryf("SELECT * FROM flowcore_run_timeline('%s') ORDER BY started_at NULLS LAST, "
+               "node_id, attempt",
+               ds->runs[i].id);
+    expect_columns(r, TIMELINE_COLS);
+    expect_rows(r, (int)ds->runs[i].nsteps);
+    check_timeline_rows(r, 0, &ds->runs[i]);
+    PQclear(r);
+  }
+  r = query("SELECT * FROM flowcore_run_timeline('00000000-0000-7000-8000-000000000000')");
+  expect_rows(r, 0);
+  PQclear(r);
+  /* ... and its error and run lookups planned on the run's partition only,
+   * where the view's are planned on every partition (not on Citus, whose
+   * plans are the workers'). */
+  if (fc_test_citus_dir() == NULL) {
+    int fn = explain_mentions(ds->runs[1].id, "SELECT * FROM flowcore_run_timeline('%s')",
+                              "execution_errors");
+    int view = explain_mentions(
+        ds->runs[1].id, "SELECT * FROM flowcore_run_timeline WHERE workflow_id = '%s'",
+        "execution_errors");
+    if (fn != 2 || view <= 2)
+      fail_msg("[%s] plans scan execution_errors %d times (function) and %d (view); want 2 "
+               "and more",
+               ctx, fn, view);
+  }
 }
 
 static void check_node_stats(void) {
