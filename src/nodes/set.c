@@ -3,8 +3,50 @@
 #include "node_type.h"
 #include "nodes_int.h"
 
+/* A copy of the constant for one attempt (a new reference, NULL when out
+ * of memory). The constant is a tree: parsed from a file, or deep-copied
+ * by jansson when it was added, and jansson refuses loops. So this copy
+ * skips the loop check of json_deep_copy, which in jansson 2.14 formats
+ * the address of each object and array it enters with snprintf into a
+ * table: most of the cost of copying a small object, and a node of a big
+ * chain of `set` nodes spent more time there than in the engine. */
+static json_t *copy_tree(json_t *v) {
+  json_t *copy, *m;
+  size_t i;
+  void *it;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    if ((copy = json_object()) == NULL)
+      return NULL;
+    for (it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it))
+      if (json_object_setn_new_nocheck(copy, json_object_iter_key(it), json_object_iter_key_len(it),
+                                       copy_tree(json_object_iter_value(it))) != 0) {
+        json_decref(copy);
+        return NULL;
+      }
+    return copy;
+  case JSON_ARRAY:
+    if ((copy = json_array()) == NULL)
+      return NULL;
+    json_array_foreach (v, i, m)
+      if (json_array_append_new(copy, copy_tree(m)) != 0) {
+        json_decref(copy);
+        return NULL;
+      }
+    return copy;
+  case JSON_STRING:
+    return json_stringn_nocheck(json_string_value(v), json_string_length(v));
+  case JSON_INTEGER:
+    return json_integer(json_integer_value(v));
+  case JSON_REAL:
+    return json_real(json_real_value(v));
+  default: /* true, false, null: jansson's singletons */
+    return json_incref(v);
+  }
+}
+
 static void set_fn(fc_node_ctx_t *ctx, void *data) {
-  json_t *copy = json_deep_copy((json_t *)data);
+  json_t *copy = copy_tree((json_t *)data);
   if (copy == NULL) {
     fc_node_failf(ctx, FC_SEVERITY_ERROR, "node_error", "out of memory copying the output");
     return;

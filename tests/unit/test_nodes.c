@@ -26,7 +26,7 @@ typedef struct {
   int closed;
   uv_timer_t cancel_timer;
   char pidfile[128];
-  char strayfile[128]; /* pids of escaped grandchildren, killed by teardown */
+  char strayfile[128];                /* pids of escaped grandchildren, killed by teardown */
   char run_id[FC_UUID_STRING_LENGTH]; /* of the last run_wf */
 } env_t;
 
@@ -885,6 +885,36 @@ static void test_set(void **state) {
   json_decref(constant);
 }
 
+/* Each attempt's copy is the constant exactly: every type, a real, a
+ * string with a NUL inside, nesting, key order. (A key with a NUL inside
+ * does not survive fc_workflow_add_set_node: jansson's json_deep_copy
+ * keeps such a key up to its NUL.) */
+static void test_set_copy_exact(void **state) {
+  env_t *e = *state;
+  json_t *constant =
+      json_pack("{s:i, s:f, s:b, s:b, s:n, s:[s, [i, {s:[]}], {}], s:{s:s}}", "int", -42, "real",
+                2.5, "t", 1, "f", 0, "null", "list", "a", 7, "deep", "obj", "k", "v");
+  json_t *out = NULL, *c;
+  void *ia, *ib;
+  assert_non_null(constant);
+  assert_int_equal(json_object_set_new(constant, "nul", json_stringn("a\0b", 3)), 0);
+  assert_int_equal(fc_workflow_add_set_node(e->wf, "c", constant, NULL), 0);
+  assert_int_equal(run_wf(e, NULL, &out), FC_WORKFLOW_COMPLETED);
+  c = output_of(out, "c");
+  assert_true(json_equal(c, constant));
+  assert_int_equal(json_string_length(json_object_get(c, "nul")), 3);
+  for (ia = json_object_iter(constant), ib = json_object_iter(c); ia != NULL && ib != NULL;
+       ia = json_object_iter_next(constant, ia), ib = json_object_iter_next(c, ib)) {
+    assert_int_equal(json_object_iter_key_len(ia), json_object_iter_key_len(ib));
+    assert_memory_equal(json_object_iter_key(ia), json_object_iter_key(ib),
+                        json_object_iter_key_len(ia));
+  }
+  assert_null(ia);
+  assert_null(ib);
+  json_decref(out);
+  json_decref(constant);
+}
+
 static void test_fail(void **state) {
   env_t *e = *state;
   const fc_recorded_event_t *ev;
@@ -942,6 +972,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sleep_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pass, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_set_copy_exact, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
