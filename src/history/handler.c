@@ -157,28 +157,41 @@ static int refs_alloc(refs_state *st, int node_count) {
   return 0;
 }
 
+/* Where is_ref looks for a member's node before the workflow's id table:
+ * a node's input has a member per predecessor in the order of its `in`
+ * list (src/run.c, node_input), after "input"; a run's output lists its
+ * sinks in node order. */
+typedef struct {
+  const uint32_t *in; /* a node start: its predecessors; NULL: a run's output */
+  size_t nin, pos;    /* the next of `in` to try */
+  size_t next;        /* a run's output: the node after the last one found */
+} ref_hint_t;
+
 /* Whether member (key, v) of a node's input or a run's output is stored
  * as a reference: 1 with *attempt = 0 when v is the run's input itself
  * ("run"), 1 with *attempt = n when v is the latest output of node `key`
- * itself (attempt n), else 0. Pointer identity only. *next is where the
- * node is looked for first (a run's output lists its sinks in node order),
- * before the workflow's id table. */
+ * itself (attempt n), else 0. Pointer identity only. */
 static int is_ref(const refs_state *st, const fc_workflow_t *wf, const char *key, const json_t *v,
-                  int32_t *attempt, size_t *next) {
+                  int32_t *attempt, ref_hint_t *hint) {
   const fc_node_t *dep = NULL;
+  size_t guess;
   if (v == st->input) {
     *attempt = 0;
     return 1;
   }
   if (wf == NULL)
     return 0;
-  if (*next < wf->nnodes && strcmp(wf->nodes[*next]->id, key) == 0)
-    dep = wf->nodes[*next];
+  if (hint->in != NULL)
+    guess = hint->pos < hint->nin ? hint->in[hint->pos++] : SIZE_MAX;
+  else
+    guess = hint->next;
+  if (guess < wf->nnodes && strcmp(wf->nodes[guess]->id, key) == 0)
+    dep = wf->nodes[guess];
   else
     dep = fc_workflow_find_node(wf, key);
   if (dep != NULL && st->out[dep->index] == v && st->out_attempt[dep->index] > 0) {
     *attempt = st->out_attempt[dep->index];
-    *next = (size_t)dep->index + 1;
+    hint->next = (size_t)dep->index + 1;
     return 1;
   }
   return 0;
@@ -227,7 +240,8 @@ static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec
   const char *key;
   json_t *v, *rest = NULL;
   fc__buf_t text;
-  size_t nrefs = 0, need = 2, next = 0;
+  size_t nrefs = 0, need = 2;
+  ref_hint_t hint = {NULL, 0, 0, 0};
   int32_t att;
   int whole = 0;
   if (value != NULL && value == st->memo_value) {
@@ -241,11 +255,16 @@ static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec
     return 0;
   json_object_foreach(value, key, v)
     need += strlen(key) + 16; /* ,"K":N */
+  if (ev->kind == FC_EVENT_NODE_START && ev->workflow != NULL && ev->node_index >= 0 &&
+      (size_t)ev->node_index < ev->workflow->nnodes) {
+    hint.in = ev->workflow->nodes[ev->node_index]->in;
+    hint.nin = ev->workflow->nodes[ev->node_index]->nin;
+  }
   fc__buf_init(&text);
   (void)fc__buf_reserve(&text, need); /* one allocation, not doublings */
   fc__buf_append(&text, "{", 1);
   json_object_foreach(value, key, v) {
-    if (is_ref(st, ev->workflow, key, v, &att, &next)) {
+    if (is_ref(st, ev->workflow, key, v, &att, &hint)) {
       if (!plain_key(key)) {
         whole = 1;
         break;
