@@ -237,6 +237,7 @@ static void test_reader_role_limits(void **state) {
   ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_writer_losses");
   ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_recent_runs");
   ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_run_timeline(gen_random_uuid())");
+  ALLOWED("fc_dash", "SELECT count(*) FROM flowcore_run(gen_random_uuid())");
   REFUSED("fc_dash", "INSERT INTO workflow_executions (workflow_id, workflow_name, status, started_at) "
                      "VALUES (gen_random_uuid(), 'x', 'running', now())");
   REFUSED("fc_dash", "UPDATE node_executions SET status = 'failed'");

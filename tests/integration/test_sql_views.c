@@ -712,7 +712,24 @@ static const struct {
     {"flowcore_writer_loss_summary", LOSS_SUMMARY_COLS},
 };
 
-static void check_recent_runs(const dataset_t *ds) {
+/* How many lines of the plan of `fmt` (with the run id) mention `what`. */
+static int explain_mentions(const char *id, const char *fmt, const char *what) {
+  char sql[512];
+  PGresult *r;
+  int row, n = 0;
+  assert_true(snprintf(sql, sizeof sql, "EXPLAIN (COSTS OFF) ") < (int)sizeof sql);
+  assert_true((size_t)snprintf(sql + strlen(sql), sizeof sql - strlen(sql), fmt, id) <
+              sizeof sql - strlen(sql));
+  r = query(sql);
+  for (row = 0; row < PQntuples(r); row++)
+    if (strstr(PQgetvalue(r, row, 0), what) != NULL)
+      n++;
+  PQclear(r);
+  return n;
+}
+
+/* Row `row` of r is run i of the dataset, as flowcore_recent_runs shows it. */
+static void expect_run_row(const PGresult *r, int row, const dataset_t *ds, int i) {
   static const struct {
     const char *status;
     double duration_ms;
@@ -724,30 +741,33 @@ static void check_recent_runs(const dataset_t *ds) {
       /* running: no duration; errors so far from execution_errors */
       {"running", NAN, 4, 1, 0, 0, 0, 0, 1, 3, 1},
   };
+  const run_t *run = &ds->runs[i];
+  expect_text(r, row, "workflow_id", run->id);
+  expect_text(r, row, "workflow_name", i < 3 ? "etl" : "report");
+  expect_text(r, row, "status", want[i].status);
+  expect_ts(r, row, "started_at", run->t0_us);
+  expect_ts(r, row, "completed_at", i < 3 ? at(run, run->end_ms) : 0);
+  expect_num(r, row, "duration_ms", want[i].duration_ms);
+  expect_int(r, row, "node_count", want[i].node_count);
+  expect_int(r, row, "nodes_completed", want[i].completed);
+  expect_int(r, row, "nodes_failed", want[i].failed);
+  expect_int(r, row, "nodes_skipped", want[i].skipped);
+  expect_int(r, row, "nodes_timed_out", want[i].timed_out);
+  expect_int(r, row, "nodes_cancelled", want[i].cancelled);
+  expect_int(r, row, "nodes_running", want[i].running);
+  expect_int(r, row, "attempts", want[i].attempts);
+  expect_int(r, row, "error_count", want[i].errors);
+}
+
+static void check_recent_runs(const dataset_t *ds) {
   PGresult *r;
   int i;
   ctx = "flowcore_recent_runs";
   r = query("SELECT * FROM flowcore_recent_runs ORDER BY started_at");
   expect_columns(r, RECENT_RUNS_COLS);
   expect_rows(r, 4);
-  for (i = 0; i < 4; i++) {
-    const run_t *run = &ds->runs[i];
-    expect_text(r, i, "workflow_id", run->id);
-    expect_text(r, i, "workflow_name", i < 3 ? "etl" : "report");
-    expect_text(r, i, "status", want[i].status);
-    expect_ts(r, i, "started_at", run->t0_us);
-    expect_ts(r, i, "completed_at", i < 3 ? at(run, run->end_ms) : 0);
-    expect_num(r, i, "duration_ms", want[i].duration_ms);
-    expect_int(r, i, "node_count", want[i].node_count);
-    expect_int(r, i, "nodes_completed", want[i].completed);
-    expect_int(r, i, "nodes_failed", want[i].failed);
-    expect_int(r, i, "nodes_skipped", want[i].skipped);
-    expect_int(r, i, "nodes_timed_out", want[i].timed_out);
-    expect_int(r, i, "nodes_cancelled", want[i].cancelled);
-    expect_int(r, i, "nodes_running", want[i].running);
-    expect_int(r, i, "attempts", want[i].attempts);
-    expect_int(r, i, "error_count", want[i].errors);
-  }
+  for (i = 0; i < 4; i++)
+    expect_run_row(r, i, ds, i);
   PQclear(r);
   /* The documented use: newest first, limited. */
   r = query("SELECT workflow_id FROM flowcore_recent_runs ORDER BY started_at DESC LIMIT 2");
@@ -755,6 +775,33 @@ static void check_recent_runs(const dataset_t *ds) {
   expect_text(r, 0, "workflow_id", ds->runs[3].id);
   expect_text(r, 1, "workflow_id", ds->runs[2].id);
   PQclear(r);
+
+  /* flowcore_run(id): the same row for each run, none for an id of no run. */
+  ctx = "flowcore_run(id)";
+  for (i = 0; i < 4; i++) {
+    r = queryf("SELECT * FROM flowcore_run('%s')", ds->runs[i].id);
+    expect_columns(r, RECENT_RUNS_COLS);
+    expect_rows(r, 1);
+    expect_run_row(r, 0, ds, i);
+    PQclear(r);
+  }
+  r = query("SELECT * FROM flowcore_run('00000000-0000-7000-8000-000000000000')");
+  expect_rows(r, 0);
+  PQclear(r);
+  /* ... its node counts planned on the run's partition only, where the
+   * view's are planned on every partition (not on Citus, whose plans are
+   * the workers'). */
+  if (fc_test_citus_dir() == NULL) {
+    int fn =
+        explain_mentions(ds->runs[1].id, "SELECT * FROM flowcore_run('%s')", "on node_executions");
+    int view = explain_mentions(ds->runs[1].id,
+                                "SELECT * FROM flowcore_recent_runs WHERE workflow_id = '%s'",
+                                "on node_executions");
+    if (fn != 1 || view <= 2)
+      fail_msg("[%s] plans scan node_executions %d times (function) and %d (view); want 1 and "
+               "more than 2",
+               ctx, fn, view);
+  }
 }
 
 static const err_t *error_of(const run_t *run, const char *node, int attempt) {
@@ -790,22 +837,6 @@ static void check_timeline_rows(const PGresult *r, int first, const run_t *run) 
     expect_text(r, row, "error_type", e ? e->type : NULL);
     expect_text(r, row, "error_message", e ? e->message : NULL);
   }
-}
-
-/* How many lines of the plan of `fmt` (with the run id) mention `what`. */
-static int explain_mentions(const char *id, const char *fmt, const char *what) {
-  char sql[512];
-  PGresult *r;
-  int row, n = 0;
-  assert_true(snprintf(sql, sizeof sql, "EXPLAIN (COSTS OFF) ") < (int)sizeof sql);
-  assert_true((size_t)snprintf(sql + strlen(sql), sizeof sql - strlen(sql), fmt, id) <
-              sizeof sql - strlen(sql));
-  r = query(sql);
-  for (row = 0; row < PQntuples(r); row++)
-    if (strstr(PQgetvalue(r, row, 0), what) != NULL)
-      n++;
-  PQclear(r);
-  return n;
 }
 
 static void check_run_timeline(const dataset_t *ds) {
@@ -854,9 +885,9 @@ static void check_run_timeline(const dataset_t *ds) {
   if (fc_test_citus_dir() == NULL) {
     int fn = explain_mentions(ds->runs[1].id, "SELECT * FROM flowcore_run_timeline('%s')",
                               "execution_errors");
-    int view = explain_mentions(
-        ds->runs[1].id, "SELECT * FROM flowcore_run_timeline WHERE workflow_id = '%s'",
-        "execution_errors");
+    int view = explain_mentions(ds->runs[1].id,
+                                "SELECT * FROM flowcore_run_timeline WHERE workflow_id = '%s'",
+                                "execution_errors");
     if (fn != 1 || view <= 2)
       fail_msg("[%s] plans scan execution_errors %d times (function) and %d (view); want 1 "
                "and more than 2",
@@ -970,19 +1001,18 @@ static long long minutes_differ(long long t0, const char *since, const char *unt
   long long n;
   if (settle != NULL) /* NULL: the default */
     snprintf(settle_arg, sizeof settle_arg, ", %s", settle);
-  r = queryf(
-      "WITH f AS (SELECT * FROM flowcore_node_minutes(to_timestamp(%lld / 1e6) + %s, "
-      "to_timestamp(%lld / 1e6) + %s%s)), "
-      "p AS (SELECT date_trunc('minute', started_at) AS minute, count(*) AS attempts, "
-      "percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms, "
-      "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms, "
-      "max(duration_ms) AS max_ms FROM flowcore_run_timeline "
-      "WHERE started_at >= to_timestamp(%lld / 1e6) + %s "
-      "AND started_at < to_timestamp(%lld / 1e6) + %s "
-      "AND attempt >= 1 AND status <> 'running' GROUP BY 1) "
-      "SELECT count(*) AS n FROM ((SELECT * FROM f EXCEPT ALL SELECT * FROM p) UNION ALL "
-      "(SELECT * FROM p EXCEPT ALL SELECT * FROM f)) x",
-      t0, since, t0, until, settle_arg, t0, since, t0, until);
+  r = queryf("WITH f AS (SELECT * FROM flowcore_node_minutes(to_timestamp(%lld / 1e6) + %s, "
+             "to_timestamp(%lld / 1e6) + %s%s)), "
+             "p AS (SELECT date_trunc('minute', started_at) AS minute, count(*) AS attempts, "
+             "percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms, "
+             "percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms, "
+             "max(duration_ms) AS max_ms FROM flowcore_run_timeline "
+             "WHERE started_at >= to_timestamp(%lld / 1e6) + %s "
+             "AND started_at < to_timestamp(%lld / 1e6) + %s "
+             "AND attempt >= 1 AND status <> 'running' GROUP BY 1) "
+             "SELECT count(*) AS n FROM ((SELECT * FROM f EXCEPT ALL SELECT * FROM p) UNION ALL "
+             "(SELECT * FROM p EXCEPT ALL SELECT * FROM f)) x",
+             t0, since, t0, until, settle_arg, t0, since, t0, until);
   n = strtoll(val(r, 0, "n"), NULL, 10);
   PQclear(r);
   return n;
@@ -1368,7 +1398,7 @@ static void check_abandoned(const dataset_t *ds) {
   PQclear(r);
   exec_ok("SAVEPOINT s");
   r = PQexec(conn, "UPDATE workflow_executions SET status = 'completed' WHERE status = "
-                     "'abandoned'");
+                   "'abandoned'");
   if (PQresultStatus(r) != PGRES_FATAL_ERROR ||
       strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23000") != 0)
     fail_msg("%s: an abandoned run could be changed", ctx);
