@@ -119,10 +119,12 @@ static json_t *scan_object(scan_t *s, int depth) {
     s->p++;
     if ((v = scan_value(s, depth + 1)) == NULL)
       break;
-    if (json_object_get(obj, key) != NULL || json_object_set_new_nocheck(obj, key, v) != 0) {
+    if (json_object_get(obj, key) != NULL) {
       json_decref(v);
       break;
     }
+    if (json_object_set_new_nocheck(obj, key, v) != 0) /* takes v even on failure */
+      break;
     skip_ws(s);
     if (s->p < s->end && *s->p == ',') {
       s->p++;

@@ -117,11 +117,45 @@ static void test_outside_the_subset(void **state) {
   gives_up(key);
 }
 
+/* Memory running out at every allocation in turn: the reader gives up
+ * (NULL) and keeps nothing, never frees twice (ASan and valgrind run this
+ * test), and reads the value once allocations succeed. */
+static int g_allocs_left;
+static void *failing_malloc(size_t size) {
+  if (g_allocs_left == 0)
+    return NULL;
+  g_allocs_left--;
+  return malloc(size);
+}
+
+static void test_out_of_memory(void **state) {
+  static const char text[] = "{\"id\":\"n1\",\"output\":{\"n\":[1,\"two\",{\"k\":null}]},"
+                             "\"after\":[\"n0\"]}";
+  json_malloc_t old_malloc;
+  json_free_t old_free;
+  size_t used;
+  json_t *v = NULL;
+  int n;
+  (void)state;
+  json_get_alloc_funcs(&old_malloc, &old_free);
+  for (n = 0; n < 1000 && v == NULL; n++) {
+    g_allocs_left = n;
+    json_set_alloc_funcs(failing_malloc, free);
+    v = fc__json_scan(text, sizeof text - 1, &used);
+    json_set_alloc_funcs(old_malloc, old_free);
+  }
+  assert_non_null(v);
+  assert_true(n > 10); /* it did fail at the allocations before */
+  assert_int_equal(used, sizeof text - 1);
+  json_decref(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plain_values),
       cmocka_unit_test(test_key_order),
       cmocka_unit_test(test_outside_the_subset),
+      cmocka_unit_test(test_out_of_memory),
   };
   return cmocka_run_group_tests_name("json_scan", tests, NULL, NULL);
 }
