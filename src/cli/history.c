@@ -1655,7 +1655,7 @@ void cli_usage_history_sub(FILE *out, const char *sub) {
     fputs("Usage: flowcore history show ID [options]\n"
           "\n"
           "Shows one run and its node attempts in start order, with attempt, status,\n"
-          "duration and error (views flowcore_recent_runs, flowcore_run_timeline).\n"
+          "duration and error (functions flowcore_run, flowcore_run_timeline).\n"
           "ID may be a prefix of the run id when only one run matches. Also where the\n"
           "run ran (host, pid), whether a running run is live or abandoned, and for\n"
           "an abandoned run who marked it so, when and why (table flowcore_reaps).\n"

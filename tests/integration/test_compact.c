@@ -93,33 +93,32 @@ static int run_cli(const char *path, const char *db, const char *spool) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The full input of node id (attempt 1) of the only run, rebuilt. */
-static json_t *rebuilt(const char *db, const char *id) {
+/* JSON text a query returned (freed here), parsed. */
+static json_t *parsed(char *text) {
   json_error_t jerr;
   json_t *v;
-  char *s = fc_test_pg_text(db,
-                            "SELECT flowcore_node_input(workflow_id, node_id, attempt)::text "
-                            "FROM node_executions WHERE node_id = '%s' AND attempt = 1",
-                            id);
-  v = json_loads(s, JSON_DECODE_ANY, &jerr);
-  free(s);
+  assert_non_null(text);
+  v = json_loads(text, JSON_DECODE_ANY, &jerr);
+  free(text);
   assert_non_null(v);
   return v;
+}
+
+/* The full input of node id (attempt 1) of the only run, rebuilt. */
+static json_t *rebuilt(const char *db, const char *id) {
+  return parsed(fc_test_pg_text(db,
+                                "SELECT flowcore_node_input(workflow_id, node_id, attempt)::text "
+                                "FROM node_executions WHERE node_id = '%s' AND attempt = 1",
+                                id));
 }
 
 /* flowcore_run_output of the run picked by `where` (a WHERE clause on
  * workflow_executions, or "" for the only run), parsed. */
 static json_t *run_output(const char *db, const char *where) {
-  json_error_t jerr;
-  json_t *v;
-  char *s = fc_test_pg_text(db,
-                            "SELECT flowcore_run_output(workflow_id)::text FROM "
-                            "workflow_executions %s",
-                            where);
-  v = json_loads(s, 0, &jerr);
-  free(s);
-  assert_non_null(v);
-  return v;
+  return parsed(fc_test_pg_text(db,
+                                "SELECT flowcore_run_output(workflow_id)::text FROM "
+                                "workflow_executions %s",
+                                where));
 }
 
 /* The full input of chain node k, as the engine built it. */
