@@ -16,7 +16,6 @@
 #include <stdio.h>
 
 #include "internal.h"
-#include "json_scan.h"
 #include "nodes/node_type.h"
 
 /* ---- the error list -------------------------------------------------------- */
@@ -974,14 +973,6 @@ static json_t *scan_value(scan_t *s, size_t depth) {
   size_t used;
   json_t *v;
   scan_ws(s);
-  /* Plain JSON (most of a big generated file) without jansson's stream:
-   * the same value, or NULL and jansson decides (src/json_scan.h). Its
-   * depth stays far below jansson's limit for a node's depth here. */
-  if (depth + FC__JSON_SCAN_DEPTH < JSON_PARSER_MAX_DEPTH &&
-      (v = fc__json_scan(s->text + s->pos, s->len - s->pos, &used)) != NULL) {
-    s->pos += used;
-    return v;
-  }
   v = json_loadb(s->text + s->pos, s->len - s->pos,
                  JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &jerr);
   if (v == NULL)
