@@ -17,6 +17,7 @@
 
 #include "internal.h"
 #include "nodes/node_type.h"
+#include "workflow_int.h"
 
 /* ---- the error list -------------------------------------------------------- */
 
@@ -44,11 +45,6 @@ typedef struct arena_block {
   char data[];
 } arena_block_t;
 
-typedef struct {
-  const char *id; /* in the arena */
-  size_t index;   /* in "nodes" */
-} id_slot_t;
-
 /* A reference (after[k] or routes.R[k]) to an id not seen when its node was
  * loaded; checked once every id is known. */
 typedef struct {
@@ -68,8 +64,8 @@ typedef struct {
   int oom;
   int consume; /* the loader owns the tree: each node is freed once loaded */
   fc_workflow_t *wf;
-  id_slot_t *slots; /* open addressing: id -> index in "nodes" */
-  size_t nslots, nids;
+  uint32_t *json_index; /* of each node of the workflow: its index in "nodes" */
+  size_t cap_json_index, noted;
   pending_ref_t *pending;
   size_t npending, cap_pending;
   arena_block_t *arena;
@@ -143,54 +139,19 @@ static void loader_free(loader_t *L) {
     fc__free(L->arena);
     L->arena = next;
   }
-  fc__free(L->slots);
+  fc__free(L->json_index);
   fc__free(L->pending);
-  L->slots = NULL;
+  L->json_index = NULL;
   L->pending = NULL;
-  L->nslots = L->nids = L->npending = L->cap_pending = 0;
+  L->cap_json_index = L->noted = L->npending = L->cap_pending = 0;
 }
 
-/* The index in "nodes" of the first node called id, or -1. */
+/* The index in "nodes" of the node called id, or -1. The workflow's own
+ * table finds it: every node with a usable id that is not a duplicate is
+ * in the workflow (as a placeholder when it has errors). */
 static long ids_find(const loader_t *L, const char *id) {
-  size_t mask, i;
-  if (L->nslots == 0)
-    return -1;
-  mask = L->nslots - 1;
-  for (i = (size_t)fc__str_hash(id) & mask; L->slots[i].id != NULL; i = (i + 1) & mask)
-    if (strcmp(L->slots[i].id, id) == 0)
-      return (long)L->slots[i].index;
-  return -1;
-}
-
-/* Adds an id not yet in the table (kept at most half full). */
-static int ids_add(loader_t *L, const char *id, size_t index) {
-  size_t mask, i;
-  if ((L->nids + 1) * 2 > L->nslots) {
-    size_t n = L->nslots != 0 ? L->nslots * 2 : 64, k;
-    id_slot_t *slots = fc__calloc(n, sizeof *slots);
-    if (slots == NULL)
-      return FC_ENOMEM;
-    for (k = 0; k < L->nslots; k++) {
-      if (L->slots[k].id == NULL)
-        continue;
-      for (i = (size_t)fc__str_hash(L->slots[k].id) & (n - 1); slots[i].id != NULL;
-           i = (i + 1) & (n - 1))
-        ;
-      slots[i] = L->slots[k];
-    }
-    fc__free(L->slots);
-    L->slots = slots;
-    L->nslots = n;
-  }
-  if ((id = arena_dup(L, id)) == NULL)
-    return FC_ENOMEM;
-  mask = L->nslots - 1;
-  for (i = (size_t)fc__str_hash(id) & mask; L->slots[i].id != NULL; i = (i + 1) & mask)
-    ;
-  L->slots[i].id = id;
-  L->slots[i].index = index;
-  L->nids++;
-  return 0;
+  fc_node_t *n = L->wf != NULL ? fc_workflow_find_node(L->wf, id) : NULL;
+  return n != NULL ? (long)L->json_index[n->index] : -1;
 }
 
 /* Remembers a reference (after[k], or routes.<route>[k] when route is not
@@ -616,6 +577,21 @@ static void check_retry(fc__load_node_t *N, const node_fields_t *nf, retry_t *r)
     r->backoff_max = r->backoff > 60000 ? r->backoff : 60000;
 }
 
+/* Notes `index` as the place in "nodes" of the workflow's nodes added
+ * since the last call (one, or none when adding failed). 0 or -1 (out of
+ * memory). */
+static int note_json_index(loader_t *L, size_t index) {
+  size_t k, n = fc_workflow_node_count(L->wf);
+  if (fc__grow((void **)&L->json_index, &L->cap_json_index, n, sizeof *L->json_index) != 0) {
+    add_oom(L);
+    return -1;
+  }
+  for (k = L->noted; k < n; k++)
+    L->json_index[k] = (uint32_t)index;
+  L->noted = n;
+  return 0;
+}
+
 /* Adds the checked node `id`: its type's node when it had no error,
  * otherwise a placeholder that still takes part in the graph checks; then
  * its well-formed dependencies and routes (unknown ids are reported by the
@@ -626,13 +602,19 @@ static void add_node(fc__load_node_t *N, json_t *node, const node_fields_t *nf, 
   fc_node_t *n = NULL;
   json_t *v;
   size_t k;
-  int rc;
-  if (N->errors == 0 && type != NULL)
+  int rc = 0;
+  if (N->errors == 0 && type != NULL) {
     rc = (L->consume && type->add_owned != NULL ? type->add_owned : type->add)(L->wf, id, node, &n);
-  else
+    if (rc != 0 && rc != FC_ENOMEM) {
+      fc__load_error(N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
+      L->incomplete = 1;
+      n = NULL;
+    }
+  }
+  if (n == NULL && rc != FC_ENOMEM)
     rc = fc_workflow_add_pass_node(L->wf, id, &n); /* placeholder, never run */
-  if (rc != 0 || n == NULL) {
-    if (rc == FC_ENOMEM)
+  if (note_json_index(L, N->index) != 0 || rc != 0 || n == NULL) {
+    if (rc == FC_ENOMEM || L->oom)
       add_oom(L);
     else
       fc__load_error(N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
@@ -736,10 +718,6 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
     L->structural = 1;
     return;
   }
-  if (ids_add(L, id, index) != 0) {
-    add_oom(L);
-    return;
-  }
   if (L->oom)
     return;
   add_node(&N, node, &nf, id, type, &retry);
@@ -814,7 +792,7 @@ static void finish_workflow(loader_t *L, json_t *root, json_t **input_out) {
   json_t *v;
   int rc;
   report_refs(L);
-  loader_free(L); /* the ids and references: the workflow has its own table */
+  loader_free(L); /* the references */
   if (!L->structural && !L->incomplete) {
     fc_error_t err;
     fc_error_clear(&err);

@@ -5,50 +5,77 @@
 
 /* ---- id table ------------------------------------------------------------ */
 
-/* Returns the index of `id`, or -1. Only after the table was built. */
+static uint32_t id_hash(const char *id) {
+  uint64_t h = fc__str_hash(id);
+  return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* The first slot to probe for hash h: Fibonacci hashing on the top bits. */
+static size_t slot_of(const fc_workflow_t *wf, uint32_t h) {
+  return (size_t)((h * 2654435769u) >> (32 - wf->slot_bits));
+}
+
+/* Returns the index of the (first) node called `id`, or -1. */
 static long table_find(const fc_workflow_t *wf, const char *id) {
   size_t mask, i;
+  uint32_t h;
   if (wf->nslots == 0)
     return -1;
+  h = id_hash(id);
   mask = wf->nslots - 1;
-  for (i = (size_t)fc__str_hash(id) & mask;; i = (i + 1) & mask) {
-    uint32_t v = wf->slots[i];
-    if (v == 0)
+  for (i = slot_of(wf, h);; i = (i + 1) & mask) {
+    const fc__id_slot_t *s = &wf->slots[i];
+    if (s->node == 0)
       return -1;
-    if (strcmp(wf->nodes[v - 1]->id, id) == 0)
-      return (long)(v - 1);
+    if (s->hash == h && strcmp(wf->nodes[s->node - 1]->id, id) == 0)
+      return (long)(s->node - 1);
   }
 }
 
-/* Builds the table; reports the first duplicate id. */
-static int table_build(fc_workflow_t *wf, fc_error_t *err) {
-  size_t n = 16, i, mask;
-  while (n < wf->nnodes * 2)
-    n *= 2;
-  fc__free(wf->slots);
-  wf->slots = fc__calloc(n, sizeof *wf->slots);
+/* Makes room for one more id. */
+static int table_reserve(fc_workflow_t *wf) {
+  fc__id_slot_t *old = wf->slots;
+  size_t nold = wf->nslots, k, i, mask;
+  if ((wf->nids + 1) * 2 <= wf->nslots)
+    return 0;
+  wf->slots = fc__calloc(nold != 0 ? nold * 2 : 16, sizeof *wf->slots);
   if (wf->slots == NULL) {
-    wf->nslots = 0;
-    return fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    wf->slots = old;
+    return FC_ENOMEM;
   }
-  wf->nslots = n;
-  mask = n - 1;
-  for (i = 0; i < wf->nnodes; i++) {
-    const char *id = wf->nodes[i]->id;
-    size_t j;
-    for (j = (size_t)fc__str_hash(id) & mask;; j = (j + 1) & mask) {
-      uint32_t v = wf->slots[j];
-      if (v == 0) {
-        wf->slots[j] = (uint32_t)(i + 1);
-        break;
+  wf->slot_bits = nold != 0 ? wf->slot_bits + 1 : 4;
+  wf->nslots = (size_t)1 << wf->slot_bits;
+  mask = wf->nslots - 1;
+  for (k = 0; k < nold; k++) {
+    if (old[k].node == 0)
+      continue;
+    for (i = slot_of(wf, old[k].hash); wf->slots[i].node != 0; i = (i + 1) & mask)
+      ;
+    wf->slots[i] = old[k];
+  }
+  fc__free(old);
+  return 0;
+}
+
+/* Enters node `index` (table_reserve made room), or notes its id as a
+ * duplicate. */
+static void table_add(fc_workflow_t *wf, size_t index) {
+  const char *id = wf->nodes[index]->id;
+  uint32_t h = id_hash(id);
+  size_t mask = wf->nslots - 1, i;
+  for (i = slot_of(wf, h); wf->slots[i].node != 0; i = (i + 1) & mask) {
+    const fc__id_slot_t *s = &wf->slots[i];
+    if (s->hash == h && strcmp(wf->nodes[s->node - 1]->id, id) == 0) {
+      if (wf->dup == 0) {
+        wf->dup = (uint32_t)(index + 1);
+        wf->dup_of = s->node;
       }
-      if (strcmp(wf->nodes[v - 1]->id, id) == 0)
-        return fc__error_set(err, FC_EDUPLICATE, id,
-                             "node \"%s\" (#%zu): duplicate id, already used by node #%u", id,
-                             i, v - 1);
+      return;
     }
   }
-  return 0;
+  wf->slots[i].node = (uint32_t)(index + 1);
+  wf->slots[i].hash = h;
+  wf->nids++;
 }
 
 /* ---- building ------------------------------------------------------------ */
@@ -82,7 +109,9 @@ static void node_free(fc_node_t *n) {
   if (n->data_free != NULL)
     n->data_free(n->user_data);
   fc__free(n->type_owned);
-  str_array_free(n->deps, n->ndeps);
+  for (r = 0; r < n->ndeps; r++)
+    fc__free(n->deps[r].id);
+  fc__free(n->deps);
   for (r = 0; r < n->nroutes; r++) {
     fc__free(n->routes[r].name);
     str_array_free(n->routes[r].targets, n->routes[r].ntargets);
@@ -115,7 +144,9 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
     return FC_EINVAL;
   if (wf->frozen)
     return FC_EFROZEN;
-  if (fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + 1, sizeof *wf->nodes) != 0)
+  if (wf->nnodes >= FC__MAX_NODES ||
+      fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + 1, sizeof *wf->nodes) != 0 ||
+      table_reserve(wf) != 0)
     return FC_ENOMEM;
   len = strlen(id) + 1;
   n = fc__calloc(1, sizeof *n + len); /* one allocation for the node and its id */
@@ -130,6 +161,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   n->user_data = user_data;
   n->default_route = -1;
   wf->nodes[wf->nnodes++] = n;
+  table_add(wf, n->index);
   if (node_out != NULL)
     *node_out = n;
   return 0;
@@ -179,12 +211,21 @@ static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
 }
 
 int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
+  fc__dep_t *d;
   int rc = node_check(n);
   if (rc != 0)
     return rc;
   if (dep_id == NULL)
     return FC_EINVAL;
-  return str_array_push(&n->deps, &n->ndeps, &n->cap_deps, dep_id);
+  if (fc__grow_small((void **)&n->deps, &n->cap_deps, n->ndeps + 1, sizeof *n->deps) != 0)
+    return FC_ENOMEM;
+  d = &n->deps[n->ndeps];
+  d->node = (uint32_t)(table_find(n->wf, dep_id) + 1);
+  d->id = NULL;
+  if (d->node == 0 && (d->id = fc__strdup(dep_id)) == NULL)
+    return FC_ENOMEM;
+  n->ndeps++;
+  return 0;
 }
 
 int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
@@ -366,11 +407,12 @@ static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
   for (i = 0; i < n && rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
     for (j = 0; j < node->ndeps && rc == 0; j++) {
-      long d = table_find(wf, node->deps[j]);
+      const fc__dep_t *dep = &node->deps[j];
+      long d = dep->node != 0 ? (long)dep->node - 1 : table_find(wf, dep->id);
       if (d < 0)
         rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
                            "node \"%s\": depends on unknown node \"%.128s\"", node->id,
-                           node->deps[j]);
+                           dep->id);
       else
         rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark, cap_out);
     }
@@ -470,8 +512,10 @@ int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {
   if (wf->frozen)
     return 0;
   rc = check_names(wf, err);
-  if (rc == 0)
-    rc = table_build(wf, err);
+  if (rc == 0 && wf->dup != 0)
+    rc = fc__error_set(err, FC_EDUPLICATE, wf->nodes[wf->dup - 1]->id,
+                       "node \"%s\" (#%u): duplicate id, already used by node #%u",
+                       wf->nodes[wf->dup - 1]->id, wf->dup - 1, wf->dup_of - 1);
   if (rc == 0)
     rc = build_edges(wf, err);
   if (rc == 0)
@@ -497,17 +541,11 @@ fc_node_t *fc_workflow_node_at(const fc_workflow_t *wf, size_t index) {
 }
 
 fc_node_t *fc_workflow_find_node(const fc_workflow_t *wf, const char *id) {
-  size_t i;
+  long k;
   if (id == NULL)
     return NULL;
-  if (wf->frozen) {
-    long k = table_find(wf, id);
-    return k < 0 ? NULL : wf->nodes[k];
-  }
-  for (i = 0; i < wf->nnodes; i++)
-    if (strcmp(wf->nodes[i]->id, id) == 0)
-      return wf->nodes[i];
-  return NULL;
+  k = table_find(wf, id);
+  return k < 0 ? NULL : wf->nodes[k];
 }
 
 const char *fc_node_id(const fc_node_t *n) { return n->id; }

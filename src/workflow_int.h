@@ -6,6 +6,9 @@
 #include "internal.h"
 
 #define FC__MAX_ROUTES 64
+/* Nodes in one workflow: indexes are 32-bit and the id table (twice as
+ * many slots) must stay within 2^32 slots. More fail as out of memory. */
+#define FC__MAX_NODES ((size_t)1 << 30)
 
 typedef struct {
   char *name;
@@ -22,6 +25,21 @@ typedef struct {
   uint64_t route_mask;
 } fc__edge_t;
 
+/* A dependency: the node its id named when it was added (files list a
+ * node after those it depends on, so most are found then, while the id
+ * table's slot is still in the cache), or its id for validation to find. */
+typedef struct {
+  uint32_t node; /* index + 1, or 0: see id */
+  char *id;      /* a copy of the id when node is 0, else NULL */
+} fc__dep_t;
+
+/* A slot of the id table: node index + 1 (0: empty) and the id's 32-bit
+ * hash, so a probe compares a string only when the hashes are equal. */
+typedef struct {
+  uint32_t node;
+  uint32_t hash;
+} fc__id_slot_t;
+
 struct fc_node_s {
   fc_workflow_t *wf;
   size_t index;
@@ -31,7 +49,7 @@ struct fc_node_s {
   fc_node_fn fn;
   void *user_data;
   void (*data_free)(void *);
-  char **deps; /* ids, as given */
+  fc__dep_t *deps;
   size_t ndeps, cap_deps;
   fc__route_t *routes;
   size_t nroutes, cap_routes;
@@ -52,10 +70,14 @@ struct fc_workflow_s {
   size_t nnodes, cap_nodes;
   int max_parallel;
   int frozen;
-  /* Filled by validation: open-addressing table id -> node index + 1. */
-  uint32_t *slots;
-  size_t nslots;
-  uint32_t *in_all; /* every node's `in`, one block */
+  /* The ids: open addressing, at most half full, filled as nodes are
+   * added (workflow.c). A node whose id is taken is not entered; the first
+   * such node is remembered for validation to report. */
+  fc__id_slot_t *slots;
+  size_t nslots, nids;
+  unsigned slot_bits;   /* nslots == 1 << slot_bits */
+  uint32_t dup, dup_of; /* node index + 1 of the first duplicate and of its original */
+  uint32_t *in_all;     /* every node's `in`, one block */
 };
 
 #endif

@@ -91,7 +91,7 @@ FC_EXTERN size_t fc_workflow_node_count(const fc_workflow_t *wf);
 FC_EXTERN int fc_workflow_max_parallel(const fc_workflow_t *wf);
 /* The node at `index` (order of adding), or NULL. */
 FC_EXTERN fc_node_t *fc_workflow_node_at(const fc_workflow_t *wf, size_t index);
-/* The node with this id, or NULL. Linear before validation, O(1) after. */
+/* The first node added with this id, or NULL (a hash table lookup). */
 FC_EXTERN fc_node_t *fc_workflow_find_node(const fc_workflow_t *wf, const char *id);
 FC_EXTERN const char *fc_node_id(const fc_node_t *n);
 FC_EXTERN const char *fc_node_type(const fc_node_t *n);

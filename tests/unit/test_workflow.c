@@ -232,12 +232,68 @@ static void test_duplicate_id(void **state) {
   (void)state;
   fc_workflow_t *wf = new_wf("dups");
   add_node(wf, "first_one", NULL);
-  add_node(wf, "dup_node", NULL);
+  fc_node_t *first = add_node(wf, "dup_node", NULL);
   add_node(wf, "other", "first_one");
-  add_node(wf, "dup_node", "first_one");
+  fc_node_t *second = add_node(wf, "dup_node", "first_one");
+  add_node(wf, "first_one", NULL); /* a later duplicate: not the one reported */
+  /* Before validation the id finds the first node added with it. */
+  assert_ptr_equal(fc_workflow_find_node(wf, "dup_node"), first);
+  assert_ptr_not_equal(first, second);
   fc_error_t err;
   expect_invalid(wf, FC_EDUPLICATE, "dup_node", &err);
   assert_text_names(&err, "dup_node");
+  assert_text_names(&err, "#3");
+  assert_text_names(&err, "already used by node #1");
+  assert_text_omits(&err, "first_one");
+  fc_workflow_free(wf);
+}
+
+/* A dependency on an id that two nodes have is on the first of them, found
+ * when the dependency is added or, for an id added later, at validation. */
+static void test_dependency_on_duplicate_id(void **state) {
+  (void)state;
+  fc_workflow_t *wf = new_wf("dups");
+  fc_node_t *early = add_node(wf, "early", "shared");
+  fc_node_t *shared = add_node(wf, "shared", NULL);
+  fc_node_t *late = add_node(wf, "late", "shared");
+  add_node(wf, "shared", NULL);
+  assert_ptr_equal(fc_workflow_find_node(wf, "shared"), shared);
+  /* Both dependencies resolve to the first "shared", so the only error is
+   * the duplicate (an unknown dependency would be reported as such). */
+  fc_error_t err;
+  expect_invalid(wf, FC_EDUPLICATE, "shared", &err);
+  assert_text_names(&err, "#3");
+  assert_text_names(&err, "node #1");
+  (void)early;
+  (void)late;
+  fc_workflow_free(wf);
+}
+
+/* Many ids: every one is found (the id table grows as nodes are added),
+ * before and after validation, and the chain in file order validates. */
+static void test_many_ids(void **state) {
+  (void)state;
+  enum { N = 50000 };
+  fc_workflow_t *wf = new_wf("many");
+  char id[32], dep[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(wf, id, i > 0 ? dep : NULL);
+  }
+  for (int i = 0; i < N; i += 7) {
+    snprintf(id, sizeof id, "n%d", i);
+    assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
+  }
+  assert_null(fc_workflow_find_node(wf, "n50000"));
+  assert_null(fc_workflow_find_node(wf, "n"));
+  fc_error_t err;
+  fc_error_clear(&err);
+  assert_int_equal(fc_workflow_validate(wf, &err), 0);
+  for (int i = 0; i < N; i += 7) {
+    snprintf(id, sizeof id, "n%d", i);
+    assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
+  }
   fc_workflow_free(wf);
 }
 
@@ -577,6 +633,8 @@ int main(void) {
       cmocka_unit_test(test_frozen_after_validate),
       cmocka_unit_test(test_failed_validation_not_frozen),
       cmocka_unit_test(test_duplicate_id),
+      cmocka_unit_test(test_dependency_on_duplicate_id),
+      cmocka_unit_test(test_many_ids),
       cmocka_unit_test(test_unknown_dependency),
       cmocka_unit_test(test_unknown_route_target),
       cmocka_unit_test(test_cycle_self),
