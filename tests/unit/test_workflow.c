@@ -253,9 +253,9 @@ static void test_duplicate_id(void **state) {
 static void test_dependency_on_duplicate_id(void **state) {
   (void)state;
   fc_workflow_t *wf = new_wf("dups");
-  fc_node_t *early = add_node(wf, "early", "shared");
+  add_node(wf, "early", "shared");
   fc_node_t *shared = add_node(wf, "shared", NULL);
-  fc_node_t *late = add_node(wf, "late", "shared");
+  add_node(wf, "late", "shared");
   add_node(wf, "shared", NULL);
   assert_ptr_equal(fc_workflow_find_node(wf, "shared"), shared);
   /* Both dependencies resolve to the first "shared", so the only error is
@@ -264,8 +264,6 @@ static void test_dependency_on_duplicate_id(void **state) {
   expect_invalid(wf, FC_EDUPLICATE, "shared", &err);
   assert_text_names(&err, "#3");
   assert_text_names(&err, "node #1");
-  (void)early;
-  (void)late;
   fc_workflow_free(wf);
 }
 
