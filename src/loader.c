@@ -1047,12 +1047,18 @@ fall_back:
 /* ---- text and files --------------------------------------------------------------------- */
 
 /* Parses JSON text; on a syntax error records "line:column: ..." (with
- * `what` before it when given). */
+ * `what` before it when given), when jansson runs out of memory "out of
+ * memory" (FC_ENOMEM). */
 static json_t *parse_text(const char *text, size_t len, size_t flags, loader_t *L,
                           const char *what) {
   json_error_t jerr;
   json_t *root = json_loadb(text, len, flags, &jerr);
-  if (root == NULL) {
+  /* jansson leaves the error empty (and its code unset) when it cannot
+   * even start (lex_init). */
+  if (root == NULL &&
+      (jerr.text[0] == '\0' || json_error_code(&jerr) == json_error_out_of_memory)) {
+    add_oom(L);
+  } else if (root == NULL) {
     char where[48];
     snprintf(where, sizeof where, "%d:%d", jerr.line, jerr.column);
     add_error(L, FC_EDEFINITION, where, "%s%s%s: invalid JSON: %s", what ? what : "",
