@@ -151,7 +151,7 @@ static void loader_free(loader_t *L) {
  * in the workflow (as a placeholder when it has errors). */
 static long ids_find(const loader_t *L, const char *id) {
   fc_node_t *n = L->wf != NULL ? fc_workflow_find_node(L->wf, id) : NULL;
-  return n != NULL ? (long)L->json_index[n->index] : -1;
+  return n != NULL && n->index < L->noted ? (long)L->json_index[n->index] : -1;
 }
 
 /* Remembers a reference (after[k], or routes.<route>[k] when route is not
