@@ -728,6 +728,23 @@ static int explain_mentions(const char *id, const char *fmt, const char *what) {
   return n;
 }
 
+/* The function `fn` of run `id` plans one scan of `table`, where `view`
+ * filtered by the id plans more than two (one a partition). Not on Citus,
+ * whose plans are the workers'. */
+static void expect_pruned(const char *id, const char *fn, const char *view, const char *table) {
+  char fn_sql[128], view_sql[128];
+  int in_fn, in_view;
+  if (fc_test_citus_dir() != NULL)
+    return;
+  snprintf(fn_sql, sizeof fn_sql, "SELECT * FROM %s('%%s')", fn);
+  snprintf(view_sql, sizeof view_sql, "SELECT * FROM %s WHERE workflow_id = '%%s'", view);
+  in_fn = explain_mentions(id, fn_sql, table);
+  in_view = explain_mentions(id, view_sql, table);
+  if (in_fn != 1 || in_view <= 2)
+    fail_msg("[%s] plans scan %s %d times (%s) and %d (%s); want 1 and more than 2", ctx, table,
+             in_fn, fn, in_view, view);
+}
+
 /* Row `row` of r is run i of the dataset, as flowcore_recent_runs shows it. */
 static void expect_run_row(const PGresult *r, int row, const dataset_t *ds, int i) {
   static const struct {
@@ -789,19 +806,8 @@ static void check_recent_runs(const dataset_t *ds) {
   expect_rows(r, 0);
   PQclear(r);
   /* ... its node counts planned on the run's partition only, where the
-   * view's are planned on every partition (not on Citus, whose plans are
-   * the workers'). */
-  if (fc_test_citus_dir() == NULL) {
-    int fn =
-        explain_mentions(ds->runs[1].id, "SELECT * FROM flowcore_run('%s')", "on node_executions");
-    int view = explain_mentions(ds->runs[1].id,
-                                "SELECT * FROM flowcore_recent_runs WHERE workflow_id = '%s'",
-                                "on node_executions");
-    if (fn != 1 || view <= 2)
-      fail_msg("[%s] plans scan node_executions %d times (function) and %d (view); want 1 and "
-               "more than 2",
-               ctx, fn, view);
-  }
+   * view's are planned on every partition. */
+  expect_pruned(ds->runs[1].id, "flowcore_run", "flowcore_recent_runs", "on node_executions");
 }
 
 static const err_t *error_of(const run_t *run, const char *node, int attempt) {
@@ -881,18 +887,9 @@ static void check_run_timeline(const dataset_t *ds) {
   PQclear(r);
   /* ... and its error lookup planned on the run's partition only (one
    * scan for type and message), where the view's two are planned on every
-   * partition (not on Citus, whose plans are the workers'). */
-  if (fc_test_citus_dir() == NULL) {
-    int fn = explain_mentions(ds->runs[1].id, "SELECT * FROM flowcore_run_timeline('%s')",
-                              "execution_errors");
-    int view = explain_mentions(ds->runs[1].id,
-                                "SELECT * FROM flowcore_run_timeline WHERE workflow_id = '%s'",
-                                "execution_errors");
-    if (fn != 1 || view <= 2)
-      fail_msg("[%s] plans scan execution_errors %d times (function) and %d (view); want 1 "
-               "and more than 2",
-               ctx, fn, view);
-  }
+   * partition. */
+  expect_pruned(ds->runs[1].id, "flowcore_run_timeline", "flowcore_run_timeline",
+                "execution_errors");
 }
 
 static void check_node_stats(void) {
