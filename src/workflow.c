@@ -32,19 +32,22 @@ static long table_find(const fc_workflow_t *wf, const char *id) {
   }
 }
 
-/* Makes room for one more id. */
-static int table_reserve(fc_workflow_t *wf) {
+/* Makes room for `extra` more ids: at most half the slots are used. */
+static int table_reserve(fc_workflow_t *wf, size_t extra) {
   fc__id_slot_t *old = wf->slots;
   size_t nold = wf->nslots, k, i, mask;
-  if ((wf->nids + 1) * 2 <= wf->nslots)
+  unsigned bits = nold != 0 ? wf->slot_bits : 4;
+  while (((size_t)1 << bits) / 2 < wf->nids + extra)
+    bits++;
+  if (nold != 0 && bits == wf->slot_bits)
     return 0;
-  wf->slots = fc__calloc(nold != 0 ? nold * 2 : 16, sizeof *wf->slots);
+  wf->slots = fc__calloc((size_t)1 << bits, sizeof *wf->slots);
   if (wf->slots == NULL) {
     wf->slots = old;
     return FC_ENOMEM;
   }
-  wf->slot_bits = nold != 0 ? wf->slot_bits + 1 : 4;
-  wf->nslots = (size_t)1 << wf->slot_bits;
+  wf->slot_bits = bits;
+  wf->nslots = (size_t)1 << bits;
   mask = wf->nslots - 1;
   for (k = 0; k < nold; k++) {
     if (old[k].node == 0)
@@ -146,7 +149,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
     return FC_EFROZEN;
   if (wf->nnodes >= FC__MAX_NODES ||
       fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + 1, sizeof *wf->nodes) != 0 ||
-      table_reserve(wf) != 0)
+      table_reserve(wf, 1) != 0)
     return FC_ENOMEM;
   len = strlen(id) + 1;
   n = fc__calloc(1, sizeof *n + len); /* one allocation for the node and its id */
@@ -165,6 +168,78 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   if (node_out != NULL)
     *node_out = n;
   return 0;
+}
+
+/* See workflow_int.h. The ids of part keep their hashes; its dependencies
+ * found in part are renumbered, those left to validation stay so. */
+int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
+  size_t off = wf->nnodes, k, d, i, mask;
+  if (wf->frozen || part->frozen || part->dup != 0)
+    return FC_EINVAL;
+  if (part->nnodes > FC__MAX_NODES - off ||
+      fc__grow((void **)&wf->nodes, &wf->cap_nodes, off + part->nnodes, sizeof *wf->nodes) != 0)
+    return FC_ENOMEM;
+  if (table_reserve(wf, part->nids) != 0)
+    return FC_ENOMEM;
+  /* Each id is entered where a probe for it ends; one already in wf (an
+   * index up to off) is a duplicate, and the ids entered before it are
+   * taken out again, the last first, which leaves the table as it was. */
+  mask = wf->nslots - 1;
+  for (k = 0; k < part->nslots; k++) {
+    fc__id_slot_t slot = part->slots[k];
+    const char *id;
+    if (slot.node == 0)
+      continue;
+    id = part->nodes[slot.node - 1]->id;
+    slot.node += (uint32_t)off;
+    for (i = slot_of(wf, slot.hash); wf->slots[i].node != 0; i = (i + 1) & mask) {
+      const fc__id_slot_t *s = &wf->slots[i];
+      if (s->hash == slot.hash && s->node <= off && strcmp(wf->nodes[s->node - 1]->id, id) == 0)
+        break;
+    }
+    if (wf->slots[i].node != 0) {
+      while (k-- > 0) {
+        slot = part->slots[k];
+        if (slot.node == 0)
+          continue;
+        slot.node += (uint32_t)off;
+        for (i = slot_of(wf, slot.hash); wf->slots[i].node != slot.node; i = (i + 1) & mask)
+          ;
+        wf->slots[i].node = 0;
+        wf->nids--;
+      }
+      return FC_EDUPLICATE;
+    }
+    wf->slots[i] = slot;
+    wf->nids++;
+  }
+  for (k = 0; k < part->nnodes; k++) {
+    fc_node_t *n = part->nodes[k];
+    n->wf = wf;
+    n->index += off;
+    for (d = 0; d < n->ndeps; d++)
+      if (n->deps[d].node != 0)
+        n->deps[d].node += (uint32_t)off;
+    wf->nodes[wf->nnodes++] = n;
+  }
+  part->nnodes = 0;
+  fc_workflow_free(part);
+  return 0;
+}
+
+int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
+  size_t k, d, r, t;
+  for (k = first; k < wf->nnodes; k++) {
+    const fc_node_t *n = wf->nodes[k];
+    for (d = 0; d < n->ndeps; d++)
+      if (n->deps[d].node == 0 && table_find(wf, n->deps[d].id) < 0)
+        return 0;
+    for (r = 0; r < n->nroutes; r++)
+      for (t = 0; t < n->routes[r].ntargets; t++)
+        if (table_find(wf, n->routes[r].targets[t]) < 0)
+          return 0;
+  }
+  return 1;
 }
 
 int fc_workflow_set_max_parallel(fc_workflow_t *wf, int max_parallel) {

@@ -80,4 +80,13 @@ struct fc_workflow_s {
   uint32_t *in_all;     /* every node's `in`, one block */
 };
 
+/* For the loader, which builds a big file's workflow in two parts at once
+ * (loader.c). Moves every node of `part` to the end of wf and frees part;
+ * nothing changes on failure: FC_EDUPLICATE (an id of part is in wf),
+ * FC_ENOMEM, or FC_EINVAL (either is frozen, or part has a duplicate). */
+int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part);
+/* 1 when every dependency and route target of nodes[first...] names a
+ * node of wf, else 0. */
+int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
+
 #endif

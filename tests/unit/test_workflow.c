@@ -1,5 +1,6 @@
 /* Unit tests: workflow definitions (builder, accessors, validation).
- * Written against include/flowcore/workflow.h, common.h and run.h. */
+ * Written against include/flowcore/workflow.h, common.h and run.h, and
+ * src/workflow_int.h for the loader's fc__workflow_append. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #endif
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "fc_test.h"
+#include "workflow_int.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -292,6 +294,92 @@ static void test_many_ids(void **state) {
     snprintf(id, sizeof id, "n%d", i);
     assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
   }
+  fc_workflow_free(wf);
+}
+
+/* fc__workflow_append (the loader's second part, src/workflow_int.h): the
+ * part's nodes follow wf's with their ids and dependencies renumbered; an
+ * id wf already has refuses the whole part and leaves wf's table as it
+ * was; a part with a duplicate of its own is refused. */
+static void test_append_part(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  fc_workflow_t *wf = new_wf("first"), *part = new_wf("part"), *bad = new_wf("bad");
+  char id[32], dep[32];
+  fc_error_t err;
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(wf, id, i > 0 ? dep : NULL);
+  }
+  /* part: a chain whose first node depends on wf's last, ending with an
+   * id of wf's: refused, wf unchanged */
+  for (int i = N; i < 2 * N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(part, id, dep);
+  }
+  add_node(part, "n17", NULL);
+  assert_int_equal(fc__workflow_append(wf, part), FC_EDUPLICATE);
+  assert_int_equal(fc_workflow_node_count(wf), N);
+  assert_int_equal(fc_workflow_node_count(part), N + 1);
+  for (int i = 0; i < 2 * N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    if (i < N)
+      assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
+    else
+      assert_null(fc_workflow_find_node(wf, id));
+  }
+  fc_workflow_free(part);
+
+  /* the same without the duplicate: appended */
+  part = new_wf("part");
+  for (int i = N; i < 2 * N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(part, id, dep);
+  }
+  add_node(part, "late", "n2999,n5999");
+  assert_int_equal(fc__workflow_append(wf, part), 0);
+  assert_int_equal(fc_workflow_node_count(wf), 2 * N + 1);
+  for (int i = 0; i < 2 * N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
+  }
+  assert_ptr_equal(fc_workflow_find_node(wf, "late"), fc_workflow_node_at(wf, 2 * N));
+  assert_int_equal(fc__workflow_refs_known(wf, N), 1);
+  add_node(wf, "after", "nowhere");
+  assert_int_equal(fc__workflow_refs_known(wf, N), 0);
+  fc_error_clear(&err);
+  assert_int_equal(fc_workflow_validate(wf, &err), FC_EUNKNOWNDEP);
+
+  /* a part with a duplicate of its own */
+  add_node(bad, "x", NULL);
+  add_node(bad, "x", NULL);
+  assert_int_equal(fc__workflow_append(wf, bad), FC_EINVAL);
+  fc_workflow_free(bad);
+  fc_workflow_free(wf);
+}
+
+/* The same chain built in one workflow and in two appended ones runs the
+ * same way: dependencies found in the part point at the right nodes. */
+static void test_append_then_validate(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  fc_workflow_t *wf = new_wf("first"), *part = new_wf("part");
+  char id[32], dep[32];
+  fc_error_t err;
+  for (int i = 0; i < 2 * N; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(i < N ? wf : part, id, i > 0 ? dep : NULL);
+  }
+  /* n0 after the part's last node: a cycle through both halves */
+  assert_int_equal(fc_node_add_dep(fc_workflow_node_at(wf, 0), "n1999"), 0);
+  assert_int_equal(fc__workflow_append(wf, part), 0);
+  fc_error_clear(&err);
+  assert_int_equal(fc_workflow_validate(wf, &err), FC_ECYCLE);
+  assert_text_names(&err, "dependency cycle of 2000 nodes");
   fc_workflow_free(wf);
 }
 
@@ -633,6 +721,8 @@ int main(void) {
       cmocka_unit_test(test_duplicate_id),
       cmocka_unit_test(test_dependency_on_duplicate_id),
       cmocka_unit_test(test_many_ids),
+      cmocka_unit_test(test_append_part),
+      cmocka_unit_test(test_append_then_validate),
       cmocka_unit_test(test_unknown_dependency),
       cmocka_unit_test(test_unknown_route_target),
       cmocka_unit_test(test_cycle_self),
