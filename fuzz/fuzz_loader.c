@@ -3,7 +3,10 @@
  * a loaded workflow must validate and free cleanly. And loading the text
  * (one node at a time when it has the usual shape) must give exactly what
  * loading jansson's whole tree of it gives: the same result, the same
- * errors in the same order, the same syntax error with its line:column. */
+ * errors in the same order, the same syntax error with its line:column.
+ * Every input is loaded with the loader's second thread allowed (src/loader.c,
+ * "two parts at once"), so the same holds of that path: the same nodes in
+ * the same order. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +14,8 @@
 #include <string.h>
 
 #include "flowcore.h"
+#include "nodes/node_type.h"
+#include "workflow_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fc_load_errors_t errors, expected;
   size_t i;
   int rc, rc_whole;
+  fc__load_split_min = 0;
   fc_load_errors_init(&errors);
   fc_load_errors_init(&expected);
   rc = fc_workflow_load_buffer((const char *)data, size, &wf, &input, &errors);
@@ -65,6 +71,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (wf == NULL) != (whole == NULL) ||
         (wf != NULL && fc_workflow_node_count(wf) != fc_workflow_node_count(whole)))
       __builtin_trap();
+    for (i = 0; wf != NULL && i < wf->nnodes; i++)
+      if (strcmp(wf->nodes[i]->id, whole->nodes[i]->id) != 0 || wf->nodes[i]->index != i ||
+          wf->nodes[i]->wf != wf || wf->nodes[i]->nout != whole->nodes[i]->nout)
+        __builtin_trap();
     for (i = 0; i < errors.count; i++)
       if (errors.items[i].code != expected.items[i].code ||
           strcmp(errors.items[i].where, expected.items[i].where) != 0 ||

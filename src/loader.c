@@ -13,6 +13,7 @@
  *      for what only the whole graph shows (cycles), adding its error. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -63,6 +64,7 @@ typedef struct {
   int incomplete; /* some node could not be added to the workflow */
   int oom;
   int consume; /* the loader owns the tree: each node is freed once loaded */
+  int defer_refs; /* a part's loader: references are checked after the merge */
   fc_workflow_t *wf;
   uint32_t *json_index; /* of each node of the workflow: its index in "nodes" */
   size_t cap_json_index, noted;
@@ -709,7 +711,8 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   if (type != NULL && type->check != NULL)
     type->check(&N, node);
 
-  collect_refs(L, index, &nf);
+  if (!L->defer_refs)
+    collect_refs(L, index, &nf);
   if (id == NULL)
     return;
   /* Duplicate ids: the node is not added (the first one stays). */
@@ -905,9 +908,10 @@ typedef struct {
   size_t len, pos;
 } scan_t;
 
+static int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 static void scan_ws(scan_t *s) {
-  while (s->pos < s->len && (s->text[s->pos] == ' ' || s->text[s->pos] == '\n' ||
-                             s->text[s->pos] == '\r' || s->text[s->pos] == '\t'))
+  while (s->pos < s->len && is_ws(s->text[s->pos]))
     s->pos++;
 }
 
@@ -968,17 +972,160 @@ static json_t *scan_value(scan_t *s, size_t depth) {
   return v;
 }
 
-/* Loads text of the usual shape one node at a time. Returns 1 when the
- * caller must parse the text whole instead (nothing was kept: errors are as
- * before the call), else what load_json returns. */
-static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, json_t **input_out,
-                       fc_load_errors_t *errors) {
+/* ---- two parts at once ----
+ * A big "nodes" array is loaded by two threads: a second one loads the
+ * nodes from a guessed node boundary near the middle of the text into a
+ * workflow of its own while this one loads those before it. The guess is
+ * the first "}" "," "{" (whitespace between allowed) after the middle. It
+ * is kept only if this thread, loading node after node, arrives exactly
+ * there: then the text from there on is what the second thread parsed as
+ * nodes of "nodes", and its workflow is appended to this one. Anything
+ * else drops the second part and this thread goes on alone: a guess inside
+ * a string or an inner array, a part that ends anywhere but at the end of
+ * "nodes" and of the document, any error in that part (so that every
+ * message is made with its true index, in order), an id of the part
+ * already used before it, out of memory. The part's references to nodes
+ * before it are checked after the merge; if one names no node, the whole
+ * text is loaded again on one thread for the messages. So the result, the
+ * errors and their order are always those of one thread. */
+
+size_t fc__load_split_min = (size_t)512 << 10;
+atomic_size_t fc__load_parts_merged;
+
+typedef struct {
+  const char *text;
+  size_t len;
+  size_t start;  /* where the part's first node begins */
+  size_t end;    /* where the text after "nodes" begins, when ok */
+  size_t count;  /* nodes of the part, when ok */
+  int ok, joined;
+  atomic_int stop; /* set when the part is not wanted any more */
+  loader_t L;      /* the part's own loader and workflow */
+  uv_thread_t tid;
+} part_t;
+
+/* The part's thread: nodes from p->start to the end of "nodes", then the
+ * end of the document. */
+static void part_load(void *arg) {
+  part_t *p = arg;
+  loader_t *L = &p->L;
+  scan_t s = {p->text, p->len, p->start};
+  size_t i;
+  if (fc_workflow_new(&L->wf, "part") != 0)
+    return;
+  for (i = 0;; i++) {
+    json_t *node;
+    if (atomic_load_explicit(&p->stop, memory_order_relaxed) || i == FC_LOAD_MAX_NODES ||
+        (node = scan_value(&s, 2)) == NULL)
+      return;
+    load_node(L, i, node);
+    json_decref(node);
+    if (L->found > 0 || L->incomplete || L->structural || L->oom)
+      return;
+    if (scan_char(&s, ']'))
+      break;
+    if (!scan_char(&s, ','))
+      return;
+  }
+  p->end = s.pos;
+  if (!scan_char(&s, '}'))
+    return;
+  scan_ws(&s);
+  if (s.pos != s.len)
+    return;
+  p->count = i + 1;
+  p->ok = 1;
+}
+
+/* Starts a part for the nodes of text[pos...], or returns NULL when the
+ * text is too short for it to pay, or no boundary is found. */
+static part_t *part_start(const char *text, size_t len, size_t pos) {
+  size_t i, j;
+  part_t *p;
+  if (len - pos < fc__load_split_min || len - pos < 2)
+    return NULL;
+  for (i = pos + (len - pos) / 2;; i++) {
+    const char *c = memchr(text + i, '}', len - i);
+    if (c == NULL)
+      return NULL;
+    i = (size_t)(c - text);
+    for (j = i + 1; j < len && is_ws(text[j]); j++)
+      ;
+    if (j == len || text[j] != ',')
+      continue;
+    for (j++; j < len && is_ws(text[j]); j++)
+      ;
+    if (j < len && text[j] == '{')
+      break;
+  }
+  p = fc__calloc(1, sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->text = text;
+  p->len = len;
+  p->start = j;
+  p->L.consume = 1;
+  p->L.defer_refs = 1;
+  atomic_init(&p->stop, 0);
+  if (fc__thread_create(&p->tid, part_load, p) != 0) {
+    fc__free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static void part_join(part_t *p) {
+  if (!p->joined)
+    (void)uv_thread_join(&p->tid);
+  p->joined = 1;
+}
+
+/* Stops and waits for the part, then frees it (and its workflow, unless
+ * merged). */
+static void part_end(part_t *p) {
+  if (p == NULL)
+    return;
+  atomic_store(&p->stop, 1);
+  part_join(p);
+  fc_workflow_free(p->L.wf);
+  loader_free(&p->L);
+  fc__free(p);
+}
+
+/* This thread has loaded nodes[0..first) and is at the part's start:
+ * appends the part to L's workflow. 0, or -1 when the part is dropped. */
+static int part_merge(loader_t *L, part_t *p, size_t first) {
+  size_t k, n0 = fc_workflow_node_count(L->wf), n1;
+  part_join(p);
+  if (!p->ok || p->count > FC_LOAD_MAX_NODES - first)
+    return -1;
+  n1 = fc_workflow_node_count(p->L.wf);
+  if (fc__grow((void **)&L->json_index, &L->cap_json_index, n0 + n1, sizeof *L->json_index) != 0 ||
+      fc__workflow_append(L->wf, p->L.wf) != 0)
+    return -1;
+  p->L.wf = NULL;
+  for (k = 0; k < n1; k++)
+    L->json_index[n0 + k] = p->L.json_index[k] + (uint32_t)first;
+  L->noted = n0 + n1;
+  atomic_fetch_add(&fc__load_parts_merged, 1);
+  return 0;
+}
+
+/* Loads text of the usual shape one node at a time (a big "nodes" array
+ * in two parts at once when `split`). Returns 1 when the caller must parse
+ * the text whole instead, 2 when it must load it again without split
+ * (nothing was kept: errors are as before the call), else what load_json
+ * returns. */
+static int load_stream_once(const char *text, size_t len, int split, fc_workflow_t **wf_out,
+                            json_t **input_out, fc_load_errors_t *errors) {
   loader_t L;
   scan_t s = {text, len, 0};
   json_t *root, *key = NULL, *v, *jmax;
   size_t count0 = errors != NULL ? errors->count : 0;
-  size_t omitted0 = errors != NULL ? errors->omitted : 0, i;
+  size_t omitted0 = errors != NULL ? errors->omitted : 0, i, merged_from = SIZE_MAX;
   const char *name;
+  part_t *part = NULL;
+  int rc = 1;
 
   /* jansson passes over a NUL byte outside strings without counting it in
    * error.position, so the offsets of the parts would drift from the text
@@ -1009,8 +1156,23 @@ static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, jso
   name = check_top(&L, root, &jmax);
   if (start_workflow(&L, name, jmax) != 0)
     goto end;
+  if (split)
+    part = part_start(text, len, s.pos);
   for (i = 0;; i++) {
     json_t *node;
+    if (part != NULL) {
+      size_t n0 = fc_workflow_node_count(L.wf);
+      scan_ws(&s);
+      if (s.pos == part->start && part_merge(&L, part, i) == 0) {
+        merged_from = n0;
+        s.pos = part->end;
+        break;
+      }
+      if (s.pos >= part->start) {
+        part_end(part);
+        part = NULL;
+      }
+    }
     if (i == FC_LOAD_MAX_NODES || (node = scan_value(&s, 2)) == NULL)
       goto fall_back;
     load_node(&L, i, node);
@@ -1022,17 +1184,25 @@ static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, jso
     if (!scan_char(&s, ','))
       goto fall_back;
   }
+  part_end(part);
+  part = NULL;
   if (!scan_char(&s, '}'))
     goto fall_back;
   scan_ws(&s);
   if (s.pos != s.len)
     goto fall_back;
+  if (merged_from != SIZE_MAX && !fc__workflow_refs_known(L.wf, merged_from)) {
+    rc = 2;
+    goto fall_back;
+  }
   finish_workflow(&L, root, input_out);
 end:
+  part_end(part);
   json_decref(root);
   return loader_end(&L, wf_out, input_out);
 
 fall_back:
+  part_end(part);
   json_decref(key);
   json_decref(root);
   fc_workflow_free(L.wf);
@@ -1041,7 +1211,13 @@ fall_back:
     errors->count = count0;
     errors->omitted = omitted0;
   }
-  return 1;
+  return rc;
+}
+
+static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, json_t **input_out,
+                       fc_load_errors_t *errors) {
+  int rc = load_stream_once(text, len, 1, wf_out, input_out, errors);
+  return rc == 2 ? load_stream_once(text, len, 0, wf_out, input_out, errors) : rc;
 }
 
 /* ---- text and files --------------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #ifndef FLOWCORE_NODE_TYPE_H
 #define FLOWCORE_NODE_TYPE_H
 
+#include <stdatomic.h>
 #include "internal.h"
 
 #if defined(__GNUC__)
@@ -77,5 +78,12 @@ int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empt
 /* s as it may appear in a message: at most `max` bytes of printable ASCII
  * ('?' for any other byte), "..." when longer; written to buf (size > 4). */
 const char *fc__load_show(char *buf, size_t size, const char *s, size_t max);
+
+/* Text after "[" of "nodes" from which the loader uses a second thread
+ * (512 KiB; src/loader.c). Tests and the fuzzer set it to 0 to split every
+ * file, or SIZE_MAX to never split, before they load. */
+extern size_t fc__load_split_min;
+/* Parts appended so far (a load that then has to start again counts too). */
+extern atomic_size_t fc__load_parts_merged;
 
 #endif
