@@ -27,9 +27,14 @@ typedef struct {
 static void put(text_t *t, const char *fmt, ...) {
   va_list ap;
   int n;
+  if (t->text == NULL) {
+    t->cap = 4096;
+    t->text = malloc(t->cap);
+    assert_non_null(t->text);
+  }
   for (;;) {
     va_start(ap, fmt);
-    n = vsnprintf(t->text != NULL ? t->text + t->len : NULL, t->cap - t->len, fmt, ap);
+    n = vsnprintf(t->text + t->len, t->cap - t->len, fmt, ap);
     va_end(ap);
     assert_true(n >= 0);
     if (t->len + (size_t)n < t->cap)
