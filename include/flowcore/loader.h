@@ -53,6 +53,12 @@
  * Limits against hostile input: files up to FC_LOAD_MAX_FILE_BYTES, up to
  * FC_LOAD_MAX_NODES nodes, nesting depth as jansson allows (2048), and at
  * most FC_LOAD_MAX_ERRORS errors kept (the rest are counted in `omitted`).
+ *
+ * Threads: fc_workflow_load_file and fc_workflow_load_buffer load a big
+ * file (512 KiB or more of nodes) on two threads, the caller's and one
+ * they start (all signals blocked) and join before they return; without
+ * it (no thread could be started) the load is the same, only slower. The
+ * loaded workflow is the caller's like any other.
  */
 #ifndef FLOWCORE_LOADER_H
 #define FLOWCORE_LOADER_H
