@@ -675,69 +675,83 @@ static void test_kill_backends_loop(void **state) {
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_kill"), 0);
 }
 
-/* ---- 4a. block policy: the producer waits, nothing is lost --------------------------- */
+/* ---- 4. a queue of 1,000 records through an outage ------------------------------------ */
 
-static void test_block_policy_waits(void **state) {
+/* What 4a and 4b share: a run that makes far more records while the
+ * server is down (2.5 s, from the 200th record, a batch pinned in flight)
+ * than the queue holds, under `policy`; then flush and close. */
+typedef struct {
   char db[FC_TEST_PG_CONNINFO_LENGTH];
   fc_history_config_t cfg;
-  fc_history_writer_t *w;
-  fc_history_stats_t rep;
   fc_test_wl_t t;
   fault_t f;
   fc_test_wl_out_t o;
+  fc_history_stats_t after_flush, rep;
   int flush_rc, close_rc;
-  (void)state;
-  skip_without_own_server();
+} outage_run_t;
 
-  fc_test_make_db(&g_pg, "fcfault_block", db, sizeof db);
-  fc_test_wl_build(&t, "fault-block", &outage_fills_queue);
+static void run_through_outage(outage_run_t *r, const char *db_name, const char *wf_name,
+                               const char *label, fc_queue_policy_t policy) {
+  fc_history_writer_t *w;
+  fc_test_make_db(&g_pg, db_name, r->db, sizeof r->db);
+  fc_test_wl_build(&r->t, wf_name, &outage_fills_queue);
 
-  config_for(&cfg, db);
+  config_for(&r->cfg, r->db);
   /* Above the handler's block of 512 records (the unit of handover), so
    * the bound can be exact; far below what the run produces while down. */
-  cfg.queue_capacity = 1000;
-  cfg.policy = FC_QUEUE_BLOCK;
-  w = fc_test_writer_new(&cfg);
+  r->cfg.queue_capacity = 1000;
+  r->cfg.policy = policy;
+  w = fc_test_writer_new(&r->cfg);
   assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
 
-  memset(&f, 0, sizeof f);
-  f.t = &t;
-  f.w = w;
-  f.mode = F_OUTAGE;
-  f.db = db;
-  f.pin_batch = 1;
-  f.trigger_at = 200;
-  f.outage_ms = 2500;
-  f.busy_after_up = 1;
-  fc_test_wl_run(&t, w, "block", fault_main, &f, &o);
+  memset(&r->f, 0, sizeof r->f);
+  r->f.t = &r->t;
+  r->f.w = w;
+  r->f.mode = F_OUTAGE;
+  r->f.db = r->db;
+  r->f.pin_batch = 1;
+  r->f.trigger_at = 200;
+  r->f.outage_ms = 2500;
+  r->f.busy_after_up = 1;
+  fc_test_wl_run(&r->t, w, label, fault_main, &r->f, &r->o);
 
-  flush_rc = fc_history_writer_flush(w, 60000);
-  close_rc = fc_history_writer_close(w, &rep);
-  fc_test_wl_free(&t);
+  r->flush_rc = fc_history_writer_flush(w, 60000);
+  fc_history_writer_stats(w, &r->after_flush);
+  r->close_rc = fc_history_writer_close(w, &r->rep);
+  fc_test_wl_free(&r->t);
+}
+
+/* ---- 4a. block policy: the producer waits, nothing is lost --------------------------- */
+
+static void test_block_policy_waits(void **state) {
+  outage_run_t r;
+  (void)state;
+  skip_without_own_server();
+  run_through_outage(&r, "fcfault_block", "fault-block", "block", FC_QUEUE_BLOCK);
 
   printf("[fault] block: pinned in %.0f ms; down %d ms; run %.0f ms, ended %.0f ms after the server start was "
          "called; queue high water %llu (capacity %zu)\n",
-         f.pin_ms, f.outage_ms, o.ms, ms_between(f.t_up_call_ns, o.run.t_end_ns),
-         (unsigned long long)rep.queue_high_water, cfg.queue_capacity);
-  print_stats("block", &rep);
+         r.f.pin_ms, r.f.outage_ms, r.o.ms, ms_between(r.f.t_up_call_ns, r.o.run.t_end_ns),
+         (unsigned long long)r.rep.queue_high_water, r.cfg.queue_capacity);
+  print_stats("block", &r.rep);
 
-  assert_int_equal(o.run.rc, 0);
-  assert_int_equal(f.rc, 0);
-  check_snapshots(&o, &f);
-  assert_true(f.pinned >= 1);
-  assert_true(rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(r.o.run.rc, 0);
+  assert_int_equal(r.f.rc, 0);
+  check_snapshots(&r.o, &r.f);
+  assert_true(r.f.pinned >= 1);
+  assert_true(r.rep.retries >= 1); /* the batch in flight at the stop was retried */
+  assert_int_equal(r.o.run.status, FC_WORKFLOW_COMPLETED);
   /* The producer waited: far more records than the queue holds were made
    * after the server went down, so the run could only end after it came
    * back. */
-  assert_true(o.run.t_end_ns > f.t_up_call_ns);
-  assert_true(fc_test_wl_records(&t) - (int64_t)f.at_down.accepted > 2 * (int64_t)cfg.queue_capacity);
+  assert_true(r.o.run.t_end_ns > r.f.t_up_call_ns);
+  assert_true(fc_test_wl_records(&r.t) - (int64_t)r.f.at_down.accepted > 2 * (int64_t)r.cfg.queue_capacity);
   /* Memory stayed bounded. */
-  assert_true(rep.queue_high_water <= cfg.queue_capacity);
-  assert_true(rep.queue_high_water >= cfg.queue_capacity / 2);
-  assert_int_equal(flush_rc, 0);
-  fc_test_check_lossless(&rep, close_rc, &t);
-  check_exact(db, o.run.wf_id, &t);
+  assert_true(r.rep.queue_high_water <= r.cfg.queue_capacity);
+  assert_true(r.rep.queue_high_water >= r.cfg.queue_capacity / 2);
+  assert_int_equal(r.flush_rc, 0);
+  fc_test_check_lossless(&r.rep, r.close_rc, &r.t);
+  check_exact(r.db, r.o.run.wf_id, &r.t);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_block"), 0);
 }
 
@@ -822,71 +836,40 @@ static void check_loss_accounting(const char *db, const char *wf, const fc_test_
 }
 
 static void test_drop_policy_counts(void **state) {
-  char db[FC_TEST_PG_CONNINFO_LENGTH];
-  fc_history_config_t cfg;
-  fc_history_writer_t *w;
-  fc_history_stats_t rep, after_flush;
-  fc_test_wl_t t;
-  fault_t f;
-  fc_test_wl_out_t o;
-  int flush_rc, close_rc;
+  outage_run_t r;
   (void)state;
   skip_without_own_server();
-
-  fc_test_make_db(&g_pg, "fcfault_drop", db, sizeof db);
-  fc_test_wl_build(&t, "fault-drop", &outage_fills_queue);
-
-  config_for(&cfg, db);
-  cfg.queue_capacity = 1000;
-  cfg.policy = FC_QUEUE_DROP;
-  w = fc_test_writer_new(&cfg);
-  assert_int_equal(fc_test_wait_connected(w, CONNECTIONS, 10000), 0);
-
-  memset(&f, 0, sizeof f);
-  f.t = &t;
-  f.w = w;
-  f.mode = F_OUTAGE;
-  f.db = db;
-  f.pin_batch = 1;
-  f.trigger_at = 200;
-  f.outage_ms = 2500;
-  f.busy_after_up = 1;
-  fc_test_wl_run(&t, w, "drop", fault_main, &f, &o);
-
-  flush_rc = fc_history_writer_flush(w, 60000);
-  fc_history_writer_stats(w, &after_flush);
-  close_rc = fc_history_writer_close(w, &rep);
-  fc_test_wl_free(&t);
+  run_through_outage(&r, "fcfault_drop", "fault-drop", "drop", FC_QUEUE_DROP);
 
   printf("[fault] drop: pinned in %.0f ms; run %.0f ms, ended %.0f ms before the server start was called; "
          "dropped %llu of %lld records (node %llu, workflow %llu, error %llu)\n",
-         f.pin_ms, o.ms, ms_between(o.run.t_end_ns, f.t_up_call_ns),
-         (unsigned long long)rep.dropped_total,
-         (long long)fc_test_wl_records(&t),
-         (unsigned long long)rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL],
-         (unsigned long long)rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL],
-         (unsigned long long)rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
-  print_stats("drop", &rep);
+         r.f.pin_ms, r.o.ms, ms_between(r.o.run.t_end_ns, r.f.t_up_call_ns),
+         (unsigned long long)r.rep.dropped_total,
+         (long long)fc_test_wl_records(&r.t),
+         (unsigned long long)r.rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL],
+         (unsigned long long)r.rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL],
+         (unsigned long long)r.rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
+  print_stats("drop", &r.rep);
 
-  assert_int_equal(o.run.rc, 0);
-  assert_int_equal(f.rc, 0);
-  check_snapshots(&o, &f);
-  assert_true(f.pinned >= 1);
-  assert_true(rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(o.run.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(r.o.run.rc, 0);
+  assert_int_equal(r.f.rc, 0);
+  check_snapshots(&r.o, &r.f);
+  assert_true(r.f.pinned >= 1);
+  assert_true(r.rep.retries >= 1); /* the batch in flight at the stop was retried */
+  assert_int_equal(r.o.run.status, FC_WORKFLOW_COMPLETED);
   /* The producer never waited: the run ended while the server was down. */
-  assert_true(o.run.t_end_ns < f.t_up_call_ns);
-  assert_true(rep.dropped_total > 0);
-  assert_true(rep.queue_high_water <= cfg.queue_capacity);
+  assert_true(r.o.run.t_end_ns < r.f.t_up_call_ns);
+  assert_true(r.rep.dropped_total > 0);
+  assert_true(r.rep.queue_high_water <= r.cfg.queue_capacity);
   /* Only the policy dropped (no deadline: the server was back at close). */
-  assert_int_equal(rep.dropped_total, rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL] +
-                                          rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL] +
-                                          rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
-  assert_int_equal(flush_rc, 0);
-  fc_test_check_invariant("drop, after flush", &after_flush);
-  assert_int_equal(after_flush.queue_depth, 0);
-  assert_int_not_equal(close_rc, 0); /* something was lost: close must say so */
-  check_loss_accounting(db, o.run.wf_id, &t, &rep);
+  assert_int_equal(r.rep.dropped_total, r.rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL] +
+                                          r.rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL] +
+                                          r.rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
+  assert_int_equal(r.flush_rc, 0);
+  fc_test_check_invariant("drop, after flush", &r.after_flush);
+  assert_int_equal(r.after_flush.queue_depth, 0);
+  assert_int_not_equal(r.close_rc, 0); /* something was lost: close must say so */
+  check_loss_accounting(r.db, r.o.run.wf_id, &r.t, &r.rep);
   assert_int_equal(fc_test_pg_drop_db(&g_pg, "fcfault_drop"), 0);
 }
 
