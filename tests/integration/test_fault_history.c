@@ -721,6 +721,18 @@ static void run_through_outage(outage_run_t *r, const char *db_name, const char 
   fc_test_wl_free(&r->t);
 }
 
+/* Prints the writer's figures, then what holds under either policy: the
+ * run completed, a batch was pinned in flight at the stop and retried. */
+static void check_outage_run(outage_run_t *r, const char *label) {
+  print_stats(label, &r->rep);
+  assert_int_equal(r->o.run.rc, 0);
+  assert_int_equal(r->f.rc, 0);
+  check_snapshots(&r->o, &r->f);
+  assert_true(r->f.pinned >= 1);
+  assert_true(r->rep.retries >= 1);
+  assert_int_equal(r->o.run.status, FC_WORKFLOW_COMPLETED);
+}
+
 /* ---- 4a. block policy: the producer waits, nothing is lost --------------------------- */
 
 static void test_block_policy_waits(void **state) {
@@ -733,14 +745,7 @@ static void test_block_policy_waits(void **state) {
          "called; queue high water %llu (capacity %zu)\n",
          r.f.pin_ms, r.f.outage_ms, r.o.ms, ms_between(r.f.t_up_call_ns, r.o.run.t_end_ns),
          (unsigned long long)r.rep.queue_high_water, r.cfg.queue_capacity);
-  print_stats("block", &r.rep);
-
-  assert_int_equal(r.o.run.rc, 0);
-  assert_int_equal(r.f.rc, 0);
-  check_snapshots(&r.o, &r.f);
-  assert_true(r.f.pinned >= 1);
-  assert_true(r.rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(r.o.run.status, FC_WORKFLOW_COMPLETED);
+  check_outage_run(&r, "block");
   /* The producer waited: far more records than the queue holds were made
    * after the server went down, so the run could only end after it came
    * back. */
@@ -849,14 +854,7 @@ static void test_drop_policy_counts(void **state) {
          (unsigned long long)r.rep.dropped[FC_REC_NODE][FC_DROP_QUEUE_FULL],
          (unsigned long long)r.rep.dropped[FC_REC_WORKFLOW][FC_DROP_QUEUE_FULL],
          (unsigned long long)r.rep.dropped[FC_REC_ERROR][FC_DROP_QUEUE_FULL]);
-  print_stats("drop", &r.rep);
-
-  assert_int_equal(r.o.run.rc, 0);
-  assert_int_equal(r.f.rc, 0);
-  check_snapshots(&r.o, &r.f);
-  assert_true(r.f.pinned >= 1);
-  assert_true(r.rep.retries >= 1); /* the batch in flight at the stop was retried */
-  assert_int_equal(r.o.run.status, FC_WORKFLOW_COMPLETED);
+  check_outage_run(&r, "drop");
   /* The producer never waited: the run ended while the server was down. */
   assert_true(r.o.run.t_end_ns < r.f.t_up_call_ns);
   assert_true(r.rep.dropped_total > 0);
