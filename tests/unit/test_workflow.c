@@ -43,6 +43,17 @@ static fc_node_t *add_node(fc_workflow_t *wf, const char *id, const char *deps) 
   return n;
 }
 
+/* Adds the chain n<from> .. n<to - 1>, each node after the one before it
+ * (n0 after none). */
+static void add_chain(fc_workflow_t *wf, int from, int to) {
+  char id[32], dep[32];
+  for (int i = from; i < to; i++) {
+    snprintf(id, sizeof id, "n%d", i);
+    snprintf(dep, sizeof dep, "n%d", i - 1);
+    add_node(wf, id, i > 0 ? dep : NULL);
+  }
+}
+
 static void assert_text_names(const fc_error_t *err, const char *name) {
   if (strstr(err->text, name) == NULL)
     fail_msg("error text \"%s\" does not name \"%s\"", err->text, name);
@@ -275,12 +286,8 @@ static void test_many_ids(void **state) {
   (void)state;
   enum { N = 50000 };
   fc_workflow_t *wf = new_wf("many");
-  char id[32], dep[32];
-  for (int i = 0; i < N; i++) {
-    snprintf(id, sizeof id, "n%d", i);
-    snprintf(dep, sizeof dep, "n%d", i - 1);
-    add_node(wf, id, i > 0 ? dep : NULL);
-  }
+  char id[32];
+  add_chain(wf, 0, N);
   for (int i = 0; i < N; i += 7) {
     snprintf(id, sizeof id, "n%d", i);
     assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
@@ -305,20 +312,12 @@ static void test_append_part(void **state) {
   (void)state;
   enum { N = 3000 };
   fc_workflow_t *wf = new_wf("first"), *part = new_wf("part"), *bad = new_wf("bad");
-  char id[32], dep[32];
+  char id[32];
   fc_error_t err;
-  for (int i = 0; i < N; i++) {
-    snprintf(id, sizeof id, "n%d", i);
-    snprintf(dep, sizeof dep, "n%d", i - 1);
-    add_node(wf, id, i > 0 ? dep : NULL);
-  }
+  add_chain(wf, 0, N);
   /* part: a chain whose first node depends on wf's last, ending with an
    * id of wf's: refused, wf unchanged */
-  for (int i = N; i < 2 * N; i++) {
-    snprintf(id, sizeof id, "n%d", i);
-    snprintf(dep, sizeof dep, "n%d", i - 1);
-    add_node(part, id, dep);
-  }
+  add_chain(part, N, 2 * N);
   add_node(part, "n17", NULL);
   assert_int_equal(fc__workflow_append(wf, part), FC_EDUPLICATE);
   assert_int_equal(fc_workflow_node_count(wf), N);
@@ -334,11 +333,7 @@ static void test_append_part(void **state) {
 
   /* the same without the duplicate: appended */
   part = new_wf("part");
-  for (int i = N; i < 2 * N; i++) {
-    snprintf(id, sizeof id, "n%d", i);
-    snprintf(dep, sizeof dep, "n%d", i - 1);
-    add_node(part, id, dep);
-  }
+  add_chain(part, N, 2 * N);
   add_node(part, "late", "n2999,n5999");
   assert_int_equal(fc__workflow_append(wf, part), 0);
   assert_int_equal(fc_workflow_node_count(wf), 2 * N + 1);
@@ -367,13 +362,9 @@ static void test_append_then_validate(void **state) {
   (void)state;
   enum { N = 1000 };
   fc_workflow_t *wf = new_wf("first"), *part = new_wf("part");
-  char id[32], dep[32];
   fc_error_t err;
-  for (int i = 0; i < 2 * N; i++) {
-    snprintf(id, sizeof id, "n%d", i);
-    snprintf(dep, sizeof dep, "n%d", i - 1);
-    add_node(i < N ? wf : part, id, i > 0 ? dep : NULL);
-  }
+  add_chain(wf, 0, N);
+  add_chain(part, N, 2 * N);
   /* n0 after the part's last node: a cycle through both halves */
   assert_int_equal(fc_node_add_dep(fc_workflow_node_at(wf, 0), "n1999"), 0);
   assert_int_equal(fc__workflow_append(wf, part), 0);
