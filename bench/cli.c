@@ -17,6 +17,7 @@
  *   \copy        `psql -c "\copy T FROM CSV"` of the same run's node rows
  *                into a table made LIKE node_executions (with its indexes),
  *                TRUNCATEd before each copy: the same rows, one process;
+ *                each history run and each \copy starts after a CHECKPOINT;
  *   fan-out      `flowcore run` of the fan-out, with history when a
  *                database is given: its peak RSS;
  *   python       `python3 bench/python_peer.py FILE` of the chain: the same
@@ -368,9 +369,13 @@ int main(int argc, char **argv) {
       return 1;
     PQclear(r);
     snprintf(copy_cmd, sizeof copy_cmd, "\\copy bench_cli_copy FROM '%s' WITH (FORMAT csv)", csv);
-    /* interleaved: a run with history, then the \copy of its rows */
+    /* interleaved: a run with history, then the \copy of its rows; each
+     * starts after a CHECKPOINT, so neither pays for the other's writes */
     for (long k = 0; k < runs; k++) {
       long rss;
+      if ((r = exec_ok(c, "CHECKPOINT")) == NULL)
+        return 1;
+      PQclear(r);
       if (bench_spawn(prog, a_hist, result, &ns[k], &rss) != 0 ||
           read_run_id(result, id, sizeof id) != 0 || (rows = export_rows(c, id, csv)) < 0)
         return 1;

@@ -59,7 +59,7 @@ typedef struct {
   /* libpq connection string or URL; NULL: FLOWCORE_DB, then DATABASE_URL,
    * then libpq's PG* defaults. Copied. Never logged. */
   const char *conninfo;
-  size_t batch_size;          /* rows per transaction, default 2000 */
+  size_t batch_size;          /* rows per transaction, default 8000 */
   uint64_t flush_interval_ms; /* a partial batch waits at most this, default 100 */
   size_t queue_capacity;      /* records held in memory, default 200000 */
   fc_queue_policy_t policy;   /* default FC_QUEUE_BLOCK */

@@ -16,7 +16,7 @@ const char *fc_drop_reason_name(fc_drop_reason_t reason) {
 
 void fc_history_config_init(fc_history_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->batch_size = 2000;
+  cfg->batch_size = 8000;
   cfg->flush_interval_ms = 100;
   cfg->queue_capacity = 200000;
   cfg->policy = FC_QUEUE_BLOCK;

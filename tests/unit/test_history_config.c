@@ -33,7 +33,7 @@ static void test_config_init_documented_defaults(void **state) {
   fc_history_config_init(&cfg);
   assert_null(cfg.conninfo);
   assert_null(cfg.spool_dir);
-  assert_int_equal(cfg.batch_size, 2000);
+  assert_int_equal(cfg.batch_size, 8000);
   assert_int_equal(cfg.flush_interval_ms, 100);
   assert_int_equal(cfg.queue_capacity, 200000);
   assert_int_equal(cfg.policy, FC_QUEUE_BLOCK);
