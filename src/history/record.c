@@ -1,38 +1,68 @@
 /* History records and the run data they share (record.h says what they hold). */
 #include "history/record.h"
 
+/* Appends str (and its NUL) to the run's string block; returns its offset,
+ * or SIZE_MAX when out of memory. */
+static size_t put_str(char **block, size_t *len, size_t *cap, const char *str) {
+  size_t n = strlen(str) + 1, off = *len;
+  if (fc__grow((void **)block, cap, off + n, 1) != 0)
+    return SIZE_MAX;
+  memcpy(*block + off, str, n);
+  *len = off + n;
+  return off;
+}
+
+/* The node ids and types are copied (the writer uses them after the
+ * workflow may be gone) in one pass over the nodes, into one block; a type
+ * met among the last few copied (built-in types are shared strings) is not
+ * copied again. Offsets are kept in the pointer arrays until the block
+ * stops moving. */
 fc__hrun_t *fc__hrun_new(const fc_event_t *ev) {
+  enum { NTYPES = 4 };
   const fc_workflow_t *wf = ev->workflow;
-  size_t n = wf != NULL ? fc_workflow_node_count(wf) : 0, i, bytes = 0, off;
-  fc__hrun_t *r;
-  char *p;
-  for (i = 0; i < n; i++) {
-    const fc_node_t *node = fc_workflow_node_at(wf, i);
-    bytes += strlen(fc_node_id(node)) + strlen(fc_node_type(node)) + 2;
-  }
-  bytes += strlen(ev->workflow_name) + 1;
-  /* One allocation: struct, two pointer arrays, then the strings. */
-  off = sizeof *r + 2 * n * sizeof(char *);
-  r = fc__malloc(off + bytes);
-  if (r == NULL)
-    return NULL;
+  size_t n = wf != NULL ? fc_workflow_node_count(wf) : 0, i, k, len = 0, cap = n * 12 + 64;
+  const char *type_src[NTYPES] = {NULL};
+  size_t type_off[NTYPES] = {0}, next_type = 0, off;
+  fc__hrun_t *r = fc__malloc(sizeof *r + 2 * n * sizeof(char *));
+  char *block = fc__malloc(cap);
+  if (r == NULL || block == NULL)
+    goto oom;
   atomic_init(&r->refs, 1);
   r->owns_strings = 0;
   memcpy(r->uuid, ev->workflow_uuid, 16);
   r->node_count = (int)n;
   r->node_ids = (char **)(void *)(r + 1);
   r->node_types = r->node_ids + n;
-  p = (char *)r + off;
   for (i = 0; i < n; i++) {
     const fc_node_t *node = fc_workflow_node_at(wf, i);
-    size_t a = strlen(fc_node_id(node)) + 1, b = strlen(fc_node_type(node)) + 1;
-    r->node_ids[i] = memcpy(p, fc_node_id(node), a);
-    p += a;
-    r->node_types[i] = memcpy(p, fc_node_type(node), b);
-    p += b;
+    const char *type = fc_node_type(node);
+    if ((off = put_str(&block, &len, &cap, fc_node_id(node))) == SIZE_MAX)
+      goto oom;
+    r->node_ids[i] = (char *)(uintptr_t)off;
+    for (k = 0; k < NTYPES; k++)
+      if (type_src[k] != NULL && (type_src[k] == type || strcmp(type_src[k], type) == 0))
+        break;
+    if (k == NTYPES) {
+      k = next_type++ % NTYPES;
+      type_src[k] = type;
+      if ((type_off[k] = put_str(&block, &len, &cap, type)) == SIZE_MAX)
+        goto oom;
+    }
+    r->node_types[i] = (char *)(uintptr_t)type_off[k];
   }
-  r->name = memcpy(p, ev->workflow_name, strlen(ev->workflow_name) + 1);
+  if ((off = put_str(&block, &len, &cap, ev->workflow_name)) == SIZE_MAX)
+    goto oom;
+  r->strings = block;
+  r->name = block + off;
+  for (i = 0; i < n; i++) {
+    r->node_ids[i] = block + (uintptr_t)r->node_ids[i];
+    r->node_types[i] = block + (uintptr_t)r->node_types[i];
+  }
   return r;
+oom:
+  fc__free(r);
+  fc__free(block);
+  return NULL;
 }
 
 void fc__hrun_incref(fc__hrun_t *r) {
@@ -52,6 +82,7 @@ void fc__hrun_decref(fc__hrun_t *r) {
         fc__free(r->node_types[i]);
       }
     }
+    fc__free(r->strings);
     fc__free(r);
   }
 }

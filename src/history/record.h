@@ -24,12 +24,13 @@ typedef struct fc__hrun_s {
   uint8_t uuid[16];
   int node_count;
   char *name;
-  char **node_ids;   /* node_count entries, point into the same block */
-  char **node_types; /* idem */
-  /* 0: the strings live in the same allocation (the database handler's);
-   * 1: each node id and type is its own allocation, NULL until seen (the
-   * spool's replay). */
+  char **node_ids;   /* node_count entries */
+  char **node_types; /* idem; equal types may share one string */
+  /* 0: the strings live in `strings`, one block (the database handler's);
+   * 1: each node id and type is its own allocation, NULL until seen, and
+   * `strings` is NULL (the spool's replay). */
   int owns_strings;
+  char *strings;
 } fc__hrun_t;
 
 /* Makes the run data from a workflow_start event (copies what it needs from
