@@ -990,6 +990,14 @@ static json_t *scan_value(scan_t *s, size_t depth) {
  * errors and their order are always those of one thread. */
 
 size_t fc__load_split_min = (size_t)512 << 10;
+
+/* The id table of a workflow loaded from n bytes of "nodes" text is made
+ * for n / NODE_BYTES_GUESS ids at once: a 200,000-node chain's table was
+ * otherwise rehashed 15 times on each thread (each time a new mmap'd
+ * table, page faults, and an munmap that interrupts the other core). A
+ * file of bigger nodes still grows it as before; one of smaller nodes
+ * holds at most a quarter of its size in table. */
+#define NODE_BYTES_GUESS 64
 atomic_size_t fc__load_parts_merged;
 
 typedef struct {
@@ -1013,6 +1021,7 @@ static void part_load(void *arg) {
   size_t i;
   if (fc_workflow_new(&L->wf, "part") != 0)
     return;
+  (void)fc__workflow_reserve(L->wf, (p->len - p->start) / NODE_BYTES_GUESS);
   for (i = 0;; i++) {
     json_t *node;
     if (atomic_load_explicit(&p->stop, memory_order_relaxed) || i == FC_LOAD_MAX_NODES ||
@@ -1156,6 +1165,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
   name = check_top(&L, root, &jmax);
   if (start_workflow(&L, name, jmax) != 0)
     goto end;
+  (void)fc__workflow_reserve(L.wf, (len - s.pos) / NODE_BYTES_GUESS);
   if (split)
     part = part_start(text, len, s.pos);
   for (i = 0;; i++) {

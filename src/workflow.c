@@ -242,6 +242,10 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
   return 1;
 }
 
+int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes) {
+  return wf->frozen ? 0 : table_reserve(wf, nodes);
+}
+
 int fc_workflow_set_max_parallel(fc_workflow_t *wf, int max_parallel) {
   if (wf == NULL || max_parallel < 0)
     return FC_EINVAL;

@@ -88,5 +88,9 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part);
 /* 1 when every dependency and route target of nodes[first...] names a
  * node of wf, else 0. */
 int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
+/* Makes room in the id table for `nodes` more ids, so that adding them does
+ * not rehash it step by step (the loader's estimate for a big file). 0 or
+ * FC_ENOMEM (nothing changed: the table still grows as nodes are added). */
+int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
 
 #endif
