@@ -17,7 +17,8 @@
  *   \copy        `psql -c "\copy T FROM CSV"` of the same run's node rows
  *                into a table made LIKE node_executions (with its indexes),
  *                TRUNCATEd before each copy: the same rows, one process;
- *                each history run and each \copy starts after a CHECKPOINT;
+ *                each history run and each \copy starts after a VACUUM
+ *                ANALYZE of the history tables and a CHECKPOINT (settle);
  *   fan-out      `flowcore run` of the fan-out, with history when a
  *                database is given: its peak RSS;
  *   python       `python3 bench/python_peer.py FILE` of the chain: the same
@@ -221,6 +222,22 @@ static PGresult *exec_ok(PGconn *c, const char *sql) {
   return r;
 }
 
+/* Before a timed process: VACUUM ANALYZE the history tables (so
+ * autovacuum has nothing left of the earlier runs to do during it), then a
+ * CHECKPOINT (so it does not pay for the writes before it). 0 or -1. */
+static int settle(PGconn *c) {
+  static const char *const sql[] = {"VACUUM ANALYZE node_executions, workflow_executions",
+                                    "CHECKPOINT"};
+  size_t i;
+  for (i = 0; i < sizeof sql / sizeof *sql; i++) {
+    PGresult *r = exec_ok(c, sql[i]);
+    if (r == NULL)
+      return -1;
+    PQclear(r);
+  }
+  return 0;
+}
+
 /* Exports the node rows of run `id` to csv; returns the row count or -1. */
 static long export_rows(PGconn *c, const char *id, const char *csv) {
   char sql[256];
@@ -370,20 +387,23 @@ int main(int argc, char **argv) {
     PQclear(r);
     snprintf(copy_cmd, sizeof copy_cmd, "\\copy bench_cli_copy FROM '%s' WITH (FORMAT csv)", csv);
     /* interleaved: a run with history, then the \copy of its rows; each
-     * starts after a CHECKPOINT, so neither pays for the other's writes */
+     * starts after a VACUUM ANALYZE of its table and a CHECKPOINT, so
+     * neither pays for the other's writes nor for autovacuum's work on the
+     * rows of the runs before */
     for (long k = 0; k < runs; k++) {
       long rss;
-      if ((r = exec_ok(c, "CHECKPOINT")) == NULL)
+      if (settle(c) != 0)
         return 1;
-      PQclear(r);
       if (bench_spawn(prog, a_hist, result, &ns[k], &rss) != 0 ||
           read_run_id(result, id, sizeof id) != 0 || (rows = export_rows(c, id, csv)) < 0)
         return 1;
       if (rss > hist.rss_kb)
         hist.rss_kb = rss;
-      if ((r = exec_ok(c, "TRUNCATE bench_cli_copy; CHECKPOINT")) == NULL)
+      if ((r = exec_ok(c, "TRUNCATE bench_cli_copy")) == NULL)
         return 1;
       PQclear(r);
+      if (settle(c) != 0)
+        return 1;
       if (bench_spawn(prog, a_copy, NULL, &cns[k], &rss) != 0)
         return 1;
       if (rss > copy.rss_kb)
