@@ -163,6 +163,10 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   n->fn = fn;
   n->user_data = user_data;
   n->default_route = -1;
+  /* check_names looks at every node only if one may fail it; the id is
+   * checked now, while it is in the cache. */
+  if (fn == NULL || !fc__name_valid(n->id, FC_NAME_MAX, 0) || strcmp(n->id, "input") == 0)
+    wf->suspect = 1;
   wf->nodes[wf->nnodes++] = n;
   table_add(wf, n->index);
   if (node_out != NULL)
@@ -222,6 +226,7 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
         n->deps[d].node += (uint32_t)off;
     wf->nodes[wf->nnodes++] = n;
   }
+  wf->suspect |= part->suspect;
   part->nnodes = 0;
   fc_workflow_free(part);
   return 0;
@@ -315,6 +320,7 @@ int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
     return rc;
   if (route == NULL || target_id == NULL || route[0] == '\0')
     return FC_EINVAL;
+  n->wf->suspect = 1; /* check_names checks the route names */
   for (r = 0; r < n->nroutes; r++)
     if (strcmp(n->routes[r].name, route) == 0)
       break;
@@ -449,6 +455,8 @@ static int check_names(fc_workflow_t *wf, fc_error_t *err) {
                          "invalid workflow name \"%.64s%s\": use 1-%d characters of "
                          "A-Z a-z 0-9 _ . : - (and inner spaces)",
                          wf->name, strlen(wf->name) > 64 ? "..." : "", FC_WORKFLOW_NAME_MAX);
+  if (!wf->suspect)
+    return 0; /* every id passed when its node was added, and no node has routes */
   for (i = 0; i < wf->nnodes; i++) {
     fc_node_t *n = wf->nodes[i];
     if (!fc__name_valid(n->id, FC_NAME_MAX, 0))
@@ -474,7 +482,10 @@ static int check_names(fc_workflow_t *wf, fc_error_t *err) {
   return 0;
 }
 
-static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
+/* Sets *backward when an edge goes from a node to itself or to one added
+ * before it: without such an edge the index order is a topological order,
+ * so the graph has no cycle. */
+static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   size_t n = wf->nnodes, i, j, r;
   uint32_t *mark = fc__calloc(n, sizeof *mark);
   size_t *cap_out = fc__calloc(n, sizeof *cap_out);
@@ -492,8 +503,10 @@ static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
         rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
                            "node \"%s\": depends on unknown node \"%.128s\"", node->id,
                            dep->id);
-      else
+      else {
+        *backward |= (size_t)d >= i;
         rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark, cap_out);
+      }
     }
   }
   for (i = 0; i < n && rc == 0; i++) {
@@ -508,8 +521,10 @@ static int build_edges(fc_workflow_t *wf, fc_error_t *err) {
           rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
                              "node \"%s\": route \"%s\" targets unknown node \"%.128s\"",
                              node->id, rt->name, rt->targets[j]);
-        else
+        else {
+          *backward |= i >= (size_t)t;
           rc = edge_add(wf, (uint32_t)i, (uint32_t)t, (uint64_t)1 << r, mark, cap_out);
+        }
       }
     }
   }
@@ -585,7 +600,7 @@ static void reset_edges(fc_workflow_t *wf) {
 }
 
 int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {
-  int rc;
+  int rc, backward = 0;
   if (wf == NULL)
     return fc__error_set(err, FC_EINVAL, "", "no workflow");
   if (wf->frozen)
@@ -596,8 +611,8 @@ int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {
                        "node \"%s\" (#%u): duplicate id, already used by node #%u",
                        wf->nodes[wf->dup - 1]->id, wf->dup - 1, wf->dup_of - 1);
   if (rc == 0)
-    rc = build_edges(wf, err);
-  if (rc == 0)
+    rc = build_edges(wf, &backward, err);
+  if (rc == 0 && backward)
     rc = check_acyclic(wf, err);
   if (rc != 0) {
     reset_edges(wf);

@@ -77,6 +77,7 @@ struct fc_workflow_s {
   size_t nslots, nids;
   unsigned slot_bits;   /* nslots == 1 << slot_bits */
   uint32_t dup, dup_of; /* node index + 1 of the first duplicate and of its original */
+  int suspect;          /* a node's id, function or routes may fail validation */
   uint32_t *in_all;     /* every node's `in`, one block */
 };
 

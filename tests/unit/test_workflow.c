@@ -525,6 +525,41 @@ static void test_node_without_function(void **state) {
   fc_workflow_free(wf);
 }
 
+/* Validation skips its look at every node when each id passed as it was
+ * added and no node has routes: a bad route name, or a bad id that came
+ * with an appended part, must still be found. */
+static void test_names_checked_when_needed(void **state) {
+  (void)state;
+  fc_workflow_t *wf = new_wf("names"), *part = new_wf("part");
+  fc_node_t *r;
+  fc_error_t err;
+  add_chain(wf, 0, 50);
+  r = add_node(wf, "router_node", "n49");
+  assert_int_equal(fc_node_add_route(r, "bad/route", "n0"), 0);
+  expect_invalid(wf, FC_EBADNAME, "router_node", &err);
+  assert_text_names(&err, "bad/route");
+  fc_workflow_free(wf);
+
+  wf = new_wf("names");
+  add_chain(wf, 0, 50);
+  r = add_node(wf, "router_node", "n49");
+  for (int i = 0; i <= FC__MAX_ROUTES; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "route_%d", i);
+    assert_int_equal(fc_node_add_route(r, name, "n0"), 0);
+  }
+  expect_invalid(wf, FC_EDEFINITION, "router_node", &err);
+  fc_workflow_free(wf);
+
+  wf = new_wf("names");
+  add_chain(wf, 0, 50);
+  add_chain(part, 50, 100);
+  add_node(part, "bad id", "n99");
+  assert_int_equal(fc__workflow_append(wf, part), 0);
+  expect_invalid(wf, FC_EBADNAME, "bad id", &err);
+  fc_workflow_free(wf);
+}
+
 /* A node id that the builder accepts but validation rejects. */
 static void expect_bad_node_id(const char *id) {
   fc_workflow_t *wf = new_wf("names");
@@ -722,6 +757,7 @@ int main(void) {
       cmocka_unit_test(test_cycle_through_route),
       cmocka_unit_test(test_cycle_very_long),
       cmocka_unit_test(test_long_chain_reverse_order),
+      cmocka_unit_test(test_names_checked_when_needed),
       cmocka_unit_test(test_node_without_function),
       cmocka_unit_test(test_bad_node_ids),
       cmocka_unit_test(test_workflow_names),
