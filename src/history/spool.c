@@ -262,7 +262,12 @@ int fc__spool_append(fc__spool_t *s, const fc__hrec_t *rec) {
   put_u64(p, (uint64_t)rec->started_us);
   put_u64(p, (uint64_t)rec->duration_us);
   fc__buf_append(p, run->uuid, 16);
-  fc__buf_append(p, rec->error_id, 16);
+  {
+    /* Only an error record has an id: the handler leaves the others'
+     * bytes unset, and unset bytes must not reach the file (nor its CRC). */
+    static const uint8_t no_id[16];
+    fc__buf_append(p, rec->kind == FC_EVENT_ERROR ? rec->error_id : no_id, 16);
+  }
   put_str(p, run->name, strlen(run->name));
   if (rec->node >= 0) {
     put_str(p, run->node_ids[rec->node], strlen(run->node_ids[rec->node]));
