@@ -287,65 +287,87 @@ static void encode_err(fc__buf_t *buf, const row_t *r) {
   fc__copy_timestamptz(buf, e->t_us);
 }
 
-/* Fills b->steps for one transaction. Returns 0 or FC_ENOMEM. */
-int fc__batch_encode(fc_history_writer_t *w, batch_t *b) {
-  size_t i, nnew = 0, nupd = 0, nwf = 0, nerr = 0;
-  size_t max_payload = w->cfg.max_payload_bytes;
-  fc__buf_reset(&b->copy_new);
-  fc__buf_reset(&b->copy_upd);
-  fc__buf_reset(&b->copy_wf);
-  fc__buf_reset(&b->copy_err);
-  fc__copy_header(&b->copy_new);
-  fc__copy_header(&b->copy_upd);
-  fc__copy_header(&b->copy_wf);
-  fc__copy_header(&b->copy_err);
-  for (i = 0; i < b->nrows; i++) {
-    const row_t *r = &b->rows[i];
+/* Encodes rows [b->enc_rows, b->enc_rows + max) into the COPY buffers,
+ * starting over when the batch was encoded for the other path (b->safe
+ * changed after a failure). Returns 1 once every row is encoded. */
+int fc__batch_encode_some(fc_history_writer_t *w, batch_t *b, size_t max) {
+  size_t max_payload = w->cfg.max_payload_bytes, end;
+  if (!b->enc_started || b->enc_safe != b->safe) {
+    fc__buf_reset(&b->copy_new);
+    fc__buf_reset(&b->copy_upd);
+    fc__buf_reset(&b->copy_wf);
+    fc__buf_reset(&b->copy_err);
+    fc__copy_header(&b->copy_new);
+    fc__copy_header(&b->copy_upd);
+    fc__copy_header(&b->copy_wf);
+    fc__copy_header(&b->copy_err);
+    b->enc_rows = b->nnew = b->nupd = b->nwf = b->nerr = 0;
+    b->enc_started = 1;
+    b->enc_done = 0;
+    b->enc_safe = b->safe;
+  }
+  end = b->nrows - b->enc_rows < max ? b->nrows : b->enc_rows + max;
+  for (; b->enc_rows < end; b->enc_rows++) {
+    const row_t *r = &b->rows[b->enc_rows];
     switch (r->type) {
     case ROW_NODE:
       /* An end without its start in this batch, of an attempt that ran:
        * its start was committed before; update it. */
       if (b->safe || (!r->has_start && r->end.attempt > 0)) {
         encode_node(&b->copy_upd, r, max_payload);
-        nupd++;
+        b->nupd++;
       } else {
         encode_node(&b->copy_new, r, max_payload);
-        nnew++;
+        b->nnew++;
       }
       break;
     case ROW_WF:
       encode_wf(&b->copy_wf, r, max_payload, b->foreign || w->host[0] == '\0' ? NULL : w->host,
                 w->pid);
-      nwf++;
+      b->nwf++;
       break;
     default:
       encode_err(&b->copy_err, r);
-      nerr++;
+      b->nerr++;
     }
   }
-  fc__copy_trailer(&b->copy_new);
-  fc__copy_trailer(&b->copy_upd);
-  fc__copy_trailer(&b->copy_wf);
-  fc__copy_trailer(&b->copy_err);
-  if (b->copy_new.oom || b->copy_upd.oom || b->copy_wf.oom || b->copy_err.oom)
+  if (b->enc_rows < b->nrows)
+    return 0;
+  if (!b->enc_done) {
+    fc__copy_trailer(&b->copy_new);
+    fc__copy_trailer(&b->copy_upd);
+    fc__copy_trailer(&b->copy_wf);
+    fc__copy_trailer(&b->copy_err);
+    b->enc_done = 1;
+  }
+  return 1;
+}
+
+/* Fills b->steps for one transaction, encoding what is not yet. Returns 0
+ * or FC_ENOMEM. */
+int fc__batch_encode(fc_history_writer_t *w, batch_t *b) {
+  (void)fc__batch_encode_some(w, b, SIZE_MAX);
+  if (b->copy_new.oom || b->copy_upd.oom || b->copy_wf.oom || b->copy_err.oom) {
+    b->enc_started = 0; /* start over next time */
     return FC_ENOMEM;
+  }
   b->nsteps = 0;
   b->upsert_sql[0] = '\0';
-  if (nnew > 0) {
+  if (b->nnew > 0) {
     b->steps[b->nsteps].sql = fc__sql_copy_nodes;
     b->steps[b->nsteps++].copy = &b->copy_new;
   }
-  if (nupd > 0) {
+  if (b->nupd > 0) {
     b->steps[b->nsteps].sql = fc__sql_copy_stage_nodes;
     b->steps[b->nsteps++].copy = &b->copy_upd;
     strcat(b->upsert_sql, fc__sql_upsert_nodes);
   }
-  if (nwf > 0) {
+  if (b->nwf > 0) {
     b->steps[b->nsteps].sql = fc__sql_copy_stage_wf;
     b->steps[b->nsteps++].copy = &b->copy_wf;
     strcat(b->upsert_sql, fc__sql_upsert_wf);
   }
-  if (nerr > 0) {
+  if (b->nerr > 0) {
     b->steps[b->nsteps].sql = fc__sql_copy_stage_err;
     b->steps[b->nsteps++].copy = &b->copy_err;
     strcat(b->upsert_sql, fc__sql_insert_err);

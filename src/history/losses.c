@@ -38,7 +38,7 @@ void fc__leave_bytes_locked(fc_history_writer_t *w, uint64_t bytes) {
 
 /* Records of a batch leave custody: written or dropped(reason).
  * A replayed batch was never in custody: it is counted as replayed. */
-void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason) {
+void fc__batch_account(fc_history_writer_t *w, batch_t *b, int outcome, int reason) {
   size_t i, coalesced = 0;
   uint64_t per_kind[FC_REC_KIND_COUNT] = {0, 0, 0};
   for (i = 0; i < b->nrows; i++) {
@@ -66,12 +66,23 @@ void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reas
       if (per_kind[i] > 0)
         fc__count_drop_locked(w, (int)i, reason, per_kind[i]);
   }
-  if (!b->replay) {
+  if (!b->replay)
     fc__leave_custody_locked(w, b->nrecs);
-    fc__leave_bytes_locked(w, b->nbytes);
-  }
   uv_mutex_unlock(&w->mu);
+}
+
+void fc__batch_free_held(fc_history_writer_t *w, batch_t *b) {
+  if (!b->replay) {
+    uv_mutex_lock(&w->mu);
+    fc__leave_bytes_locked(w, b->nbytes);
+    uv_mutex_unlock(&w->mu);
+  }
   fc__batch_free(b);
+}
+
+void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason) {
+  fc__batch_account(w, b, outcome, reason);
+  fc__batch_free_held(w, b);
 }
 
 void fc__writer_set_error(fc_history_writer_t *w, const char *msg) {

@@ -87,7 +87,12 @@ static void batch_done(fc__pgconn_t *c, int ok, const char *sqlstate, const char
   if (ok) {
     if (b->replay)
       fc__replay_part_done(w);
-    fc__batch_release(w, b, OUT_WRITTEN, 0);
+    /* Counted now (room for producers); its records are released between
+     * the loop's I/O, after the next batch is on its way. */
+    fc__batch_account(w, b, OUT_WRITTEN, 0);
+    b->next = w->trash;
+    w->trash = b;
+    fc__writer_work(w);
     return; /* the connection's ready callback sends the next batch */
   }
   b->attempts++;
@@ -174,6 +179,8 @@ void fc__shard_pump(shard_t *s) {
     s->sealed_tail = NULL;
   b->next = NULL;
   s->inflight = b;
+  if (s->sealed_head != NULL)
+    fc__writer_work(w); /* encode the next one while this one is written */
   if (fc__pgconn_exec(&s->conn, b->steps, b->nsteps, batch_done, s) != 0) {
     s->inflight = NULL;
     b->next = s->sealed_head;

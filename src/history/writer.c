@@ -69,6 +69,59 @@ static void take_block(fc_history_writer_t *w, fc__hblock_t *blk, uint64_t now) 
 
 static void close_check_cb(uv_timer_t *t);
 
+/* Rows per slice of work_cb: about a tenth of a millisecond of encoding or
+ * releasing, so a connection waiting for data is served soon. */
+#define WORK_ROWS 256
+
+/* Releases up to `max` more rows' records of b; 1 when b is gone. */
+static int trash_some(fc_history_writer_t *w, batch_t *b, size_t max) {
+  size_t end = b->nrows - b->freed_rows < max ? b->nrows : b->freed_rows + max;
+  for (; b->freed_rows < end; b->freed_rows++) {
+    row_t *r = &b->rows[b->freed_rows];
+    if (r->has_start)
+      fc__hrec_clear(&r->start);
+    if (r->has_end)
+      fc__hrec_clear(&r->end);
+    r->has_start = r->has_end = 0;
+  }
+  if (b->freed_rows < b->nrows)
+    return 0;
+  fc__batch_free_held(w, b); /* rows cleared: the buffers and the shell */
+  return 1;
+}
+
+/* One slice of the work the loop does between its I/O: first the records
+ * of written batches, then the next batch of a shard whose connection is
+ * busy, so that it is ready when that connection is. */
+static void work_cb(uv_idle_t *h) {
+  fc_history_writer_t *w = h->data;
+  int i;
+  if (w->trash != NULL) {
+    batch_t *b = w->trash;
+    w->trash = b->next;
+    b->next = NULL;
+    if (!trash_some(w, b, WORK_ROWS)) {
+      b->next = w->trash;
+      w->trash = b;
+    }
+    return;
+  }
+  for (i = 0; i < w->nshards; i++) {
+    shard_t *s = &w->shards[i];
+    batch_t *b = s->sealed_head;
+    if (s->inflight != NULL && b != NULL && !(b->enc_done && b->enc_safe == b->safe)) {
+      (void)fc__batch_encode_some(w, b, WORK_ROWS);
+      return;
+    }
+  }
+  uv_idle_stop(h);
+}
+
+void fc__writer_work(fc_history_writer_t *w) {
+  if (!w->stopped_work)
+    uv_idle_start(&w->work, work_cb);
+}
+
 static void process(fc_history_writer_t *w) {
   fc__hblock_t *blk;
   uint64_t now = fc__mono_ns();
@@ -204,6 +257,8 @@ static void stop_loop(fc_history_writer_t *w) {
     uv_close((uv_handle_t *)&s->retry, NULL);
   }
   uv_close((uv_handle_t *)&w->tick, NULL);
+  w->stopped_work = 1;
+  uv_close((uv_handle_t *)&w->work, NULL);
   uv_close((uv_handle_t *)&w->wake, NULL);
   uv_close((uv_handle_t *)&w->spool_timer, NULL);
 }
@@ -261,6 +316,8 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
   w->wake.data = w;
   uv_timer_init(&w->loop, &w->tick);
   w->tick.data = w;
+  uv_idle_init(&w->loop, &w->work);
+  w->work.data = w;
   uv_timer_start(&w->tick, tick_cb, w->cfg.flush_interval_ms, w->cfg.flush_interval_ms);
   uv_timer_init(&w->loop, &w->spool_timer);
   w->spool_timer.data = w;
@@ -448,6 +505,11 @@ int fc_history_writer_close(fc_history_writer_t *w, fc_history_stats_t *report) 
   uv_loop_close(&w->loop);
   for (i = 0; i < w->nshards; i++)
     fc__batch_free(w->shards[i].building); /* empty: sealed at close */
+  while (w->trash != NULL) {                /* written batches not yet released */
+    batch_t *b = w->trash;
+    w->trash = b->next;
+    fc__batch_free_held(w, b);
+  }
   st = w->stats;                           /* the thread is gone: no lock needed */
   st.queue_depth = 0;
   st.connected = 0;

@@ -63,6 +63,12 @@ typedef struct batch_s {
   char upsert_sql[4096];
   fc__pgstep_t steps[8];
   size_t nsteps;
+  /* encoding, possibly ahead of sending and in slices (batch.c) */
+  size_t enc_rows;                /* rows in the COPY buffers */
+  size_t nnew, nupd, nwf, nerr;   /* ... per buffer */
+  int enc_started, enc_done;      /* buffers begun; every row in, trailers too */
+  int enc_safe;                   /* the `safe` they were encoded for */
+  size_t freed_rows;              /* rows whose records were released (trash) */
 } batch_t;
 
 typedef struct {
@@ -85,6 +91,12 @@ struct fc_history_writer_s {
   uv_loop_t loop;
   uv_async_t wake;
   uv_timer_t tick;
+  /* Work done in slices between the loop's I/O (writer.c, work_cb): the
+   * records of written batches to release (trash), and the next batch of
+   * each busy shard to encode. Active only while there is some. */
+  uv_idle_t work;
+  int stopped_work; /* work is closing: not to be started again */
+  batch_t *trash;
   shard_t *shards;
   int nshards;
   /* shared with producers and flushers, under mu */
@@ -159,7 +171,10 @@ void fc__batch_free(batch_t *b); /* releases the rows' records too; NULL is fine
  * record's contents (the caller's copy is left to be forgotten). Returns 1
  * when merged into an existing row, 0 when a row was added, <0 on ENOMEM. */
 int fc__batch_add(batch_t *b, const fc__hrec_t *rec);
-/* Fills b->steps for one transaction. Returns 0 or FC_ENOMEM. */
+/* Encodes up to max more rows of b into its COPY buffers; 1 when all are. */
+int fc__batch_encode_some(fc_history_writer_t *w, batch_t *b, size_t max);
+/* Fills b->steps for one transaction, encoding what is not yet. Returns 0
+ * or FC_ENOMEM. */
 int fc__batch_encode(fc_history_writer_t *w, batch_t *b);
 /* Moves the shard's building batch (if any rows) to its sealed queue. */
 void fc__shard_seal(shard_t *s);
@@ -173,6 +188,11 @@ void fc__leave_custody_locked(fc_history_writer_t *w, uint64_t n);
 void fc__leave_bytes_locked(fc_history_writer_t *w, uint64_t bytes);
 /* Records of a batch leave custody: written, or dropped(reason); frees b. */
 void fc__batch_release(fc_history_writer_t *w, batch_t *b, int outcome, int reason);
+/* Its first half: the records leave custody (written or dropped), but b
+ * and the bytes its records hold stay until fc__batch_free_held. */
+void fc__batch_account(fc_history_writer_t *w, batch_t *b, int outcome, int reason);
+/* Frees b, whose records' bytes then leave the byte budget. */
+void fc__batch_free_held(fc_history_writer_t *w, batch_t *b);
 void fc__writer_set_error(fc_history_writer_t *w, const char *msg);
 void fc__losses_render_sql(const fc__spool_loss_t *e, size_t n, char *buf, size_t cap);
 void fc__losses_build(fc_history_writer_t *w);
@@ -203,6 +223,10 @@ void fc__partitions_note(fc_history_writer_t *w, const fc__hrec_t *rec);
 /* On shard 0: runs the call when due and the connection is idle. Returns
  * 1 while it runs (the shard sends nothing else meanwhile). */
 int fc__partitions_pump(shard_t *s);
+
+/* ---- writer.c ---- */
+/* Makes sure work_cb runs: there is trash, or a batch to encode ahead. */
+void fc__writer_work(fc_history_writer_t *w);
 
 /* ---- send.c ---- */
 /* Sends the shard's next batch when its connection is idle. */
