@@ -11,6 +11,9 @@
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <libpq-fe.h>
 #include <uv.h>
@@ -157,9 +160,26 @@ static int dispatch(int argc, char **argv) {
   return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }
 
+/* glibc's malloc grows its heap by what is asked plus a pad of 128 KiB,
+ * one system call each time (brk; mprotect for the heaps of threads other
+ * than the main one, whose new heaps start with the pad). Loading a
+ * 200,000-node file (its second half on another thread, loader.c) made 489
+ * brk and 13,681 mprotect calls; with a 32 MiB pad, 6 and 6,088, and
+ * `flowcore validate` took 210 ms instead of 229 (medians of 15). The pad
+ * is address space: pages are used only when touched. A pad the user set
+ * (MALLOC_TOP_PAD_, GLIBC_TUNABLES) is kept. */
+static void malloc_pad(void) {
+#if defined(__GLIBC__)
+  const char *t = getenv("GLIBC_TUNABLES");
+  if (getenv("MALLOC_TOP_PAD_") == NULL && (t == NULL || strstr(t, "top_pad") == NULL))
+    (void)mallopt(M_TOP_PAD, 32 << 20);
+#endif
+}
+
 /* Every command's output ends here: a write error on stdout (a full disk,
  * /dev/full, a closed pipe) is reported and fails the command. */
 int main(int argc, char **argv) {
+  malloc_pad();
   detect_utf8();
   return cli_close_stdout(dispatch(argc, argv));
 }
