@@ -107,6 +107,48 @@ static void str_array_free(char **a, size_t n) {
   fc__free(a);
 }
 
+/* Nodes and their ids are carved from slabs of the workflow: they live as
+ * long as it does (a node is never freed alone), they cost no malloc each,
+ * and the nodes of a big file lie next to each other for validation's
+ * passes over them. A slab comes from malloc's heap (64 KiB, under its
+ * mmap threshold), so the loader's second thread takes it from its own
+ * arena. */
+#define SLAB_BYTES (64 * 1024)
+
+struct fc__slab_s {
+  struct fc__slab_s *next;
+  size_t used, cap;
+  max_align_t data[];
+};
+
+/* Returns n zeroed bytes (aligned as malloc's) or NULL. */
+static void *slab_alloc(fc_workflow_t *wf, size_t n) {
+  fc__slab_t *s = wf->slabs;
+  void *p;
+  n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+  if (s == NULL || s->cap - s->used < n) {
+    size_t cap = n > SLAB_BYTES - sizeof *s ? n : SLAB_BYTES - sizeof *s;
+    s = fc__calloc(1, sizeof *s + cap);
+    if (s == NULL)
+      return NULL;
+    s->cap = cap;
+    s->next = wf->slabs;
+    wf->slabs = s;
+  }
+  p = (char *)s->data + s->used;
+  s->used += n;
+  return p;
+}
+
+static void slabs_free(fc__slab_t *s) {
+  while (s != NULL) {
+    fc__slab_t *next = s->next;
+    fc__free(s);
+    s = next;
+  }
+}
+
+/* What a node holds; the node itself is in a slab. */
 static void node_free(fc_node_t *n) {
   size_t r;
   if (n->data_free != NULL)
@@ -121,7 +163,6 @@ static void node_free(fc_node_t *n) {
   }
   fc__free(n->routes);
   fc__free(n->out);
-  fc__free(n);
 }
 
 void fc_workflow_free(fc_workflow_t *wf) {
@@ -133,6 +174,7 @@ void fc_workflow_free(fc_workflow_t *wf) {
   fc__free(wf->nodes);
   fc__free(wf->slots);
   fc__free(wf->in_all);
+  slabs_free(wf->slabs);
   fc__free(wf->name);
   fc__free(wf);
 }
@@ -152,7 +194,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
       table_reserve(wf, 1) != 0)
     return FC_ENOMEM;
   len = strlen(id) + 1;
-  n = fc__calloc(1, sizeof *n + len); /* one allocation for the node and its id */
+  n = slab_alloc(wf, sizeof *n + len); /* the node, then its id */
   if (n == NULL)
     return FC_ENOMEM;
   n->id = (char *)(n + 1);
@@ -227,6 +269,14 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
     wf->nodes[wf->nnodes++] = n;
   }
   wf->suspect |= part->suspect;
+  if (part->slabs != NULL) { /* the nodes' slabs go with them */
+    fc__slab_t *last = part->slabs;
+    while (last->next != NULL)
+      last = last->next;
+    last->next = wf->slabs;
+    wf->slabs = part->slabs;
+    part->slabs = NULL;
+  }
   part->nnodes = 0;
   fc_workflow_free(part);
   return 0;

@@ -64,6 +64,8 @@ struct fc_node_s {
   int default_route; /* index of the route named "default", or -1 */
 };
 
+typedef struct fc__slab_s fc__slab_t;
+
 struct fc_workflow_s {
   char *name;
   fc_node_t **nodes;
@@ -78,6 +80,7 @@ struct fc_workflow_s {
   unsigned slot_bits;   /* nslots == 1 << slot_bits */
   uint32_t dup, dup_of; /* node index + 1 of the first duplicate and of its original */
   int suspect;          /* a node's id, function or routes may fail validation */
+  fc__slab_t *slabs;    /* where the nodes live (workflow.c) */
   uint32_t *in_all;     /* every node's `in`, one block */
 };
 
