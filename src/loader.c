@@ -992,12 +992,18 @@ static json_t *scan_value(scan_t *s, size_t depth) {
 size_t fc__load_split_min = (size_t)512 << 10;
 
 /* The id table of a workflow loaded from n bytes of "nodes" text is made
- * for n / NODE_BYTES_GUESS ids at once: a 200,000-node chain's table was
- * otherwise rehashed 15 times on each thread (each time a new mmap'd
- * table, page faults, and an munmap that interrupts the other core). A
- * file of bigger nodes still grows it as before; one of smaller nodes
- * holds at most a quarter of its size in table. */
+ * for n / NODE_BYTES_GUESS ids at once (at most FC_LOAD_MAX_NODES): a
+ * 200,000-node chain's table was otherwise rehashed 15 times on each
+ * thread (each time a new mmap'd table, page faults, and an munmap that
+ * interrupts the other core). A file of smaller nodes still grows it as
+ * before; the table made ahead is at most half the text's size, and at
+ * most 16 MiB. */
 #define NODE_BYTES_GUESS 64
+
+static size_t ids_guess(size_t text_bytes) {
+  size_t n = text_bytes / NODE_BYTES_GUESS;
+  return n < FC_LOAD_MAX_NODES ? n : FC_LOAD_MAX_NODES;
+}
 atomic_size_t fc__load_parts_merged;
 
 typedef struct {
@@ -1021,7 +1027,7 @@ static void part_load(void *arg) {
   size_t i;
   if (fc_workflow_new(&L->wf, "part") != 0)
     return;
-  (void)fc__workflow_reserve(L->wf, (p->len - p->start) / NODE_BYTES_GUESS);
+  (void)fc__workflow_reserve(L->wf, ids_guess(p->len - p->start));
   for (i = 0;; i++) {
     json_t *node;
     if (atomic_load_explicit(&p->stop, memory_order_relaxed) || i == FC_LOAD_MAX_NODES ||
@@ -1165,7 +1171,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
   name = check_top(&L, root, &jmax);
   if (start_workflow(&L, name, jmax) != 0)
     goto end;
-  (void)fc__workflow_reserve(L.wf, (len - s.pos) / NODE_BYTES_GUESS);
+  (void)fc__workflow_reserve(L.wf, ids_guess(len - s.pos));
   if (split)
     part = part_start(text, len, s.pos);
   for (i = 0;; i++) {
