@@ -30,6 +30,7 @@ typedef struct {
   int64_t started_at_us;
   uint64_t started_mono;
   uint32_t waiting; /* predecessors not resolved yet */
+  uint32_t succ_left; /* successors not resolved yet (fc_run_set_keep_outputs) */
   int attempts;
   uint8_t status;   /* fc_node_status_t; PENDING until resolved or running */
   uint8_t doomed;   /* a predecessor will not let it run */
@@ -90,6 +91,7 @@ struct fc_run_s {
   unsigned cancel_done : 1;
   unsigned closing : 1;
   unsigned freed : 1;
+  unsigned release_outputs : 1; /* fc_run_set_keep_outputs(run, 0) */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -180,6 +182,25 @@ static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status
 
 /* ---- resolution and readiness ---------------------------------------------- */
 
+/* Drops the outputs that node i was the last successor to need: each
+ * resolved node's predecessors lose one successor to wait for, and a
+ * predecessor with none left has its output released (the outputs of
+ * nodes without successors are the workflow's output and stay). An output
+ * freed here, right after its last reader, is still in the cache and its
+ * memory is reused by the next output: a chain runs in constant memory
+ * instead of holding every output until the run is closed. */
+static void release_inputs(fc_run_t *run, uint32_t i) {
+  const fc_node_t *node = run->wf->nodes[i];
+  size_t k;
+  for (k = 0; k < node->nin; k++) {
+    node_state *d = &run->nodes[node->in[k]];
+    if (--d->succ_left == 0 && d->output != NULL) {
+      json_decref(d->output);
+      d->output = NULL;
+    }
+  }
+}
+
 /* Final status for node i: record it and queue the successors' update. */
 static void resolve(fc_run_t *run, uint32_t i, fc_node_status_t status) {
   node_state *st = &run->nodes[i];
@@ -191,6 +212,8 @@ static void resolve(fc_run_t *run, uint32_t i, fc_node_status_t status) {
     json_decref(st->input);
     st->input = NULL;
   }
+  if (run->release_outputs)
+    release_inputs(run, i);
   run->resolved[run->resolved_len++] = i;
 }
 
@@ -700,8 +723,10 @@ int fc_run_new(fc_run_t **out, uv_loop_t *loop, fc_workflow_t *wf, fc_manager_t 
   run->manager = manager;
   run->n = n;
   run->max_parallel = wf->max_parallel;
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     run->nodes[i].waiting = (uint32_t)wf->nodes[i]->nin;
+    run->nodes[i].succ_left = (uint32_t)wf->nodes[i]->nout;
+  }
   uv_timer_init(loop, &run->kick);
   run->kick.data = run;
   run->open_handles = 1;
@@ -715,6 +740,15 @@ int fc_run_set_max_parallel(fc_run_t *run, int max_parallel) {
   if (run->started)
     return FC_ESTATE;
   run->max_parallel = max_parallel;
+  return 0;
+}
+
+int fc_run_set_keep_outputs(fc_run_t *run, int keep) {
+  if (run == NULL)
+    return FC_EINVAL;
+  if (run->started)
+    return FC_ESTATE;
+  run->release_outputs = !keep;
   return 0;
 }
 
@@ -843,6 +877,7 @@ int fc_workflow_run(fc_workflow_t *wf, json_t *input, fc_manager_t *manager,
     return fc__error_set(err, rc, "", "uv_loop_init: %s", uv_strerror(rc));
   rc = fc_run_new(&run, &loop, wf, manager, err);
   if (rc == 0) {
+    (void)fc_run_set_keep_outputs(run, 0); /* nothing reads them here */
     rc = fc_run_start(run, input, sync_done, result);
     if (rc != 0)
       fc__error_set(err, rc, "", "fc_run_start: %s", fc_strerror(rc));

@@ -36,6 +36,16 @@ FC_EXTERN int fc_run_new(fc_run_t **out, uv_loop_t *loop, fc_workflow_t *wf,
 /* Overrides the workflow's max_parallel for this run (before start). */
 FC_EXTERN int fc_run_set_max_parallel(fc_run_t *run, int max_parallel);
 
+/* Whether the run keeps the output of every completed node until it is
+ * closed, for fc_run_node_output (keep = 1, the default). With keep = 0 a
+ * node's output is released as soon as every successor of the node has
+ * its final status, and fc_run_node_output returns NULL for it from then
+ * on; the outputs of nodes without successors (the workflow's output)
+ * are kept. A handler that needs an output longer takes a reference in
+ * its node_end. Memory then follows the nodes still in flight, not the
+ * size of the workflow. Before start: 0, FC_ESTATE or FC_EINVAL. */
+FC_EXTERN int fc_run_set_keep_outputs(fc_run_t *run, int keep);
+
 /* Starts the run: assigns its UUIDv7, emits workflow_start, and schedules
  * the ready nodes from the loop (nothing runs inside this call). `input` is
  * borrowed (the run takes its own reference; NULL means {}). done_cb is
@@ -64,7 +74,8 @@ FC_EXTERN const fc_workflow_t *fc_run_workflow(const fc_run_t *run);
 FC_EXTERN fc_node_status_t fc_run_node_status(const fc_run_t *run, size_t index);
 /* Attempts made for a node by definition index. */
 FC_EXTERN int fc_run_node_attempts(const fc_run_t *run, size_t index);
-/* The output of a completed node by index (borrowed), else NULL. */
+/* The output of a completed node by index (borrowed), else NULL (also
+ * once released, see fc_run_set_keep_outputs). */
 FC_EXTERN json_t *fc_run_node_output(const fc_run_t *run, size_t index);
 FC_EXTERN int fc_run_error_count(const fc_run_t *run);
 /* Most nodes that were running at the same instant during the run. */

@@ -981,6 +981,8 @@ int cli_cmd_run(int argc, char **argv) {
     rc = fc_run_new(&st.run, &st.loop, st.wf, st.manager, &err);
   if (rc == 0 && st.max_parallel >= 0)
     rc = fc_run_set_max_parallel(st.run, st.max_parallel);
+  if (rc == 0) /* the command reads the workflow's output only */
+    rc = fc_run_set_keep_outputs(st.run, 0);
   if (rc == 0)
     rc = fc_run_start(st.run, input, run_done_cb, &st);
   json_decref(input);

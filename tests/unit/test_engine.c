@@ -546,6 +546,86 @@ static void test_fan_out_1000(void **state) {
   fc_workflow_free(wf);
 }
 
+/* ---- fc_run_set_keep_outputs(run, 0) ---------------------------------------------- */
+
+/* A node that notes, when it starts, whether node `watch` still has an
+ * output in the run and whether node `other` has ended. */
+typedef struct {
+  env_t *e;
+  size_t watch, other;
+  int seen, had_output, other_ended;
+} probe_t;
+
+static void fn_probe(fc_node_ctx_t *ctx, void *user_data) {
+  probe_t *p = user_data;
+  p->seen++;
+  p->had_output = fc_run_node_output(p->e->run, p->watch) != NULL;
+  p->other_ended = fc_run_node_status(p->e->run, p->other) != FC_NODE_PENDING;
+  fc_node_succeed(ctx, json_pack("{s:s}", "id", fc_node_ctx_node_id(ctx)));
+}
+
+/* a -> b -> c (c probes a), a -> d, router r -> x (taken), r -> y
+ * (skipped). Released: an output once all its node's successors have a
+ * final status, whatever that status; kept: those of nodes without
+ * successors (the workflow's output) and every one with keep = 1. */
+static void run_release(env_t *e, int keep) {
+  fc_workflow_t *wf = new_wf("release");
+  nparam_t pa = {.e = e}, pb = {.e = e}, pd = {.e = e}, px = {.e = e}, py = {.e = e};
+  nparam_t pr = {.e = e, .route = "take"};
+  probe_t probe = {.e = e};
+  fc_node_t *c = NULL, *r;
+  add(wf, "a", &pa, NULL);
+  add(wf, "b", &pb, "a");
+  assert_int_equal(fc_workflow_add_node(wf, "c", fn_probe, &probe, &c), 0);
+  add_deps(c, "b");
+  add(wf, "d", &pd, "a");
+  r = add(wf, "r", &pr, NULL);
+  add(wf, "x", &px, NULL);
+  add(wf, "y", &py, NULL);
+  assert_int_equal(fc_node_add_route(r, "take", "x"), 0);
+  assert_int_equal(fc_node_add_route(r, "leave", "y"), 0);
+  validate(wf);
+  probe.watch = idx_of(wf, "a");
+  probe.other = idx_of(wf, "d");
+
+  fc_run_t *run = new_run(e, wf);
+  e->run = run;
+  assert_int_equal(fc_run_set_keep_outputs(NULL, 0), FC_EINVAL);
+  if (!keep)
+    assert_int_equal(fc_run_set_keep_outputs(run, 0), 0);
+  assert_int_equal(fc_run_start(run, NULL, on_done, e), 0);
+  assert_int_equal(fc_run_set_keep_outputs(run, 1), FC_ESTATE);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
+  assert_int_equal(node_status(run, "y"), FC_NODE_SKIPPED);
+  assert_int_equal(probe.seen, 1);
+  /* Ready nodes start in order, so d (ready with b) ended before c
+   * started: both successors of a had ended, a was released. */
+  assert_true(probe.other_ended);
+  assert_int_equal(probe.had_output, keep);
+  const char *inner[] = {"a", "b", "r"};
+  for (size_t i = 0; i < 3; i++)
+    if ((node_output(run, inner[i]) != NULL) != keep)
+      fail_msg("keep = %d: node %s %s an output after the run", keep, inner[i],
+               keep ? "lost" : "still has");
+  /* the successors got the outputs before they were released */
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_object_get(e->inputs, "b"), "a"), "id")),
+                      "a");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_object_get(e->inputs, "x"), "r"), "id")),
+                      "r");
+  json_t *out = fc_run_output(run);
+  assert_keys(out, "c,d,x");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(out, "c"), "id")), "c");
+  assert_json_eq(json_object_get(out, "d"), node_output(run, "d"));
+  close_run(e, run);
+  fc_workflow_free(wf);
+}
+
+static void test_keep_outputs(void **state) { run_release(*state, 1); }
+static void test_release_outputs(void **state) { run_release(*state, 0); }
+
 /* 10,000 nodes in a chain, all completing synchronously inside their node
  * function: the engine must not recurse per node. */
 static void test_chain_10000_sync(void **state) {
@@ -2035,6 +2115,8 @@ int main(void) {
       T(test_diamond),
       T(test_fan_out_1000),
       T(test_chain_10000_sync),
+      T(test_keep_outputs),
+      T(test_release_outputs),
       T(test_sync_async_mix),
       T(test_workflow_input),
       T(test_workflow_id),
