@@ -696,6 +696,8 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
     return;
   }
   node_fields(node, &nf);
+  if (L->wf != NULL && json_is_string(nf.f[F_ID]))
+    fc__workflow_prefetch_id(L->wf, json_string_value(nf.f[F_ID]));
   id = check_id(&N, nf.f[F_ID]);
   N.id = id;
   if (id == NULL)

@@ -297,6 +297,16 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
   return 1;
 }
 
+void fc__workflow_prefetch_id(const fc_workflow_t *wf, const char *id) {
+#if defined(__GNUC__)
+  if (wf->nslots != 0)
+    __builtin_prefetch(&wf->slots[slot_of(wf, id_hash(id))]);
+#else
+  (void)wf;
+  (void)id;
+#endif
+}
+
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes) {
   return wf->frozen ? 0 : table_reserve(wf, nodes);
 }

@@ -96,5 +96,9 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
  * not rehash it step by step (the loader's estimate for a big file). 0 or
  * FC_ENOMEM (nothing changed: the table still grows as nodes are added). */
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
+/* Asks the CPU to fetch the id table slot where `id` would be: the
+ * loader calls it as soon as a node's id is known, so that the slot is in
+ * the cache when the node's other fields have been checked. */
+void fc__workflow_prefetch_id(const fc_workflow_t *wf, const char *id);
 
 #endif
