@@ -82,6 +82,8 @@ struct fc_workflow_s {
   int suspect;          /* a node's id, function or routes may fail validation */
   fc__slab_t *slabs;    /* where the nodes live (workflow.c) */
   uint32_t *in_all;     /* every node's `in`, one block */
+  size_t ndeps;         /* dependencies of all nodes */
+  int routes;           /* some node has routes */
 };
 
 /* For the loader, which builds a big file's workflow in two parts at once

@@ -546,6 +546,52 @@ static void test_fan_out_1000(void **state) {
   fc_workflow_free(wf);
 }
 
+/* The keys of the object, in its order, comma-separated. */
+static void key_order(json_t *obj, char *buf, size_t size) {
+  const char *key;
+  json_t *v;
+  size_t used = 0;
+  buf[0] = '\0';
+  json_object_foreach (obj, key, v)
+    used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "," : "", key);
+}
+
+/* A node's input lists its predecessors in the order they were added to
+ * the workflow, whatever the order of its dependencies, with or without
+ * routes in the workflow (validation builds the lists two ways). */
+static void test_input_order(void **state) {
+  env_t *e = *state;
+  for (int routed = 0; routed < 2; routed++) {
+    nparam_t p = {.e = e}, pr = {.e = e, .route = "go"};
+    fc_workflow_t *wf = new_wf("order");
+    char keys[128];
+    add(wf, "a", &p, NULL);
+    add(wf, "b", &p, NULL);
+    add(wf, "c", &p, NULL);
+    add(wf, "z", &p, "c,a,b");
+    add(wf, "y", &p, "b,c,a");
+    if (routed) {
+      fc_node_t *r = add(wf, "r", &pr, "c");
+      add(wf, "x", &p, "b");
+      assert_int_equal(fc_node_add_route(r, "go", "x"), 0);
+    }
+    e->done_calls = 0;
+    fc_run_t *run = run_wf(e, wf, NULL, -1);
+    assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
+    key_order(json_object_get(e->inputs, "z"), keys, sizeof keys);
+    assert_string_equal(keys, "input,a,b,c");
+    key_order(json_object_get(e->inputs, "y"), keys, sizeof keys);
+    assert_string_equal(keys, "input,a,b,c");
+    if (routed) {
+      key_order(json_object_get(e->inputs, "x"), keys, sizeof keys);
+      assert_string_equal(keys, "input,b,r");
+    }
+    close_run(e, run);
+    e->close_calls = 0;
+    fc_workflow_free(wf);
+  }
+}
+
 /* ---- fc_run_set_keep_outputs(run, 0) ---------------------------------------------- */
 
 /* A node that notes, when it starts, whether node `watch` still has an
@@ -2115,6 +2161,7 @@ int main(void) {
       T(test_diamond),
       T(test_fan_out_1000),
       T(test_chain_10000_sync),
+      T(test_input_order),
       T(test_keep_outputs),
       T(test_release_outputs),
       T(test_sync_async_mix),
