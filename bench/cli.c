@@ -9,6 +9,12 @@
  *   jansson      this program re-run as `cli --parse FILE`: json_load_file
  *                and json_decref of the chain file, nothing else: the
  *                baseline of loading;
+ *   per node     this program re-run as `cli --parse-nodes FILE`: the file
+ *                read whole, then each element of its "nodes" given to
+ *                json_loadb on its own and freed, on one thread, as the
+ *                loader parses (JSON_DISABLE_EOF_CHECK, duplicates
+ *                rejected): what jansson's parse costs flowcore, the
+ *                floor of its load (shown, not a goal);
  *   validate     `flowcore validate FILE` of the chain;
  *   no-history   `flowcore run FILE --no-history --quiet` of the chain,
  *                reported as nodes/s of the whole process;
@@ -297,12 +303,52 @@ static int read_run_id(const char *path, char *id, size_t size) {
   return rc;
 }
 
+/* `cli --parse-nodes FILE`: jansson's parse of the nodes of a file this
+ * program wrote ({"name":...,"nodes":[{...},...]} without whitespace), one
+ * json_loadb per node as the loader makes them. 0, or 1 with a message. */
+static int parse_nodes(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *text = NULL;
+  long len = -1;
+  size_t pos, n = 0;
+  const char *start;
+  int rc = 1;
+  if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 &&
+      fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)len + 1)) != NULL &&
+      fread(text, 1, (size_t)len, f) == (size_t)len) {
+    text[len] = '\0';
+    start = strstr(text, "\"nodes\":[");
+    for (pos = start != NULL ? (size_t)(start - text) + 9 : (size_t)len; pos < (size_t)len;) {
+      json_error_t e;
+      json_t *v = json_loadb(text + pos, (size_t)len - pos,
+                             JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &e);
+      if (v == NULL || e.position <= 0)
+        break;
+      json_decref(v);
+      n++;
+      pos += (size_t)e.position;
+      if (text[pos] == ']') {
+        rc = 0;
+        break;
+      }
+      pos++; /* the comma */
+    }
+  }
+  if (rc != 0)
+    fprintf(stderr, "%s: %s: cannot parse its nodes one by one (after %zu)\n", prog, path, n);
+  if (f != NULL)
+    fclose(f);
+  free(text);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   options_t o;
   char dir[PATH_MAX], chain[PATH_MAX + 16], fanout[PATH_MAX + 16], result[PATH_MAX + 16];
   char csv[PATH_MAX + 16], copy_cmd[PATH_MAX + 128], rm[PATH_MAX + 16];
   char peer_out[PATH_MAX + 16];
   figure_t parse, validate, nohist, hist = {0, 0}, copy = {0, 0}, fan = {0, 0}, peer = {0, 0};
+  figure_t nodes_parse;
   double peer_run_ms = 0, python_rate = PYTHON_NODES_PER_S;
   int missed = 0, have_db, have_peer = 0;
   double r_time, r_rss, r_hist = 0;
@@ -318,6 +364,8 @@ int main(int argc, char **argv) {
     json_decref(j);
     return 0;
   }
+  if (argc == 3 && strcmp(argv[1], "--parse-nodes") == 0)
+    return parse_nodes(argv[2]);
   if (parse_args(argc, argv, &o) != 0)
     return 2;
   have_db = o.db != NULL;
@@ -342,14 +390,15 @@ int main(int argc, char **argv) {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     char *const a_parse[] = {self, "--parse", chain, NULL};
+    char *const a_nodes[] = {self, "--parse-nodes", chain, NULL};
     char *const a_validate[] = {(char *)o.flowcore, "validate", chain, NULL};
     char *const a_nohist[] = {(char *)o.flowcore, "run", chain, "--no-history", "--quiet", NULL};
     if (n <= 0)
       return 1;
     self[n] = '\0';
     char *const a_peer[] = {(char *)o.python, (char *)o.peer, chain, NULL};
-    if (measure(&o, a_parse, NULL, &parse) != 0 || measure(&o, a_validate, NULL, &validate) != 0 ||
-        measure(&o, a_nohist, NULL, &nohist) != 0)
+    if (measure(&o, a_parse, NULL, &parse) != 0 || measure(&o, a_nodes, NULL, &nodes_parse) != 0 ||
+        measure(&o, a_validate, NULL, &validate) != 0 || measure(&o, a_nohist, NULL, &nohist) != 0)
       return 1;
     if (measure(&o, a_peer, peer_out, &peer) == 0 &&
         read_peer(peer_out, o.nodes, &peer_run_ms) == 0) {
@@ -434,6 +483,8 @@ int main(int argc, char **argv) {
   {
     char vs[96];
     print_row("jansson", &parse, o.nodes, "(json_load_file + json_decref)");
+    print_row("per node", &nodes_parse, o.nodes,
+              "(json_loadb of each node, one thread: the loader's parse)");
     snprintf(vs, sizeof vs, "%.2f x jansson time, %.2f x its RSS [goal <= 1.2, <= 1.3]", r_time,
              r_rss);
     print_row("validate", &validate, o.nodes, vs);
@@ -450,6 +501,11 @@ int main(int argc, char **argv) {
                per_second((size_t)o.nodes, nohist.ns) / PYTHON_NODES_PER_S, PYTHON_NODES_PER_S);
     }
     print_row("no-history", &nohist, o.nodes, vs);
+    printf("  %-12s 10 x %s is %.1f ms for the whole process; jansson's parse of the\n"
+           "  %-12s nodes alone takes %.1f ms on one thread, %.1f ms split over two\n",
+           "", have_peer ? "the peer" : "that figure",
+           (double)o.nodes / (10.0 * python_rate) * 1000.0, "", ms(nodes_parse.ns),
+           ms(nodes_parse.ns) / 2.0);
     if (have_db) {
       r_hist = (double)copy.ns / (double)hist.ns;
       snprintf(vs, sizeof vs, "%.2f x \\copy [goal >= 0.8]", r_hist);
