@@ -21,16 +21,23 @@ batch_t *fc__batch_new(void) {
   return b;
 }
 
+int fc__batch_free_records(batch_t *b, size_t max) {
+  size_t end = b->nrows - b->freed_rows < max ? b->nrows : b->freed_rows + max;
+  for (; b->freed_rows < end; b->freed_rows++) {
+    row_t *r = &b->rows[b->freed_rows];
+    if (r->has_start)
+      fc__hrec_clear(&r->start);
+    if (r->has_end)
+      fc__hrec_clear(&r->end);
+    r->has_start = r->has_end = 0;
+  }
+  return b->freed_rows == b->nrows;
+}
+
 void fc__batch_free(batch_t *b) {
-  size_t i;
   if (b == NULL)
     return;
-  for (i = 0; i < b->nrows; i++) {
-    if (b->rows[i].has_start)
-      fc__hrec_clear(&b->rows[i].start);
-    if (b->rows[i].has_end)
-      fc__hrec_clear(&b->rows[i].end);
-  }
+  (void)fc__batch_free_records(b, SIZE_MAX);
   fc__free(b->rows);
   fc__free(b->index);
   fc__buf_free(&b->copy_new);

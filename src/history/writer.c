@@ -75,16 +75,7 @@ static void close_check_cb(uv_timer_t *t);
 
 /* Releases up to `max` more rows' records of b; 1 when b is gone. */
 static int trash_some(fc_history_writer_t *w, batch_t *b, size_t max) {
-  size_t end = b->nrows - b->freed_rows < max ? b->nrows : b->freed_rows + max;
-  for (; b->freed_rows < end; b->freed_rows++) {
-    row_t *r = &b->rows[b->freed_rows];
-    if (r->has_start)
-      fc__hrec_clear(&r->start);
-    if (r->has_end)
-      fc__hrec_clear(&r->end);
-    r->has_start = r->has_end = 0;
-  }
-  if (b->freed_rows < b->nrows)
+  if (!fc__batch_free_records(b, max))
     return 0;
   fc__batch_free_held(w, b); /* rows cleared: the buffers and the shell */
   return 1;

@@ -167,6 +167,9 @@ extern const char fc__sql_insert_err[];
 /* ---- batch.c ---- */
 batch_t *fc__batch_new(void);
 void fc__batch_free(batch_t *b); /* releases the rows' records too; NULL is fine */
+/* Releases the records of up to `max` more rows of b (from b->freed_rows);
+ * 1 once every row's are. */
+int fc__batch_free_records(batch_t *b, size_t max);
 /* Adds a record to the batch, merging a start with its end. Takes the
  * record's contents (the caller's copy is left to be forgotten). Returns 1
  * when merged into an existing row, 0 when a row was added, <0 on ENOMEM. */
