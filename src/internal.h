@@ -59,6 +59,9 @@ int fc__handler_of(fc_handler_t *out, const char *name, void *self, fc_handler_c
  * kind out of range is ignored. For the wrappers that handle only some
  * kinds. */
 void fc__handler_set_cb(fc_handler_t *h, fc_event_kind_t kind, fc_handler_cb cb);
+/* 1 when a handler of m (NULL: none) has a callback for `kind` now, so
+ * that the engine builds a payload only one handler will see. */
+int fc__manager_listens(const fc_manager_t *m, fc_event_kind_t kind);
 
 /* Clocks. fc__wall_us: µs since the epoch. fc__mono_ns: monotonic ns. */
 int64_t fc__wall_us(void);

@@ -485,6 +485,11 @@ int fc_manager_dispatch(fc_manager_t *m, const fc_event_t *ev) {
 
 size_t fc_manager_count(const fc_manager_t *m) { return m != NULL ? m->n : 0; }
 
+int fc__manager_listens(const fc_manager_t *m, fc_event_kind_t kind) {
+  const manager_table_t *t = m != NULL ? m->table : NULL;
+  return t != NULL && (unsigned)kind < FC_EVENT_KIND_COUNT && t->off[kind] != t->off[kind + 1];
+}
+
 int fc_manager_handler_stats(const fc_manager_t *m, int id, fc_handler_stats_t *out) {
   long i;
   if (m == NULL)

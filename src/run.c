@@ -24,7 +24,7 @@ typedef struct {
    * all get the same {"input", "<this>"} object: a fan-out of a million
    * nodes holds one, not a million), kept until the last of them took it. */
   json_t *sole_input;
-  uint32_t sole_left; /* successors yet to take sole_input */
+  uint32_t sole_left; /* successors yet to take their input: sole_input, once made */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
   int64_t started_at_us;
@@ -36,6 +36,7 @@ typedef struct {
   uint8_t doomed;   /* a predecessor will not let it run */
   uint8_t resolved; /* final status known */
   uint8_t retry_wait; /* between attempts (timer running or queued) */
+  uint8_t sole_counted; /* sole_left is set (sole_input is made on first need) */
 } node_state;
 
 struct fc_node_ctx_s {
@@ -275,39 +276,12 @@ static void propagate(fc_run_t *run) {
   }
 }
 
-/* {"input": <workflow input>, "<dep>": <its output>, ...}: a new
- * reference. Inputs are read-only, so the successors of one node that
- * depend on it alone share one object (node_state.sole_input). */
-static json_t *node_input(fc_run_t *run, uint32_t i) {
+/* {"input": <workflow input>, "<dep>": <its output>, ...} of node i, a
+ * new object (NULL when out of memory). */
+static json_t *input_object(fc_run_t *run, uint32_t i) {
   const fc_node_t *node = run->wf->nodes[i];
-  json_t *in;
+  json_t *in = json_object();
   size_t k;
-  if (node->nin == 1) {
-    node_state *dep = &run->nodes[node->in[0]];
-    if (dep->sole_input == NULL) {
-      const fc_node_t *d = run->wf->nodes[node->in[0]];
-      uint32_t n = 0;
-      for (k = 0; k < d->nout; k++)
-        n += run->wf->nodes[d->out[k].to]->nin == 1;
-      if (n > 1) {
-        dep->sole_input = json_object();
-        if (dep->sole_input == NULL)
-          return NULL;
-        json_object_set(dep->sole_input, "input", run->input);
-        json_object_set(dep->sole_input, d->id, dep->output != NULL ? dep->output : json_null());
-        dep->sole_left = n;
-      }
-    }
-    if (dep->sole_input != NULL) {
-      in = json_incref(dep->sole_input);
-      if (--dep->sole_left == 0) {
-        json_decref(dep->sole_input); /* the last one: it holds the only reference now */
-        dep->sole_input = NULL;
-      }
-      return in;
-    }
-  }
-  in = json_object();
   if (in == NULL)
     return NULL;
   json_object_set(in, "input", run->input);
@@ -317,6 +291,45 @@ static json_t *node_input(fc_run_t *run, uint32_t i) {
     json_object_set(in, run->wf->nodes[d]->id, out != NULL ? out : json_null());
   }
   return in;
+}
+
+/* The input of node i's first attempt: a new reference, or NULL when out
+ * of memory or not `needed` (a node that never reads its input, and no
+ * handler listens to node_start). Inputs are read-only, so the successors
+ * of one node that depend on it alone share one object
+ * (node_state.sole_input): made when the first of them needs it, dropped
+ * when the last of them has started, needed or not. */
+static json_t *node_input(fc_run_t *run, uint32_t i, int needed) {
+  const fc_node_t *node = run->wf->nodes[i];
+  json_t *in;
+  size_t k;
+  if (node->nin == 1) {
+    node_state *dep = &run->nodes[node->in[0]];
+    const fc_node_t *d = run->wf->nodes[node->in[0]];
+    if (!dep->sole_counted) {
+      uint32_t n = 0;
+      for (k = 0; k < d->nout; k++)
+        n += run->wf->nodes[d->out[k].to]->nin == 1;
+      dep->sole_left = n > 1 ? n : 0;
+      dep->sole_counted = 1;
+    }
+    if (dep->sole_left > 0) {
+      if (needed && dep->sole_input == NULL) {
+        dep->sole_input = json_object();
+        if (dep->sole_input == NULL)
+          return NULL;
+        json_object_set(dep->sole_input, "input", run->input);
+        json_object_set(dep->sole_input, d->id, dep->output != NULL ? dep->output : json_null());
+      }
+      in = needed ? json_incref(dep->sole_input) : NULL;
+      if (--dep->sole_left == 0 && dep->sole_input != NULL) {
+        json_decref(dep->sole_input); /* the last one: it holds the only reference now */
+        dep->sole_input = NULL;
+      }
+      return in;
+    }
+  }
+  return needed ? input_object(run, i) : NULL;
 }
 
 /* ---- attempts -------------------------------------------------------------- */
@@ -351,14 +364,19 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   fc_node_ctx_t *ctx;
   fc_event_t ev;
   uint64_t mono = fc__mono_ns();
+  int needed = !node->no_input || fc__manager_listens(run->manager, FC_EVENT_NODE_START);
 
   st->attempts++;
   st->retry_wait = 0;
   st->status = FC_NODE_RUNNING;
   st->started_mono = mono;
   st->started_at_us = run_now_us(run, mono);
-  if (st->input == NULL)
-    st->input = node_input(run, i);
+  /* A retry reuses the first attempt's input; a node that did not need
+   * it then, but does now (a handler was added since), gets its own. */
+  if (st->attempts == 1)
+    st->input = node_input(run, i, needed);
+  else if (st->input == NULL && needed)
+    st->input = input_object(run, i);
   ctx = fc__calloc(1, sizeof *ctx);
   event_node(run, &ev, FC_EVENT_NODE_START, i, st->attempts);
   ev.status = FC_NODE_RUNNING;
@@ -368,7 +386,7 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   run->running++;
   if (run->running > run->peak)
     run->peak = run->running;
-  if (ctx == NULL || st->input == NULL) {
+  if (ctx == NULL || (needed && st->input == NULL)) {
     fc_error_info_t info = {0};
     fc__free(ctx);
     info.type = "engine_error";

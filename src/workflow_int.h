@@ -62,6 +62,7 @@ struct fc_node_s {
   fc__edge_t *out; /* distinct successors */
   size_t nout;
   int default_route; /* index of the route named "default", or -1 */
+  int no_input;      /* fn never reads its input (src/nodes/nodes_int.h) */
 };
 
 typedef struct fc__slab_s fc__slab_t;

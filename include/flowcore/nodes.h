@@ -107,9 +107,11 @@ FC_EXTERN int fc_workflow_add_sleep_node(fc_workflow_t *wf, const char *id, uint
 FC_EXTERN int fc_workflow_add_pass_node(fc_workflow_t *wf, const char *id, fc_node_t **node_out);
 
 /* ---- set: output = a constant ------------------------------------------------
- * `output` is borrowed and deep-copied now (NULL means JSON null); every
- * attempt outputs its own deep copy, so nothing downstream can change the
- * constant. */
+ * `output` is borrowed and deep-copied now (NULL means JSON null). A node
+ * with successors outputs the constant itself (a new reference: payloads
+ * are read-only, see docs/handlers.md); a node without successors outputs
+ * a deep copy on every attempt, so the workflow's output never shares the
+ * constant. The node never reads its input. */
 FC_EXTERN int fc_workflow_add_set_node(fc_workflow_t *wf, const char *id, json_t *output,
                                        fc_node_t **node_out);
 

@@ -74,8 +74,9 @@ FC_EXTERN const fc_workflow_t *fc_run_workflow(const fc_run_t *run);
 FC_EXTERN fc_node_status_t fc_run_node_status(const fc_run_t *run, size_t index);
 /* Attempts made for a node by definition index. */
 FC_EXTERN int fc_run_node_attempts(const fc_run_t *run, size_t index);
-/* The output of a completed node by index (borrowed), else NULL (also
- * once released, see fc_run_set_keep_outputs). */
+/* The output of a completed node by index (borrowed, read-only: it may be
+ * shared with other nodes and runs), else NULL (also once released, see
+ * fc_run_set_keep_outputs). */
 FC_EXTERN json_t *fc_run_node_output(const fc_run_t *run, size_t index);
 FC_EXTERN int fc_run_error_count(const fc_run_t *run);
 /* Most nodes that were running at the same instant during the run. */
@@ -99,7 +100,9 @@ FC_EXTERN void fc_run_result_clear(fc_run_result_t *result);
 
 /* ---- inside a node function ---------------------------------------------- */
 
-/* Accessors of the running attempt (borrowed, valid until its completion). */
+/* Accessors of the running attempt (borrowed, valid until its completion).
+ * The input is read-only (other nodes may share it); it is NULL for the
+ * built-in types that never read it (set, sleep, fail). */
 FC_EXTERN json_t *fc_node_ctx_input(const fc_node_ctx_t *ctx);
 FC_EXTERN const char *fc_node_ctx_workflow_id(const fc_node_ctx_t *ctx);
 FC_EXTERN const char *fc_node_ctx_node_id(const fc_node_ctx_t *ctx);

@@ -959,7 +959,7 @@ int fc_workflow_add_exec_node(fc_workflow_t *wf, const char *id, const char *con
     exec_cfg_free(cfg);
     return FC_ENOMEM;
   }
-  return fc__nodes_add(wf, id, "exec", exec_fn, cfg, exec_cfg_free, node_out);
+  return fc__nodes_add(wf, id, "exec", 0, exec_fn, cfg, exec_cfg_free, node_out);
 }
 
 /* ---- in a workflow file ----------------------------------------------------- */

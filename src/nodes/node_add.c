@@ -3,8 +3,8 @@
 #include "nodes_int.h"
 #include "workflow_int.h"
 
-int fc__nodes_add(fc_workflow_t *wf, const char *id, const char *type, fc_node_fn fn, void *data,
-                  void (*free_fn)(void *), fc_node_t **node_out) {
+int fc__nodes_add(fc_workflow_t *wf, const char *id, const char *type, unsigned flags,
+                  fc_node_fn fn, void *data, void (*free_fn)(void *), fc_node_t **node_out) {
   fc_node_t *node = NULL;
   int rc;
   if (node_out != NULL)
@@ -19,6 +19,7 @@ int fc__nodes_add(fc_workflow_t *wf, const char *id, const char *type, fc_node_f
   if (free_fn != NULL)
     (void)fc_node_set_data_free(node, free_fn); /* cannot fail: node exists, not frozen */
   node->type = type; /* static: no copy per node */
+  node->no_input = (flags & FC__NODE_NO_INPUT) != 0;
   if (node_out != NULL)
     *node_out = node;
   return 0;

@@ -1,7 +1,8 @@
-/* The set node: its output is a constant ("output"), deep-copied for each
- * attempt. Completes its attempt at once, on the loop thread. */
+/* The set node: its output is a constant ("output"). Completes its
+ * attempt at once, on the loop thread. */
 #include "node_type.h"
 #include "nodes_int.h"
+#include "workflow_int.h"
 
 /* A copy of the constant for one attempt (a new reference, NULL when out
  * of memory). The constant is a tree: parsed from a file, or deep-copied
@@ -45,8 +46,13 @@ static json_t *copy_tree(json_t *v) {
   }
 }
 
+/* A node with successors hands them the constant itself: they, and the
+ * handlers that see it, only read it (payloads are read-only, as the
+ * shared inputs already are). A sink's output goes into the workflow's
+ * output, which its caller owns and may change: that one is a copy. */
 static void set_fn(fc_node_ctx_t *ctx, void *data) {
-  json_t *copy = copy_tree((json_t *)data);
+  json_t *copy = fc_node_ctx_node(ctx)->nout > 0 ? json_incref((json_t *)data)
+                                                 : copy_tree((json_t *)data);
   if (copy == NULL) {
     fc_node_failf(ctx, FC_SEVERITY_ERROR, "node_error", "out of memory copying the output");
     return;
@@ -66,7 +72,7 @@ int fc_workflow_add_set_node(fc_workflow_t *wf, const char *id, json_t *output,
   constant = output != NULL ? json_deep_copy(output) : json_null();
   if (constant == NULL)
     return FC_ENOMEM;
-  return fc__nodes_add(wf, id, "set", set_fn, constant, set_free, node_out);
+  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn, constant, set_free, node_out);
 }
 
 /* ---- in a workflow file --------------------------------------------------- */
@@ -84,7 +90,7 @@ static int set_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **
 
 /* The loader's own tree: the constant is kept by reference, not copied. */
 static int set_add_owned(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
-  return fc__nodes_add(wf, id, "set", set_fn, json_incref(json_object_get(node, "output")),
+  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn, json_incref(json_object_get(node, "output")),
                        set_free, node_out);
 }
 

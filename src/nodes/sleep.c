@@ -86,7 +86,7 @@ int fc_workflow_add_sleep_node(fc_workflow_t *wf, const char *id, uint64_t ms,
   if (cfg == NULL)
     return FC_ENOMEM;
   *cfg = ms;
-  return fc__nodes_add(wf, id, "sleep", sleep_fn, cfg, fc__free, node_out);
+  return fc__nodes_add(wf, id, "sleep", FC__NODE_NO_INPUT, sleep_fn, cfg, fc__free, node_out);
 }
 
 /* ---- in a workflow file --------------------------------------------------- */

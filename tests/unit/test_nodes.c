@@ -915,6 +915,139 @@ static void test_set_copy_exact(void **state) {
   json_decref(constant);
 }
 
+/* jansson's allocations while a counter is installed (json_set_alloc_funcs). */
+static size_t json_allocs;
+static void *count_malloc(size_t n) {
+  json_allocs++;
+  return malloc(n);
+}
+
+/* Runs e->wf with manager m (may be NULL) to the end, close included,
+ * counting jansson's allocations of the run in json_allocs, without the
+ * recorder's contract check (it may have seen part of the run). Returns
+ * the status; *out gets a new reference to the workflow output. */
+static fc_workflow_status_t run_counted(env_t *e, fc_manager_t *m, json_t **out) {
+  fc_workflow_status_t st;
+  fc_error_t err;
+  json_malloc_t jm;
+  json_free_t jf;
+  fc_error_clear(&err);
+  e->done = e->closed = 0;
+  if (fc_run_new(&e->run, &e->loop, e->wf, m, &err) != 0)
+    fail_msg("fc_run_new: %s", err.text);
+  assert_int_equal(fc_run_start(e->run, NULL, on_done, e), 0);
+  json_get_alloc_funcs(&jm, &jf);
+  json_allocs = 0;
+  json_set_alloc_funcs(count_malloc, free);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  json_set_alloc_funcs(jm, jf);
+  assert_int_equal(e->done, 1);
+  st = fc_run_status(e->run);
+  *out = json_incref(fc_run_output(e->run));
+  fc_run_close(e->run, on_closed, e);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  assert_int_equal(e->closed, 1);
+  return st;
+}
+
+/* Nodes that never read their input (set, sleep, fail) get none unless a
+ * handler listens to node_start, and a set node with successors hands them
+ * its constant itself (payloads are read-only); only a sink's output is a
+ * copy. So a chain of set nodes run without handlers makes no JSON per
+ * node, while the nodes that read their input still get it whole. */
+static void test_set_shares_no_input(void **state) {
+  enum { N = 100 };
+  env_t *e = *state;
+  json_t *k = json_pack("{s:[i]}", "list", 1), *out = NULL, *shared;
+  fc_node_t *n;
+  const fc_recorded_event_t *ev;
+  char id[16], dep[16];
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof id, "s%d", i);
+    snprintf(dep, sizeof dep, "s%d", i - 1);
+    assert_int_equal(fc_workflow_add_set_node(e->wf, id, k, &n), 0);
+    if (i > 0)
+      assert_int_equal(fc_node_add_dep(n, dep), 0);
+  }
+  /* s99's successors: a set sink first (it takes no input), then two pass
+   * nodes sharing one input object. */
+  assert_int_equal(fc_workflow_add_set_node(e->wf, "t", k, &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "s99"), 0);
+  assert_int_equal(fc_workflow_add_pass_node(e->wf, "p1", &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "s99"), 0);
+  assert_int_equal(fc_workflow_add_pass_node(e->wf, "p2", &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "s99"), 0);
+
+  /* No handlers. */
+  assert_int_equal(run_counted(e, NULL, &out), FC_WORKFLOW_COMPLETED);
+  /* The sink's copy, the pass nodes' one input and the workflow output:
+   * a few dozen at most (each node making an input and a copy: 900). */
+  assert_true(json_allocs < 40);
+  shared = json_object_get(output_of(out, "p1"), "s99");
+  assert_true(json_equal(shared, k));
+  assert_true(json_object_get(output_of(out, "p2"), "s99") == shared);
+  assert_non_null(json_object_get(output_of(out, "p1"), "input"));
+  assert_true(json_equal(output_of(out, "t"), k));
+  assert_true(output_of(out, "t") != shared);
+  /* Changing the workflow's output leaves the constant alone. */
+  json_array_append_new(json_object_get(output_of(out, "t"), "list"), json_integer(2));
+  assert_int_equal(json_array_size(json_object_get(shared, "list")), 1);
+  json_decref(out);
+
+  /* With the recorder listening to node_start, every node's input is made
+   * and shown. */
+  e->done = e->closed = 0;
+  assert_int_equal(run_wf(e, NULL, NULL), FC_WORKFLOW_COMPLETED);
+  ev = fc_recorder_last(e->rec, FC_EVENT_NODE_START, "s50");
+  assert_non_null(ev);
+  assert_true(json_is_object(ev->input) && json_object_size(ev->input) == 2);
+  assert_true(json_equal(json_object_get(ev->input, "s49"), k));
+  ev = fc_recorder_last(e->rec, FC_EVENT_NODE_START, "t");
+  assert_non_null(ev);
+  assert_true(json_equal(json_object_get(ev->input, "s99"), k));
+  json_decref(k);
+}
+
+/* Adds the recorder's handler to the manager (env_t *) at the first error. */
+static int add_recorder_on_error(void *self, const fc_event_t *ev) {
+  env_t *e = self;
+  fc_handler_t h;
+  (void)ev;
+  if (fc_manager_count(e->mgr) > 1)
+    return 0;
+  assert_int_equal(fc_recorder_handler(e->rec, &h), 0);
+  return fc_manager_add(e->mgr, &h, 0, NULL);
+}
+
+/* A node that took no input on its first attempt, because nothing
+ * listened, gets one on a retry once a node_start handler was added. */
+static void test_no_input_then_listener(void **state) {
+  env_t *e = *state;
+  fc_handler_t h = {.name = "adder", .on_error = add_recorder_on_error};
+  const fc_recorded_event_t *ev;
+  json_t *five = json_integer(5), *out = NULL;
+  fc_node_t *n;
+  /* Only the adder at first. */
+  fc_manager_free(e->mgr);
+  assert_int_equal(fc_manager_new(&e->mgr), 0);
+  h.self = e;
+  assert_int_equal(fc_manager_add(e->mgr, &h, 0, NULL), 0);
+  assert_int_equal(fc_workflow_add_set_node(e->wf, "a", five, NULL), 0);
+  assert_int_equal(fc_workflow_add_fail_node(e->wf, "f", "no", FC_SEVERITY_ERROR, NULL, &n), 0);
+  assert_int_equal(fc_node_add_dep(n, "a"), 0);
+  assert_int_equal(fc_node_set_retries(n, 1, 0, 0), 0);
+  assert_int_equal(run_counted(e, e->mgr, &out), FC_WORKFLOW_FAILED);
+  json_decref(out);
+  assert_int_equal(fc_recorder_count(e->rec, FC_EVENT_NODE_START, "f"), 1);
+  ev = fc_recorder_last(e->rec, FC_EVENT_NODE_START, "f");
+  assert_non_null(ev);
+  assert_int_equal(ev->attempt, 2);
+  assert_true(json_is_object(ev->input));
+  assert_int_equal(json_integer_value(json_object_get(ev->input, "a")), 5);
+  assert_non_null(json_object_get(ev->input, "input"));
+  json_decref(five);
+}
+
 static void test_fail(void **state) {
   env_t *e = *state;
   const fc_recorded_event_t *ev;
@@ -973,6 +1106,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pass, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set_copy_exact, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_set_shares_no_input, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_input_then_listener, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
