@@ -7,7 +7,8 @@ FROM debian:bookworm
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1-dev libjansson-dev libpq-dev libcmocka-dev cmake pkg-config gcc libc6-dev make \
+      libuv1-dev libjansson-dev libpq-dev libcmocka-dev libmimalloc-dev \
+      cmake pkg-config gcc libc6-dev make \
       postgresql-client ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

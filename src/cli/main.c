@@ -11,7 +11,9 @@
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
+#if defined(FLOWCORE_MIMALLOC)
+#include <mimalloc.h>
+#elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
@@ -22,8 +24,12 @@
 
 static void print_version(void) {
   int pq = PQlibVersion();
-  printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d)\n", fc_version_string(),
+  printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d", fc_version_string(),
          uv_version_string(), JANSSON_VERSION, pq / 10000, pq % 10000);
+#if defined(FLOWCORE_MIMALLOC)
+  printf(", mimalloc %d.%d.%d", mi_version() / 100, mi_version() / 10 % 10, mi_version() % 10);
+#endif
+  printf(")\n");
 }
 
 static int is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
@@ -167,9 +173,11 @@ static int dispatch(int argc, char **argv) {
  * brk and 13,681 mprotect calls; with a 32 MiB pad, 6 and 6,088, and
  * `flowcore validate` took 210 ms instead of 229 (medians of 15). The pad
  * is address space: pages are used only when touched. A pad the user set
- * (MALLOC_TOP_PAD_, GLIBC_TUNABLES) is kept. */
+ * (MALLOC_TOP_PAD_, GLIBC_TUNABLES) is kept. The command built with
+ * mimalloc (FLOWCORE_MIMALLOC, the default: docs/performance.md) does not
+ * use glibc's malloc at all. */
 static void malloc_pad(void) {
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && !defined(FLOWCORE_MIMALLOC)
   const char *t = getenv("GLIBC_TUNABLES");
   if (getenv("MALLOC_TOP_PAD_") == NULL && (t == NULL || strstr(t, "top_pad") == NULL))
     (void)mallopt(M_TOP_PAD, 32 << 20);
