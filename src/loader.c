@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "nodes/node_type.h"
@@ -1302,6 +1303,7 @@ static int read_all(const char *path, size_t limit, char **out, size_t *out_len,
   size_t len = 0, cap = 0;
   int use_stdin = strcmp(path, "-") == 0, rc = 0;
   char shown[200];
+  struct stat st;
   fc__load_show(shown, sizeof shown, path, 160);
   f = use_stdin ? stdin : fopen(path, "rb");
   if (f == NULL) {
@@ -1309,10 +1311,18 @@ static int read_all(const char *path, size_t limit, char **out, size_t *out_len,
     snprintf(msg, msg_size, "cannot open \"%s\": %s", shown, strerror(e));
     return uv_translate_sys_error(e);
   }
+  /* A regular file is read into one buffer of its size (and a little
+   * more, to see the end): growing it by doubling copied a 16 MB file's
+   * text 8 times over. A file that grows meanwhile still grows the buffer. */
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      (uint64_t)st.st_size <= limit)
+    cap = (size_t)st.st_size + 1;
+  if (cap > 0 && (buf = fc__malloc(cap)) == NULL)
+    cap = 0;
   for (;;) {
     size_t n;
-    if (cap - len < 65536) {
-      size_t ncap = cap ? cap * 2 : 65536;
+    if (cap == len) {
+      size_t ncap = cap > 0 ? cap * 2 : 65536;
       char *p;
       if (ncap > limit + 65536)
         ncap = limit + 65536;
