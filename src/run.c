@@ -25,18 +25,21 @@ typedef struct {
    * nodes holds one, not a million), kept until the last of them took it. */
   json_t *sole_input;
   uint32_t sole_left; /* successors yet to take their input: sole_input, once made */
+  uint8_t sole_counted; /* sole_left is set (sole_input is made on first need) */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
-  int64_t started_at_us;
-  uint64_t started_mono;
-  uint32_t waiting; /* predecessors not resolved yet */
-  uint32_t succ_left; /* successors not resolved yet (fc_run_set_keep_outputs) */
+  uint64_t started_mono; /* of the attempt (its wall clock: run_now_us) */
+  /* Counted up from 0, so that a run of a big workflow starts without a
+   * pass over every node: ready when preds_done reaches the node's nin;
+   * its output released when succs_done reaches its nout
+   * (fc_run_set_keep_outputs). */
+  uint32_t preds_done;
+  uint32_t succs_done;
   int attempts;
   uint8_t status;   /* fc_node_status_t; PENDING until resolved or running */
   uint8_t doomed;   /* a predecessor will not let it run */
   uint8_t resolved; /* final status known */
   uint8_t retry_wait; /* between attempts (timer running or queued) */
-  uint8_t sole_counted; /* sole_left is set (sole_input is made on first need) */
 } node_state;
 
 struct fc_node_ctx_s {
@@ -174,7 +177,7 @@ static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status
   ev.status = (int)status;
   ev.time_us = run_now_us(run, mono);
   if (attempt > 0) {
-    ev.started_at_us = st->started_at_us;
+    ev.started_at_us = run_now_us(run, st->started_mono);
     ev.duration_us = (int64_t)((mono - st->started_mono) / 1000);
   }
   ev.output = status == FC_NODE_COMPLETED ? st->output : NULL;
@@ -195,7 +198,7 @@ static void release_inputs(fc_run_t *run, uint32_t i) {
   size_t k;
   for (k = 0; k < node->nin; k++) {
     node_state *d = &run->nodes[node->in[k]];
-    if (--d->succ_left == 0 && d->output != NULL) {
+    if (++d->succs_done == run->wf->nodes[node->in[k]]->nout && d->output != NULL) {
       json_decref(d->output);
       d->output = NULL;
     }
@@ -262,7 +265,7 @@ static void propagate(fc_run_t *run) {
       uint64_t mask = node->out[e].route_mask;
       if (st->status != FC_NODE_COMPLETED || (mask != 0 && (mask & chosen_mask) == 0))
         ts->doomed = 1;
-      if (--ts->waiting > 0)
+      if (++ts->preds_done < run->wf->nodes[t]->nin)
         continue;
       if (ts->doomed || run->cancel_requested) {
         if (mono == 0)
@@ -370,7 +373,6 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   st->retry_wait = 0;
   st->status = FC_NODE_RUNNING;
   st->started_mono = mono;
-  st->started_at_us = run_now_us(run, mono);
   /* A retry reuses the first attempt's input; a node that did not need
    * it then, but does now (a handler was added since), gets its own. */
   if (st->attempts == 1)
@@ -380,7 +382,7 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   ctx = fc__calloc(1, sizeof *ctx);
   event_node(run, &ev, FC_EVENT_NODE_START, i, st->attempts);
   ev.status = FC_NODE_RUNNING;
-  ev.time_us = st->started_at_us;
+  ev.time_us = run_now_us(run, mono);
   ev.input = st->input;
   dispatch(run, &ev);
   run->running++;
@@ -701,9 +703,8 @@ static void on_kick(uv_timer_t *t) {
   fc_run_t *run = t->data;
   size_t i;
   /* Nodes without predecessors are ready (in definition order). */
-  for (i = 0; i < run->n && !run->cancel_requested; i++)
-    if (run->nodes[i].waiting == 0)
-      run->ready[(run->ready_head + run->ready_len++) % run->n] = (uint32_t)i;
+  for (i = 0; i < run->wf->nroots && !run->cancel_requested; i++)
+    run->ready[(run->ready_head + run->ready_len++) % run->n] = run->wf->roots[i];
   pump(run);
 }
 
@@ -712,7 +713,7 @@ static void on_kick(uv_timer_t *t) {
 int fc_run_new(fc_run_t **out, uv_loop_t *loop, fc_workflow_t *wf, fc_manager_t *manager,
                fc_error_t *err) {
   fc_run_t *run;
-  size_t i, n;
+  size_t n;
   int rc;
   if (out == NULL)
     return fc__error_set(err, FC_EINVAL, "", "no output pointer");
@@ -741,10 +742,6 @@ int fc_run_new(fc_run_t **out, uv_loop_t *loop, fc_workflow_t *wf, fc_manager_t 
   run->manager = manager;
   run->n = n;
   run->max_parallel = wf->max_parallel;
-  for (i = 0; i < n; i++) {
-    run->nodes[i].waiting = (uint32_t)wf->nodes[i]->nin;
-    run->nodes[i].succ_left = (uint32_t)wf->nodes[i]->nout;
-  }
   uv_timer_init(loop, &run->kick);
   run->kick.data = run;
   run->open_handles = 1;

@@ -174,6 +174,7 @@ void fc_workflow_free(fc_workflow_t *wf) {
   fc__free(wf->nodes);
   fc__free(wf->slots);
   fc__free(wf->in_all);
+  fc__free(wf->roots);
   slabs_free(wf->slabs);
   fc__free(wf->name);
   fc__free(wf);
@@ -564,7 +565,8 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   uint32_t *mark = fc__calloc(n, sizeof *mark);
   size_t *cap_out = fc__calloc(n, sizeof *cap_out);
   int rc = 0;
-  if (mark == NULL || cap_out == NULL) {
+  wf->roots = fc__malloc((n > 0 ? n : 1) * sizeof *wf->roots);
+  if (mark == NULL || cap_out == NULL || wf->roots == NULL) {
     rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
     goto done;
   }
@@ -598,6 +600,8 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
       }
     }
     used += filled;
+    if (!wf->routes && node->nin == 0) /* only its own dependencies add to nin */
+      wf->roots[wf->nroots++] = (uint32_t)i;
   }
   if (!wf->routes)
     goto done;
@@ -635,6 +639,8 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
     node->in = wf->in_all + j;
     j += node->nin;
     mark[i] = 0; /* reused as the fill count */
+    if (node->nin == 0)
+      wf->roots[wf->nroots++] = (uint32_t)i;
   }
   for (i = 0; i < n; i++) {
     fc_node_t *node = wf->nodes[i];
@@ -688,7 +694,10 @@ static void reset_edges(fc_workflow_t *wf) {
     n->default_route = -1;
   }
   fc__free(wf->in_all);
+  fc__free(wf->roots);
   wf->in_all = NULL;
+  wf->roots = NULL;
+  wf->nroots = 0;
 }
 
 int fc_workflow_validate(fc_workflow_t *wf, fc_error_t *err) {

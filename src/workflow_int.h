@@ -83,6 +83,8 @@ struct fc_workflow_s {
   int suspect;          /* a node's id, function or routes may fail validation */
   fc__slab_t *slabs;    /* where the nodes live (workflow.c) */
   uint32_t *in_all;     /* every node's `in`, one block */
+  uint32_t *roots;      /* filled by validation: the nodes without predecessors, */
+  size_t nroots;        /* in index order (they start a run) */
   size_t ndeps;         /* dependencies of all nodes */
   int routes;           /* some node has routes */
 };
