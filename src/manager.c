@@ -1,6 +1,8 @@
 /* The callback manager: handlers in priority order, failures isolated.
  *
- * Dispatch is the hot path (the engine calls it twice per node), so the
+ * Dispatch is the hot path (the engine calls it twice per node; it makes
+ * no node event at all for a kind no handler listens to, asking
+ * fc__manager_listens, which reads the same table), so the
  * manager keeps a dispatch table: for every event kind, a packed array of
  * {callback, self, entry} holding only the handlers interested in that kind,
  * already sorted by priority (higher first, then in order of adding). The

@@ -922,6 +922,81 @@ static void test_event_fields(void **state) {
   fc_workflow_free(wf);
 }
 
+/* node_start times, for a handler that listens to node_start only. */
+typedef struct {
+  int n;
+  int64_t time_us[8];
+} start_times_t;
+
+static int64_t wall_us(void) {
+  uv_timeval64_t tv;
+  assert_int_equal(uv_gettimeofday(&tv), 0);
+  return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static int record_start(void *self, const fc_event_t *ev) {
+  start_times_t *t = self;
+  if (t->n < 8)
+    t->time_us[t->n++] = ev->time_us;
+  return 0;
+}
+
+/* Without a node_end listener, the clock read at a completion times the
+ * next attempt the same pump starts. It must not outlive that pump: a
+ * node started after a 30 ms asynchronous one is timed 30 ms later, not
+ * with the clock of the synchronous completion before it. */
+static void test_start_times_without_end_listener(void **state) {
+  env_t *e = *state;
+  nparam_t sync = {.e = e};
+  nparam_t slow = {.e = e, .async = 1, .delay_ms = 30};
+  start_times_t t = {0};
+  fc_handler_t h = {.name = "starts", .self = &t, .on_node_start = record_start};
+  fc_workflow_t *wf = new_wf("times");
+  fc_run_t *run;
+  int64_t before = wall_us(), after;
+  add(wf, "s1", &sync, NULL);
+  add(wf, "s2", &sync, "s1");
+  add(wf, "slow", &slow, "s2");
+  add(wf, "s3", &sync, "slow");
+  fc_manager_free(e->mgr);
+  assert_int_equal(fc_manager_new(&e->mgr), 0);
+  assert_int_equal(fc_manager_add(e->mgr, &h, 0, NULL), 0);
+  run = new_run(e, wf);
+  assert_int_equal(fc_run_start(run, NULL, on_done, e), 0);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  after = wall_us();
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
+  assert_int_equal(t.n, 4);
+  for (int i = 0; i < 4; i++) {
+    assert_true(t.time_us[i] >= before - 1000 && t.time_us[i] <= after + 1000);
+    if (i > 0)
+      assert_true(t.time_us[i] >= t.time_us[i - 1]);
+  }
+  assert_true(t.time_us[3] - t.time_us[2] >= 25000); /* s3 after slow's 30 ms */
+  close_run(e, run);
+  fc_workflow_free(wf);
+
+  /* A completion that starts nothing (c waits for b) leaves no clock for
+   * later: b's retry, 30 ms on, is timed then. */
+  nparam_t once = {.e = e, .fail_first = 1};
+  t.n = 0;
+  e->close_calls = e->done_calls = 0;
+  wf = new_wf("retry times");
+  fc_node_t *b = add(wf, "b", &once, NULL);
+  assert_int_equal(fc_node_set_retries(b, 1, 30, 30), 0);
+  add(wf, "a", &sync, NULL);
+  add(wf, "c", &sync, "a");
+  assert_int_equal(fc_node_add_dep(fc_workflow_find_node(wf, "c"), "b"), 0);
+  run = new_run(e, wf);
+  assert_int_equal(fc_run_start(run, NULL, on_done, e), 0);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_COMPLETED);
+  assert_int_equal(t.n, 4); /* b, a, b again, c */
+  assert_true(t.time_us[2] - t.time_us[0] >= 25000);
+  close_run(e, run);
+  fc_workflow_free(wf);
+}
+
 /* ---- parallel limit -------------------------------------------------------- */
 
 static void test_parallel_limit_workflow(void **state) {
@@ -2168,6 +2243,7 @@ int main(void) {
       T(test_workflow_input),
       T(test_workflow_id),
       T(test_event_fields),
+      T(test_start_times_without_end_listener),
       T(test_parallel_limit_workflow),
       T(test_parallel_limit_run_override),
       T(test_routing_skip_propagation),
