@@ -368,22 +368,26 @@ static int common_field(const char *key) {
   return -1;
 }
 
-/* A node's common fields (NULL: absent) and how many other keys it has. */
+/* A node's common fields (NULL: absent), how many other keys it has and
+ * the first NODE_OTHERS of those, in the node's order. */
+#define NODE_OTHERS 8
 typedef struct {
   json_t *f[F_COUNT];
   size_t others;
+  const char *other[NODE_OTHERS];
 } node_fields_t;
 
 static void node_fields(json_t *node, node_fields_t *nf) {
   const char *key;
   json_t *v;
-  memset(nf, 0, sizeof *nf);
+  memset(nf->f, 0, sizeof nf->f);
+  nf->others = 0;
   json_object_foreach (node, key, v) {
     int i = common_field(key);
     if (i >= 0)
       nf->f[i] = v;
-    else
-      nf->others++;
+    else if (nf->others++ < NODE_OTHERS)
+      nf->other[nf->others - 1] = key;
   }
 }
 
@@ -420,34 +424,48 @@ static const char *type_names(char *buf, size_t size, const char *field) {
   return buf;
 }
 
-/* Every key must be a common field or one of the node's type; when the
- * type is unknown (NULL), any type's field is accepted. */
-static void check_node_keys(fc__load_node_t *N, json_t *node, const fc__node_type_t *type) {
+/* A key that is not a common field must be one of the node's type; when
+ * the type is unknown (NULL), any type's field is accepted. */
+static void check_node_key(fc__load_node_t *N, const char *key, const fc__node_type_t *type) {
+  char shown[80], hint[64], owners[128];
+  size_t i, k;
+  if (type != NULL && has_field(type->fields, key))
+    return;
+  type_names(owners, sizeof owners, key);
+  if (owners[0] == '\0') {
+    closest_t c;
+    closest_init(&c, key);
+    for (k = 0; common_fields[k] != NULL; k++)
+      closest_add(&c, common_fields[k]);
+    for (i = 0; i < fc__node_type_count; i++)
+      for (k = 0; fc__node_types[i]->fields != NULL && fc__node_types[i]->fields[k] != NULL; k++)
+        closest_add(&c, fc__node_types[i]->fields[k]);
+    fc__load_error(N, FC_EDEFINITION, NULL, "unknown field \"%s\"%s",
+                   fc__load_show(shown, sizeof shown, key, 64),
+                   closest_hint(&c, hint, sizeof hint));
+  } else if (type != NULL) {
+    fc__load_error(N, FC_EDEFINITION, NULL,
+                   "field \"%s\" does not apply to type \"%s\" (it belongs to %s nodes)", key,
+                   type->name, owners);
+  }
+}
+
+/* The keys of the node that are not common fields (nf->others of them),
+ * in the node's order. */
+static void check_node_keys(fc__load_node_t *N, json_t *node, const node_fields_t *nf,
+                            const fc__node_type_t *type) {
   const char *key;
   json_t *v;
-  size_t i, k;
+  size_t i;
+  if (nf->others <= NODE_OTHERS) {
+    for (i = 0; i < nf->others; i++)
+      check_node_key(N, nf->other[i], type);
+    return;
+  }
   json_object_foreach (node, key, v) {
-    char shown[80], hint[64], owners[128];
     (void)v;
-    if (common_field(key) >= 0 || (type != NULL && has_field(type->fields, key)))
-      continue;
-    type_names(owners, sizeof owners, key);
-    if (owners[0] == '\0') {
-      closest_t c;
-      closest_init(&c, key);
-      for (k = 0; common_fields[k] != NULL; k++)
-        closest_add(&c, common_fields[k]);
-      for (i = 0; i < fc__node_type_count; i++)
-        for (k = 0; fc__node_types[i]->fields != NULL && fc__node_types[i]->fields[k] != NULL; k++)
-          closest_add(&c, fc__node_types[i]->fields[k]);
-      fc__load_error(N, FC_EDEFINITION, NULL, "unknown field \"%s\"%s",
-                     fc__load_show(shown, sizeof shown, key, 64),
-                     closest_hint(&c, hint, sizeof hint));
-    } else if (type != NULL) {
-      fc__load_error(N, FC_EDEFINITION, NULL,
-                     "field \"%s\" does not apply to type \"%s\" (it belongs to %s nodes)", key,
-                     type->name, owners);
-    }
+    if (common_field(key) < 0)
+      check_node_key(N, key, type);
   }
 }
 
@@ -683,7 +701,7 @@ static void report_refs(loader_t *L) {
 }
 
 /* Validates one node and, when its id is usable, adds it to the workflow. */
-static void load_node(loader_t *L, size_t index, json_t *node) {
+static void load_node_checked(loader_t *L, size_t index, json_t *node) {
   fc__load_node_t N = {L, index, NULL, 0};
   const fc__node_type_t *type;
   const char *id;
@@ -705,7 +723,7 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
     L->incomplete = 1;
   type = check_type(&N, nf.f[F_TYPE]);
   if (nf.others > 0)
-    check_node_keys(&N, node, type);
+    check_node_keys(&N, node, &nf, type);
   if (nf.f[F_DESCRIPTION] != NULL && !json_is_string(nf.f[F_DESCRIPTION]))
     fc__load_error(&N, FC_EDEFINITION, "description", "expected a string");
   check_after(&N, nf.f[F_AFTER]);
@@ -727,6 +745,14 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   if (L->oom)
     return;
   add_node(&N, node, &nf, id, type, &retry);
+}
+
+/* The same; the workflow forgets the id it was told of (its string is
+ * freed with the node's JSON). */
+static void load_node(loader_t *L, size_t index, json_t *node) {
+  load_node_checked(L, index, node);
+  if (L->wf != NULL)
+    fc__workflow_prefetch_id(L->wf, NULL);
 }
 
 /* ---- the document ------------------------------------------------------------------ */
@@ -1183,7 +1209,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
       size_t n0 = fc_workflow_node_count(L.wf);
       scan_ws(&s);
       if (s.pos == part->start && part_merge(&L, part, i) == 0) {
-        merged_from = n0;
+              merged_from = n0;
         s.pos = part->end;
         break;
       }

@@ -15,13 +15,18 @@ static size_t slot_of(const fc_workflow_t *wf, uint32_t h) {
   return (size_t)((h * 2654435769u) >> (32 - wf->slot_bits));
 }
 
+/* The hash of id (the one fc__workflow_prefetch_id kept, for its id). */
+static uint32_t wf_id_hash(const fc_workflow_t *wf, const char *id) {
+  return id == wf->hint_id ? wf->hint_hash : id_hash(id);
+}
+
 /* Returns the index of the (first) node called `id`, or -1. */
 static long table_find(const fc_workflow_t *wf, const char *id) {
   size_t mask, i;
   uint32_t h;
   if (wf->nslots == 0)
     return -1;
-  h = id_hash(id);
+  h = wf_id_hash(wf, id);
   mask = wf->nslots - 1;
   for (i = slot_of(wf, h);; i = (i + 1) & mask) {
     const fc__id_slot_t *s = &wf->slots[i];
@@ -60,11 +65,10 @@ static int table_reserve(fc_workflow_t *wf, size_t extra) {
   return 0;
 }
 
-/* Enters node `index` (table_reserve made room), or notes its id as a
- * duplicate. */
-static void table_add(fc_workflow_t *wf, size_t index) {
+/* Enters node `index`, whose id hashes to h (table_reserve made room), or
+ * notes its id as a duplicate. */
+static void table_add(fc_workflow_t *wf, size_t index, uint32_t h) {
   const char *id = wf->nodes[index]->id;
-  uint32_t h = id_hash(id);
   size_t mask = wf->nslots - 1, i;
   for (i = slot_of(wf, h); wf->slots[i].node != 0; i = (i + 1) & mask) {
     const fc__id_slot_t *s = &wf->slots[i];
@@ -211,7 +215,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   if (fn == NULL || !fc__name_valid(n->id, FC_NAME_MAX, 0) || strcmp(n->id, "input") == 0)
     wf->suspect = 1;
   wf->nodes[wf->nnodes++] = n;
-  table_add(wf, n->index);
+  table_add(wf, n->index, wf_id_hash(wf, id));
   if (node_out != NULL)
     *node_out = n;
   return 0;
@@ -306,13 +310,14 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
   return 1;
 }
 
-void fc__workflow_prefetch_id(const fc_workflow_t *wf, const char *id) {
+void fc__workflow_prefetch_id(fc_workflow_t *wf, const char *id) {
+  wf->hint_id = id;
+  if (id == NULL)
+    return;
+  wf->hint_hash = id_hash(id);
 #if defined(__GNUC__)
   if (wf->nslots != 0)
-    __builtin_prefetch(&wf->slots[slot_of(wf, id_hash(id))]);
-#else
-  (void)wf;
-  (void)id;
+    __builtin_prefetch(&wf->slots[slot_of(wf, wf->hint_hash)]);
 #endif
 }
 

@@ -87,6 +87,8 @@ struct fc_workflow_s {
   size_t nroots;        /* in index order (they start a run) */
   size_t ndeps;         /* dependencies of all nodes */
   int routes;           /* some node has routes */
+  const char *hint_id;  /* fc__workflow_prefetch_id: an id and its hash */
+  uint32_t hint_hash;
 };
 
 /* For the loader, which builds a big file's workflow in two parts at once
@@ -103,7 +105,11 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
 /* Asks the CPU to fetch the id table slot where `id` would be: the
  * loader calls it as soon as a node's id is known, so that the slot is in
- * the cache when the node's other fields have been checked. */
-void fc__workflow_prefetch_id(const fc_workflow_t *wf, const char *id);
+ * the cache when the node's other fields have been checked. The id's hash
+ * is kept for the table's look-ups and fc_workflow_add_node given this
+ * same pointer, so the loader hashes a node's id once; the string must not
+ * change until the next call, and NULL forgets it (the loader calls that
+ * before the node's JSON is freed). */
+void fc__workflow_prefetch_id(fc_workflow_t *wf, const char *id);
 
 #endif
