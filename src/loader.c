@@ -1209,7 +1209,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
       size_t n0 = fc_workflow_node_count(L.wf);
       scan_ws(&s);
       if (s.pos == part->start && part_merge(&L, part, i) == 0) {
-              merged_from = n0;
+        merged_from = n0;
         s.pos = part->end;
         break;
       }

@@ -221,10 +221,10 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   return 0;
 }
 
-/* See workflow_int.h. The ids of part keep their hashes; its dependencies
- * found in part are renumbered, those left to validation stay so. */
 #define APPEND_AHEAD 16
 
+/* See workflow_int.h. The ids of part keep their hashes; its dependencies
+ * found in part are renumbered, those left to validation stay so. */
 int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
   size_t off = wf->nnodes, k, d, i, mask;
   if (wf->frozen || part->frozen || part->dup != 0)
@@ -243,8 +243,10 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
   mask = wf->nslots - 1;
   for (k = 0; k < part->nslots; k++) {
     fc__id_slot_t slot = part->slots[k];
+#if defined(__GNUC__)
     if (k + APPEND_AHEAD < part->nslots && part->slots[k + APPEND_AHEAD].node != 0)
       __builtin_prefetch(&wf->slots[slot_of(wf, part->slots[k + APPEND_AHEAD].hash)], 1);
+#endif
     if (slot.node == 0)
       continue;
     slot.node += (uint32_t)off;

@@ -90,8 +90,8 @@ static int set_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **
 
 /* The loader's own tree: the constant is kept by reference, not copied. */
 static int set_add_owned(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
-  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn, json_incref(json_object_get(node, "output")),
-                       set_free, node_out);
+  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn,
+                       json_incref(json_object_get(node, "output")), set_free, node_out);
 }
 
 const fc__node_type_t fc__node_type_set = {.name = "set",
