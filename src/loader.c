@@ -157,13 +157,22 @@ static long ids_find(const loader_t *L, const char *id) {
   return n != NULL && n->index < L->noted ? (long)L->json_index[n->index] : -1;
 }
 
+/* Whether id names a node loaded so far: first the last one (a file most
+ * often lists a node right after the one it depends on), then the table. */
+static int ref_known(const loader_t *L, const char *id) {
+  size_t n = L->wf != NULL ? fc_workflow_node_count(L->wf) : 0;
+  if (n > 0 && n <= L->noted && strcmp(fc_node_id(fc_workflow_node_at(L->wf, n - 1)), id) == 0)
+    return 1;
+  return ids_find(L, id) >= 0;
+}
+
 /* Remembers a reference (after[k], or routes.<route>[k] when route is not
  * NULL) to check once every id is known, unless its target is known now. */
 static void note_ref(loader_t *L, size_t index, const char *node_id, const char *route, size_t k,
                      const json_t *v) {
   pending_ref_t *p;
   char sub[160], rshown[80];
-  if (!json_is_string(v) || json_string_length(v) == 0 || ids_find(L, json_string_value(v)) >= 0)
+  if (!json_is_string(v) || json_string_length(v) == 0 || ref_known(L, json_string_value(v)))
     return;
   if (fc__grow((void **)&L->pending, &L->cap_pending, L->npending + 1, sizeof *L->pending) != 0) {
     add_oom(L);

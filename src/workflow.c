@@ -370,6 +370,16 @@ static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
   return 0;
 }
 
+/* The node called id, as table_find, looking first at the node added
+ * just before n: a file most often lists a node right after the one it
+ * depends on (without duplicate ids, that node is the one the table
+ * has). */
+static long find_dep(const fc_workflow_t *wf, const fc_node_t *n, const char *id) {
+  if (wf->dup == 0 && n->index > 0 && strcmp(wf->nodes[n->index - 1]->id, id) == 0)
+    return (long)(n->index - 1);
+  return table_find(wf, id);
+}
+
 int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
   fc__dep_t *d;
   int rc = node_check(n);
@@ -380,7 +390,7 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
   if (fc__grow_small((void **)&n->deps, &n->cap_deps, n->ndeps + 1, sizeof *n->deps) != 0)
     return FC_ENOMEM;
   d = &n->deps[n->ndeps];
-  d->node = (uint32_t)(table_find(n->wf, dep_id) + 1);
+  d->node = (uint32_t)(find_dep(n->wf, n, dep_id) + 1);
   d->id = NULL;
   if (d->node == 0 && (d->id = fc__strdup(dep_id)) == NULL)
     return FC_ENOMEM;
