@@ -127,7 +127,8 @@ typedef struct fc_history_writer_s fc_history_writer_t;
 
 /* Creates a writer and starts its thread (which connects in the
  * background: an absent server is not an error here). cfg is copied.
- * Returns 0, FC_EINVAL (bad config, details in *err) or FC_ENOMEM. */
+ * Returns 0, FC_EINVAL (bad config, details in *err), FC_EDB (libpq,
+ * libpq.so.5, cannot be loaded: *err says why) or FC_ENOMEM. */
 FC_EXTERN int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *cfg,
                                     fc_error_t *err) FC_WARN_UNUSED;
 

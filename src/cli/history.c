@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
+#include "../pg/pq.h"
 
 #include "cli.h"
 #include "report.h"
@@ -56,6 +56,7 @@ static int connect_db(hist_t *h) {
   const char *keys[4], *vals[4];
   int n = 0;
   char *msg;
+  const char *why;
   if (getenv("PGCONNECT_TIMEOUT") == NULL) {
     keys[n] = "connect_timeout";
     vals[n++] = "10";
@@ -67,6 +68,10 @@ static int connect_db(hist_t *h) {
   vals[n++] = h->db.conninfo;
   keys[n] = NULL;
   vals[n] = NULL;
+  if (fc__pq_load(&why) != 0) {
+    cli_error("%s", why);
+    return CLI_EXIT_FAILED;
+  }
   h->conn = PQconnectdbParams(keys, vals, 1);
   if (h->conn != NULL && PQstatus(h->conn) == CONNECTION_OK)
     return 0;

@@ -17,15 +17,20 @@
 #include <malloc.h>
 #endif
 
-#include <libpq-fe.h>
+#include "../pg/pq.h"
 #include <uv.h>
 
 #include "cli.h"
 
 static void print_version(void) {
-  int pq = PQlibVersion();
-  printf("flowcore %s (libuv %s, jansson %s, libpq %d.%d", fc_version_string(),
-         uv_version_string(), JANSSON_VERSION, pq / 10000, pq % 10000);
+  printf("flowcore %s (libuv %s, jansson %s, ", fc_version_string(), uv_version_string(),
+         JANSSON_VERSION);
+  if (fc__pq_load(NULL) == 0) {
+    int pq = PQlibVersion();
+    printf("libpq %d.%d", pq / 10000, pq % 10000);
+  } else {
+    printf("libpq not found");
+  }
 #if defined(FLOWCORE_MIMALLOC)
   printf(", mimalloc %d.%d.%d", mi_version() / 100, mi_version() / 10 % 10, mi_version() % 10);
 #endif

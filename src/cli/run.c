@@ -22,7 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 #include <uv.h>
 
 #include "../internal.h"

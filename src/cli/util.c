@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
+#include "../pg/pq.h"
 
 #include "cli.h"
 
@@ -443,7 +443,13 @@ int cli_db_resolve(const char *opt_db, cli_db_t *out) {
   PQconninfoOption *opts;
   char *errmsg = NULL;
   size_t i;
+  const char *why;
   memset(out, 0, sizeof *out);
+  /* Every command that resolves a database goes on to connect to it. */
+  if (fc__pq_load(&why) != 0) {
+    cli_error("%s", why);
+    return CLI_EXIT_FAILED;
+  }
   cli_secret_add(getenv("PGPASSWORD"));
   register_conninfo_secrets(opt_db);
   register_conninfo_secrets(getenv("FLOWCORE_DB"));

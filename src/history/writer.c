@@ -278,6 +278,13 @@ int fc_history_writer_new(fc_history_writer_t **out, const fc_history_config_t *
     return fc__error_set(err, FC_ENOMEM, "", "out of memory");
   if ((rc = fc__history_config_resolve(cfg, &w->cfg, err)) != 0)
     goto err;
+  { /* the connections are made on the writer's thread, libpq opened here */
+    const char *why;
+    if ((rc = fc__pq_load(&why)) != 0) {
+      rc = fc__error_set(err, rc, "", "%s", why);
+      goto err;
+    }
+  }
   (void)fc_uuid7(w->writer_id);
   if (gethostname(w->host, sizeof w->host) != 0)
     w->host[0] = '\0';

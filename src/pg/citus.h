@@ -4,7 +4,7 @@
 #ifndef FLOWCORE_PG_CITUS_H
 #define FLOWCORE_PG_CITUS_H
 
-#include <libpq-fe.h>
+#include "pg/pq.h"
 
 #include "flowcore/common.h"
 

@@ -148,8 +148,13 @@ static void notice_quiet(void *arg, const char *message) {
 }
 
 static void start_connect(fc__pgconn_t *c) {
+  const char *why;
   if (c->state == C_CLOSED)
     return;
+  if (fc__pq_load(&why) != 0) { /* the writer loaded it: not expected */
+    conn_lost(c, why);
+    return;
+  }
   {
     /* The user's connection string or URL, expanded as given (so sslmode
      * and every other libpq option passes through), plus a fallback

@@ -17,7 +17,7 @@
 
 #include <sys/types.h>
 
-#include <libpq-fe.h>
+#include "pg/pq.h"
 #include <uv.h>
 
 #include "buf.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <libpq-fe.h>
+#include "pg/pq.h"
 #include <uv.h>
 
 #include "internal.h"
@@ -288,9 +288,13 @@ static int db_connect(const char *conninfo, PGconn **out, fc_error_t *err) {
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *values[] = {conninfo ? conninfo : "", "flowcore-migrate", NULL};
   char msg[FC_ERROR_TEXT_LENGTH];
-  PGconn *conn = PQconnectdbParams(keys, values, 1);
+  const char *why;
+  PGconn *conn;
 
   *out = NULL;
+  if (fc__pq_load(&why) != 0)
+    return fc__error_set(err, FC_EDB, "", "%s", why);
+  conn = PQconnectdbParams(keys, values, 1);
   if (conn == NULL)
     return fc__error_set(err, FC_ENOMEM, "", "cannot connect: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -1731,6 +1731,44 @@ static void test_conninfo_usage_errors(void **state) {
   proc_free(&p);
 }
 
+/* libpq is opened only by what speaks to a server (src/pg/pq.h): without
+ * it, validate and run --no-history work, and the others say why not. */
+static void test_libpq_on_demand(void **state) {
+  static const char *const env[] = {"FLOWCORE_LIBPQ=/nonexistent/libpq.so.5", NULL};
+  static const char *const validate[] = {"validate", DATA "/ok.json", NULL};
+  static const char *const nohist[] = {"run", DATA "/ok.json", "--no-history", "--quiet", NULL};
+  static const char *const version[] = {"--version", NULL};
+  static const char *const hist[] = {"run", DATA "/ok.json", "--db", "dbname=x", NULL};
+  static const char *const runs[] = {"history", "runs", "--db", "dbname=x", NULL};
+  static const char *const migrate[] = {"migrate", "--db", "dbname=x", NULL};
+  const char *const *fails[] = {hist, runs, migrate};
+  proc_t p;
+  size_t i;
+  (void)state;
+  cli_run_env(&p, validate, env);
+  expect_exit(&p, 0);
+  proc_free(&p);
+  cli_run_env(&p, nohist, env);
+  expect_exit(&p, 0);
+  proc_free(&p);
+  cli_run_env(&p, version, env);
+  expect_exit(&p, 0);
+  expect_contains(p.out, "libpq not found");
+  proc_free(&p);
+  for (i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+    cli_run_env(&p, fails[i], env);
+    if (p.status == 0)
+      fail_msg("flowcore %s %s: exit 0 without libpq", fails[i][0], fails[i][1]);
+    expect_contains(p.err, "cannot load libpq (/nonexistent/libpq.so.5)");
+    expect_absent(p.err, "completed in"); /* nothing ran */
+    proc_free(&p);
+  }
+  CLI_RUN(&p, "--version"); /* and with it, its version */
+  expect_exit(&p, 0);
+  expect_contains(p.out, ", libpq 1");
+  proc_free(&p);
+}
+
 /* A database that does not exist: said so, with createdb, not migrate. */
 static void test_missing_database(void **state) {
   char db[FC_TEST_PG_CONNINFO_LENGTH];
@@ -2188,6 +2226,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stdout_write_errors, stdout_reset),
       cmocka_unit_test(test_connection_refused),
       cmocka_unit_test(test_conninfo_usage_errors),
+      cmocka_unit_test(test_libpq_on_demand),
       cmocka_unit_test(test_missing_database),
       cmocka_unit_test(test_history_show_bad_id),
       cmocka_unit_test(test_last_error_cleared),
