@@ -35,6 +35,11 @@ int cli_cmd_validate(int argc, char **argv);
 int cli_cmd_migrate(int argc, char **argv);
 int cli_cmd_history(int argc, char **argv);
 
+/* main() has mimalloc keep freed memory for a second while a file loads,
+ * for the run to use it again; `run` calls this once the run has started
+ * to set mimalloc's default back (main.c says why). */
+void cli_malloc_settle(void);
+
 /* Usage texts, each in its command's file (main.c, run.c, migrate.c, history.c). */
 void cli_usage_main(FILE *out);
 void cli_usage_run(FILE *out);

@@ -171,6 +171,9 @@ static int dispatch(int argc, char **argv) {
   return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }
 
+#define MALLOC_LOAD_DELAY_MS 1000
+#define MALLOC_DEFAULT_DELAY_MS 25 /* mimalloc's own */
+
 /* glibc's malloc grows its heap by what is asked plus a pad of 128 KiB,
  * one system call each time (brk; mprotect for the heaps of threads other
  * than the main one, whose new heaps start with the pad). Loading a
@@ -186,14 +189,27 @@ static int dispatch(int argc, char **argv) {
  * the load frees (each node's JSON, the second loader thread's heap) is
  * then faulted in again by the run a few milliseconds on. Kept for a
  * second, it is used again: 3,550 fewer page faults and 7 ms less for
- * `flowcore run --no-history` of the 200,000-node chain, 4 MB more peak
- * RSS for a 1,000,000-node fan-out. A delay the user set
- * (MIMALLOC_DECOMMIT_DELAY, or MIMALLOC_PURGE_DELAY in newer mimalloc) is
- * kept. */
+ * `flowcore run --no-history` of the 200,000-node chain. Once the run has
+ * started, cli_malloc_settle sets mimalloc's default again: kept longer,
+ * what the history writer frees and takes again made the peak RSS of a
+ * 1,000,000-node fan-out with history 544 MB instead of 508. A delay the
+ * user set (MIMALLOC_DECOMMIT_DELAY, or MIMALLOC_PURGE_DELAY in newer
+ * mimalloc) is kept. */
+static int user_delay(void) {
+  return getenv("MIMALLOC_DECOMMIT_DELAY") != NULL || getenv("MIMALLOC_PURGE_DELAY") != NULL;
+}
+
+void cli_malloc_settle(void) {
+#if defined(FLOWCORE_MIMALLOC)
+  if (!user_delay())
+    mi_option_set(mi_option_decommit_delay, MALLOC_DEFAULT_DELAY_MS);
+#endif
+}
+
 static void malloc_tune(void) {
 #if defined(FLOWCORE_MIMALLOC)
-  if (getenv("MIMALLOC_DECOMMIT_DELAY") == NULL && getenv("MIMALLOC_PURGE_DELAY") == NULL)
-    mi_option_set(mi_option_decommit_delay, 1000);
+  if (!user_delay())
+    mi_option_set(mi_option_decommit_delay, MALLOC_LOAD_DELAY_MS);
 #elif defined(__GLIBC__)
   const char *t = getenv("GLIBC_TUNABLES");
   if (getenv("MALLOC_TOP_PAD_") == NULL && (t == NULL || strstr(t, "top_pad") == NULL))

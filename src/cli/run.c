@@ -1007,6 +1007,7 @@ int cli_cmd_run(int argc, char **argv) {
   }
   if (st.progress != NULL)
     uv_timer_start(&st.tick, tick_cb, st.tick_ms, st.tick_ms);
+  cli_malloc_settle(); /* the load is over (main.c) */
 
   uv_run(&st.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&st.loop) != 0)
