@@ -157,7 +157,8 @@ static void node_free(fc_node_t *n) {
   size_t r;
   if (n->data_free != NULL)
     n->data_free(n->user_data);
-  fc__free(n->type_owned);
+  if (n->type_owned)
+    fc__free((char *)n->type);
   for (r = 0; r < n->ndeps; r++)
     fc__free(n->deps[r].id);
   fc__free(n->deps);
@@ -206,7 +207,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   memcpy(n->id, id, len);
   n->type = "";
   n->wf = wf;
-  n->index = wf->nnodes;
+  n->index = (uint32_t)wf->nnodes; /* < FC__MAX_NODES */
   n->fn = fn;
   n->user_data = user_data;
   n->default_route = -1;
@@ -275,7 +276,7 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
   for (k = 0; k < part->nnodes; k++) {
     fc_node_t *n = part->nodes[k];
     n->wf = wf;
-    n->index += off;
+    n->index += (uint32_t)off;
     for (d = 0; d < n->ndeps; d++)
       if (n->deps[d].node != 0)
         n->deps[d].node += (uint32_t)off;
@@ -354,8 +355,10 @@ int fc_node_set_type(fc_node_t *n, const char *type) {
   copy = fc__strdup(type);
   if (copy == NULL)
     return FC_ENOMEM;
-  fc__free(n->type_owned);
-  n->type = n->type_owned = copy;
+  if (n->type_owned)
+    fc__free((char *)n->type);
+  n->type = copy;
+  n->type_owned = 1;
   return 0;
 }
 
@@ -367,6 +370,18 @@ static int str_array_push(char ***a, size_t *n, size_t *cap, const char *s) {
   if (copy == NULL)
     return FC_ENOMEM;
   (*a)[(*n)++] = copy;
+  return 0;
+}
+
+/* Makes room for one more item after the n of *items (whose capacity *cap
+ * is 32-bit, as a node's counts are) with grow (fc__grow or
+ * fc__grow_small). 0 or FC_ENOMEM. */
+static int grow_u32(void **items, uint32_t *cap, uint32_t n, size_t elem_size,
+                    int (*grow)(void **, size_t *, size_t, size_t)) {
+  size_t c = *cap;
+  if (n == UINT32_MAX || grow(items, &c, (size_t)n + 1, elem_size) != 0)
+    return FC_ENOMEM;
+  *cap = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
   return 0;
 }
 
@@ -387,7 +402,7 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
     return rc;
   if (dep_id == NULL)
     return FC_EINVAL;
-  if (fc__grow_small((void **)&n->deps, &n->cap_deps, n->ndeps + 1, sizeof *n->deps) != 0)
+  if (grow_u32((void **)&n->deps, &n->cap_deps, n->ndeps, sizeof *n->deps, fc__grow_small) != 0)
     return FC_ENOMEM;
   d = &n->deps[n->ndeps];
   d->node = (uint32_t)(find_dep(n->wf, n, dep_id) + 1);
@@ -413,7 +428,7 @@ int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
     if (strcmp(n->routes[r].name, route) == 0)
       break;
   if (r == n->nroutes) {
-    if (fc__grow((void **)&n->routes, &n->cap_routes, n->nroutes + 1, sizeof *n->routes) != 0)
+    if (grow_u32((void **)&n->routes, &n->cap_routes, n->nroutes, sizeof *n->routes, fc__grow) != 0)
       return FC_ENOMEM;
     rt = &n->routes[r];
     memset(rt, 0, sizeof *rt);
@@ -633,7 +648,7 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
     for (r = 0; r < node->nroutes && rc == 0; r++) {
       fc__route_t *rt = &node->routes[r];
       if (strcmp(rt->name, "default") == 0)
-        node->default_route = (int)r;
+        node->default_route = (int16_t)r; /* < FC__MAX_ROUTES */
       for (j = 0; j < rt->ntargets && rc == 0; j++) {
         long t = table_find(wf, rt->targets[j]);
         if (t < 0)

@@ -40,29 +40,32 @@ typedef struct {
   uint32_t hash;
 } fc__id_slot_t;
 
+/* A node lives in a slab (workflow.c) with its id right after it; a big
+ * workflow has millions, so the counts are 32-bit (FC__MAX_NODES) and the
+ * fields are ordered to leave no padding: 144 bytes. */
 struct fc_node_s {
   fc_workflow_t *wf;
-  size_t index;
   char *id;         /* in the node's own allocation, after the struct */
-  const char *type; /* type_owned, or a string with static storage */
-  char *type_owned; /* set by fc_node_set_type, else NULL */
+  const char *type; /* owned (type_owned) or a string with static storage */
   fc_node_fn fn;
   void *user_data;
   void (*data_free)(void *);
   fc__dep_t *deps;
-  size_t ndeps, cap_deps;
   fc__route_t *routes;
-  size_t nroutes, cap_routes;
-  int retries;
+  /* Filled by validation: distinct predecessors (dependencies and
+   * routers, in wf->in_all) and successors. */
+  uint32_t *in;
+  fc__edge_t *out;
   uint64_t backoff_base_ms, backoff_max_ms;
   uint64_t timeout_ms;
-  /* Filled by validation. */
-  uint32_t *in; /* distinct predecessors (dependencies and routers), in wf->in_all */
-  size_t nin;
-  fc__edge_t *out; /* distinct successors */
-  size_t nout;
-  int default_route; /* index of the route named "default", or -1 */
-  int no_input;      /* fn never reads its input (src/nodes/nodes_int.h) */
+  uint32_t index;
+  uint32_t ndeps, cap_deps;
+  uint32_t nroutes, cap_routes;
+  uint32_t nin, nout;
+  int retries;
+  int16_t default_route; /* index of the route named "default", or -1 */
+  uint8_t no_input;      /* fn never reads its input (src/nodes/nodes_int.h) */
+  uint8_t type_owned;    /* type was set by fc_node_set_type: freed with the node */
 };
 
 typedef struct fc__slab_s fc__slab_t;
