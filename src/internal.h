@@ -44,8 +44,9 @@ int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);
  * arrays of a big workflow (a node's dependencies, its successors). */
 int fc__grow_small(void **items, size_t *cap, size_t need, size_t elem_size);
 
-/* FNV-1a of a NUL-terminated string, for the id tables. */
+/* FNV-1a of a NUL-terminated string, for the id tables; of n bytes. */
 uint64_t fc__str_hash(const char *s);
+uint64_t fc__mem_hash(const char *s, size_t n);
 
 /* The handler view of one callback: sets *out to a handler named `name`
  * whose five callbacks (every event kind) all call cb(self, ev) and whose

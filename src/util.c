@@ -128,11 +128,13 @@ void fc_error_clear(fc_error_t *err) {
 
 const char *fc_version_string(void) { return FC_VERSION_STRING; }
 
-uint64_t fc__str_hash(const char *s) {
+uint64_t fc__mem_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  while (*s != '\0') {
+  while (n-- > 0) {
     h ^= (unsigned char)*s++;
     h *= 1099511628211ULL;
   }
   return h;
 }
+
+uint64_t fc__str_hash(const char *s) { return fc__mem_hash(s, strlen(s)); }

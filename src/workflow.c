@@ -5,10 +5,9 @@
 
 /* ---- id table ------------------------------------------------------------ */
 
-static uint32_t id_hash(const char *id) {
-  uint64_t h = fc__str_hash(id);
-  return (uint32_t)(h >> 32) ^ (uint32_t)h;
-}
+static uint32_t fold(uint64_t h) { return (uint32_t)(h >> 32) ^ (uint32_t)h; }
+
+static uint32_t id_hash(const char *id) { return fold(fc__str_hash(id)); }
 
 /* The first slot to probe for hash h: Fibonacci hashing on the top bits. */
 static size_t slot_of(const fc_workflow_t *wf, uint32_t h) {
@@ -311,6 +310,17 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
           return 0;
   }
   return 1;
+}
+
+void fc__workflow_prefetch_text(const fc_workflow_t *wf, const char *id, size_t len) {
+#if defined(__GNUC__)
+  if (wf->nslots != 0)
+    __builtin_prefetch(&wf->slots[slot_of(wf, fold(fc__mem_hash(id, len)))]);
+#else
+  (void)wf;
+  (void)id;
+  (void)len;
+#endif
 }
 
 void fc__workflow_prefetch_id(fc_workflow_t *wf, const char *id) {

@@ -114,5 +114,8 @@ int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
  * change until the next call, and NULL forgets it (the loader calls that
  * before the node's JSON is freed). */
 void fc__workflow_prefetch_id(fc_workflow_t *wf, const char *id);
+/* The same fetch for an id given as len bytes (not NUL-terminated): the
+ * loader's guess at the next node's id, before the node is parsed. */
+void fc__workflow_prefetch_text(const fc_workflow_t *wf, const char *id, size_t len);
 
 #endif

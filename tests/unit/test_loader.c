@@ -459,6 +459,44 @@ static void test_deep_nesting(void **state) {
   free(text);
 }
 
+/* The loader looks at the raw text of each node's id before jansson
+ * parses the node (src/loader.c, peek_id): every prefix of a text whose
+ * ids are written in several ways is loaded from a buffer of exactly its
+ * length (so that the sanitizers see any read past it); only the whole
+ * text loads, with the ids as jansson reads them. */
+static void test_every_prefix(void **state) {
+  const char *text = "{\"name\":\"w\",\"nodes\":[{\"id\":\"ab\\u0063d\",\"type\":\"pass\"},"
+                     "{ \"id\" : \"b\" ,\"type\":\"pass\",\"after\":[\"abcd\"]},"
+                     "{\"type\":\"pass\",\"id\":\"c\"}]}";
+  size_t len = strlen(text), n;
+  fc_load_errors_t errors;
+  fc_workflow_t *wf = NULL;
+  (void)state;
+  for (n = 0; n <= len; n++) {
+    char *copy = malloc(n > 0 ? n : 1);
+    int rc;
+    assert_non_null(copy);
+    memcpy(copy, text, n);
+    fc_load_errors_init(&errors);
+    rc = fc_workflow_load_buffer(copy, n, &wf, NULL, &errors);
+    free(copy);
+    if (n == len)
+      break;
+    assert_int_equal(rc, FC_EDEFINITION);
+    assert_null(wf);
+    assert_non_null(strstr(errors.items[0].text, "invalid JSON"));
+    fc_load_errors_free(&errors);
+  }
+  assert_int_equal(errors.count, 0);
+  assert_non_null(wf);
+  assert_int_equal(fc_workflow_node_count(wf), 3);
+  assert_string_equal(fc_node_id(fc_workflow_node_at(wf, 0)), "abcd");
+  assert_string_equal(fc_node_id(fc_workflow_node_at(wf, 1)), "b");
+  assert_string_equal(fc_node_id(fc_workflow_node_at(wf, 2)), "c");
+  fc_workflow_free(wf);
+  fc_load_errors_free(&errors);
+}
+
 /* Hundreds of errors: the first FC_LOAD_MAX_ERRORS are kept, the rest
  * counted. */
 static void test_error_cap(void **state) {
@@ -671,6 +709,7 @@ int main(void) {
       cmocka_unit_test(test_example_retries),
       cmocka_unit_test(test_example_routing),
       cmocka_unit_test(test_example_failing),
+      cmocka_unit_test(test_every_prefix),
   };
   find_root();
   return cmocka_run_group_tests(tests, NULL, NULL);
