@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "../pg/pq.h"
-
 #include "cli.h"
 #include "report.h"
 

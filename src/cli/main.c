@@ -17,9 +17,9 @@
 #include <malloc.h>
 #endif
 
-#include "../pg/pq.h"
 #include <uv.h>
 
+#include "../pg/pq.h"
 #include "cli.h"
 
 static void print_version(void) {

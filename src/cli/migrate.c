@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../pg/pq.h"
 #include <uv.h>
 
+#include "../pg/pq.h"
 #include "cli.h"
 
 static int is_dir(const char *path) {

@@ -17,10 +17,10 @@
 
 #include <sys/types.h>
 
-#include "pg/pq.h"
 #include <uv.h>
 
 #include "buf.h"
+#include "pg/pq.h"
 
 typedef struct {
   const char *sql;       /* a query, or the COPY statement */

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "pg/pq.h"
 #include <uv.h>
 
 #include "internal.h"
 #include "pg/citus.h"
+#include "pg/pq.h"
 #include "pg/sha256.h"
 
 #define MIGRATION_MAX_BYTES (16u << 20) /* a larger file is surely a mistake */
