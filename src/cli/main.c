@@ -195,9 +195,11 @@ static int dispatch(int argc, char **argv) {
  * 1,000,000-node fan-out with history 544 MB instead of 508. A delay the
  * user set (MIMALLOC_DECOMMIT_DELAY, or MIMALLOC_PURGE_DELAY in newer
  * mimalloc) is kept. */
+#if defined(FLOWCORE_MIMALLOC)
 static int user_delay(void) {
   return getenv("MIMALLOC_DECOMMIT_DELAY") != NULL || getenv("MIMALLOC_PURGE_DELAY") != NULL;
 }
+#endif
 
 void cli_malloc_settle(void) {
 #if defined(FLOWCORE_MIMALLOC)
