@@ -415,23 +415,26 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   ctx->attempt = st->attempts;
   ctx->input = json_incref(st->input);
   st->ctx = ctx;
-  if (node->timeout_ms > 0) {
+  if (fc__node_timeout_ms(node) > 0) {
     uv_timer_t *t;
     if (timer_get(run, i, &t) == 0)
-      uv_timer_start(t, on_timeout, node->timeout_ms, 0);
+      uv_timer_start(t, on_timeout, fc__node_timeout_ms(node), 0);
   }
   node->fn(ctx, node->user_data);
 }
 
+/* The wait before the next attempt of a node that has retries (so a
+ * policy). */
 static uint64_t backoff_ms(const fc_node_t *node, int attempt_done) {
-  uint64_t d = node->backoff_base_ms;
+  const fc__node_policy_t *p = node->policy;
+  uint64_t d = p->backoff_base_ms;
   int k;
   if (d == 0)
     return 0;
-  for (k = 1; k < attempt_done && d < node->backoff_max_ms; k++)
+  for (k = 1; k < attempt_done && d < p->backoff_max_ms; k++)
     d *= 2;
-  if (d > node->backoff_max_ms)
-    d = node->backoff_max_ms;
+  if (d > p->backoff_max_ms)
+    d = p->backoff_max_ms;
   /* Up to 10 % jitter removed, so a fleet of retries does not stampede. */
   return d - (d / 10 ? (uint64_t)rand() % (d / 10 + 1) : 0);
 }
@@ -453,7 +456,7 @@ static void attempt_failed(fc_run_t *run, uint32_t i, fc_node_status_t status, u
   st->ctx = NULL;
   run->running--;
   emit_node_end(run, i, st->attempts, status, mono);
-  if (st->attempts <= node->retries && !run->cancel_requested) {
+  if (st->attempts <= fc__node_retries(node) && !run->cancel_requested) {
     uint64_t delay = backoff_ms(node, st->attempts);
     uv_timer_t *t;
     st->status = FC_NODE_PENDING;
@@ -481,7 +484,7 @@ static void on_timeout(uv_timer_t *t) {
   ctx->stopped = FC_NODE_TIMED_OUT;
   run->busy++;
   snprintf(msg, sizeof msg, "attempt %d timed out after %llu ms", ctx->attempt,
-           (unsigned long long)run->wf->nodes[i]->timeout_ms);
+           (unsigned long long)fc__node_timeout_ms(run->wf->nodes[i]));
   info.type = "timeout";
   info.message = msg;
   info.severity = FC_SEVERITY_ERROR;
@@ -508,7 +511,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, const fc_error_info_t *
   }
   mono = fc__mono_ns();
   run->busy++;
-  if (node->timeout_ms > 0)
+  if (fc__node_timeout_ms(node) > 0)
     timer_stop(st);
   if (info == NULL) {
     int chosen;

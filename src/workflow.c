@@ -451,23 +451,41 @@ int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
   return str_array_push(&rt->targets, &rt->ntargets, &rt->cap, target_id);
 }
 
+/* The node's policy, made (zeroed, in a slab) if it has none; NULL when
+ * out of memory. */
+static fc__node_policy_t *node_policy(fc_node_t *n) {
+  if (n->policy == NULL)
+    n->policy = slab_alloc(n->wf, sizeof *n->policy);
+  return n->policy;
+}
+
 int fc_node_set_retries(fc_node_t *n, int retries, uint64_t base_ms, uint64_t max_ms) {
+  fc__node_policy_t *p;
   int rc = node_check(n);
   if (rc != 0)
     return rc;
   if (retries < 0)
     return FC_EINVAL;
-  n->retries = retries;
-  n->backoff_base_ms = base_ms;
-  n->backoff_max_ms = max_ms < base_ms ? base_ms : max_ms;
+  if (retries == 0 && n->policy == NULL)
+    return 0; /* the default: nothing to keep */
+  if ((p = node_policy(n)) == NULL)
+    return FC_ENOMEM;
+  p->retries = retries;
+  p->backoff_base_ms = base_ms;
+  p->backoff_max_ms = max_ms < base_ms ? base_ms : max_ms;
   return 0;
 }
 
 int fc_node_set_timeout(fc_node_t *n, uint64_t timeout_ms) {
+  fc__node_policy_t *p;
   int rc = node_check(n);
   if (rc != 0)
     return rc;
-  n->timeout_ms = timeout_ms;
+  if (timeout_ms == 0 && n->policy == NULL)
+    return 0; /* the default */
+  if ((p = node_policy(n)) == NULL)
+    return FC_ENOMEM;
+  p->timeout_ms = timeout_ms;
   return 0;
 }
 

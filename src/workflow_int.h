@@ -40,9 +40,18 @@ typedef struct {
   uint32_t hash;
 } fc__id_slot_t;
 
+/* What the engine does on failure and how long an attempt may take
+ * (fc_node_set_retries, fc_node_set_timeout); most nodes have neither. */
+typedef struct {
+  int retries;
+  uint64_t backoff_base_ms, backoff_max_ms; /* used only when retries > 0 */
+  uint64_t timeout_ms;                      /* 0: none */
+} fc__node_policy_t;
+
 /* A node lives in a slab (workflow.c) with its id right after it; a big
- * workflow has millions, so the counts are 32-bit (FC__MAX_NODES) and the
- * fields are ordered to leave no padding: 144 bytes. */
+ * workflow has millions, so the counts are 32-bit (FC__MAX_NODES), the
+ * rarely set retries and timeout are in a policy of their own, and the
+ * fields are ordered to leave no padding: 120 bytes. */
 struct fc_node_s {
   fc_workflow_t *wf;
   char *id;         /* in the node's own allocation, after the struct */
@@ -56,19 +65,25 @@ struct fc_node_s {
    * routers, in wf->in_all) and successors. */
   uint32_t *in;
   fc__edge_t *out;
-  uint64_t backoff_base_ms, backoff_max_ms;
-  uint64_t timeout_ms;
+  fc__node_policy_t *policy; /* NULL: no retry, no timeout; in a slab */
   uint32_t index;
   uint32_t ndeps, cap_deps;
   uint32_t nroutes, cap_routes;
   uint32_t nin, nout;
-  int retries;
   int16_t default_route; /* index of the route named "default", or -1 */
   uint8_t no_input;      /* fn never reads its input (src/nodes/nodes_int.h) */
   uint8_t type_owned;    /* type was set by fc_node_set_type: freed with the node */
 };
 
 typedef struct fc__slab_s fc__slab_t;
+
+static inline int fc__node_retries(const fc_node_t *n) {
+  return n->policy != NULL ? n->policy->retries : 0;
+}
+
+static inline uint64_t fc__node_timeout_ms(const fc_node_t *n) {
+  return n->policy != NULL ? n->policy->timeout_ms : 0;
+}
 
 struct fc_workflow_s {
   char *name;
