@@ -4,7 +4,10 @@
  * {"id":"nI","type":"set","output":{"n":I},"after":["nI-1"]}) and, unless
  * --fanout-nodes 0, a fan-out of --fanout-nodes `pass` nodes under one root
  * (default 1,000,000), then times, as whole processes (spawn to exit, peak
- * RSS from wait4), the median of --runs runs of:
+ * RSS from wait4), the median of --runs runs of the following; the two
+ * sides of each goal run in turn (jansson and validate, no-history and
+ * python, history and \copy), so that both see the same spells of a
+ * noisy machine:
  *
  *   jansson      this program re-run as `cli --parse FILE`: json_load_file
  *                and json_decref of the chain file, nothing else: the
@@ -192,20 +195,43 @@ static int write_fanout(const char *path, long n) {
 
 /* ---- timing ----------------------------------------------------------------- */
 
-/* The median time and the largest peak RSS of `runs` runs of argv. */
-static int measure(const options_t *o, char *const argv[], const char *out_path, figure_t *fig) {
-  uint64_t ns[64];
+/* One timed command: its argv, where its stdout goes (NULL: nowhere),
+ * and its figure. */
+typedef struct {
+  char *const *argv;
+  const char *out_path;
+  figure_t *fig;
+} timed_t;
+
+/* The median time and the largest peak RSS of `runs` runs of each of the
+ * n (at most 4) commands, run in turn (a, b, a, b, ...): a command and the
+ * baseline it is held against see the same spells of a noisy machine.
+ * Returns 0, or the index + 1 of a command that could not run. */
+static int measure_turns(const options_t *o, const timed_t *t, size_t n) {
+  uint64_t ns[4][64];
   long runs = o->runs < 64 ? o->runs : 64;
-  fig->rss_kb = 0;
-  for (long r = 0; r < runs; r++) {
-    long rss;
-    if (bench_spawn(prog, argv, out_path, &ns[r], &rss) != 0)
-      return -1;
-    if (rss > fig->rss_kb)
-      fig->rss_kb = rss;
-  }
-  fig->ns = bench_median(ns, (size_t)runs);
+  size_t i;
+  if (n > 4)
+    return 1;
+  for (i = 0; i < n; i++)
+    t[i].fig->rss_kb = 0;
+  for (long r = 0; r < runs; r++)
+    for (i = 0; i < n; i++) {
+      long rss;
+      if (bench_spawn(prog, t[i].argv, t[i].out_path, &ns[i][r], &rss) != 0)
+        return (int)i + 1;
+      if (rss > t[i].fig->rss_kb)
+        t[i].fig->rss_kb = rss;
+    }
+  for (i = 0; i < n; i++)
+    t[i].fig->ns = bench_median(ns[i], (size_t)runs);
   return 0;
+}
+
+/* The same for one command. */
+static int measure(const options_t *o, char *const argv[], const char *out_path, figure_t *fig) {
+  timed_t t = {argv, out_path, fig};
+  return measure_turns(o, &t, 1) == 0 ? 0 : -1;
 }
 
 static void print_row(const char *what, const figure_t *f, long nodes, const char *vs) {
@@ -397,11 +423,18 @@ int main(int argc, char **argv) {
       return 1;
     self[n] = '\0';
     char *const a_peer[] = {(char *)o.python, (char *)o.peer, chain, NULL};
-    if (measure(&o, a_parse, NULL, &parse) != 0 || measure(&o, a_nodes, NULL, &nodes_parse) != 0 ||
-        measure(&o, a_validate, NULL, &validate) != 0 || measure(&o, a_nohist, NULL, &nohist) != 0)
+    /* Each goal's two sides in turn: jansson's parse and validate, then the
+     * no-history run and the Python peer (a peer that cannot run leaves
+     * the no-history run measured alone). */
+    const timed_t loads[] = {{a_parse, NULL, &parse}, {a_validate, NULL, &validate}};
+    const timed_t runs_vs_peer[] = {{a_nohist, NULL, &nohist}, {a_peer, peer_out, &peer}};
+    int failed;
+    if (measure_turns(&o, loads, 2) != 0 || measure(&o, a_nodes, NULL, &nodes_parse) != 0)
       return 1;
-    if (measure(&o, a_peer, peer_out, &peer) == 0 &&
-        read_peer(peer_out, o.nodes, &peer_run_ms) == 0) {
+    failed = measure_turns(&o, runs_vs_peer, 2);
+    if (failed == 1 || (failed == 2 && measure(&o, a_nohist, NULL, &nohist) != 0))
+      return 1;
+    if (failed == 0 && read_peer(peer_out, o.nodes, &peer_run_ms) == 0) {
       have_peer = 1;
       python_rate = per_second((size_t)o.nodes, peer.ns);
     } else {
