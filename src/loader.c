@@ -1023,15 +1023,6 @@ static size_t nesting(const char *t, size_t n) {
 /* The value after s->pos (and whitespace), `depth` values deep in the
  * document (1: a top-level field's), parsed by jansson; NULL when jansson
  * rejects it or, within the whole document, would reach its depth limit. */
-static json_t *scan_value(scan_t *s, size_t depth);
-
-/* The next element of "nodes" (scan_value), its id's slot fetched first. */
-static json_t *scan_node(const loader_t *L, scan_t *s) {
-  scan_ws(s);
-  peek_id(L->wf, s);
-  return scan_value(s, 2);
-}
-
 static json_t *scan_value(scan_t *s, size_t depth) {
   json_error_t jerr;
   size_t used;
@@ -1052,6 +1043,13 @@ static json_t *scan_value(scan_t *s, size_t depth) {
   }
   s->pos += used;
   return v;
+}
+
+/* The next element of "nodes" (scan_value), its id's slot fetched first. */
+static json_t *scan_node(const loader_t *L, scan_t *s) {
+  scan_ws(s);
+  peek_id(L->wf, s);
+  return scan_value(s, 2);
 }
 
 /* ---- two parts at once ----
