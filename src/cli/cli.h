@@ -120,7 +120,8 @@ typedef struct {
  * parse (PQconninfoParse) or holds a value libpq would refuse when
  * connecting (a port or an integer option that is not a number, also
  * PGPORT): a message naming it, without the password, was printed.
- * CLI_EXIT_FAILED when libpq cannot be loaded (src/pg/pq.h), said too. */
+ * CLI_EXIT_FAILED when libpq cannot be loaded (src/pg/pq.h), said too:
+ * after a 0, the command's own libpq calls may connect. */
 int cli_db_resolve(const char *opt_db, cli_db_t *out);
 /* 1 when a libpq or server message says the database itself does not exist
  * ('database "x" does not exist', SQLSTATE 3D000). */

@@ -55,7 +55,6 @@ static int connect_db(hist_t *h) {
   const char *keys[4], *vals[4];
   int n = 0;
   char *msg;
-  const char *why;
   if (getenv("PGCONNECT_TIMEOUT") == NULL) {
     keys[n] = "connect_timeout";
     vals[n++] = "10";
@@ -67,11 +66,7 @@ static int connect_db(hist_t *h) {
   vals[n++] = h->db.conninfo;
   keys[n] = NULL;
   vals[n] = NULL;
-  if (fc__pq_load(&why) != 0) {
-    cli_error("%s", why);
-    return CLI_EXIT_FAILED;
-  }
-  h->conn = PQconnectdbParams(keys, vals, 1);
+  h->conn = PQconnectdbParams(keys, vals, 1); /* libpq: cli_db_resolve loaded it */
   if (h->conn != NULL && PQstatus(h->conn) == CONNECTION_OK)
     return 0;
   msg = one_line(h->conn != NULL ? PQerrorMessage(h->conn) : "out of memory");

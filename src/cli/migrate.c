@@ -111,15 +111,9 @@ static void print_report(const fc_migrate_report_t *rep, int status_only) {
  * there are, up to which day, and how many rows wait in the default
  * partitions. Nothing when the schema has no partitions yet. */
 static int partitions_report(const char *conninfo, int ensure) {
-  PGconn *conn;
+  PGconn *conn = PQconnectdb(conninfo); /* libpq: cli_db_resolve loaded it */
   PGresult *res;
   int rc = CLI_EXIT_OK;
-  const char *why;
-  if (fc__pq_load(&why) != 0) {
-    cli_error("partitions: %s", why);
-    return CLI_EXIT_FAILED;
-  }
-  conn = PQconnectdb(conninfo);
   if (PQstatus(conn) != CONNECTION_OK) {
     char *msg = cli_one_line(strdup(PQerrorMessage(conn)));
     cli_error("partitions: cannot connect: %s", msg != NULL ? msg : "out of memory");
@@ -177,12 +171,9 @@ static int partitions_report(const char *conninfo, int ensure) {
 /* On a Citus coordinator (both modes): whether the history is distributed,
  * over how many workers, and in how many shards. Nothing without Citus. */
 static int distribution_report(const char *conninfo) {
-  PGconn *conn;
+  PGconn *conn = PQconnectdb(conninfo);
   PGresult *res;
   int rc = CLI_EXIT_OK;
-  if (fc__pq_load(NULL) != 0)
-    return CLI_EXIT_OK; /* partitions_report said why */
-  conn = PQconnectdb(conninfo);
   if (PQstatus(conn) != CONNECTION_OK) {
     PQfinish(conn);
     return CLI_EXIT_OK; /* partitions_report said why */
