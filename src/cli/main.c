@@ -111,6 +111,8 @@ void cli_usage_main(FILE *out) {
         "\n"
         "Database: --db, else FLOWCORE_DB, else DATABASE_URL, else libpq's PG*\n"
         "environment (PGHOST, PGDATABASE, ...). The password is never printed.\n"
+        "libpq (libpq.so.5, or the file FLOWCORE_LIBPQ names) is loaded only by\n"
+        "what speaks to a server: validate and run --no-history work without it.\n"
         "\n"
         "Durations under 1 ms end in the micro sign only in a UTF-8 locale (LC_ALL,\n"
         "LC_CTYPE, LANG), else in \"us\".\n",
