@@ -6,7 +6,9 @@
  * errors in the same order, the same syntax error with its line:column.
  * Every input is loaded with the loader's second thread allowed (src/loader.c,
  * "two parts at once"), so the same holds of that path: the same nodes in
- * the same order. */
+ * the same order. A loaded text is loaded again with FC_LOAD_LAZY_CONSTANTS:
+ * every `set` node's constant, made from the text it keeps, must equal
+ * the value the first load parsed. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 
 #include "flowcore.h"
 #include "nodes/node_type.h"
+#include "nodes/nodes_int.h"
 #include "workflow_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +47,29 @@ static int load_whole(const uint8_t *data, size_t size, fc_workflow_t **wf,
   return rc;
 }
 
+/* The same text loaded lazily has the same nodes, and its `set` nodes
+ * make the constants wf's parsed. */
+static void check_lazy(const uint8_t *data, size_t size, const fc_workflow_t *wf) {
+  fc_workflow_t *lazy = NULL;
+  size_t i;
+  if (fc_workflow_load_buffer_ex((const char *)data, size, FC_LOAD_LAZY_CONSTANTS, &lazy, NULL,
+                                 NULL) != 0 ||
+      lazy->nnodes != wf->nnodes)
+    __builtin_trap();
+  for (i = 0; i < wf->nnodes; i++) {
+    json_t *want, *got;
+    if (strcmp(wf->nodes[i]->type, "set") != 0)
+      continue;
+    want = fc__node_deferred_output(wf->nodes[i]);
+    got = fc__node_deferred_output(lazy->nodes[i]);
+    if (want == NULL || got == NULL || !json_equal(want, got))
+      __builtin_trap();
+    json_decref(want);
+    json_decref(got);
+  }
+  fc_workflow_free(lazy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fc_workflow_t *wf = NULL, *whole = NULL;
   json_t *input = NULL;
@@ -58,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* A loaded workflow is valid, named and has nodes. */
     if (wf == NULL || fc_workflow_validate(wf, NULL) != 0 || fc_workflow_node_count(wf) == 0)
       __builtin_trap();
+    check_lazy(data, size, wf);
   } else {
     if (wf != NULL || fc_load_errors_total(&errors) == 0)
       __builtin_trap(); /* a failure always says why */

@@ -72,6 +72,12 @@ typedef struct {
   pending_ref_t *pending;
   size_t npending, cap_pending;
   arena_block_t *arena;
+  int lazy; /* FC_LOAD_LAZY_CONSTANTS */
+  /* The text of the node being loaded, when it was parsed alone from the
+   * file's text (scan_node) of a lazy load, else NULL:
+   * fc__load_field_text reads it. */
+  const char *node_text;
+  size_t node_len;
 } loader_t;
 
 static void add_errorv(loader_t *L, int code, const char *where, const char *fmt, va_list ap) {
@@ -634,7 +640,8 @@ static void add_node(fc__load_node_t *N, json_t *node, const node_fields_t *nf, 
   size_t k;
   int rc = 0;
   if (N->errors == 0 && type != NULL) {
-    rc = (L->consume && type->add_owned != NULL ? type->add_owned : type->add)(L->wf, id, node, &n);
+    rc = L->consume && type->add_owned != NULL ? type->add_owned(N, L->wf, id, node, &n)
+                                                : type->add(L->wf, id, node, &n);
     if (rc != 0 && rc != FC_ENOMEM) {
       fc__load_error(N, rc, NULL, "cannot add the node: %s", fc_strerror(rc));
       L->incomplete = 1;
@@ -762,6 +769,7 @@ static void load_node(loader_t *L, size_t index, json_t *node) {
   load_node_checked(L, index, node);
   if (L->wf != NULL)
     fc__workflow_prefetch_id(L->wf, NULL);
+  L->node_text = NULL;
 }
 
 /* ---- the document ------------------------------------------------------------------ */
@@ -1045,11 +1053,96 @@ static json_t *scan_value(scan_t *s, size_t depth) {
   return v;
 }
 
-/* The next element of "nodes" (scan_value), its id's slot fetched first. */
-static json_t *scan_node(const loader_t *L, scan_t *s) {
+/* The next element of "nodes" (scan_value), its id's slot fetched first;
+ * in a lazy load, its text is noted for fc__load_field_text. */
+static json_t *scan_node(loader_t *L, scan_t *s) {
+  size_t start;
+  json_t *node;
   scan_ws(s);
   peek_id(L->wf, s);
-  return scan_value(s, 2);
+  start = s->pos;
+  node = scan_value(s, 2);
+  if (L->lazy) {
+    L->node_text = s->text + start;
+    L->node_len = s->pos - start;
+  }
+  return node;
+}
+
+/* ---- a field's text ----
+ * The text of a node's field as the file wrote it, found in the text of a
+ * node that jansson has just parsed (so it is valid JSON: these walks need
+ * not check it). */
+
+/* The index just after the string that begins at t[i] ('"'). */
+static size_t skip_string(const char *t, size_t n, size_t i) {
+  for (i++; i < n; i++) {
+    if (t[i] == '\\')
+      i++;
+    else if (t[i] == '"')
+      return i + 1;
+  }
+  return n;
+}
+
+/* The index just after the value that begins at t[i]. */
+static size_t skip_value(const char *t, size_t n, size_t i) {
+  size_t depth = 0;
+  if (i < n && t[i] == '"')
+    return skip_string(t, n, i);
+  for (; i < n; i++) {
+    char c = t[i];
+    if (c == '"')
+      i = skip_string(t, n, i) - 1;
+    else if (c == '{' || c == '[')
+      depth++;
+    else if (c == '}' || c == ']') {
+      if (depth == 0) /* a scalar's end */
+        return i;
+      if (--depth == 0)
+        return i + 1;
+    } else if (depth == 0 && (c == ',' || is_ws(c)))
+      return i;
+  }
+  return n;
+}
+
+const char *fc__load_field_text(const fc__load_node_t *N, const char *key, size_t *len) {
+  const char *t = N->L->node_text;
+  size_t n = N->L->node_len, klen = strlen(key), i = 0;
+  if (t == NULL)
+    return NULL;
+  while (i < n && is_ws(t[i]))
+    i++;
+  if (i >= n || t[i] != '{')
+    return NULL;
+  for (i++;;) {
+    size_t k, v, end;
+    int match;
+    while (i < n && is_ws(t[i]))
+      i++;
+    if (i >= n || t[i] != '"')
+      return NULL; /* the object's end */
+    k = i + 1;
+    i = skip_string(t, n, i);
+    /* A key written with an escape is not found: the caller then uses
+     * the parsed value. */
+    match = i - k == klen + 1 && memcmp(t + k, key, klen) == 0;
+    while (i < n && (is_ws(t[i]) || t[i] == ':'))
+      i++;
+    v = i;
+    end = skip_value(t, n, v);
+    if (match && end > v) {
+      *len = end - v;
+      return t + v;
+    }
+    i = end;
+    while (i < n && is_ws(t[i]))
+      i++;
+    if (i >= n || t[i] != ',')
+      return NULL;
+    i++;
+  }
 }
 
 /* ---- two parts at once ----
@@ -1134,7 +1227,7 @@ static void part_load(void *arg) {
 
 /* Starts a part for the nodes of text[pos...], or returns NULL when the
  * text is too short for it to pay, or no boundary is found. */
-static part_t *part_start(const char *text, size_t len, size_t pos) {
+static part_t *part_start(const char *text, size_t len, size_t pos, int lazy) {
   size_t i, j;
   part_t *p;
   if (len - pos < fc__load_split_min || len - pos < 2)
@@ -1161,6 +1254,7 @@ static part_t *part_start(const char *text, size_t len, size_t pos) {
   p->start = j;
   p->L.consume = 1;
   p->L.defer_refs = 1;
+  p->L.lazy = lazy;
   atomic_init(&p->stop, 0);
   if (fc__thread_create(&p->tid, part_load, p) != 0) {
     fc__free(p);
@@ -1211,8 +1305,8 @@ static int part_merge(loader_t *L, part_t *p, size_t first) {
  * the text whole instead, 2 when it must load it again without split
  * (nothing was kept: errors are as before the call), else what load_json
  * returns. */
-static int load_stream_once(const char *text, size_t len, int split, fc_workflow_t **wf_out,
-                            json_t **input_out, fc_load_errors_t *errors) {
+static int load_stream_once(const char *text, size_t len, unsigned flags, int split,
+                            fc_workflow_t **wf_out, json_t **input_out, fc_load_errors_t *errors) {
   loader_t L;
   scan_t s = {text, len, 0};
   json_t *root, *key = NULL, *v, *jmax;
@@ -1231,6 +1325,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
   memset(&L, 0, sizeof L);
   L.errors = errors;
   L.consume = 1;
+  L.lazy = (flags & FC_LOAD_LAZY_CONSTANTS) != 0;
   /* The fields before "nodes". */
   for (;;) {
     key = scan_value(&s, 1);
@@ -1253,7 +1348,7 @@ static int load_stream_once(const char *text, size_t len, int split, fc_workflow
     goto end;
   (void)fc__workflow_reserve(L.wf, ids_guess(len - s.pos));
   if (split)
-    part = part_start(text, len, s.pos);
+    part = part_start(text, len, s.pos, L.lazy);
   for (i = 0;; i++) {
     json_t *node;
     if (part != NULL) {
@@ -1310,10 +1405,10 @@ fall_back:
   return rc;
 }
 
-static int load_stream(const char *text, size_t len, fc_workflow_t **wf_out, json_t **input_out,
-                       fc_load_errors_t *errors) {
-  int rc = load_stream_once(text, len, 1, wf_out, input_out, errors);
-  return rc == 2 ? load_stream_once(text, len, 0, wf_out, input_out, errors) : rc;
+static int load_stream(const char *text, size_t len, unsigned flags, fc_workflow_t **wf_out,
+                       json_t **input_out, fc_load_errors_t *errors) {
+  int rc = load_stream_once(text, len, flags, 1, wf_out, input_out, errors);
+  return rc == 2 ? load_stream_once(text, len, flags, 0, wf_out, input_out, errors) : rc;
 }
 
 /* ---- text and files --------------------------------------------------------------------- */
@@ -1341,6 +1436,12 @@ static json_t *parse_text(const char *text, size_t len, size_t flags, loader_t *
 
 int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_t **wf_out,
                             json_t **input_out, fc_load_errors_t *errors) {
+  return fc_workflow_load_buffer_ex(text, len, 0, wf_out, input_out, errors);
+}
+
+int fc_workflow_load_buffer_ex(const char *text, size_t len, unsigned flags,
+                               fc_workflow_t **wf_out, json_t **input_out,
+                               fc_load_errors_t *errors) {
   loader_t L;
   json_t *root;
   int rc;
@@ -1359,7 +1460,7 @@ int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_t **wf_out
               FC_LOAD_MAX_FILE_BYTES);
     return FC_EDEFINITION;
   }
-  rc = load_stream(text, len, wf_out, input_out, errors);
+  rc = load_stream(text, len, flags, wf_out, input_out, errors);
   if (rc != 1)
     return rc;
   root = parse_text(text, len, JSON_REJECT_DUPLICATES, &L, NULL);
@@ -1441,6 +1542,11 @@ static int read_all(const char *path, size_t limit, char **out, size_t *out_len,
 
 int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **input_out,
                           fc_load_errors_t *errors) {
+  return fc_workflow_load_file_ex(path, 0, wf_out, input_out, errors);
+}
+
+int fc_workflow_load_file_ex(const char *path, unsigned flags, fc_workflow_t **wf_out,
+                             json_t **input_out, fc_load_errors_t *errors) {
   loader_t L;
   char msg[FC_ERROR_TEXT_LENGTH], where[FC_ERROR_WHERE_LENGTH];
   char *text = NULL;
@@ -1463,7 +1569,7 @@ int fc_workflow_load_file(const char *path, fc_workflow_t **wf_out, json_t **inp
     add_error(&L, rc, where, "%s", msg);
     return rc;
   }
-  rc = load_stream(text, len, wf_out, input_out, errors);
+  rc = load_stream(text, len, flags, wf_out, input_out, errors);
   if (rc != 1) {
     fc__free(text);
     return rc;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "nodes/nodes_int.h"
 #include "workflow_int.h"
 
 
@@ -19,13 +20,14 @@ typedef struct {
 
 typedef struct {
   json_t *input;  /* built for the first attempt, kept for retries */
-  json_t *output; /* when completed */
+  json_t *output; /* when completed, unless deferred */
   /* The input of the successors whose only dependency this node is (they
    * all get the same {"input", "<this>"} object: a fan-out of a million
    * nodes holds one, not a million), kept until the last of them took it. */
   json_t *sole_input;
   uint32_t sole_left; /* successors yet to take their input: sole_input, once made */
   uint8_t sole_counted; /* sole_left is set (sole_input is made on first need) */
+  uint8_t deferred;     /* completed, its output not made yet (output_of) */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
   uint64_t started_mono; /* of the attempt (its wall clock: run_now_us) */
@@ -193,6 +195,20 @@ static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status
 
 /* ---- resolution and readiness ---------------------------------------------- */
 
+/* Node i's output (borrowed), made now if its node deferred it
+ * (fc__node_succeed_deferred). NULL when it has none (not completed, or
+ * released) or, with deferred still set, when out of memory making it. */
+static json_t *output_of(fc_run_t *run, uint32_t i) {
+  node_state *st = &run->nodes[i];
+  if (st->deferred) {
+    st->output = fc__node_deferred_output(run->wf->nodes[i]);
+    if (st->output == NULL)
+      return NULL;
+    st->deferred = 0;
+  }
+  return st->output;
+}
+
 /* Drops the outputs that node i was the last successor to need: each
  * resolved node's predecessors lose one successor to wait for, and a
  * predecessor with none left has its output released (the outputs of
@@ -205,9 +221,10 @@ static void release_inputs(fc_run_t *run, uint32_t i) {
   size_t k;
   for (k = 0; k < node->nin; k++) {
     node_state *d = &run->nodes[node->in[k]];
-    if (++d->succs_done == run->wf->nodes[node->in[k]]->nout && d->output != NULL) {
+    if (++d->succs_done == run->wf->nodes[node->in[k]]->nout) {
       json_decref(d->output);
       d->output = NULL;
+      d->deferred = 0; /* not made, and now never will be */
     }
   }
 }
@@ -297,7 +314,11 @@ static json_t *input_object(fc_run_t *run, uint32_t i) {
   json_object_set(in, "input", run->input);
   for (k = 0; k < node->nin; k++) {
     uint32_t d = node->in[k];
-    json_t *out = run->nodes[d].output;
+    json_t *out = output_of(run, d);
+    if (out == NULL && run->nodes[d].deferred) {
+      json_decref(in);
+      return NULL;
+    }
     json_object_set(in, run->wf->nodes[d]->id, out != NULL ? out : json_null());
   }
   return in;
@@ -325,11 +346,14 @@ static json_t *node_input(fc_run_t *run, uint32_t i, int needed) {
     }
     if (dep->sole_left > 0) {
       if (needed && dep->sole_input == NULL) {
+        json_t *out = output_of(run, node->in[0]);
+        if (out == NULL && dep->deferred)
+          return NULL;
         dep->sole_input = json_object();
         if (dep->sole_input == NULL)
           return NULL;
         json_object_set(dep->sole_input, "input", run->input);
-        json_object_set(dep->sole_input, d->id, dep->output != NULL ? dep->output : json_null());
+        json_object_set(dep->sole_input, d->id, out != NULL ? out : json_null());
       }
       in = needed ? json_incref(dep->sole_input) : NULL;
       if (--dep->sole_left == 0 && dep->sole_input != NULL) {
@@ -498,7 +522,10 @@ static void on_timeout(uv_timer_t *t) {
 
 /* ---- completion (called by node functions) --------------------------------- */
 
-static void complete(fc_node_ctx_t *ctx, json_t *output, const fc_error_info_t *info) {
+/* `deferred`: a success whose output is made when first read (output_of);
+ * never for a node with routes, whose output chooses them now. */
+static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
+                     const fc_error_info_t *info) {
   fc_run_t *run = ctx->run;
   uint32_t i = ctx->index;
   node_state *st = &run->nodes[i];
@@ -515,7 +542,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, const fc_error_info_t *
     timer_stop(st);
   if (info == NULL) {
     int chosen;
-    if (output == NULL)
+    if (output == NULL && !deferred)
       output = json_null();
     if (node->nroutes > 0 && choose_route(node, output, &chosen) != 0) {
       fc_error_info_t rinfo = {0};
@@ -533,6 +560,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, const fc_error_info_t *
     } else {
       st->ctx = NULL;
       st->output = output;
+      st->deferred = (uint8_t)deferred;
       run->running--;
       emit_node_end(run, i, ctx->attempt, FC_NODE_COMPLETED, mono);
       resolve(run, i, FC_NODE_COMPLETED);
@@ -549,7 +577,22 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, const fc_error_info_t *
   ctx_free(ctx); /* last: it may free a closed run */
 }
 
-void fc_node_succeed(fc_node_ctx_t *ctx, json_t *output) { complete(ctx, output, NULL); }
+void fc_node_succeed(fc_node_ctx_t *ctx, json_t *output) { complete(ctx, output, 0, NULL); }
+
+void fc__node_succeed_deferred(fc_node_ctx_t *ctx) {
+  const fc_node_t *node = ctx->run->wf->nodes[ctx->index];
+  json_t *output;
+  if (ctx->stopped || (node->nroutes == 0 &&
+                       !fc__manager_listens(ctx->run->manager, FC_EVENT_NODE_END))) {
+    complete(ctx, NULL, !ctx->stopped, NULL);
+    return;
+  }
+  output = fc__node_deferred_output(node);
+  if (output == NULL)
+    fc_node_failf(ctx, FC_SEVERITY_ERROR, "node_error", "out of memory making the output");
+  else
+    complete(ctx, output, 0, NULL);
+}
 
 void fc_node_fail(fc_node_ctx_t *ctx, const fc_error_info_t *info) {
   fc_error_info_t fallback = {0};
@@ -559,7 +602,7 @@ void fc_node_fail(fc_node_ctx_t *ctx, const fc_error_info_t *info) {
     fallback.severity = FC_SEVERITY_ERROR;
     info = &fallback;
   }
-  complete(ctx, NULL, info);
+  complete(ctx, NULL, 0, info);
 }
 
 void fc_node_failf(fc_node_ctx_t *ctx, fc_severity_t severity, const char *type,
@@ -573,7 +616,7 @@ void fc_node_failf(fc_node_ctx_t *ctx, fc_severity_t severity, const char *type,
   info.type = type;
   info.message = msg;
   info.severity = severity;
-  complete(ctx, NULL, &info);
+  complete(ctx, NULL, 0, &info);
 }
 
 static void work_cb(uv_work_t *req) {
@@ -659,6 +702,7 @@ static void do_cancel(fc_run_t *run) {
 static void finish(fc_run_t *run) {
   fc_event_t ev;
   size_t i;
+  int whole;
   uint64_t mono = fc__mono_ns();
   run->finished = 1;
   if (run->cancel_requested)
@@ -667,12 +711,17 @@ static void finish(fc_run_t *run) {
     run->status = FC_WORKFLOW_FAILED;
   else
     run->status = FC_WORKFLOW_COMPLETED;
+  /* A run whose output cannot be made whole (out of memory: the object,
+   * a member, a deferred output) ends failed, not completed with less. */
   run->output = json_object();
-  for (i = 0; i < run->n && run->output != NULL; i++) {
+  whole = run->output != NULL;
+  for (i = 0; i < run->n && whole; i++) {
     node_state *st = &run->nodes[i];
     if (run->wf->nodes[i]->nout == 0 && st->status == FC_NODE_COMPLETED)
-      json_object_set(run->output, run->wf->nodes[i]->id, st->output);
+      whole = json_object_set(run->output, run->wf->nodes[i]->id, output_of(run, (uint32_t)i)) == 0;
   }
+  if (!whole && run->status == FC_WORKFLOW_COMPLETED)
+    run->status = FC_WORKFLOW_FAILED;
   for (i = 0; i < run->n; i++)
     timer_stop(&run->nodes[i]);
   event_init(run, &ev, FC_EVENT_WORKFLOW_END);
@@ -883,8 +932,10 @@ fc_node_status_t fc_run_node_status(const fc_run_t *run, size_t index) {
 int fc_run_node_attempts(const fc_run_t *run, size_t index) {
   return index < run->n ? run->nodes[index].attempts : 0;
 }
+/* An output made on first read is made here too: the run is const to the
+ * caller, not to the engine's own cache of what it made. */
 json_t *fc_run_node_output(const fc_run_t *run, size_t index) {
-  return index < run->n ? run->nodes[index].output : NULL;
+  return index < run->n ? output_of((fc_run_t *)run, (uint32_t)index) : NULL;
 }
 int fc_run_error_count(const fc_run_t *run) { return run->error_count; }
 int fc_run_peak_parallel(const fc_run_t *run) { return run->peak; }

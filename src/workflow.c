@@ -143,6 +143,8 @@ static void *slab_alloc(fc_workflow_t *wf, size_t n) {
   return p;
 }
 
+void *fc__workflow_alloc(fc_workflow_t *wf, size_t n) { return slab_alloc(wf, n); }
+
 static void slabs_free(fc__slab_t *s) {
   while (s != NULL) {
     fc__slab_t *next = s->next;

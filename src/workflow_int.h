@@ -121,6 +121,11 @@ int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
  * not rehash it step by step (the loader's estimate for a big file). 0 or
  * FC_ENOMEM (nothing changed: the table still grows as nodes are added). */
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
+/* n zeroed bytes (aligned as malloc's) that live as long as wf: carved
+ * from the slabs its nodes live in, and moved with them by
+ * fc__workflow_append. NULL when out of memory. For a node's data that
+ * needs no freeing of its own (a `set` node's constant text). */
+void *fc__workflow_alloc(fc_workflow_t *wf, size_t n);
 /* Asks the CPU to fetch the id table slot where `id` would be: the
  * loader calls it as soon as a node's id is known, so that the slot is in
  * the cache when the node's other fields have been checked. The id's hash

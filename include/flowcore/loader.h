@@ -113,6 +113,29 @@ FC_EXTERN int fc_workflow_load_buffer(const char *text, size_t len, fc_workflow_
 FC_EXTERN int fc_workflow_load_json(json_t *root, fc_workflow_t **wf_out, json_t **input_out,
                                     fc_load_errors_t *errors) FC_WARN_UNUSED;
 
+/* Flags of the _ex loads. */
+enum {
+  /* Each `set` node keeps its "output" as the JSON text the file wrote it
+   * in, and a run parses that text when something first reads the output:
+   * a successor's input, a node_end handler (before the event), the
+   * workflow's output, fc_run_node_output. Without it the loader parses
+   * every constant as it loads the file. A big file whose constants are
+   * mostly not read (a run without node_end handlers) then loads faster,
+   * in much less memory; an output that is read costs a parse in each run,
+   * on the loop's thread. (A node is kept as text when the loader parsed
+   * it alone from the text, its usual way; a file it had to parse whole,
+   * or an "output" key written with an escape, keeps the parsed value.) */
+  FC_LOAD_LAZY_CONSTANTS = 1
+};
+
+/* fc_workflow_load_file and fc_workflow_load_buffer with flags (0: the
+ * same as those). */
+FC_EXTERN int fc_workflow_load_file_ex(const char *path, unsigned flags, fc_workflow_t **wf_out,
+                                       json_t **input_out, fc_load_errors_t *errors) FC_WARN_UNUSED;
+FC_EXTERN int fc_workflow_load_buffer_ex(const char *text, size_t len, unsigned flags,
+                                         fc_workflow_t **wf_out, json_t **input_out,
+                                         fc_load_errors_t *errors) FC_WARN_UNUSED;
+
 /* Parses a workflow input given on a command line: `arg` is JSON text, or
  * "@path" to read it from a file ("@-": stdin). Any JSON value is accepted.
  * Returns 0 and a new reference in *out, or an error code (FC_EINVAL for

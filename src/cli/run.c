@@ -75,13 +75,13 @@ static void leave_at_exit(fc_workflow_t *wf) {
   left_at_exit = wf;
 }
 
-/* Loads and validates a workflow file; on failure prints every error and
- * returns CLI_EXIT_USAGE. */
-static int load_workflow(const char *path, fc_workflow_t **wf, json_t **input) {
+/* Loads and validates a workflow file (`flags`: fc_workflow_load_file_ex's);
+ * on failure prints every error and returns CLI_EXIT_USAGE. */
+static int load_workflow(const char *path, unsigned flags, fc_workflow_t **wf, json_t **input) {
   fc_load_errors_t errors;
   int rc;
   fc_load_errors_init(&errors);
-  rc = fc_workflow_load_file(path, wf, input, &errors);
+  rc = fc_workflow_load_file_ex(path, flags, wf, input, &errors);
   if (rc != 0) {
     if (errors.count == 0 && errors.omitted == 0)
       cli_error("%s: %s", display_name(path), fc_strerror(rc));
@@ -129,7 +129,7 @@ int cli_cmd_validate(int argc, char **argv) {
   }
   if (file == NULL)
     return cli_usage_error("validate", "missing the workflow FILE");
-  rc = load_workflow(file, &wf, &input);
+  rc = load_workflow(file, FC_LOAD_LAZY_CONSTANTS, &wf, &input); /* nothing reads them */
   if (rc != 0)
     return rc;
   cli_printf(stdout, "%s: ok (%zu node%s)\n", display_name(file), fc_workflow_node_count(wf),
@@ -832,6 +832,18 @@ static int setup_history(run_state_t *st) {
   return 0;
 }
 
+/* Whether a handler that setup_handlers adds will listen to node_end, the
+ * event that carries every node's output: progress (without --quiet),
+ * metrics and history do. Without one, the `set` constants stay text
+ * while the file loads (FC_LOAD_LAZY_CONSTANTS): only those the run reads
+ * are parsed. With one, every constant is parsed anyway, and parsing them
+ * as the file loads, on two threads, costs less than on the loop. */
+static int outputs_read_at_node_end(const run_state_t *st) {
+  return !st->quiet || st->metrics_file != NULL || st->writer != NULL;
+}
+
+/* The handlers of the run; outputs_read_at_node_end says which of them
+ * listen to node_end. */
 static int setup_handlers(run_state_t *st) {
   fc_handler_t h;
   int rc;
@@ -935,7 +947,8 @@ int cli_cmd_run(int argc, char **argv) {
   rc = setup_history(&st);
   if (rc != 0)
     return rc;
-  rc = load_workflow(st.file, &st.wf, &file_input);
+  rc = load_workflow(st.file, outputs_read_at_node_end(&st) ? 0 : FC_LOAD_LAZY_CONSTANTS, &st.wf,
+                     &file_input);
   if (rc == 0 && st.input_arg != NULL) {
     fc_error_clear(&err);
     if (fc_workflow_load_input(st.input_arg, &input, &err) != 0) {

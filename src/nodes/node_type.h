@@ -45,8 +45,10 @@ typedef struct {
   int (*add)(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out);
   /* Like add, when the loader owns the tree and frees `node` right after:
    * the type may keep references to node's values instead of copies (the
-   * tree is nobody else's, so nothing changes them). NULL: add is used. */
-  int (*add_owned)(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out);
+   * tree is nobody else's, so nothing changes them), or their text
+   * (fc__load_field_text). NULL: add is used. */
+  int (*add_owned)(fc__load_node_t *N, fc_workflow_t *wf, const char *id, json_t *node,
+                   fc_node_t **node_out);
 } fc__node_type_t;
 
 /* ---- the table (src/nodes/registry.c) ----------------------------------- */
@@ -74,6 +76,14 @@ int fc__load_uint(fc__load_node_t *N, json_t *node, const char *key, uint64_t mi
 /* v must be a string without NUL (non_empty: and not ""); otherwise an
  * error at `sub`. Returns 1 if it is. */
 int fc__load_string(fc__load_node_t *N, json_t *v, const char *sub, int non_empty);
+
+/* The text of the node's field `key` as the file wrote it (*len bytes,
+ * not NUL-terminated, valid JSON: jansson parsed it with the node), when
+ * the node was parsed alone from a file's text, the loader's usual way;
+ * NULL otherwise (a tree given to fc_workflow_load_json, a file loaded
+ * whole after an error) or when the key is written with an escape. The
+ * text lives until the load returns: keep a copy. */
+const char *fc__load_field_text(const fc__load_node_t *N, const char *key, size_t *len);
 
 /* s as it may appear in a message: at most `max` bytes of printable ASCII
  * ('?' for any other byte), "..." when longer; written to buf (size > 4). */

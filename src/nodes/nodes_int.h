@@ -19,4 +19,21 @@ enum {
 int fc__nodes_add(fc_workflow_t *wf, const char *id, const char *type, unsigned flags,
                   fc_node_fn fn, void *data, void (*free_fn)(void *), fc_node_t **node_out);
 
+/* ---- outputs made when first read (src/run.c) ------------------------------ */
+
+/* Ends the attempt in success like fc_node_succeed, with an output the
+ * engine makes only when something reads it: a successor's input, a
+ * node_end handler, the workflow's output, fc_run_node_output. When a
+ * node_end handler listens or the node has routes, it is made here and
+ * now. An output that is never read is never made: a chain of `set` nodes
+ * run without handlers makes only its last one. Out of memory making it
+ * fails the attempt (here) or the reader (later), as any allocation. */
+void fc__node_succeed_deferred(fc_node_ctx_t *ctx);
+
+/* The output of `node`, which ended its attempt with
+ * fc__node_succeed_deferred: a new reference, or NULL when out of memory.
+ * The node types that defer define it (src/nodes/set.c: a `set` node
+ * whose constant is JSON text; for any `set` node, its constant). */
+json_t *fc__node_deferred_output(const fc_node_t *node);
+
 #endif

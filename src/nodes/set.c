@@ -88,8 +88,52 @@ static int set_add(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **
   return fc_workflow_add_set_node(wf, id, json_object_get(node, "output"), node_out);
 }
 
-/* The loader's own tree: the constant is kept by reference, not copied. */
-static int set_add_owned(fc_workflow_t *wf, const char *id, json_t *node, fc_node_t **node_out) {
+/* ---- a constant kept as text ----
+ * A node of a file keeps its constant as the JSON text the file wrote,
+ * in the workflow's slabs (fc__workflow_alloc: no malloc, nothing to
+ * free), and the engine parses it only when something reads the output
+ * (fc__node_succeed_deferred). A big file's `set` nodes keep a few bytes
+ * each instead of jansson's values (`{"n":1}` is 296 bytes of them), and
+ * a run that reads no output, as a chain of them run without handlers,
+ * parses none of them again. */
+typedef struct {
+  uint32_t len;
+  char text[];
+} set_text_t;
+
+static void set_text_fn(fc_node_ctx_t *ctx, void *data) {
+  (void)data;
+  fc__node_succeed_deferred(ctx);
+}
+
+/* set_text_fn's nodes are the only ones that defer their output. The
+ * text parsed with the node, with the same flags (JSON_REJECT_DUPLICATES
+ * found none then), so this makes the same value, or fails for memory.
+ * A set node that keeps its value gives that value (the fuzzer compares
+ * the two kinds); any other node, NULL. */
+json_t *fc__node_deferred_output(const fc_node_t *node) {
+  json_error_t jerr;
+  if (node->fn == set_text_fn) {
+    const set_text_t *c = node->user_data;
+    return json_loadb(c->text, c->len, JSON_DECODE_ANY, &jerr);
+  }
+  return node->fn == set_fn ? json_incref((json_t *)node->user_data) : NULL;
+}
+
+/* The loader's own tree: the constant's text when the loader has it,
+ * else the value itself, by reference (not copied). */
+static int set_add_owned(fc__load_node_t *N, fc_workflow_t *wf, const char *id, json_t *node,
+                         fc_node_t **node_out) {
+  size_t len;
+  const char *text = fc__load_field_text(N, "output", &len);
+  if (text != NULL) {
+    set_text_t *c = fc__workflow_alloc(wf, sizeof *c + len);
+    if (c == NULL)
+      return FC_ENOMEM;
+    c->len = (uint32_t)len; /* < FC_LOAD_MAX_FILE_BYTES */
+    memcpy(c->text, text, len);
+    return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_text_fn, c, NULL, node_out);
+  }
   return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn,
                        json_incref(json_object_get(node, "output")), set_free, node_out);
 }

@@ -76,11 +76,13 @@ static void chain_text(char *buf, size_t size, int nodes_last) {
     snprintf(buf + n, size - n, "], \"input\": {\"k\": [1, 2]}}");
 }
 
-/* Loads text with allocation N failing for N = 0, 1, ...; returns how many
- * loads were made. `want` is the code of a load that runs out of nothing;
+/* Loads text (with fc_workflow_load_buffer_ex's `flags`) with allocation N
+ * failing for N = 0, 1, ...; returns how many loads were made. `want` is
+ * the code of a load that runs out of nothing;
  * `nodes` the node count of its workflow (want == 0); *syntax how many
  * loads jansson reported as syntax errors. */
-static long load_failing_each(const char *text, int want, size_t nodes, long *syntax) {
+static long load_failing_each(const char *text, unsigned flags, int want, size_t nodes,
+                              long *syntax) {
   long n, jansson_syntax = 0;
   for (n = 0;; n++) {
     fc_workflow_t *wf = NULL;
@@ -91,7 +93,7 @@ static long load_failing_each(const char *text, int want, size_t nodes, long *sy
     g_count = 0;
     g_jansson_failed = 0;
     g_fail_at = n;
-    rc = fc_workflow_load_buffer(text, strlen(text), &wf, &input, &errors);
+    rc = fc_workflow_load_buffer_ex(text, strlen(text), flags, &wf, &input, &errors);
     g_fail_at = -1;
     if (rc == FC_EDEFINITION && want != FC_EDEFINITION) {
       if (!g_jansson_failed || errors.count == 0 ||
@@ -124,10 +126,55 @@ static void test_valid_streamed(void **state) {
   long syntax;
   (void)state;
   chain_text(text, sizeof text, 1);
-  assert_true(load_failing_each(text, 0, 45, &syntax) > 500);
+  assert_true(load_failing_each(text, 0, 0, 45, &syntax) > 500);
   /* A node that jansson fails to parse sends the load back to the whole
    * text, which then parses: none of these loads ends as a syntax error. */
   assert_int_equal(syntax, 0);
+  /* The same with the `set` constants kept as text. */
+  assert_true(load_failing_each(text, FC_LOAD_LAZY_CONSTANTS, 0, 45, &syntax) > 500);
+  assert_int_equal(syntax, 0);
+}
+
+/* A run of a lazily loaded workflow whose outputs are made from their
+ * text as they are read, with allocation N failing: it ends (completed or
+ * failed, or it cannot start), never crashes, frees what it took, and
+ * when it completes its output is the one a run without failures gives. */
+static void test_lazy_run(void **state) {
+  const char *text = "{\"name\": \"lazy\", \"nodes\": ["
+                     "{\"id\": \"a\", \"type\": \"set\", \"output\": {\"k\": [1, \"x\"]}},"
+                     "{\"id\": \"b\", \"type\": \"pass\", \"after\": [\"a\"]},"
+                     "{\"id\": \"c\", \"type\": \"pass\", \"after\": [\"a\"]},"
+                     "{\"id\": \"d\", \"type\": \"set\", \"output\": [true, null], "
+                     "\"after\": [\"b\", \"c\"]}]}";
+  fc_workflow_t *wf = NULL;
+  fc_run_result_t res;
+  json_t *want;
+  long n;
+  (void)state;
+  assert_int_equal(
+      fc_workflow_load_buffer_ex(text, strlen(text), FC_LOAD_LAZY_CONSTANTS, &wf, NULL, NULL), 0);
+  assert_int_equal(fc_workflow_run(wf, NULL, NULL, &res, NULL), 0);
+  assert_int_equal(res.status, FC_WORKFLOW_COMPLETED);
+  want = json_incref(res.output);
+  fc_run_result_clear(&res);
+  for (n = 0;; n++) {
+    int rc;
+    memset(&res, 0, sizeof res);
+    g_count = 0;
+    g_fail_at = n;
+    rc = fc_workflow_run(wf, NULL, NULL, &res, NULL);
+    g_fail_at = -1;
+    if (rc == 0 && res.status == FC_WORKFLOW_COMPLETED)
+      assert_true(json_equal(res.output, want));
+    else if (rc == 0)
+      assert_int_equal(res.status, FC_WORKFLOW_FAILED);
+    fc_run_result_clear(&res);
+    if (g_count <= n)
+      break;
+  }
+  assert_true(n > 20);
+  json_decref(want);
+  fc_workflow_free(wf);
 }
 
 static void test_valid_whole(void **state) {
@@ -135,7 +182,7 @@ static void test_valid_whole(void **state) {
   long syntax;
   (void)state;
   chain_text(text, sizeof text, 0); /* "nodes" not last: parsed whole */
-  assert_true(load_failing_each(text, 0, 45, &syntax) > 500);
+  assert_true(load_failing_each(text, 0, 0, 45, &syntax) > 500);
 }
 
 static void test_invalid(void **state) {
@@ -145,7 +192,7 @@ static void test_invalid(void **state) {
                      "{\"id\": \"c\", \"type\": \"pass\", \"routes\": {\"r\": [\"yy\"]}}]}";
   long syntax;
   (void)state;
-  assert_true(load_failing_each(text, FC_EDEFINITION, 0, &syntax) > 50);
+  assert_true(load_failing_each(text, 0, FC_EDEFINITION, 0, &syntax) > 50);
 }
 
 static void nop(fc_node_ctx_t *ctx, void *user_data) {
@@ -199,6 +246,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_streamed),
       cmocka_unit_test(test_valid_whole),
+      cmocka_unit_test(test_lazy_run),
       cmocka_unit_test(test_invalid),
       cmocka_unit_test(test_builder),
   };
