@@ -30,7 +30,7 @@ typedef struct {
   uint8_t deferred;     /* completed, its output not made yet (output_of) */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
-  uint64_t started_mono; /* of the attempt (its wall clock: run_now_us) */
+  uint64_t started_mono; /* of the attempt (its wall clock: run_now_us); 0: not timed */
   /* Counted up from 0, so that a run of a big workflow starts without a
    * pass over every node: ready when preds_done reaches the node's nin;
    * its output released when succs_done reaches its nout
@@ -185,9 +185,10 @@ static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status
   event_node(run, &ev, FC_EVENT_NODE_END, i, attempt);
   ev.status = (int)status;
   ev.time_us = run_now_us(run, mono);
-  if (attempt > 0) {
-    ev.started_at_us = run_now_us(run, st->started_mono);
-    ev.duration_us = (int64_t)((mono - st->started_mono) / 1000);
+  if (attempt > 0) { /* an attempt not timed ended in its node's call: it took no time */
+    uint64_t started = st->started_mono != 0 ? st->started_mono : mono;
+    ev.started_at_us = run_now_us(run, started);
+    ev.duration_us = (int64_t)((mono - started) / 1000);
   }
   ev.output = status == FC_NODE_COMPLETED ? st->output : NULL;
   dispatch(run, &ev);
@@ -397,9 +398,14 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   const fc_node_t *node = run->wf->nodes[i];
   fc_node_ctx_t *ctx;
   fc_event_t ev;
-  uint64_t mono = run->mono_hint != 0 ? run->mono_hint : fc__mono_ns();
   int shown = fc__manager_listens(run->manager, FC_EVENT_NODE_START);
   int needed = !node->no_input || shown;
+  /* An attempt is timed unless no one can see when it starts or ends: a
+   * node that ends it in its own call (node->sync), and no handler of
+   * node_start or node_end. A chain of `set` nodes run without handlers
+   * then reads no clock (it was a third of its run). */
+  int timed = shown || !node->sync || fc__manager_listens(run->manager, FC_EVENT_NODE_END);
+  uint64_t mono = !timed ? 0 : run->mono_hint != 0 ? run->mono_hint : fc__mono_ns();
 
   run->mono_hint = 0;
   st->attempts++;
@@ -429,6 +435,8 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
     info.type = "engine_error";
     info.message = "out of memory starting the attempt";
     info.severity = FC_SEVERITY_CRITICAL;
+    if (mono == 0)
+      mono = st->started_mono = fc__mono_ns();
     emit_error(run, i, st->attempts, &info, mono);
     attempt_failed(run, i, FC_NODE_FAILED, mono);
     return;
@@ -536,7 +544,12 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
     ctx_free(ctx);
     return;
   }
-  mono = fc__mono_ns();
+  /* Read unless the attempt was not timed and its success shows no time:
+   * no node_end handler, no route to choose (whose error has a time). */
+  mono = st->started_mono != 0 || info != NULL || node->nroutes > 0 ||
+                 fc__manager_listens(run->manager, FC_EVENT_NODE_END)
+             ? fc__mono_ns()
+             : 0;
   run->busy++;
   if (fc__node_timeout_ms(node) > 0)
     timer_stop(st);

@@ -71,7 +71,8 @@ struct fc_node_s {
   uint32_t nroutes, cap_routes;
   uint32_t nin, nout;
   int16_t default_route; /* index of the route named "default", or -1 */
-  uint8_t no_input;      /* fn never reads its input (src/nodes/nodes_int.h) */
+  uint8_t no_input : 1;  /* fn never reads its input (src/nodes/nodes_int.h) */
+  uint8_t sync : 1;      /* fn ends its attempt before it returns (the same) */
   uint8_t type_owned;    /* type was set by fc_node_set_type: freed with the node */
 };
 

@@ -49,7 +49,8 @@ int fc_workflow_add_fail_node(fc_workflow_t *wf, const char *id, const char *mes
     fail_free(cfg);
     return FC_ENOMEM;
   }
-  return fc__nodes_add(wf, id, "fail", FC__NODE_NO_INPUT, fail_fn, cfg, fail_free, node_out);
+  return fc__nodes_add(wf, id, "fail", FC__NODE_NO_INPUT | FC__NODE_SYNC, fail_fn, cfg, fail_free,
+                       node_out);
 }
 
 /* ---- in a workflow file --------------------------------------------------- */

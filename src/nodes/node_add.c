@@ -20,6 +20,7 @@ int fc__nodes_add(fc_workflow_t *wf, const char *id, const char *type, unsigned 
     (void)fc_node_set_data_free(node, free_fn); /* cannot fail: node exists, not frozen */
   node->type = type; /* static: no copy per node */
   node->no_input = (flags & FC__NODE_NO_INPUT) != 0;
+  node->sync = (flags & FC__NODE_SYNC) != 0;
   if (node_out != NULL)
     *node_out = node;
   return 0;

@@ -8,7 +8,11 @@
 enum {
   /* fn never reads its input (fc_node_ctx_input): the engine builds one
    * only when a handler listens to node_start, which shows it. */
-  FC__NODE_NO_INPUT = 1
+  FC__NODE_NO_INPUT = 1,
+  /* fn always ends the attempt before it returns, on the loop's thread:
+   * an attempt that no handler of node_start or node_end can see is not
+   * timed (src/run.c, start_attempt). */
+  FC__NODE_SYNC = 2
 };
 
 /* Adds a node running fn(ctx, data), of declared type `type` (a string with

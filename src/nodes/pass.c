@@ -9,7 +9,7 @@ static void pass_fn(fc_node_ctx_t *ctx, void *data) {
 }
 
 int fc_workflow_add_pass_node(fc_workflow_t *wf, const char *id, fc_node_t **node_out) {
-  return fc__nodes_add(wf, id, "pass", 0, pass_fn, NULL, NULL, node_out);
+  return fc__nodes_add(wf, id, "pass", FC__NODE_SYNC, pass_fn, NULL, NULL, node_out);
 }
 
 /* ---- in a workflow file --------------------------------------------------- */

@@ -72,7 +72,8 @@ int fc_workflow_add_set_node(fc_workflow_t *wf, const char *id, json_t *output,
   constant = output != NULL ? json_deep_copy(output) : json_null();
   if (constant == NULL)
     return FC_ENOMEM;
-  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn, constant, set_free, node_out);
+  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT | FC__NODE_SYNC, set_fn, constant,
+                       set_free, node_out);
 }
 
 /* ---- in a workflow file --------------------------------------------------- */
@@ -132,9 +133,10 @@ static int set_add_owned(fc__load_node_t *N, fc_workflow_t *wf, const char *id, 
       return FC_ENOMEM;
     c->len = (uint32_t)len; /* < FC_LOAD_MAX_FILE_BYTES */
     memcpy(c->text, text, len);
-    return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_text_fn, c, NULL, node_out);
+    return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT | FC__NODE_SYNC, set_text_fn, c, NULL,
+                         node_out);
   }
-  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT, set_fn,
+  return fc__nodes_add(wf, id, "set", FC__NODE_NO_INPUT | FC__NODE_SYNC, set_fn,
                        json_incref(json_object_get(node, "output")), set_free, node_out);
 }
 

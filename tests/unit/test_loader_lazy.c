@@ -349,7 +349,8 @@ static void test_routes(void **state) {
  * ("nodes" before "name" is not the usual shape). Both run the same. */
 static void test_parsed_value_kept(void **state) {
   static const char *const files[] = {
-      "{\"name\":\"e\",\"nodes\":[{\"id\":\"a\",\"type\":\"set\",\"outp\\u0075t\":[1,{\"k\":\"v\"}]},"
+      "{\"name\":\"e\",\"nodes\":[{\"id\":\"a\",\"type\":\"set\","
+      "\"outp\\u0075t\":[1,{\"k\":\"v\"}]},"
       "{\"id\":\"b\",\"type\":\"set\",\"output\":\"plain\"}]}",
       "{\"nodes\":[{\"id\":\"a\",\"type\":\"set\",\"output\":[1,{\"k\":\"v\"}]},"
       "{\"id\":\"b\",\"type\":\"set\",\"output\":\"plain\"}],\"name\":\"e\"}",
