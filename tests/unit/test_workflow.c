@@ -374,6 +374,47 @@ static void test_append_then_validate(void **state) {
   fc_workflow_free(wf);
 }
 
+/* Repeated dependencies (right after each other or not), one named
+ * before its node exists, and a validation that fails then succeeds give
+ * successor lists that match the predecessor lists edge for edge, and a
+ * run that completes. */
+static void test_successors_match_predecessors(void **state) {
+  fc_workflow_t *wf = new_wf("edges");
+  fc_run_result_t res;
+  size_t i, j, k, outs = 0, ins = 0;
+  (void)state;
+  add_node(wf, "a", NULL);
+  add_node(wf, "b", "a");
+  add_node(wf, "y", "a,a");
+  add_node(wf, "x", "a,b,a,later,later");
+  add_node(wf, "w", "missing");
+  assert_int_equal(fc_workflow_validate(wf, NULL), FC_EUNKNOWNDEP);
+  add_node(wf, "later", "b");
+  add_node(wf, "missing", NULL);
+  assert_int_equal(fc_workflow_validate(wf, NULL), 0);
+  for (i = 0; i < wf->nnodes; i++) {
+    const fc_node_t *n = wf->nodes[i];
+    outs += n->nout;
+    ins += n->nin;
+    for (j = 0; j < n->nin; j++) { /* each predecessor edge is a successor edge */
+      const fc_node_t *p = wf->nodes[n->in[j]];
+      size_t want = 0, have = 0;
+      for (k = 0; k < n->nin; k++)
+        want += n->in[k] == n->in[j];
+      for (k = 0; k < p->nout; k++)
+        have += p->out[k].to == i;
+      assert_int_equal(want, have);
+    }
+  }
+  assert_int_equal(outs, ins);
+  assert_int_equal(wf->nodes[2]->nin, 1); /* y: "a" twice in a row is one edge */
+  assert_int_equal(fc_workflow_run(wf, NULL, NULL, &res, NULL), 0);
+  assert_int_equal(res.status, FC_WORKFLOW_COMPLETED);
+  assert_int_equal(res.status_counts[FC_NODE_COMPLETED], 7);
+  fc_run_result_clear(&res);
+  fc_workflow_free(wf);
+}
+
 static void test_unknown_dependency(void **state) {
   (void)state;
   fc_workflow_t *wf = new_wf("deps");
@@ -749,6 +790,7 @@ int main(void) {
       cmocka_unit_test(test_many_ids),
       cmocka_unit_test(test_append_part),
       cmocka_unit_test(test_append_then_validate),
+      cmocka_unit_test(test_successors_match_predecessors),
       cmocka_unit_test(test_unknown_dependency),
       cmocka_unit_test(test_unknown_route_target),
       cmocka_unit_test(test_cycle_self),
