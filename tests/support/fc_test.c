@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fc_test.h"
 
@@ -32,4 +33,35 @@ void fc_test_loop_close(uv_loop_t *loop) {
   uv_walk(loop, close_walk_cb, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(loop), 0);
+}
+
+void fc_test_put(fc_test_text_t *t, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (t->text == NULL) {
+    t->cap = 4096;
+    t->text = malloc(t->cap);
+    assert_non_null(t->text);
+  }
+  for (;;) {
+    va_start(ap, fmt);
+    n = vsnprintf(t->text + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0);
+    if (t->len + (size_t)n < t->cap)
+      break;
+    t->cap = (t->cap + (size_t)n + 1) * 2;
+    t->text = realloc(t->text, t->cap);
+    assert_non_null(t->text);
+  }
+  t->len += (size_t)n;
+}
+
+size_t fc_test_node_index(const fc_workflow_t *wf, const char *id) {
+  size_t i;
+  for (i = 0; i < fc_workflow_node_count(wf); i++)
+    if (strcmp(fc_node_id(fc_workflow_node_at(wf, i)), id) == 0)
+      return i;
+  fail_msg("no node %s", id);
+  return 0;
 }

@@ -24,4 +24,21 @@ int fc_test_tmpdir_make(char *dir, size_t size, const char *tmpl);
  * An empty dir is nothing to remove. */
 void fc_test_tmpdir_remove(const char *dir);
 
+/* A text built piece by piece (a generated workflow file): zero it, add
+ * with fc_test_put, free(text) at the end. */
+typedef struct {
+  char *text;
+  size_t len, cap;
+} fc_test_text_t;
+
+/* Appends printf(fmt, ...) to t (fails the test when out of memory). */
+void fc_test_put(fc_test_text_t *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The index of the node called id in wf (fails the test when none). */
+size_t fc_test_node_index(const fc_workflow_t *wf, const char *id);
+
 #endif

@@ -149,15 +149,6 @@ static void load_and_run(const char *rel, obs_t *o, fc_run_result_t *res, fc_wor
   *wf_out = wf;
 }
 
-static size_t node_index(const fc_workflow_t *wf, const char *id) {
-  size_t i;
-  for (i = 0; i < fc_workflow_node_count(wf); i++)
-    if (strcmp(fc_node_id(fc_workflow_node_at(wf, i)), id) == 0)
-      return i;
-  fail_msg("no node %s", id);
-  return 0;
-}
-
 /* Final node statuses and attempts as seen by the recorder (node_end). */
 static const char *node_final_status(obs_t *o, const char *id) {
   const fc_recorded_event_t *ev = fc_recorder_last(o->rec, FC_EVENT_NODE_END, id);
@@ -181,7 +172,7 @@ static void check_expectation(const char *name, const json_t *expect, obs_t *o,
   }
   json_object_foreach (json_object_get(expect, "node_status"), key, v) {
     const char *got = node_final_status(o, key);
-    (void)node_index(wf, key);
+    (void)fc_test_node_index(wf, key);
     if (strcmp(got, json_string_value(v)) != 0)
       fail_msg("%s: node %s ended %s, expected %s", name, key, got, json_string_value(v));
   }

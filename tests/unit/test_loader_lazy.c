@@ -5,46 +5,13 @@
  * and lazily, split over two threads and not, and compares what the runs
  * show: the workflow's output, each node_end's output, each node's output
  * after the run, the routes chosen. */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
-#include "flowcore.h"
+#include "fc_test.h"
 #include "nodes/node_type.h"
-
-typedef struct {
-  char *text;
-  size_t len, cap;
-} text_t;
-
-static void put(text_t *t, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  for (;;) {
-    if (t->cap - t->len < 2) {
-      t->cap = t->cap ? t->cap * 2 : 4096;
-      t->text = realloc(t->text, t->cap);
-      assert_non_null(t->text);
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(t->text + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    if (t->len + (size_t)n < t->cap)
-      break;
-    t->cap = (t->len + (size_t)n + 1) * 2;
-    t->text = realloc(t->text, t->cap);
-    assert_non_null(t->text);
-  }
-  t->len += (size_t)n;
-}
 
 /* Constants as a file may write them: whitespace around and inside,
  * escapes, brackets inside strings, every kind of value. */
@@ -69,22 +36,22 @@ static const char *const constants[] = {
 /* Node k of the file: a set node (its constant, with the "output" key
  * first, last or among others, once with other fields that say "output"),
  * then a pass node reading it; every third set node is a sink. */
-static void set_node(text_t *t, size_t k, size_t i) {
+static void set_node(fc_test_text_t *t, size_t k, size_t i) {
   const char *c = constants[k % NCONST];
   switch (k % 4) {
   case 0:
-    put(t, "{\"output\":%s,\"id\":\"s%zu\",\"type\":\"set\"}", c, i);
+    fc_test_put(t, "{\"output\":%s,\"id\":\"s%zu\",\"type\":\"set\"}", c, i);
     break;
   case 1:
-    put(t, "{\"id\":\"s%zu\",\"type\":\"set\",\"output\":%s}", i, c);
+    fc_test_put(t, "{\"id\":\"s%zu\",\"type\":\"set\",\"output\":%s}", i, c);
     break;
   case 2:
-    put(t, "{ \"id\" : \"s%zu\" ,\n \"description\": \"output\\\" \\\\\" , \"output\"\t:%s , "
+    fc_test_put(t, "{ \"id\" : \"s%zu\" ,\n \"description\": \"output\\\" \\\\\" , \"output\"\t:%s , "
            "\"type\":\"set\" }",
         i, c);
     break;
   default:
-    put(t, "{\"id\":\"s%zu\",\"description\":\"{\\\"output\\\":1}\",\"type\":\"set\",\"retries\":1,"
+    fc_test_put(t, "{\"id\":\"s%zu\",\"description\":\"{\\\"output\\\":1}\",\"type\":\"set\",\"retries\":1,"
            "\"output\":%s,\"timeout_ms\":0}",
         i, c);
     break;
@@ -92,21 +59,21 @@ static void set_node(text_t *t, size_t k, size_t i) {
 }
 
 /* n set nodes and their readers: n sinks. */
-static void make_file(text_t *t, size_t n) {
+static void make_file(fc_test_text_t *t, size_t n) {
   size_t i;
-  put(t, "{\"name\":\"lazy\",\"nodes\":[\n");
+  fc_test_put(t, "{\"name\":\"lazy\",\"nodes\":[\n");
   for (i = 0; i < n; i++) {
     set_node(t, i, i);
     if (i % 3 != 2)
-      put(t, ",\n{\"id\":\"p%zu\",\"type\":\"pass\",\"after\":[\"s%zu\"]}", i, i);
-    put(t, "%s\n", i + 1 < n ? "," : "");
+      fc_test_put(t, ",\n{\"id\":\"p%zu\",\"type\":\"pass\",\"after\":[\"s%zu\"]}", i, i);
+    fc_test_put(t, "%s\n", i + 1 < n ? "," : "");
   }
-  put(t, "]}\n");
+  fc_test_put(t, "]}\n");
 }
 
 /* Loads t; split_min 0: on two threads (the part must be appended),
  * SIZE_MAX: on one. */
-static fc_workflow_t *load(const text_t *t, unsigned flags, size_t split_min) {
+static fc_workflow_t *load(const fc_test_text_t *t, unsigned flags, size_t split_min) {
   fc_load_errors_t errors;
   fc_workflow_t *wf = NULL;
   size_t saved = fc__load_split_min, merged = atomic_load(&fc__load_parts_merged);
@@ -121,16 +88,6 @@ static fc_workflow_t *load(const text_t *t, unsigned flags, size_t split_min) {
     assert_int_equal(atomic_load(&fc__load_parts_merged), merged + 1);
   fc_load_errors_free(&errors);
   return wf;
-}
-
-/* The index of node `id` in wf. */
-static size_t index_of(const fc_workflow_t *wf, const char *id) {
-  size_t i;
-  for (i = 0; i < fc_workflow_node_count(wf); i++)
-    if (strcmp(fc_node_id(fc_workflow_node_at(wf, i)), id) == 0)
-      return i;
-  fail_msg("no node %s", id);
-  return 0;
 }
 
 /* ---- a run on a loop, left open to read each node's output ------------------------- */
@@ -226,7 +183,7 @@ static void count_start(json_malloc_t *m, json_free_t *f) {
  * outputs: the workflow's, every node_end's, and every node's after the
  * run, which are the constants as jansson reads them alone. */
 static void test_same_outputs(void **state) {
-  text_t t = {NULL, 0, 0};
+  fc_test_text_t t = {NULL, 0, 0};
   size_t splits[2] = {SIZE_MAX, 0}, s, i;
   (void)state;
   make_file(&t, 12 * NCONST);
@@ -256,7 +213,7 @@ static void test_same_outputs(void **state) {
         json_t *want = json_loads(constants[i], JSON_DECODE_ANY, &jerr);
         assert_non_null(want);
         snprintf(id, sizeof id, "s%zu", i);
-        assert_true(json_equal(fc_run_node_output(b.run, index_of(lazy, id)), want));
+        assert_true(json_equal(fc_run_node_output(b.run, fc_test_node_index(lazy, id)), want));
         if (listen)
           assert_true(json_equal(json_object_get(b.seen, id), want));
         json_decref(want);
@@ -275,7 +232,7 @@ static void test_same_outputs(void **state) {
  * reads (here the last node's, the workflow's output). */
 static void test_constants_not_kept(void **state) {
   enum { N = 2000 };
-  text_t t = {NULL, 0, 0};
+  fc_test_text_t t = {NULL, 0, 0};
   json_malloc_t m;
   json_free_t f;
   fc_workflow_t *eager, *lazy;
@@ -283,14 +240,14 @@ static void test_constants_not_kept(void **state) {
   env_t e;
   size_t i;
   (void)state;
-  put(&t, "{\"name\":\"chain\",\"nodes\":[");
+  fc_test_put(&t, "{\"name\":\"chain\",\"nodes\":[");
   for (i = 0; i < N; i++) {
-    put(&t, "{\"id\":\"n%zu\",\"type\":\"set\",\"output\":{\"v\":[%zu,2,3]}", i, i);
+    fc_test_put(&t, "{\"id\":\"n%zu\",\"type\":\"set\",\"output\":{\"v\":[%zu,2,3]}", i, i);
     if (i > 0)
-      put(&t, ",\"after\":[\"n%zu\"]", i - 1);
-    put(&t, "}%s", i + 1 < N ? "," : "");
+      fc_test_put(&t, ",\"after\":[\"n%zu\"]", i - 1);
+    fc_test_put(&t, "}%s", i + 1 < N ? "," : "");
   }
-  put(&t, "]}");
+  fc_test_put(&t, "]}");
 
   count_start(&m, &f);
   eager = load(&t, 0, 0);
@@ -323,11 +280,11 @@ static void test_constants_not_kept(void **state) {
 /* A set node with routes: its output is made at its end (it chooses the
  * route), from the text. */
 static void test_routes(void **state) {
-  text_t t = {NULL, 0, 0};
+  fc_test_text_t t = {NULL, 0, 0};
   fc_workflow_t *wf;
   env_t e;
   (void)state;
-  put(&t, "{\"name\":\"r\",\"nodes\":["
+  fc_test_put(&t, "{\"name\":\"r\",\"nodes\":["
           "{\"id\":\"pick\",\"type\":\"set\",\"output\":{ \"route\" : \"b\" },"
           "\"routes\":{\"a\":[\"x\"],\"b\":[\"y\"]}},"
           "{\"id\":\"x\",\"type\":\"pass\"},{\"id\":\"y\",\"type\":\"pass\"}]}");
@@ -358,12 +315,12 @@ static void test_parsed_value_kept(void **state) {
   size_t k;
   (void)state;
   for (k = 0; k < 2; k++) {
-    text_t t = {NULL, 0, 0};
+    fc_test_text_t t = {NULL, 0, 0};
     fc_workflow_t *wf;
     env_t e;
     json_error_t jerr;
     json_t *want = json_loads("{\"a\":[1,{\"k\":\"v\"}],\"b\":\"plain\"}", 0, &jerr);
-    put(&t, "%s", files[k]);
+    fc_test_put(&t, "%s", files[k]);
     wf = load(&t, FC_LOAD_LAZY_CONSTANTS, SIZE_MAX);
     run_open(&e, wf, 1, 1);
     assert_true(json_equal(fc_run_output(e.run), want));

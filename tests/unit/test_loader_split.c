@@ -4,47 +4,14 @@
  * Every case here loads the same text twice, never split and always split
  * (fc__load_split_min 0), and compares the outcome, the errors in order and
  * the graph; the cases say whether the part must have been appended. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-#include <dirent.h>
-
-#include "flowcore.h"
+#include "fc_test.h"
 #include "nodes/node_type.h"
 #include "workflow_int.h"
-
-typedef struct {
-  char *text;
-  size_t len, cap;
-} text_t;
-
-static void put(text_t *t, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  if (t->text == NULL) {
-    t->cap = 4096;
-    t->text = malloc(t->cap);
-    assert_non_null(t->text);
-  }
-  for (;;) {
-    va_start(ap, fmt);
-    n = vsnprintf(t->text + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    if (t->len + (size_t)n < t->cap)
-      break;
-    t->cap = (t->cap + (size_t)n + 1) * 2;
-    t->text = realloc(t->text, t->cap);
-    assert_non_null(t->text);
-  }
-  t->len += (size_t)n;
-}
 
 /* Two workflows are the same graph: ids in order, and after validation
  * the same edges. */
@@ -113,25 +80,25 @@ static size_t load_both(const char *text, size_t len, int *rc_out) {
 
 /* A chain of n set nodes, one per line (sep "\n") or all on one line
  * (sep ""); `edit(t, i)` may write node i itself and return 1. */
-typedef int (*edit_fn)(text_t *t, size_t i);
+typedef int (*edit_fn)(fc_test_text_t *t, size_t i);
 
-static void chain(text_t *t, size_t n, const char *sep, edit_fn edit) {
+static void chain(fc_test_text_t *t, size_t n, const char *sep, edit_fn edit) {
   size_t i;
-  put(t, "{\"name\":\"chain\",\"nodes\":[%s", sep);
+  fc_test_put(t, "{\"name\":\"chain\",\"nodes\":[%s", sep);
   for (i = 0; i < n; i++) {
     if (edit == NULL || !edit(t, i)) {
-      put(t, "{\"id\":\"n%zu\",\"type\":\"set\",\"output\":{\"n\":%zu}", i, i);
+      fc_test_put(t, "{\"id\":\"n%zu\",\"type\":\"set\",\"output\":{\"n\":%zu}", i, i);
       if (i > 0)
-        put(t, ",\"after\":[\"n%zu\"]", i - 1);
-      put(t, "}");
+        fc_test_put(t, ",\"after\":[\"n%zu\"]", i - 1);
+      fc_test_put(t, "}");
     }
-    put(t, "%s%s", i + 1 < n ? "," : "", sep);
+    fc_test_put(t, "%s%s", i + 1 < n ? "," : "", sep);
   }
-  put(t, "]}%s", sep);
+  fc_test_put(t, "]}%s", sep);
 }
 
 static size_t chain_load(size_t n, const char *sep, edit_fn edit, int *rc) {
-  text_t t = {NULL, 0, 0};
+  fc_test_text_t t = {NULL, 0, 0};
   size_t merged;
   chain(&t, n, sep, edit);
   merged = load_both(t.text, t.len, rc);
@@ -155,14 +122,14 @@ static void test_chain_one_line(void **state) {
 
 /* The middle falls inside one node's array of objects: the guess is an
  * inner object, the part is dropped and one thread loads everything. */
-static int big_inner_array(text_t *t, size_t i) {
+static int big_inner_array(fc_test_text_t *t, size_t i) {
   size_t k;
   if (i != 100)
     return 0;
-  put(t, "{\"id\":\"n100\",\"type\":\"set\",\"after\":[\"n99\"],\"output\":{\"list\":[");
+  fc_test_put(t, "{\"id\":\"n100\",\"type\":\"set\",\"after\":[\"n99\"],\"output\":{\"list\":[");
   for (k = 0; k < 5000; k++)
-    put(t, "%s{\"a\":%zu}", k > 0 ? "," : "", k);
-  put(t, "]}}");
+    fc_test_put(t, "%s{\"a\":%zu}", k > 0 ? "," : "", k);
+  fc_test_put(t, "]}}");
   return 1;
 }
 
@@ -174,14 +141,14 @@ static void test_guess_inside_a_node(void **state) {
 }
 
 /* The guess lands inside a string that looks like nodes. */
-static int node_like_string(text_t *t, size_t i) {
+static int node_like_string(fc_test_text_t *t, size_t i) {
   size_t k;
   if (i != 100)
     return 0;
-  put(t, "{\"id\":\"n100\",\"type\":\"pass\",\"after\":[\"n99\"],\"description\":\"");
+  fc_test_put(t, "{\"id\":\"n100\",\"type\":\"pass\",\"after\":[\"n99\"],\"description\":\"");
   for (k = 0; k < 3000; k++)
-    put(t, "},{ x ");
-  put(t, "\"}");
+    fc_test_put(t, "},{ x ");
+  fc_test_put(t, "\"}");
   return 1;
 }
 
@@ -194,10 +161,10 @@ static void test_guess_inside_a_string(void **state) {
 
 /* A node of the second half reuses an id of the first: the part is not
  * appended and the duplicate is reported as by one thread. */
-static int duplicate_late(text_t *t, size_t i) {
+static int duplicate_late(fc_test_text_t *t, size_t i) {
   if (i != 1800)
     return 0;
-  put(t, "{\"id\":\"n10\",\"type\":\"pass\",\"after\":[\"n1799\"]}");
+  fc_test_put(t, "{\"id\":\"n10\",\"type\":\"pass\",\"after\":[\"n1799\"]}");
   return 1;
 }
 
@@ -210,10 +177,10 @@ static void test_duplicate_across_the_parts(void **state) {
 
 /* A reference of the part names no node: found after the append, and the
  * text is loaded again on one thread for the messages. */
-static int unknown_late(text_t *t, size_t i) {
+static int unknown_late(fc_test_text_t *t, size_t i) {
   if (i != 1800 && i != 1900)
     return 0;
-  put(t, "{\"id\":\"n%zu\",\"type\":\"pass\",\"after\":[\"n%zu\",\"nope%zu\"]}", i, i - 1, i);
+  fc_test_put(t, "{\"id\":\"n%zu\",\"type\":\"pass\",\"after\":[\"n%zu\",\"nope%zu\"]}", i, i - 1, i);
   return 1;
 }
 
@@ -224,10 +191,10 @@ static void test_unknown_reference_in_the_part(void **state) {
   assert_int_equal(rc, FC_EUNKNOWNDEP);
 }
 
-static int bad_route_late(text_t *t, size_t i) {
+static int bad_route_late(fc_test_text_t *t, size_t i) {
   if (i != 1800)
     return 0;
-  put(t, "{\"id\":\"n1800\",\"type\":\"pass\",\"after\":[\"n1799\"],\"routes\":{\"x\":[\"gone\"]}}");
+  fc_test_put(t, "{\"id\":\"n1800\",\"type\":\"pass\",\"after\":[\"n1799\"],\"routes\":{\"x\":[\"gone\"]}}");
   return 1;
 }
 
@@ -239,10 +206,10 @@ static void test_unknown_route_in_the_part(void **state) {
 }
 
 /* Errors of a node of the part: the part is dropped, messages as usual. */
-static int bad_type_late(text_t *t, size_t i) {
+static int bad_type_late(fc_test_text_t *t, size_t i) {
   if (i != 1500 && i != 1600)
     return 0;
-  put(t, "{\"id\":\"n%zu\",\"type\":\"nosuch\",\"after\":[\"n%zu\"]}", i, i - 1);
+  fc_test_put(t, "{\"id\":\"n%zu\",\"type\":\"nosuch\",\"after\":[\"n%zu\"]}", i, i - 1);
   return 1;
 }
 
@@ -255,13 +222,13 @@ static void test_errors_in_the_part(void **state) {
 
 /* References across the parts, both ways: a node of the first half after
  * the last node, routes from the part to the first half, and a cycle. */
-static int cross_refs(text_t *t, size_t i) {
+static int cross_refs(fc_test_text_t *t, size_t i) {
   if (i == 5) {
-    put(t, "{\"id\":\"n5\",\"type\":\"pass\",\"after\":[\"n4\",\"n1999\"]}");
+    fc_test_put(t, "{\"id\":\"n5\",\"type\":\"pass\",\"after\":[\"n4\",\"n1999\"]}");
     return 1;
   }
   if (i == 3) {
-    put(t, "{\"id\":\"n3\",\"type\":\"pass\",\"after\":[\"n2\"]}");
+    fc_test_put(t, "{\"id\":\"n3\",\"type\":\"pass\",\"after\":[\"n2\"]}");
     return 1;
   }
   return 0;
@@ -274,14 +241,14 @@ static void test_cycle_across_the_parts(void **state) {
   assert_int_equal(rc, FC_ECYCLE);
 }
 
-static int side_refs(text_t *t, size_t i) {
+static int side_refs(fc_test_text_t *t, size_t i) {
   if (i == 7) {
-    put(t, "{\"id\":\"n7\",\"type\":\"pass\",\"after\":[\"n6\"]},{\"id\":\"side\",\"type\":\"pass\","
+    fc_test_put(t, "{\"id\":\"n7\",\"type\":\"pass\",\"after\":[\"n6\"]},{\"id\":\"side\",\"type\":\"pass\","
            "\"after\":[\"n1999\",\"n1500\"]}");
     return 1;
   }
   if (i == 1700) {
-    put(t, "{\"id\":\"n1700\",\"type\":\"pass\",\"after\":[\"n1699\"],\"routes\":{\"a\":[\"n1701\"],"
+    fc_test_put(t, "{\"id\":\"n1700\",\"type\":\"pass\",\"after\":[\"n1699\"],\"routes\":{\"a\":[\"n1701\"],"
            "\"default\":[\"n1702\"]}}");
     return 1;
   }
@@ -297,12 +264,12 @@ static void test_references_across_the_parts(void **state) {
 
 /* "nodes" not last: the text is parsed whole, whatever the part did. */
 static void test_field_after_nodes(void **state) {
-  text_t t = {NULL, 0, 0};
+  fc_test_text_t t = {NULL, 0, 0};
   int rc;
   (void)state;
   chain(&t, 2000, "\n", NULL);
   t.len -= 2; /* "}\n" */
-  put(&t, ",\"input\":{\"k\":1}}\n");
+  fc_test_put(&t, ",\"input\":{\"k\":1}}\n");
   assert_int_equal(load_both(t.text, t.len, &rc), 0);
   assert_int_equal(rc, 0);
   free(t.text);
@@ -320,7 +287,7 @@ static void load_dir(const char *rel) {
   while ((e = readdir(d)) != NULL) {
     char path[8192];
     FILE *fp;
-    text_t t = {NULL, 0, 0};
+    fc_test_text_t t = {NULL, 0, 0};
     char buf[65536];
     size_t n;
     int rc;
@@ -332,7 +299,7 @@ static void load_dir(const char *rel) {
     fp = fopen(path, "rb");
     assert_non_null(fp);
     while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
-      put(&t, "%.*s", (int)n, buf);
+      fc_test_put(&t, "%.*s", (int)n, buf);
     fclose(fp);
     (void)load_both(t.text != NULL ? t.text : "", t.len, &rc);
     free(t.text);
