@@ -76,7 +76,10 @@ FC_EXTERN fc_node_status_t fc_run_node_status(const fc_run_t *run, size_t index)
 FC_EXTERN int fc_run_node_attempts(const fc_run_t *run, size_t index);
 /* The output of a completed node by index (borrowed, read-only: it may be
  * shared with other nodes and runs), else NULL (also once released, see
- * fc_run_set_keep_outputs). */
+ * fc_run_set_keep_outputs). A `set` node of a file loaded with
+ * FC_LOAD_LAZY_CONSTANTS has its output made by the first reader, which
+ * may be this call: then NULL also when out of memory. From the loop's
+ * thread, as every call on a run. */
 FC_EXTERN json_t *fc_run_node_output(const fc_run_t *run, size_t index);
 FC_EXTERN int fc_run_error_count(const fc_run_t *run);
 /* Most nodes that were running at the same instant during the run. */
