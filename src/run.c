@@ -539,6 +539,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
   node_state *st = &run->nodes[i];
   const fc_node_t *node = run->wf->nodes[i];
   uint64_t mono;
+  int end_seen; /* a node_end handler listens (none can be added unless one is called) */
   if (ctx->stopped) { /* already ended by a timeout or a cancellation */
     json_decref(output);
     ctx_free(ctx);
@@ -546,10 +547,8 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
   }
   /* Read unless the attempt was not timed and its success shows no time:
    * no node_end handler, no route to choose (whose error has a time). */
-  mono = st->started_mono != 0 || info != NULL || node->nroutes > 0 ||
-                 fc__manager_listens(run->manager, FC_EVENT_NODE_END)
-             ? fc__mono_ns()
-             : 0;
+  end_seen = fc__manager_listens(run->manager, FC_EVENT_NODE_END);
+  mono = st->started_mono != 0 || info != NULL || node->nroutes > 0 || end_seen ? fc__mono_ns() : 0;
   run->busy++;
   if (fc__node_timeout_ms(node) > 0)
     timer_stop(st);
@@ -577,7 +576,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
       run->running--;
       emit_node_end(run, i, ctx->attempt, FC_NODE_COMPLETED, mono);
       resolve(run, i, FC_NODE_COMPLETED);
-      if (!fc__manager_listens(run->manager, FC_EVENT_NODE_END))
+      if (!end_seen)
         run->mono_hint = mono;
     }
   } else {
