@@ -16,6 +16,20 @@
 
 #define FC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The index of the lowest set bit of x, which must not be 0. */
+static inline unsigned fc__ctz64(uint64_t x) {
+#if defined(__GNUC__)
+  return (unsigned)__builtin_ctzll(x);
+#else
+  unsigned n = 0;
+  while ((x & 1) == 0) {
+    x >>= 1;
+    n++;
+  }
+  return n;
+#endif
+}
+
 /* Allocation goes through these so tests can inject failures. */
 void *fc__malloc(size_t size);
 void *fc__calloc(size_t n, size_t size);

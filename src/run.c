@@ -88,6 +88,11 @@ struct fc_run_s {
   uint32_t *resolved;
   size_t resolved_len;
   size_t resolved_count;
+  /* Bit i: node i has no successors and completed, so its output is part
+   * of the workflow's (set by resolve, while the node is in the cache:
+   * finish then reads these words, not every node of a big workflow). */
+  uint64_t *sinks;
+  size_t timers; /* node timers made (timer_get): finish looks for them only if any */
   int running;
   int peak;
   int error_count;
@@ -233,6 +238,8 @@ static void release_inputs(fc_run_t *run, uint32_t i) {
 /* Final status for node i: record it and queue the successors' update. */
 static void resolve(fc_run_t *run, uint32_t i, fc_node_status_t status) {
   node_state *st = &run->nodes[i];
+  if (status == FC_NODE_COMPLETED && run->wf->nodes[i]->nout == 0)
+    run->sinks[i / 64] |= (uint64_t)1 << (i % 64);
   st->status = (uint8_t)status;
   st->resolved = 1;
   run->resolved_count++;
@@ -379,6 +386,7 @@ static int timer_get(fc_run_t *run, uint32_t i, uv_timer_t **out) {
     t->handle.data = run;
     t->index = i;
     run->open_handles++;
+    run->timers++;
     st->timer = t;
   }
   *out = &st->timer->handle;
@@ -713,7 +721,7 @@ static void do_cancel(fc_run_t *run) {
 
 static void finish(fc_run_t *run) {
   fc_event_t ev;
-  size_t i;
+  size_t i, w;
   int whole;
   uint64_t mono = fc__mono_ns();
   run->finished = 1;
@@ -727,14 +735,17 @@ static void finish(fc_run_t *run) {
    * a member, a deferred output) ends failed, not completed with less. */
   run->output = json_object();
   whole = run->output != NULL;
-  for (i = 0; i < run->n && whole; i++) {
-    node_state *st = &run->nodes[i];
-    if (run->wf->nodes[i]->nout == 0 && st->status == FC_NODE_COMPLETED)
-      whole = json_object_set(run->output, run->wf->nodes[i]->id, output_of(run, (uint32_t)i)) == 0;
+  for (w = 0; w < (run->n + 63) / 64 && whole; w++) {
+    uint64_t bits = run->sinks[w];
+    while (bits != 0 && whole) { /* its completed sinks, in index order */
+      uint32_t k = (uint32_t)(w * 64 + fc__ctz64(bits));
+      bits &= bits - 1;
+      whole = json_object_set(run->output, run->wf->nodes[k]->id, output_of(run, k)) == 0;
+    }
   }
   if (!whole && run->status == FC_WORKFLOW_COMPLETED)
     run->status = FC_WORKFLOW_FAILED;
-  for (i = 0; i < run->n; i++)
+  for (i = 0; i < run->n && run->timers > 0; i++)
     timer_stop(&run->nodes[i]);
   event_init(run, &ev, FC_EVENT_WORKFLOW_END);
   ev.status = (int)run->status;
@@ -812,10 +823,12 @@ int fc_run_new(fc_run_t **out, uv_loop_t *loop, fc_workflow_t *wf, fc_manager_t 
   run->nodes = fc__calloc(n, sizeof *run->nodes);
   run->ready = fc__malloc(n * sizeof *run->ready);
   run->resolved = fc__malloc(n * sizeof *run->resolved);
-  if (run->nodes == NULL || run->ready == NULL || run->resolved == NULL) {
+  run->sinks = fc__calloc((n + 63) / 64, sizeof *run->sinks);
+  if (run->nodes == NULL || run->ready == NULL || run->resolved == NULL || run->sinks == NULL) {
     fc__free(run->nodes);
     fc__free(run->ready);
     fc__free(run->resolved);
+    fc__free(run->sinks);
     fc__free(run);
     return fc__error_set(err, FC_ENOMEM, "", "out of memory");
   }
@@ -910,6 +923,7 @@ static void maybe_free(fc_run_t *run) {
   fc__free(run->nodes);
   fc__free(run->ready);
   fc__free(run->resolved);
+  fc__free(run->sinks);
   fc__free(run);
 }
 

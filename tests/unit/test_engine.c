@@ -672,6 +672,50 @@ static void run_release(env_t *e, int keep) {
 static void test_keep_outputs(void **state) { run_release(*state, 1); }
 static void test_release_outputs(void **state) { run_release(*state, 0); }
 
+/* The workflow's output holds the nodes without successors that completed,
+ * in definition order whatever order they ended in (here the reverse),
+ * over more than one 64-node word of the run's record of them; a sink that
+ * failed and one that was skipped are not in it. Released or kept, the
+ * outputs of the sinks stay for it. */
+static void test_output_sinks_in_order(void **state) {
+  env_t *e = *state;
+  enum { N = 150 };
+  static const int sinks[] = {0, 1, 63, 64, 65, 100, 111, 127, 128, 149};
+  enum { NS = sizeof sinks / sizeof sinks[0] };
+  nparam_t plain = {.e = e}, failing = {.e = e, .fail_first = 1}, late[NS];
+  fc_workflow_t *wf = new_wf("sinks");
+  char id[16], prev[16] = "";
+  int is_sink[N] = {0};
+  for (int k = 0; k < NS; k++) {
+    is_sink[sinks[k]] = 1;
+    late[k] = (nparam_t){.e = e, .async = 1, .delay_ms = (uint64_t)(NS - k) * 3};
+  }
+  for (int i = 0, k = 0; i < N; i++) {
+    nparam_t *p = i == 100 || i == 110 ? &failing : is_sink[i] ? &late[k++] : &plain;
+    snprintf(id, sizeof id, "x%03d", i);
+    /* each node that is not a sink has the next node as its successor */
+    add(wf, id, p, i > 0 && !is_sink[i - 1] ? prev : NULL);
+    memcpy(prev, id, sizeof id);
+  }
+  validate(wf);
+  fc_run_t *run = run_wf(e, wf, NULL, -1);
+  assert_int_equal(fc_run_status(run), FC_WORKFLOW_FAILED);
+  assert_int_equal(node_status(run, "x100"), FC_NODE_FAILED);
+  assert_int_equal(node_status(run, "x111"), FC_NODE_SKIPPED);
+  /* they ended last first */
+  const fc_event_kind_t k[] = {FC_EVENT_NODE_END, FC_EVENT_NODE_END, FC_EVENT_NODE_END};
+  const char *const order[] = {"x149", "x064", "x000"};
+  fc_assert_in_order(e->rec, k, order, 3);
+  char keys[256];
+  key_order(fc_run_output(run), keys, sizeof keys);
+  assert_string_equal(keys, "x000,x001,x063,x064,x065,x127,x128,x149");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(fc_run_output(run), "x128"), "id")),
+      "x128");
+  close_run(e, run);
+  fc_workflow_free(wf);
+}
+
 /* 10,000 nodes in a chain, all completing synchronously inside their node
  * function: the engine must not recurse per node. */
 static void test_chain_10000_sync(void **state) {
@@ -2239,6 +2283,7 @@ int main(void) {
       T(test_input_order),
       T(test_keep_outputs),
       T(test_release_outputs),
+      T(test_output_sinks_in_order),
       T(test_sync_async_mix),
       T(test_workflow_input),
       T(test_workflow_id),
