@@ -51,6 +51,12 @@ DIR *fc__opendir(const char *path);
  * handle it. Returns 0 or a libuv error. */
 int fc__thread_create(uv_thread_t *tid, void (*entry)(void *arg), void *arg);
 
+/* Runs a(arg_a) on this thread and b(arg_b) on a thread of its own
+ * (fc__thread_create) at the same time, and returns when both have
+ * returned; one after the other on this thread when no thread can be
+ * started. For two independent halves of a step over a big workflow. */
+void fc__run_both(void (*a)(void *), void *arg_a, void (*b)(void *), void *arg_b);
+
 /* Grows *items (of elem_size bytes each) so it holds at least `need`
  * elements; *cap is updated. Returns 0 or FC_ENOMEM (then unchanged). */
 int fc__grow(void **items, size_t *cap, size_t need, size_t elem_size);

@@ -53,6 +53,17 @@ int fc__thread_create(uv_thread_t *tid, void (*entry)(void *arg), void *arg) {
   return rc;
 }
 
+void fc__run_both(void (*a)(void *), void *arg_a, void (*b)(void *), void *arg_b) {
+  uv_thread_t tid;
+  if (fc__thread_create(&tid, b, arg_b) != 0) {
+    a(arg_a);
+    b(arg_b);
+    return;
+  }
+  a(arg_a);
+  (void)uv_thread_join(&tid);
+}
+
 static int grow_from(void **items, size_t *cap, size_t need, size_t elem_size, size_t first) {
   size_t ncap;
   void *p;

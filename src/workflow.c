@@ -224,25 +224,46 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
 }
 
 #define APPEND_AHEAD 16
+size_t fc__workflow_append_thread_min = 16384;
 
-/* See workflow_int.h. The ids of part keep their hashes; its dependencies
- * found in part are renumbered, those left to validation stay so. */
-int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
-  size_t off = wf->nnodes, k, d, i, mask;
-  if (wf->frozen || part->frozen || part->dup != 0)
-    return FC_EINVAL;
-  if (part->nnodes > FC__MAX_NODES - off ||
-      fc__grow((void **)&wf->nodes, &wf->cap_nodes, off + part->nnodes, sizeof *wf->nodes) != 0)
-    return FC_ENOMEM;
-  if (table_reserve(wf, part->nids) != 0)
-    return FC_ENOMEM;
-  /* Each id is entered where a probe for it ends; one already in wf (an
-   * index up to off) is a duplicate, and the ids entered before it are
-   * taken out again, the last first, which leaves the table as it was.
-   * The part's slots are read in order and wf's slot for the one
-   * APPEND_AHEAD further on is fetched meanwhile: each is a cache miss in
-   * a table of megabytes. A node's id is read only when a hash matches. */
-  mask = wf->nslots - 1;
+typedef struct {
+  fc_workflow_t *wf; /* the workflow the part's nodes now belong to */
+  fc_workflow_t *part;
+  uint32_t off; /* added (modulo 2^32) to every index of the part */
+} renumber_t;
+
+/* The part's nodes and their dependencies found in part, renumbered. */
+static void renumber(void *arg) {
+  const renumber_t *r = arg;
+  size_t k, d;
+  for (k = 0; k < r->part->nnodes; k++) {
+    fc_node_t *n = r->part->nodes[k];
+    n->wf = r->wf;
+    n->index += r->off;
+    for (d = 0; d < n->ndeps; d++)
+      if (n->deps[d].node != 0)
+        n->deps[d].node += r->off;
+  }
+}
+
+typedef struct {
+  fc_workflow_t *wf, *part;
+  int rc;
+} append_ids_t;
+
+/* Enters the ids of part (node index + off + 1) in wf's table (room is
+ * made): 0, or FC_EDUPLICATE with the table as it was. Each id is entered
+ * where a probe for it ends; one already in wf (an index up to off) is a
+ * duplicate, and the ids entered before it are taken out again, the last
+ * first. The part's slots are read in order and wf's slot for the one
+ * APPEND_AHEAD further on is fetched meanwhile: each is a cache miss in a
+ * table of megabytes. A node's id is read only when a hash matches. */
+static void append_ids(void *arg) {
+  append_ids_t *a = arg;
+  fc_workflow_t *wf = a->wf;
+  const fc_workflow_t *part = a->part;
+  size_t off = wf->nnodes, k, i, mask = wf->nslots - 1;
+  a->rc = 0;
   for (k = 0; k < part->nslots; k++) {
     fc__id_slot_t slot = part->slots[k];
 #if defined(__GNUC__)
@@ -269,20 +290,44 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
         wf->slots[i].node = 0;
         wf->nids--;
       }
-      return FC_EDUPLICATE;
+      a->rc = FC_EDUPLICATE;
+      return;
     }
     wf->slots[i] = slot;
     wf->nids++;
   }
-  for (k = 0; k < part->nnodes; k++) {
-    fc_node_t *n = part->nodes[k];
-    n->wf = wf;
-    n->index += (uint32_t)off;
-    for (d = 0; d < n->ndeps; d++)
-      if (n->deps[d].node != 0)
-        n->deps[d].node += (uint32_t)off;
-    wf->nodes[wf->nnodes++] = n;
+}
+
+/* See workflow_int.h. The ids of part keep their hashes; its dependencies
+ * found in part are renumbered, those left to validation stay so. */
+int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
+  size_t off = wf->nnodes, k;
+  append_ids_t ids = {wf, part, 0};
+  renumber_t to_wf = {wf, part, (uint32_t)off};
+  if (wf->frozen || part->frozen || part->dup != 0)
+    return FC_EINVAL;
+  if (part->nnodes > FC__MAX_NODES - off ||
+      fc__grow((void **)&wf->nodes, &wf->cap_nodes, off + part->nnodes, sizeof *wf->nodes) != 0)
+    return FC_ENOMEM;
+  if (table_reserve(wf, part->nids) != 0)
+    return FC_ENOMEM;
+  /* The two steps touch different memory: wf's table and the part's
+   * nodes (whose ids append_ids reads, and renumber does not write). */
+  if (part->nnodes >= fc__workflow_append_thread_min) {
+    fc__run_both(append_ids, &ids, renumber, &to_wf);
+    if (ids.rc != 0) { /* as it was */
+      renumber_t back = {part, part, (uint32_t)0 - (uint32_t)off};
+      renumber(&back);
+    }
+  } else {
+    append_ids(&ids);
+    if (ids.rc == 0)
+      renumber(&to_wf);
   }
+  if (ids.rc != 0)
+    return ids.rc;
+  for (k = 0; k < part->nnodes; k++)
+    wf->nodes[wf->nnodes++] = part->nodes[k];
   wf->suspect |= part->suspect;
   wf->routes |= part->routes;
   wf->ndeps += part->ndeps;

@@ -115,6 +115,10 @@ struct fc_workflow_s {
  * nothing changes on failure: FC_EDUPLICATE (an id of part is in wf),
  * FC_ENOMEM, or FC_EINVAL (either is frozen, or part has a duplicate). */
 int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part);
+/* A part of at least this many nodes is renumbered on a thread of its own
+ * while its ids are entered (starting the thread costs as much as
+ * renumbering a few thousand nodes); tests set it to 0 or SIZE_MAX. */
+extern size_t fc__workflow_append_thread_min;
 /* 1 when every dependency and route target of nodes[first...] names a
  * node of wf, else 0. */
 int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);

@@ -42,17 +42,19 @@ static size_t load_both(const char *text, size_t len, int *rc_out) {
   fc_load_errors_t e1, e2;
   fc_workflow_t *w1 = NULL, *w2 = NULL;
   json_t *in1 = NULL, *in2 = NULL;
-  size_t saved = fc__load_split_min, before, k;
+  size_t saved = fc__load_split_min, saved_thread = fc__workflow_append_thread_min, before, k;
   int rc1, rc2;
   fc_load_errors_init(&e1);
   fc_load_errors_init(&e2);
   fc__load_split_min = SIZE_MAX;
   rc1 = fc_workflow_load_buffer(text, len, &w1, &in1, &e1);
   fc__load_split_min = 0;
+  fc__workflow_append_thread_min = 0; /* the part renumbered on a thread of its own */
   before = atomic_load(&fc__load_parts_merged);
   rc2 = fc_workflow_load_buffer(text, len, &w2, &in2, &e2);
   before = atomic_load(&fc__load_parts_merged) - before;
   fc__load_split_min = saved;
+  fc__workflow_append_thread_min = saved_thread;
 
   assert_int_equal(rc1, rc2);
   assert_int_equal(e1.count, e2.count);

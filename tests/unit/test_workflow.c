@@ -307,10 +307,11 @@ static void test_many_ids(void **state) {
 /* fc__workflow_append (the loader's second part, src/workflow_int.h): the
  * part's nodes follow wf's with their ids and dependencies renumbered; an
  * id wf already has refuses the whole part and leaves wf's table as it
- * was; a part with a duplicate of its own is refused. */
-static void test_append_part(void **state) {
-  (void)state;
+ * was, and the part's nodes as they were; a part with a duplicate of its
+ * own is refused. */
+static void append_part(size_t thread_min) {
   enum { N = 3000 };
+  size_t saved = fc__workflow_append_thread_min;
   fc_workflow_t *wf = new_wf("first"), *part = new_wf("part"), *bad = new_wf("bad");
   char id[32];
   fc_error_t err;
@@ -319,9 +320,17 @@ static void test_append_part(void **state) {
    * id of wf's: refused, wf unchanged */
   add_chain(part, N, 2 * N);
   add_node(part, "n17", NULL);
+  fc__workflow_append_thread_min = thread_min;
   assert_int_equal(fc__workflow_append(wf, part), FC_EDUPLICATE);
   assert_int_equal(fc_workflow_node_count(wf), N);
   assert_int_equal(fc_workflow_node_count(part), N + 1);
+  for (int i = 0; i <= N; i++) { /* the part's nodes as they were */
+    fc_node_t *n = fc_workflow_node_at(part, (size_t)i);
+    assert_ptr_equal(n->wf, part);
+    assert_int_equal(n->index, i);
+    assert_ptr_equal(fc_workflow_find_node(part, n->id), n);
+  }
+  assert_int_equal(fc_workflow_node_at(part, 1)->deps[0].node, 1); /* n3000, index 0 */
   for (int i = 0; i < 2 * N; i++) {
     snprintf(id, sizeof id, "n%d", i);
     if (i < N)
@@ -342,6 +351,14 @@ static void test_append_part(void **state) {
     assert_ptr_equal(fc_workflow_find_node(wf, id), fc_workflow_node_at(wf, (size_t)i));
   }
   assert_ptr_equal(fc_workflow_find_node(wf, "late"), fc_workflow_node_at(wf, 2 * N));
+  for (int i = 0; i <= 2 * N; i++) {
+    fc_node_t *n = fc_workflow_node_at(wf, (size_t)i);
+    assert_ptr_equal(n->wf, wf);
+    assert_int_equal(n->index, i);
+    /* a dependency found in the part points at the node before */
+    if (i > N && i < 2 * N)
+      assert_int_equal(n->deps[0].node, i);
+  }
   assert_int_equal(fc__workflow_refs_known(wf, N), 1);
   add_node(wf, "after", "nowhere");
   assert_int_equal(fc__workflow_refs_known(wf, N), 0);
@@ -352,8 +369,16 @@ static void test_append_part(void **state) {
   add_node(bad, "x", NULL);
   add_node(bad, "x", NULL);
   assert_int_equal(fc__workflow_append(wf, bad), FC_EINVAL);
+  fc__workflow_append_thread_min = saved;
   fc_workflow_free(bad);
   fc_workflow_free(wf);
+}
+
+/* Renumbered on a thread of its own while the ids are entered, and not. */
+static void test_append_part(void **state) {
+  (void)state;
+  append_part(0);
+  append_part(SIZE_MAX);
 }
 
 /* The same chain built in one workflow and in two appended ones runs the
