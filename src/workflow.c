@@ -546,13 +546,29 @@ int fc_node_set_data_free(fc_node_t *n, void (*free_fn)(void *)) {
 
 /* ---- validation ---------------------------------------------------------- */
 
-/* Adds an edge from -> to, merging duplicates (route masks are or-ed). The
- * `mark` array remembers, per target, the last source that added an edge,
- * plus one; it lets us merge in O(1). */
+/* Appends an edge to src's successors. A list holds a power of two of
+ * edges (or none), so its room follows from nout: no array of capacities
+ * (1.6 MB for 200,000 nodes, each page of it a fault). */
+static int out_push(fc_node_t *src, uint32_t to, uint64_t mask) {
+  uint32_t n = src->nout;
+  if ((n & (n - 1)) == 0) { /* none yet, or full */
+    fc__edge_t *p = fc__realloc(src->out, (n != 0 ? 2 * (size_t)n : 1) * sizeof *p);
+    if (p == NULL)
+      return FC_ENOMEM;
+    src->out = p;
+  }
+  src->out[n].to = to;
+  src->out[n].route_mask = mask;
+  src->nout = n + 1;
+  return 0;
+}
+
+/* Adds an edge from -> to in a workflow with routes, merging duplicates
+ * (route masks are or-ed). The `mark` array remembers, per target, the
+ * last source that added an edge, plus one; it lets us merge in O(1). */
 static int edge_add(fc_workflow_t *wf, uint32_t from, uint32_t to, uint64_t mask,
-                    uint32_t *mark, size_t *cap_out) {
+                    uint32_t *mark) {
   fc_node_t *src = wf->nodes[from];
-  fc_node_t *dst = wf->nodes[to];
   size_t i;
   if (mark[to] == from + 1) {
     for (i = 0; i < src->nout; i++)
@@ -562,12 +578,9 @@ static int edge_add(fc_workflow_t *wf, uint32_t from, uint32_t to, uint64_t mask
       }
   }
   mark[to] = from + 1;
-  if (fc__grow_small((void **)&src->out, &cap_out[from], src->nout + 1, sizeof *src->out) != 0)
+  if (out_push(src, to, mask) != 0)
     return FC_ENOMEM;
-  src->out[src->nout].to = to;
-  src->out[src->nout].route_mask = mask;
-  src->nout++;
-  dst->nin++; /* counted now, filled in a second pass */
+  wf->nodes[to]->nin++; /* counted now, filled in a second pass */
   return 0;
 }
 
@@ -675,11 +688,12 @@ static void in_insert(uint32_t *in, size_t n, uint32_t d) {
  * so the graph has no cycle. */
 static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   size_t n = wf->nnodes, i, j, r, used = 0;
-  uint32_t *mark = fc__calloc(n, sizeof *mark);
-  size_t *cap_out = fc__calloc(n, sizeof *cap_out);
+  /* Only a workflow with routes needs the marks (edge_add); without, a
+   * node's repeated dependency is one edge when it follows itself. */
+  uint32_t *mark = wf->routes ? fc__calloc(n, sizeof *mark) : NULL;
   int rc = 0;
   wf->roots = fc__malloc((n > 0 ? n : 1) * sizeof *wf->roots);
-  if (mark == NULL || cap_out == NULL || wf->roots == NULL) {
+  if ((wf->routes && mark == NULL) || wf->roots == NULL) {
     rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
     goto done;
   }
@@ -695,26 +709,32 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   }
   for (i = 0; i < n && rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
-    size_t filled = 0;
+    long prev = -1;
     if (wf->in_all != NULL)
       node->in = wf->in_all + used;
     for (j = 0; j < node->ndeps && rc == 0; j++) {
       const fc__dep_t *dep = &node->deps[j];
       long d = dep->node != 0 ? (long)dep->node - 1 : table_find(wf, dep->id);
-      if (d < 0)
+      if (d < 0) {
         rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
                            "node \"%s\": depends on unknown node \"%.128s\"", node->id,
                            dep->id);
-      else {
+      } else if (mark != NULL) {
         *backward |= (size_t)d >= i;
-        rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark, cap_out);
-        if (rc == 0 && wf->in_all != NULL && node->nin > filled) /* a new edge */
-          in_insert(node->in, filled++, (uint32_t)d);
+        rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark);
+      } else if (d != prev) { /* a new edge */
+        *backward |= (size_t)d >= i;
+        prev = d;
+        rc = out_push(wf->nodes[d], (uint32_t)i, 0);
+        if (rc == 0)
+          in_insert(node->in, node->nin++, (uint32_t)d);
       }
     }
-    used += filled;
-    if (!wf->routes && node->nin == 0) /* only its own dependencies add to nin */
-      wf->roots[wf->nroots++] = (uint32_t)i;
+    if (mark == NULL) {
+      used += node->nin;
+      if (node->nin == 0)
+        wf->roots[wf->nroots++] = (uint32_t)i;
+    }
   }
   if (!wf->routes)
     goto done;
@@ -732,7 +752,7 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
                              node->id, rt->name, rt->targets[j]);
         else {
           *backward |= i >= (size_t)t;
-          rc = edge_add(wf, (uint32_t)i, (uint32_t)t, (uint64_t)1 << r, mark, cap_out);
+          rc = edge_add(wf, (uint32_t)i, (uint32_t)t, (uint64_t)1 << r, mark);
         }
       }
     }
@@ -764,7 +784,6 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   }
 done:
   fc__free(mark);
-  fc__free(cap_out);
   return rc;
 }
 
