@@ -67,7 +67,10 @@ typedef struct {
   int consume; /* the loader owns the tree: each node is freed once loaded */
   int defer_refs; /* a part's loader: references are checked after the merge */
   fc_workflow_t *wf;
-  uint32_t *json_index; /* of each node of the workflow: its index in "nodes" */
+  /* Of each node of the workflow (the first `noted`): its index in
+   * "nodes"; NULL while node k is nodes[k] (json_index_of), so that a file
+   * without errors needs no array of its size. */
+  uint32_t *json_index;
   size_t cap_json_index, noted;
   pending_ref_t *pending;
   size_t npending, cap_pending;
@@ -155,12 +158,30 @@ static void loader_free(loader_t *L) {
   L->cap_json_index = L->noted = L->npending = L->cap_pending = 0;
 }
 
+/* The index in "nodes" of workflow node k (< L->noted). */
+static size_t json_index_of(const loader_t *L, size_t k) {
+  return L->json_index != NULL ? L->json_index[k] : k;
+}
+
+/* Makes room in json_index for n nodes, with the indexes so far written
+ * out when they were node k -> nodes[k]. 0 or -1 (out of memory). */
+static int json_index_reserve(loader_t *L, size_t n) {
+  size_t k;
+  int was_null = L->json_index == NULL;
+  if (fc__grow((void **)&L->json_index, &L->cap_json_index, n > 0 ? n : 1,
+               sizeof *L->json_index) != 0)
+    return -1;
+  for (k = 0; was_null && k < L->noted; k++)
+    L->json_index[k] = (uint32_t)k;
+  return 0;
+}
+
 /* The index in "nodes" of the node called id, or -1. The workflow's own
  * table finds it: every node with a usable id that is not a duplicate is
  * in the workflow (as a placeholder when it has errors). */
 static long ids_find(const loader_t *L, const char *id) {
   fc_node_t *n = L->wf != NULL ? fc_workflow_find_node(L->wf, id) : NULL;
-  return n != NULL && n->index < L->noted ? (long)L->json_index[n->index] : -1;
+  return n != NULL && n->index < L->noted ? (long)json_index_of(L, n->index) : -1;
 }
 
 /* Whether id names a node loaded so far: first the last one (a file most
@@ -618,7 +639,11 @@ static void check_retry(fc__load_node_t *N, const node_fields_t *nf, retry_t *r)
  * memory). */
 static int note_json_index(loader_t *L, size_t index) {
   size_t k, n = fc_workflow_node_count(L->wf);
-  if (fc__grow((void **)&L->json_index, &L->cap_json_index, n, sizeof *L->json_index) != 0) {
+  if (L->json_index == NULL && (n == L->noted || (n == L->noted + 1 && index == L->noted))) {
+    L->noted = n; /* node k is still nodes[k] */
+    return 0;
+  }
+  if (json_index_reserve(L, n) != 0) {
     add_oom(L);
     return -1;
   }
@@ -1282,19 +1307,24 @@ static void part_end(part_t *p) {
 }
 
 /* This thread has loaded nodes[0..first) and is at the part's start:
- * appends the part to L's workflow. 0, or -1 when the part is dropped. */
-static int part_merge(loader_t *L, part_t *p, size_t first) {
+ * appends the part to L's workflow. 0, or -1 when the part is dropped;
+ * *known as fc__workflow_append sets it. */
+static int part_merge(loader_t *L, part_t *p, size_t first, int *known) {
   size_t k, n0 = fc_workflow_node_count(L->wf), n1;
+  int identity;
   part_join(p);
   if (!p->ok || p->count > FC_LOAD_MAX_NODES - first)
     return -1;
   n1 = fc_workflow_node_count(p->L.wf);
-  if (fc__grow((void **)&L->json_index, &L->cap_json_index, n0 + n1, sizeof *L->json_index) != 0 ||
-      fc__workflow_append(L->wf, p->L.wf) != 0)
+  /* node k -> nodes[k] on both sides (no errors): it stays so */
+  identity = L->json_index == NULL && p->L.json_index == NULL && L->noted == n0 && n0 == first &&
+             p->L.noted == n1;
+  if ((!identity && json_index_reserve(L, n0 + n1) != 0) ||
+      fc__workflow_append(L->wf, p->L.wf, known) != 0)
     return -1;
   p->L.wf = NULL;
-  for (k = 0; k < n1; k++)
-    L->json_index[n0 + k] = p->L.json_index[k] + (uint32_t)first;
+  for (k = 0; !identity && k < n1; k++)
+    L->json_index[n0 + k] = (uint32_t)(json_index_of(&p->L, k) + first);
   L->noted = n0 + n1;
   atomic_fetch_add(&fc__load_parts_merged, 1);
   return 0;
@@ -1311,10 +1341,10 @@ static int load_stream_once(const char *text, size_t len, unsigned flags, int sp
   scan_t s = {text, len, 0};
   json_t *root, *key = NULL, *v, *jmax;
   size_t count0 = errors != NULL ? errors->count : 0;
-  size_t omitted0 = errors != NULL ? errors->omitted : 0, i, merged_from = SIZE_MAX;
+  size_t omitted0 = errors != NULL ? errors->omitted : 0, i;
   const char *name;
   part_t *part = NULL;
-  int rc = 1;
+  int rc = 1, known = 1; /* the part's references, once appended */
 
   /* jansson passes over a NUL byte outside strings without counting it in
    * error.position, so the offsets of the parts would drift from the text
@@ -1352,10 +1382,8 @@ static int load_stream_once(const char *text, size_t len, unsigned flags, int sp
   for (i = 0;; i++) {
     json_t *node;
     if (part != NULL) {
-      size_t n0 = fc_workflow_node_count(L.wf);
       scan_ws(&s);
-      if (s.pos == part->start && part_merge(&L, part, i) == 0) {
-        merged_from = n0;
+      if (s.pos == part->start && part_merge(&L, part, i, &known) == 0) {
         s.pos = part->end;
         break;
       }
@@ -1382,7 +1410,7 @@ static int load_stream_once(const char *text, size_t len, unsigned flags, int sp
   scan_ws(&s);
   if (s.pos != s.len)
     goto fall_back;
-  if (merged_from != SIZE_MAX && !fc__workflow_refs_known(L.wf, merged_from)) {
+  if (!known) { /* a reference of the part names no node: again on one thread, for the messages */
     rc = 2;
     goto fall_back;
   }

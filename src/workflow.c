@@ -230,20 +230,48 @@ typedef struct {
   fc_workflow_t *wf; /* the workflow the part's nodes now belong to */
   fc_workflow_t *part;
   uint32_t off; /* added (modulo 2^32) to every index of the part */
+  /* When `collect`: the nodes with a reference to look up (a dependency
+   * not found in the part, routes); `lost` when out of memory noting one. */
+  int collect, lost;
+  fc_node_t **open;
+  size_t nopen, cap_open;
 } renumber_t;
 
 /* The part's nodes and their dependencies found in part, renumbered. */
 static void renumber(void *arg) {
-  const renumber_t *r = arg;
+  renumber_t *r = arg;
   size_t k, d;
   for (k = 0; k < r->part->nnodes; k++) {
     fc_node_t *n = r->part->nodes[k];
+    int open = n->nroutes > 0;
     n->wf = r->wf;
     n->index += r->off;
-    for (d = 0; d < n->ndeps; d++)
+    for (d = 0; d < n->ndeps; d++) {
       if (n->deps[d].node != 0)
         n->deps[d].node += r->off;
+      else
+        open = 1;
+    }
+    if (open && r->collect && !r->lost) {
+      if (fc__grow((void **)&r->open, &r->cap_open, r->nopen + 1, sizeof *r->open) != 0)
+        r->lost = 1;
+      else
+        r->open[r->nopen++] = n;
+    }
   }
+}
+
+/* Whether every dependency and route target of n names a node of wf. */
+static int refs_known(const fc_workflow_t *wf, const fc_node_t *n) {
+  size_t d, r, t;
+  for (d = 0; d < n->ndeps; d++)
+    if (n->deps[d].node == 0 && table_find(wf, n->deps[d].id) < 0)
+      return 0;
+  for (r = 0; r < n->nroutes; r++)
+    for (t = 0; t < n->routes[r].ntargets; t++)
+      if (table_find(wf, n->routes[r].targets[t]) < 0)
+        return 0;
+  return 1;
 }
 
 typedef struct {
@@ -300,10 +328,10 @@ static void append_ids(void *arg) {
 
 /* See workflow_int.h. The ids of part keep their hashes; its dependencies
  * found in part are renumbered, those left to validation stay so. */
-int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
+int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part, int *known) {
   size_t off = wf->nnodes, k;
   append_ids_t ids = {wf, part, 0};
-  renumber_t to_wf = {wf, part, (uint32_t)off};
+  renumber_t to_wf = {wf, part, (uint32_t)off, known != NULL, 0, NULL, 0, 0};
   if (wf->frozen || part->frozen || part->dup != 0)
     return FC_EINVAL;
   if (part->nnodes > FC__MAX_NODES - off ||
@@ -316,7 +344,7 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
   if (part->nnodes >= fc__workflow_append_thread_min) {
     fc__run_both(append_ids, &ids, renumber, &to_wf);
     if (ids.rc != 0) { /* as it was */
-      renumber_t back = {part, part, (uint32_t)0 - (uint32_t)off};
+      renumber_t back = {part, part, (uint32_t)0 - (uint32_t)off, 0, 0, NULL, 0, 0};
       renumber(&back);
     }
   } else {
@@ -324,10 +352,18 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
     if (ids.rc == 0)
       renumber(&to_wf);
   }
-  if (ids.rc != 0)
+  if (ids.rc != 0) {
+    fc__free(to_wf.open);
     return ids.rc;
+  }
   for (k = 0; k < part->nnodes; k++)
     wf->nodes[wf->nnodes++] = part->nodes[k];
+  if (known != NULL) { /* now that wf has every id */
+    *known = 1;
+    for (k = 0; k < (to_wf.lost ? part->nnodes : to_wf.nopen) && *known; k++)
+      *known = refs_known(wf, to_wf.lost ? part->nodes[k] : to_wf.open[k]);
+  }
+  fc__free(to_wf.open);
   wf->suspect |= part->suspect;
   wf->routes |= part->routes;
   wf->ndeps += part->ndeps;
@@ -342,21 +378,6 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part) {
   part->nnodes = 0;
   fc_workflow_free(part);
   return 0;
-}
-
-int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first) {
-  size_t k, d, r, t;
-  for (k = first; k < wf->nnodes; k++) {
-    const fc_node_t *n = wf->nodes[k];
-    for (d = 0; d < n->ndeps; d++)
-      if (n->deps[d].node == 0 && table_find(wf, n->deps[d].id) < 0)
-        return 0;
-    for (r = 0; r < n->nroutes; r++)
-      for (t = 0; t < n->routes[r].ntargets; t++)
-        if (table_find(wf, n->routes[r].targets[t]) < 0)
-          return 0;
-  }
-  return 1;
 }
 
 void fc__workflow_prefetch_text(const fc_workflow_t *wf, const char *id, size_t len) {
@@ -382,7 +403,11 @@ void fc__workflow_prefetch_id(fc_workflow_t *wf, const char *id) {
 }
 
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes) {
-  return wf->frozen ? 0 : table_reserve(wf, nodes);
+  if (wf->frozen || nodes > FC__MAX_NODES - wf->nnodes)
+    return 0;
+  if (fc__grow((void **)&wf->nodes, &wf->cap_nodes, wf->nnodes + nodes, sizeof *wf->nodes) != 0)
+    return FC_ENOMEM;
+  return table_reserve(wf, nodes);
 }
 
 int fc_workflow_set_max_parallel(fc_workflow_t *wf, int max_parallel) {

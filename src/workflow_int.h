@@ -113,18 +113,21 @@ struct fc_workflow_s {
 /* For the loader, which builds a big file's workflow in two parts at once
  * (loader.c). Moves every node of `part` to the end of wf and frees part;
  * nothing changes on failure: FC_EDUPLICATE (an id of part is in wf),
- * FC_ENOMEM, or FC_EINVAL (either is frozen, or part has a duplicate). */
-int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part);
+ * FC_ENOMEM, or FC_EINVAL (either is frozen, or part has a duplicate).
+ * When `known` is not NULL, *known is set to 1 when every dependency and
+ * route target of the part's nodes names a node of wf, else 0 (the part's
+ * nodes with a reference it did not find are noted as they are
+ * renumbered, and looked up once wf has every id). */
+int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part, int *known);
 /* A part of at least this many nodes is renumbered on a thread of its own
  * while its ids are entered (starting the thread costs as much as
  * renumbering a few thousand nodes); tests set it to 0 or SIZE_MAX. */
 extern size_t fc__workflow_append_thread_min;
-/* 1 when every dependency and route target of nodes[first...] names a
- * node of wf, else 0. */
-int fc__workflow_refs_known(const fc_workflow_t *wf, size_t first);
-/* Makes room in the id table for `nodes` more ids, so that adding them does
- * not rehash it step by step (the loader's estimate for a big file). 0 or
- * FC_ENOMEM (nothing changed: the table still grows as nodes are added). */
+/* Makes room in the node array and the id table for `nodes` more nodes,
+ * so that adding them (or appending a part of them) does not grow and copy
+ * these step by step (the loader's estimate for a big file; what is not
+ * used of the room is never touched). 0 or FC_ENOMEM (the node array may
+ * have grown; both still grow as nodes are added). */
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
 /* n zeroed bytes (aligned as malloc's) that live as long as wf: carved
  * from the slabs its nodes live in, and moved with them by

@@ -312,6 +312,7 @@ static void test_many_ids(void **state) {
 static void append_part(size_t thread_min) {
   enum { N = 3000 };
   size_t saved = fc__workflow_append_thread_min;
+  int known = -1;
   fc_workflow_t *wf = new_wf("first"), *part = new_wf("part"), *bad = new_wf("bad");
   char id[32];
   fc_error_t err;
@@ -321,7 +322,7 @@ static void append_part(size_t thread_min) {
   add_chain(part, N, 2 * N);
   add_node(part, "n17", NULL);
   fc__workflow_append_thread_min = thread_min;
-  assert_int_equal(fc__workflow_append(wf, part), FC_EDUPLICATE);
+  assert_int_equal(fc__workflow_append(wf, part, &known), FC_EDUPLICATE);
   assert_int_equal(fc_workflow_node_count(wf), N);
   assert_int_equal(fc_workflow_node_count(part), N + 1);
   for (int i = 0; i <= N; i++) { /* the part's nodes as they were */
@@ -344,7 +345,8 @@ static void append_part(size_t thread_min) {
   part = new_wf("part");
   add_chain(part, N, 2 * N);
   add_node(part, "late", "n2999,n5999");
-  assert_int_equal(fc__workflow_append(wf, part), 0);
+  assert_int_equal(fc__workflow_append(wf, part, &known), 0);
+  assert_int_equal(known, 1); /* n2999 is wf's, n5999 the part's */
   assert_int_equal(fc_workflow_node_count(wf), 2 * N + 1);
   for (int i = 0; i < 2 * N; i++) {
     snprintf(id, sizeof id, "n%d", i);
@@ -359,16 +361,29 @@ static void append_part(size_t thread_min) {
     if (i > N && i < 2 * N)
       assert_int_equal(n->deps[0].node, i);
   }
-  assert_int_equal(fc__workflow_refs_known(wf, N), 1);
-  add_node(wf, "after", "nowhere");
-  assert_int_equal(fc__workflow_refs_known(wf, N), 0);
+  /* references of a part to wf's nodes, its own and none */
+  part = new_wf("refs");
+  add_node(part, "r1", "n17");
+  assert_int_equal(fc_node_add_route(add_node(part, "r2", "r1"), "go", "n5"), 0);
+  known = -1;
+  assert_int_equal(fc__workflow_append(wf, part, &known), 0);
+  assert_int_equal(known, 1);
+  part = new_wf("route to none");
+  add_node(part, "r3a", NULL);
+  assert_int_equal(fc_node_add_route(add_node(part, "r3", "r3a"), "go", "gone"), 0);
+  assert_int_equal(fc__workflow_append(wf, part, &known), 0);
+  assert_int_equal(known, 0);
+  part = new_wf("dependency on none");
+  add_node(part, "r4", "r3,nowhere");
+  assert_int_equal(fc__workflow_append(wf, part, &known), 0);
+  assert_int_equal(known, 0);
   fc_error_clear(&err);
   assert_int_equal(fc_workflow_validate(wf, &err), FC_EUNKNOWNDEP);
 
   /* a part with a duplicate of its own */
   add_node(bad, "x", NULL);
   add_node(bad, "x", NULL);
-  assert_int_equal(fc__workflow_append(wf, bad), FC_EINVAL);
+  assert_int_equal(fc__workflow_append(wf, bad, &known), FC_EINVAL);
   fc__workflow_append_thread_min = saved;
   fc_workflow_free(bad);
   fc_workflow_free(wf);
@@ -392,7 +407,7 @@ static void test_append_then_validate(void **state) {
   add_chain(part, N, 2 * N);
   /* n0 after the part's last node: a cycle through both halves */
   assert_int_equal(fc_node_add_dep(fc_workflow_node_at(wf, 0), "n1999"), 0);
-  assert_int_equal(fc__workflow_append(wf, part), 0);
+  assert_int_equal(fc__workflow_append(wf, part, NULL), 0);
   fc_error_clear(&err);
   assert_int_equal(fc_workflow_validate(wf, &err), FC_ECYCLE);
   assert_text_names(&err, "dependency cycle of 2000 nodes");
@@ -621,7 +636,7 @@ static void test_names_checked_when_needed(void **state) {
   add_chain(wf, 0, 50);
   add_chain(part, 50, 100);
   add_node(part, "bad id", "n99");
-  assert_int_equal(fc__workflow_append(wf, part), 0);
+  assert_int_equal(fc__workflow_append(wf, part, NULL), 0);
   expect_invalid(wf, FC_EBADNAME, "bad id", &err);
   fc_workflow_free(wf);
 }
