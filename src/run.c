@@ -30,7 +30,6 @@ typedef struct {
   uint8_t deferred;     /* completed, its output not made yet (output_of) */
   fc_node_ctx_t *ctx; /* the running attempt, NULL otherwise */
   node_timer *timer;  /* timeout or retry backoff, lazily made */
-  uint64_t started_mono; /* of the attempt (its wall clock: run_now_us); 0: not timed */
   /* Counted up from 0, so that a run of a big workflow starts without a
    * pass over every node: ready when preds_done reaches the node's nin;
    * its output released when succs_done reaches its nout
@@ -43,11 +42,18 @@ typedef struct {
   uint8_t resolved; /* final status known */
   uint8_t retry_wait; /* between attempts (timer running or queued) */
 } node_state;
+#if UINTPTR_MAX == UINT64_MAX
+/* One cache line a node; and a big workflow's states (12.8 MB for 200,000
+ * nodes) fit where its file's text was (freed before the run). The time an
+ * attempt started is in its context, not here. */
+_Static_assert(sizeof(node_state) == 64, "node_state is 64 bytes");
+#endif
 
 struct fc_node_ctx_s {
   fc_run_t *run;
   uint32_t index;
   int attempt;
+  uint64_t started_mono; /* of the attempt (its wall clock: run_now_us); 0: not timed */
   json_t *input; /* a reference: valid until the completion, even after a stop */
   fc_node_status_t stopped; /* 0, FC_NODE_TIMED_OUT or FC_NODE_CANCELLED */
   fc_node_stop_cb stop_cb;
@@ -181,8 +187,10 @@ static void emit_error(fc_run_t *run, uint32_t i, int attempt, const fc_error_in
   dispatch(run, &ev);
 }
 
+/* The end of attempt `attempt` (0: the node never ran), which started at
+ * `started` (0: not timed, see start_attempt) and ended at `mono`. */
 static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status_t status,
-                          uint64_t mono) {
+                          uint64_t started, uint64_t mono) {
   node_state *st = &run->nodes[i];
   fc_event_t ev;
   if (!fc__manager_listens(run->manager, FC_EVENT_NODE_END))
@@ -191,7 +199,8 @@ static void emit_node_end(fc_run_t *run, uint32_t i, int attempt, fc_node_status
   ev.status = (int)status;
   ev.time_us = run_now_us(run, mono);
   if (attempt > 0) { /* an attempt not timed ended in its node's call: it took no time */
-    uint64_t started = st->started_mono != 0 ? st->started_mono : mono;
+    if (started == 0)
+      started = mono;
     ev.started_at_us = run_now_us(run, started);
     ev.duration_us = (int64_t)((mono - started) / 1000);
   }
@@ -256,7 +265,7 @@ static void resolve(fc_run_t *run, uint32_t i, fc_node_status_t status) {
 /* Resolves a node that will never run, with its single node_end. */
 static void resolve_unrun(fc_run_t *run, uint32_t i, fc_node_status_t status, uint64_t mono) {
   resolve(run, i, status);
-  emit_node_end(run, i, 0, status, mono);
+  emit_node_end(run, i, 0, status, 0, mono);
 }
 
 /* Chosen route index of a completed router, in *chosen. 0 or FC_EROUTE. */
@@ -398,7 +407,8 @@ static void timer_stop(node_state *st) {
     uv_timer_stop(&st->timer->handle);
 }
 
-static void attempt_failed(fc_run_t *run, uint32_t i, fc_node_status_t status, uint64_t mono);
+static void attempt_failed(fc_run_t *run, uint32_t i, fc_node_status_t status, uint64_t started,
+                           uint64_t mono);
 static void on_timeout(uv_timer_t *t);
 
 static void start_attempt(fc_run_t *run, uint32_t i) {
@@ -419,7 +429,6 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
   st->attempts++;
   st->retry_wait = 0;
   st->status = FC_NODE_RUNNING;
-  st->started_mono = mono;
   /* A retry reuses the first attempt's input; a node that did not need
    * it then, but does now (a handler was added since), gets its own. */
   if (st->attempts == 1)
@@ -444,15 +453,16 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
     info.message = "out of memory starting the attempt";
     info.severity = FC_SEVERITY_CRITICAL;
     if (mono == 0)
-      mono = st->started_mono = fc__mono_ns();
+      mono = fc__mono_ns();
     emit_error(run, i, st->attempts, &info, mono);
-    attempt_failed(run, i, FC_NODE_FAILED, mono);
+    attempt_failed(run, i, FC_NODE_FAILED, mono, mono);
     return;
   }
   run->outstanding++;
   ctx->run = run;
   ctx->index = i;
   ctx->attempt = st->attempts;
+  ctx->started_mono = mono;
   ctx->input = json_incref(st->input);
   st->ctx = ctx;
   if (fc__node_timeout_ms(node) > 0) {
@@ -488,14 +498,15 @@ static void on_retry_timer(uv_timer_t *t) {
   }
 }
 
-/* The attempt ended in failure or timeout (its node_end was emitted):
- * retry or resolve. */
-static void attempt_failed(fc_run_t *run, uint32_t i, fc_node_status_t status, uint64_t mono) {
+/* The attempt, started at `started`, ended in failure or timeout at
+ * `mono`: its node_end, then a retry or the node's resolution. */
+static void attempt_failed(fc_run_t *run, uint32_t i, fc_node_status_t status, uint64_t started,
+                           uint64_t mono) {
   node_state *st = &run->nodes[i];
   const fc_node_t *node = run->wf->nodes[i];
   st->ctx = NULL;
   run->running--;
-  emit_node_end(run, i, st->attempts, status, mono);
+  emit_node_end(run, i, st->attempts, status, started, mono);
   if (st->attempts <= fc__node_retries(node) && !run->cancel_requested) {
     uint64_t delay = backoff_ms(node, st->attempts);
     uv_timer_t *t;
@@ -529,7 +540,7 @@ static void on_timeout(uv_timer_t *t) {
   info.message = msg;
   info.severity = FC_SEVERITY_ERROR;
   emit_error(run, i, ctx->attempt, &info, mono);
-  attempt_failed(run, i, FC_NODE_TIMED_OUT, mono);
+  attempt_failed(run, i, FC_NODE_TIMED_OUT, ctx->started_mono, mono);
   run->busy--;
   if (ctx->stop_cb != NULL)
     ctx->stop_cb(ctx, FC_NODE_TIMED_OUT, ctx->stop_data);
@@ -556,7 +567,8 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
   /* Read unless the attempt was not timed and its success shows no time:
    * no node_end handler, no route to choose (whose error has a time). */
   end_seen = fc__manager_listens(run->manager, FC_EVENT_NODE_END);
-  mono = st->started_mono != 0 || info != NULL || node->nroutes > 0 || end_seen ? fc__mono_ns() : 0;
+  mono = ctx->started_mono != 0 || info != NULL || node->nroutes > 0 || end_seen ? fc__mono_ns()
+                                                                                : 0;
   run->busy++;
   if (fc__node_timeout_ms(node) > 0)
     timer_stop(st);
@@ -576,13 +588,13 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
       rinfo.details = output;
       emit_error(run, i, ctx->attempt, &rinfo, mono);
       json_decref(output);
-      attempt_failed(run, i, FC_NODE_FAILED, mono);
+      attempt_failed(run, i, FC_NODE_FAILED, ctx->started_mono, mono);
     } else {
       st->ctx = NULL;
       st->output = output;
       st->deferred = (uint8_t)deferred;
       run->running--;
-      emit_node_end(run, i, ctx->attempt, FC_NODE_COMPLETED, mono);
+      emit_node_end(run, i, ctx->attempt, FC_NODE_COMPLETED, ctx->started_mono, mono);
       resolve(run, i, FC_NODE_COMPLETED);
       if (!end_seen)
         run->mono_hint = mono;
@@ -590,7 +602,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
   } else {
     json_decref(output);
     emit_error(run, i, ctx->attempt, info, mono);
-    attempt_failed(run, i, FC_NODE_FAILED, mono);
+    attempt_failed(run, i, FC_NODE_FAILED, ctx->started_mono, mono);
   }
   run->busy--;
   pump(run);
@@ -696,7 +708,7 @@ static void do_cancel(fc_run_t *run) {
     ctx->stopped = FC_NODE_CANCELLED;
     timer_stop(st);
     run->running--;
-    emit_node_end(run, (uint32_t)i, ctx->attempt, FC_NODE_CANCELLED, mono);
+    emit_node_end(run, (uint32_t)i, ctx->attempt, FC_NODE_CANCELLED, ctx->started_mono, mono);
     resolve(run, (uint32_t)i, FC_NODE_CANCELLED);
     if (ctx->stop_cb != NULL)
       ctx->stop_cb(ctx, FC_NODE_CANCELLED, ctx->stop_data);
