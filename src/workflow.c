@@ -224,7 +224,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
 }
 
 #define APPEND_AHEAD 16
-size_t fc__workflow_append_thread_min = 16384;
+size_t fc__workflow_thread_min = 16384;
 
 typedef struct {
   fc_workflow_t *wf; /* the workflow the part's nodes now belong to */
@@ -341,7 +341,7 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part, int *known) {
     return FC_ENOMEM;
   /* The two steps touch different memory: wf's table and the part's
    * nodes (whose ids append_ids reads, and renumber does not write). */
-  if (part->nnodes >= fc__workflow_append_thread_min) {
+  if (part->nnodes >= fc__workflow_thread_min) {
     fc__run_both(append_ids, &ids, renumber, &to_wf);
     if (ids.rc != 0) { /* as it was */
       renumber_t back = {part, part, (uint32_t)0 - (uint32_t)off, 0, 0, NULL, 0, 0};
@@ -366,6 +366,8 @@ int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part, int *known) {
   fc__free(to_wf.open);
   wf->suspect |= part->suspect;
   wf->routes |= part->routes;
+  wf->split_at = off;
+  wf->split_deps = wf->ndeps;
   wf->ndeps += part->ndeps;
   if (part->slabs != NULL) { /* the nodes' slabs go with them */
     fc__slab_t *last = part->slabs;
@@ -493,6 +495,8 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
     return FC_ENOMEM;
   n->ndeps++;
   n->wf->ndeps++;
+  if (n->index < n->wf->split_at) /* the first half has one more */
+    n->wf->split_at = 0;
   return 0;
 }
 
@@ -708,35 +712,167 @@ static void in_insert(uint32_t *in, size_t n, uint32_t d) {
   in[n] = d;
 }
 
+/* An edge a range of nodes found but may not add (deps_range). */
+typedef struct {
+  uint32_t from, to;
+} late_edge_t;
+
+/* The edges from the dependencies of nodes [lo, hi) of a workflow without
+ * routes, in one pass over these nodes: each one's predecessor list is
+ * filled as its dependencies are found (the lists follow each other from
+ * `in` on), a dependency repeated right after itself is one edge, and a
+ * node without predecessors goes to `roots`. An edge from a node outside
+ * [own_lo, own_hi) is not added to that node's successors (another thread
+ * may be adding to them) but noted in `late`, in order. Stops at the first
+ * unknown dependency (rc FC_EUNKNOWNDEP, failed, failed_dep) or lack of
+ * memory (FC_ENOMEM). */
+typedef struct {
+  fc_workflow_t *wf;
+  size_t lo, hi, own_lo, own_hi;
+  uint32_t *in, *roots;
+  size_t nroots;
+  int backward; /* an edge from a node to itself or to one before it */
+  int rc;
+  size_t failed, failed_dep;
+  late_edge_t *late;
+  size_t nlate, cap_late;
+} deps_range_t;
+
+static void deps_range(void *arg) {
+  deps_range_t *r = arg;
+  fc_workflow_t *wf = r->wf;
+  uint32_t *in = r->in;
+  size_t i, j;
+  for (i = r->lo; i < r->hi && r->rc == 0; i++) {
+    fc_node_t *node = wf->nodes[i];
+    long prev = -1;
+    node->in = in;
+    for (j = 0; j < node->ndeps && r->rc == 0; j++) {
+      const fc__dep_t *dep = &node->deps[j];
+      long d = dep->node != 0 ? (long)dep->node - 1 : table_find(wf, dep->id);
+      if (d < 0) {
+        r->rc = FC_EUNKNOWNDEP;
+        r->failed = i;
+        r->failed_dep = j;
+        break;
+      }
+      if (d == prev)
+        continue;
+      prev = d;
+      r->backward |= (size_t)d >= i;
+      if ((size_t)d >= r->own_lo && (size_t)d < r->own_hi) {
+        if (out_push(wf->nodes[d], (uint32_t)i, 0) != 0)
+          r->rc = FC_ENOMEM;
+      } else if (fc__grow((void **)&r->late, &r->cap_late, r->nlate + 1, sizeof *r->late) != 0) {
+        r->rc = FC_ENOMEM;
+      } else {
+        r->late[r->nlate].from = (uint32_t)d;
+        r->late[r->nlate++].to = (uint32_t)i;
+      }
+      if (r->rc == 0)
+        in_insert(node->in, node->nin++, (uint32_t)d);
+    }
+    in += node->nin;
+    if (node->nin == 0)
+      r->roots[r->nroots++] = (uint32_t)i;
+  }
+}
+
+/* The edges of a workflow without routes into wf->in_all and wf->roots
+ * (made by the caller). A workflow appended in two parts (split_at, from
+ * fc__workflow_append) of at least fc__workflow_thread_min nodes
+ * each has its halves done at once, each adding the edges whose source is
+ * its own; the edges from the first half to the second are added after
+ * (to the end of their sources' lists, where one pass would have put
+ * them). Dependencies from the first half on the second (rare: a file
+ * lists a node after those it depends on) would belong before edges the
+ * second half added: such a workflow is done again in one pass. */
+static int deps_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
+  size_t n = wf->nnodes, m = wf->split_at, k;
+  deps_range_t a = {wf, 0, n, 0, n, wf->in_all, wf->roots, 0, 0, 0, 0, 0, NULL, 0, 0};
+  deps_range_t b = a;
+  const deps_range_t *f;
+  if (m > 0 && m >= fc__workflow_thread_min && n - m >= fc__workflow_thread_min &&
+      wf->split_deps <= wf->ndeps) {
+    a.hi = a.own_hi = m;
+    b.lo = b.own_lo = m;
+    b.in = wf->in_all + wf->split_deps;
+    b.roots = wf->roots + m;
+    fc__run_both(deps_range, &a, deps_range, &b);
+    if (a.nlate == 0 && (a.rc != 0 || b.rc != 0)) {
+      f = a.rc != 0 ? &a : &b;
+      goto fail;
+    }
+    if (a.nlate == 0) {
+      for (k = 0; k < b.nlate && b.rc == 0; k++)
+        if (out_push(wf->nodes[b.late[k].from], b.late[k].to, 0) != 0)
+          b.rc = FC_ENOMEM;
+      memmove(wf->roots + a.nroots, b.roots, b.nroots * sizeof *wf->roots);
+      wf->nroots = a.nroots + b.nroots;
+      *backward = a.backward || b.backward;
+      f = &b;
+      if (b.rc != 0)
+        goto fail;
+      fc__free(b.late);
+      return 0;
+    }
+    fc__free(a.late); /* again in one pass */
+    fc__free(b.late);
+    for (k = 0; k < n; k++) {
+      fc_node_t *node = wf->nodes[k];
+      fc__free(node->out);
+      node->out = NULL;
+      node->nin = node->nout = 0;
+    }
+    a = (deps_range_t){wf, 0, n, 0, n, wf->in_all, wf->roots, 0, 0, 0, 0, 0, NULL, 0, 0};
+    b.late = NULL;
+  }
+  deps_range(&a);
+  wf->nroots = a.nroots;
+  *backward = a.backward;
+  if (a.rc == 0)
+    return 0;
+  f = &a;
+fail:
+  fc__free(a.late);
+  fc__free(b.late);
+  if (f->rc == FC_EUNKNOWNDEP) {
+    const fc_node_t *node = wf->nodes[f->failed];
+    return fc__error_set(err, FC_EUNKNOWNDEP, node->id,
+                         "node \"%s\": depends on unknown node \"%.128s\"", node->id,
+                         node->deps[f->failed_dep].id);
+  }
+  return fc__error_set(err, FC_ENOMEM, "", "out of memory");
+}
+
 /* Sets *backward when an edge goes from a node to itself or to one added
  * before it: without such an edge the index order is a topological order,
  * so the graph has no cycle. */
 static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
-  size_t n = wf->nnodes, i, j, r, used = 0;
-  /* Only a workflow with routes needs the marks (edge_add); without, a
-   * node's repeated dependency is one edge when it follows itself. */
-  uint32_t *mark = wf->routes ? fc__calloc(n, sizeof *mark) : NULL;
+  size_t n = wf->nnodes, i, j, r;
+  uint32_t *mark = NULL;
   int rc = 0;
   wf->roots = fc__malloc((n > 0 ? n : 1) * sizeof *wf->roots);
-  if ((wf->routes && mark == NULL) || wf->roots == NULL) {
-    rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
-    goto done;
-  }
-  /* Without routes a node's predecessors are its dependencies: its list
-   * is filled as they are found, in this one pass over the nodes (the
+  if (wf->roots == NULL)
+    return fc__error_set(err, FC_ENOMEM, "", "out of memory");
+  /* Without routes a node's predecessors are its dependencies: their
+   * lists are filled as they are found, in one pass over the nodes (the
    * passes below each read every node again, 40 MB for 200,000 nodes). */
   if (!wf->routes) {
     wf->in_all = fc__malloc((wf->ndeps > 0 ? wf->ndeps : 1) * sizeof *wf->in_all);
-    if (wf->in_all == NULL) {
-      rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
-      goto done;
-    }
+    if (wf->in_all == NULL)
+      return fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    return deps_edges(wf, backward, err);
+  }
+  /* With routes, a route edge merges into a dependency edge from the same
+   * node: the marks remember each target's last source (edge_add). */
+  mark = fc__calloc(n, sizeof *mark);
+  if (mark == NULL) {
+    rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
+    goto done;
   }
   for (i = 0; i < n && rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
-    long prev = -1;
-    if (wf->in_all != NULL)
-      node->in = wf->in_all + used;
     for (j = 0; j < node->ndeps && rc == 0; j++) {
       const fc__dep_t *dep = &node->deps[j];
       long d = dep->node != 0 ? (long)dep->node - 1 : table_find(wf, dep->id);
@@ -744,25 +880,12 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
         rc = fc__error_set(err, FC_EUNKNOWNDEP, node->id,
                            "node \"%s\": depends on unknown node \"%.128s\"", node->id,
                            dep->id);
-      } else if (mark != NULL) {
+      } else {
         *backward |= (size_t)d >= i;
         rc = edge_add(wf, (uint32_t)d, (uint32_t)i, 0, mark);
-      } else if (d != prev) { /* a new edge */
-        *backward |= (size_t)d >= i;
-        prev = d;
-        rc = out_push(wf->nodes[d], (uint32_t)i, 0);
-        if (rc == 0)
-          in_insert(node->in, node->nin++, (uint32_t)d);
       }
     }
-    if (mark == NULL) {
-      used += node->nin;
-      if (node->nin == 0)
-        wf->roots[wf->nroots++] = (uint32_t)i;
-    }
   }
-  if (!wf->routes)
-    goto done;
   for (i = 0; i < n && rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
     for (r = 0; r < node->nroutes && rc == 0; r++) {

@@ -105,6 +105,11 @@ struct fc_workflow_s {
   uint32_t *roots;      /* filled by validation: the nodes without predecessors, */
   size_t nroots;        /* in index order (they start a run) */
   size_t ndeps;         /* dependencies of all nodes */
+  /* Set by fc__workflow_append: the part's first node and the dependencies
+   * of the nodes before it, so that validation can do the two halves at
+   * once (workflow.c, deps_edges); 0 once a dependency is added to a node
+   * before it. */
+  size_t split_at, split_deps;
   int routes;           /* some node has routes */
   const char *hint_id;  /* fc__workflow_prefetch_id: an id and its hash */
   uint32_t hint_hash;
@@ -119,10 +124,12 @@ struct fc_workflow_s {
  * nodes with a reference it did not find are noted as they are
  * renumbered, and looked up once wf has every id). */
 int fc__workflow_append(fc_workflow_t *wf, fc_workflow_t *part, int *known);
-/* A part of at least this many nodes is renumbered on a thread of its own
- * while its ids are entered (starting the thread costs as much as
- * renumbering a few thousand nodes); tests set it to 0 or SIZE_MAX. */
-extern size_t fc__workflow_append_thread_min;
+/* A step over a big workflow is shared with a thread of its own when each
+ * of its two halves has at least this many nodes (starting the thread
+ * costs as much as a few thousand nodes' work): appending a part (its
+ * nodes renumbered while its ids are entered) and the validation of a
+ * workflow so appended. Tests set it to 0 or SIZE_MAX. */
+extern size_t fc__workflow_thread_min;
 /* Makes room in the node array and the id table for `nodes` more nodes,
  * so that adding them (or appending a part of them) does not grow and copy
  * these step by step (the loader's estimate for a big file; what is not

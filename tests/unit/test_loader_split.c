@@ -18,6 +18,9 @@
 static void same_graph(const fc_workflow_t *a, const fc_workflow_t *b) {
   size_t k, e;
   assert_int_equal(a->nnodes, b->nnodes);
+  assert_int_equal(a->nroots, b->nroots);
+  for (k = 0; k < a->nroots; k++)
+    assert_int_equal(a->roots[k], b->roots[k]);
   for (k = 0; k < a->nnodes; k++) {
     const fc_node_t *x = a->nodes[k], *y = b->nodes[k];
     assert_string_equal(x->id, y->id);
@@ -32,6 +35,8 @@ static void same_graph(const fc_workflow_t *a, const fc_workflow_t *b) {
       assert_int_equal(x->out[e].to, y->out[e].to);
       assert_int_equal(x->out[e].route_mask, y->out[e].route_mask);
     }
+    for (e = 0; e < x->nin; e++)
+      assert_int_equal(x->in[e], y->in[e]);
     assert_ptr_equal(fc_workflow_find_node((fc_workflow_t *)b, x->id), y);
   }
 }
@@ -42,19 +47,19 @@ static size_t load_both(const char *text, size_t len, int *rc_out) {
   fc_load_errors_t e1, e2;
   fc_workflow_t *w1 = NULL, *w2 = NULL;
   json_t *in1 = NULL, *in2 = NULL;
-  size_t saved = fc__load_split_min, saved_thread = fc__workflow_append_thread_min, before, k;
+  size_t saved = fc__load_split_min, saved_thread = fc__workflow_thread_min, before, k;
   int rc1, rc2;
   fc_load_errors_init(&e1);
   fc_load_errors_init(&e2);
   fc__load_split_min = SIZE_MAX;
   rc1 = fc_workflow_load_buffer(text, len, &w1, &in1, &e1);
   fc__load_split_min = 0;
-  fc__workflow_append_thread_min = 0; /* the part renumbered on a thread of its own */
+  fc__workflow_thread_min = 0; /* appended and validated with a thread of its own */
   before = atomic_load(&fc__load_parts_merged);
   rc2 = fc_workflow_load_buffer(text, len, &w2, &in2, &e2);
   before = atomic_load(&fc__load_parts_merged) - before;
   fc__load_split_min = saved;
-  fc__workflow_append_thread_min = saved_thread;
+  fc__workflow_thread_min = saved_thread;
 
   assert_int_equal(rc1, rc2);
   assert_int_equal(e1.count, e2.count);

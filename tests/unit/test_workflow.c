@@ -311,7 +311,7 @@ static void test_many_ids(void **state) {
  * own is refused. */
 static void append_part(size_t thread_min) {
   enum { N = 3000 };
-  size_t saved = fc__workflow_append_thread_min;
+  size_t saved = fc__workflow_thread_min;
   int known = -1;
   fc_workflow_t *wf = new_wf("first"), *part = new_wf("part"), *bad = new_wf("bad");
   char id[32];
@@ -321,7 +321,7 @@ static void append_part(size_t thread_min) {
    * id of wf's: refused, wf unchanged */
   add_chain(part, N, 2 * N);
   add_node(part, "n17", NULL);
-  fc__workflow_append_thread_min = thread_min;
+  fc__workflow_thread_min = thread_min;
   assert_int_equal(fc__workflow_append(wf, part, &known), FC_EDUPLICATE);
   assert_int_equal(fc_workflow_node_count(wf), N);
   assert_int_equal(fc_workflow_node_count(part), N + 1);
@@ -384,7 +384,7 @@ static void append_part(size_t thread_min) {
   add_node(bad, "x", NULL);
   add_node(bad, "x", NULL);
   assert_int_equal(fc__workflow_append(wf, bad, &known), FC_EINVAL);
-  fc__workflow_append_thread_min = saved;
+  fc__workflow_thread_min = saved;
   fc_workflow_free(bad);
   fc_workflow_free(wf);
 }
@@ -412,6 +412,101 @@ static void test_append_then_validate(void **state) {
   assert_int_equal(fc_workflow_validate(wf, &err), FC_ECYCLE);
   assert_text_names(&err, "dependency cycle of 2000 nodes");
   fc_workflow_free(wf);
+}
+
+/* Node specs for two_halves: "id:dep,dep" (no dependencies: "id:"). */
+typedef struct {
+  const char *const *nodes;
+  size_t count, split; /* nodes[split...] are appended as a part */
+  const char *late_deps; /* "node:dep,dep" added after the append, or NULL */
+} halves_t;
+
+static void add_spec(fc_workflow_t *wf, const char *spec) {
+  char id[64];
+  const char *colon = strchr(spec, ':');
+  snprintf(id, sizeof id, "%.*s", (int)(colon - spec), spec);
+  add_node(wf, id, colon + 1);
+}
+
+static void add_late_deps(fc_workflow_t *wf, const char *spec) {
+  char id[64], deps[64], *save = NULL, *d;
+  const char *colon;
+  if (spec == NULL)
+    return;
+  colon = strchr(spec, ':');
+  snprintf(id, sizeof id, "%.*s", (int)(colon - spec), spec);
+  snprintf(deps, sizeof deps, "%s", colon + 1);
+  for (d = strtok_r(deps, ",", &save); d != NULL; d = strtok_r(NULL, ",", &save))
+    assert_int_equal(fc_node_add_dep(fc_workflow_find_node(wf, id), d), 0);
+}
+
+/* Validates the nodes built in one workflow, and built in two parts
+ * appended (validation then does the two halves at once): the same
+ * result, error, edges in the same order, predecessor lists and roots. */
+static void two_halves(const halves_t *h, int code) {
+  fc_workflow_t *one = new_wf("one"), *two = new_wf("two"), *part = new_wf("part");
+  size_t saved = fc__workflow_thread_min, k, e;
+  fc_error_t e1, e2;
+  for (k = 0; k < h->count; k++) {
+    add_spec(one, h->nodes[k]);
+    add_spec(k < h->split ? two : part, h->nodes[k]);
+  }
+  fc__workflow_thread_min = 0;
+  assert_int_equal(fc__workflow_append(two, part, NULL), 0);
+  assert_int_equal(two->split_at, h->split);
+  add_late_deps(one, h->late_deps);
+  add_late_deps(two, h->late_deps);
+  fc_error_clear(&e1);
+  fc_error_clear(&e2);
+  assert_int_equal(fc_workflow_validate(one, &e1), code);
+  assert_int_equal(fc_workflow_validate(two, &e2), code);
+  fc__workflow_thread_min = saved;
+  assert_string_equal(e1.text, e2.text);
+  assert_string_equal(e1.where, e2.where);
+  if (code == 0) {
+    assert_int_equal(one->nroots, two->nroots);
+    for (k = 0; k < one->nroots; k++)
+      assert_int_equal(one->roots[k], two->roots[k]);
+    for (k = 0; k < h->count; k++) {
+      const fc_node_t *x = one->nodes[k], *y = two->nodes[k];
+      assert_int_equal(x->nout, y->nout);
+      for (e = 0; e < x->nout; e++)
+        assert_int_equal(x->out[e].to, y->out[e].to);
+      assert_int_equal(x->nin, y->nin);
+      for (e = 0; e < x->nin; e++)
+        assert_int_equal(x->in[e], y->in[e]);
+    }
+  }
+  fc_workflow_free(one);
+  fc_workflow_free(two);
+}
+
+/* Validation of a workflow appended in two parts does its halves on two
+ * threads (workflow.c, deps_edges) and must give what one pass gives. */
+static void test_validate_two_halves(void **state) {
+  /* edges within each half and from the first to the second, repeated
+   * dependencies (right after each other: one edge; not: two), a node of
+   * the first half with successors in both, roots in both */
+  static const char *const mixed[] = {"a:",        "b:a",       "c:a,a,b,a", "d:",
+                                      "e:c,a,d,a", "f:e,e,b",   "g:",        "h:a,g,f,a"};
+  /* a dependency of the first half on the second: one pass again */
+  static const char *const forward[] = {"a:", "b:a,d", "c:b", "d:", "e:d,a", "f:b,e"};
+  /* unknown dependencies in both halves: the first half's is reported */
+  static const char *const unknown_both[] = {"a:", "b:a,x1", "c:b", "d:c,x2", "e:d"};
+  static const char *const unknown_second[] = {"a:", "b:a", "c:b", "d:c,a,x2", "e:d"};
+  /* a cycle through both halves */
+  static const char *const cycle[] = {"a:e", "b:a", "c:b", "d:c", "e:d"};
+  const halves_t cases[] = {
+      {mixed, 8, 4, NULL},          {mixed, 8, 1, NULL},          {mixed, 8, 7, NULL},
+      {forward, 6, 3, NULL},        {unknown_both, 5, 3, NULL},   {unknown_second, 5, 3, NULL},
+      {cycle, 5, 2, NULL},          {mixed, 8, 4, "b:h"},         {mixed, 8, 4, "f:a"},
+      {mixed, 8, 4, "d:c,b"}, /* more dependencies in the first half, after the append */
+  };
+  const int codes[] = {0, 0, 0, 0, FC_EUNKNOWNDEP, FC_EUNKNOWNDEP, FC_ECYCLE, FC_ECYCLE, 0, 0};
+  size_t k;
+  (void)state;
+  for (k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    two_halves(&cases[k], codes[k]);
 }
 
 /* Repeated dependencies (right after each other or not), one named
@@ -830,6 +925,7 @@ int main(void) {
       cmocka_unit_test(test_many_ids),
       cmocka_unit_test(test_append_part),
       cmocka_unit_test(test_append_then_validate),
+      cmocka_unit_test(test_validate_two_halves),
       cmocka_unit_test(test_successors_match_predecessors),
       cmocka_unit_test(test_unknown_dependency),
       cmocka_unit_test(test_unknown_route_target),
