@@ -233,10 +233,11 @@ static json_t *output_of(fc_run_t *run, uint32_t i) {
  * instead of holding every output until the run is closed. */
 static void release_inputs(fc_run_t *run, uint32_t i) {
   const fc_node_t *node = run->wf->nodes[i];
+  const uint32_t *in = fc__node_in(node);
   size_t k;
   for (k = 0; k < node->nin; k++) {
-    node_state *d = &run->nodes[node->in[k]];
-    if (++d->succs_done == run->wf->nodes[node->in[k]]->nout) {
+    node_state *d = &run->nodes[in[k]];
+    if (++d->succs_done == run->wf->nodes[in[k]]->nout) {
       json_decref(d->output);
       d->output = NULL;
       d->deferred = 0; /* not made, and now never will be */
@@ -273,13 +274,13 @@ static int choose_route(const fc_node_t *node, json_t *output, int *chosen) {
   const char *name = json_string_value(json_object_get(output, "route"));
   size_t r;
   if (name != NULL)
-    for (r = 0; r < node->nroutes; r++)
-      if (strcmp(node->routes[r].name, name) == 0) {
+    for (r = 0; r < fc__node_nroutes(node); r++)
+      if (strcmp(node->extra->routes[r].name, name) == 0) {
         *chosen = (int)r;
         return 0;
       }
-  if (node->default_route >= 0) {
-    *chosen = node->default_route;
+  if (node->extra != NULL && node->extra->default_route >= 0) {
+    *chosen = node->extra->default_route;
     return 0;
   }
   return FC_EROUTE;
@@ -295,7 +296,7 @@ static void propagate(fc_run_t *run) {
     const fc_node_t *node = run->wf->nodes[i];
     uint64_t chosen_mask = ~(uint64_t)0;
     size_t e;
-    if (st->status == FC_NODE_COMPLETED && node->nroutes > 0) {
+    if (st->status == FC_NODE_COMPLETED && node->extra != NULL && node->extra->nroutes > 0) {
       int chosen = 0;
       (void)choose_route(node, st->output, &chosen); /* checked at completion */
       chosen_mask = (uint64_t)1 << chosen;
@@ -324,13 +325,14 @@ static void propagate(fc_run_t *run) {
  * new object (NULL when out of memory). */
 static json_t *input_object(fc_run_t *run, uint32_t i) {
   const fc_node_t *node = run->wf->nodes[i];
+  const uint32_t *preds = fc__node_in(node);
   json_t *in = json_object();
   size_t k;
   if (in == NULL)
     return NULL;
   json_object_set(in, "input", run->input);
   for (k = 0; k < node->nin; k++) {
-    uint32_t d = node->in[k];
+    uint32_t d = preds[k];
     json_t *out = output_of(run, d);
     if (out == NULL && run->nodes[d].deferred) {
       json_decref(in);
@@ -352,8 +354,9 @@ static json_t *node_input(fc_run_t *run, uint32_t i, int needed) {
   json_t *in;
   size_t k;
   if (node->nin == 1) {
-    node_state *dep = &run->nodes[node->in[0]];
-    const fc_node_t *d = run->wf->nodes[node->in[0]];
+    uint32_t p = fc__node_in(node)[0];
+    node_state *dep = &run->nodes[p];
+    const fc_node_t *d = run->wf->nodes[p];
     if (!dep->sole_counted) {
       uint32_t n = 0;
       for (k = 0; k < d->nout; k++)
@@ -363,7 +366,7 @@ static json_t *node_input(fc_run_t *run, uint32_t i, int needed) {
     }
     if (dep->sole_left > 0) {
       if (needed && dep->sole_input == NULL) {
-        json_t *out = output_of(run, node->in[0]);
+        json_t *out = output_of(run, p);
         if (out == NULL && dep->deferred)
           return NULL;
         dep->sole_input = json_object();
@@ -476,7 +479,7 @@ static void start_attempt(fc_run_t *run, uint32_t i) {
 /* The wait before the next attempt of a node that has retries (so a
  * policy). */
 static uint64_t backoff_ms(const fc_node_t *node, int attempt_done) {
-  const fc__node_policy_t *p = node->policy;
+  const fc__node_policy_t *p = &node->extra->policy;
   uint64_t d = p->backoff_base_ms;
   int k;
   if (d == 0)
@@ -567,8 +570,9 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
   /* Read unless the attempt was not timed and its success shows no time:
    * no node_end handler, no route to choose (whose error has a time). */
   end_seen = fc__manager_listens(run->manager, FC_EVENT_NODE_END);
-  mono = ctx->started_mono != 0 || info != NULL || node->nroutes > 0 || end_seen ? fc__mono_ns()
-                                                                                : 0;
+  mono = ctx->started_mono != 0 || info != NULL || fc__node_nroutes(node) > 0 || end_seen
+             ? fc__mono_ns()
+             : 0;
   run->busy++;
   if (fc__node_timeout_ms(node) > 0)
     timer_stop(st);
@@ -576,7 +580,7 @@ static void complete(fc_node_ctx_t *ctx, json_t *output, int deferred,
     int chosen;
     if (output == NULL && !deferred)
       output = json_null();
-    if (node->nroutes > 0 && choose_route(node, output, &chosen) != 0) {
+    if (fc__node_nroutes(node) > 0 && choose_route(node, output, &chosen) != 0) {
       fc_error_info_t rinfo = {0};
       char msg[FC_NAME_MAX + 96];
       const char *name = json_string_value(json_object_get(output, "route"));
@@ -614,7 +618,7 @@ void fc_node_succeed(fc_node_ctx_t *ctx, json_t *output) { complete(ctx, output,
 void fc__node_succeed_deferred(fc_node_ctx_t *ctx) {
   const fc_node_t *node = ctx->run->wf->nodes[ctx->index];
   json_t *output;
-  if (ctx->stopped || (node->nroutes == 0 &&
+  if (ctx->stopped || (fc__node_nroutes(node) == 0 &&
                        !fc__manager_listens(ctx->run->manager, FC_EVENT_NODE_END))) {
     complete(ctx, NULL, !ctx->stopped, NULL);
     return;

@@ -121,14 +121,20 @@ static void str_array_free(char **a, size_t n) {
 struct fc__slab_s {
   struct fc__slab_s *next;
   size_t used, cap;
-  max_align_t data[];
+  uint64_t data[];
 };
 
-/* Returns n zeroed bytes (aligned as malloc's) or NULL. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(fc_node_t) == 96, "fc_node_t is 96 bytes");
+#endif
+
+/* Returns n zeroed bytes aligned to 8 (what nodes and their data need; a
+ * node with an id of up to 7 bytes then takes 104 bytes, not 112) or
+ * NULL. */
 static void *slab_alloc(fc_workflow_t *wf, size_t n) {
   fc__slab_t *s = wf->slabs;
   void *p;
-  n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+  n = (n + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
   if (s == NULL || s->cap - s->used < n) {
     size_t cap = n > SLAB_BYTES - sizeof *s ? n : SLAB_BYTES - sizeof *s;
     s = fc__calloc(1, sizeof *s + cap);
@@ -163,11 +169,12 @@ static void node_free(fc_node_t *n) {
   for (r = 0; r < n->ndeps; r++)
     fc__free(n->deps[r].id);
   fc__free(n->deps);
-  for (r = 0; r < n->nroutes; r++) {
-    fc__free(n->routes[r].name);
-    str_array_free(n->routes[r].targets, n->routes[r].ntargets);
+  for (r = 0; r < fc__node_nroutes(n); r++) {
+    fc__free(n->extra->routes[r].name);
+    str_array_free(n->extra->routes[r].targets, n->extra->routes[r].ntargets);
   }
-  fc__free(n->routes);
+  if (n->extra != NULL)
+    fc__free(n->extra->routes);
   fc__free(n->out);
 }
 
@@ -211,7 +218,6 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   n->index = (uint32_t)wf->nnodes; /* < FC__MAX_NODES */
   n->fn = fn;
   n->user_data = user_data;
-  n->default_route = -1;
   /* check_names looks at every node only if one may fail it; the id is
    * checked now, while it is in the cache. */
   if (fn == NULL || !fc__name_valid(n->id, FC_NAME_MAX, 0) || strcmp(n->id, "input") == 0)
@@ -243,7 +249,7 @@ static void renumber(void *arg) {
   size_t k, d;
   for (k = 0; k < r->part->nnodes; k++) {
     fc_node_t *n = r->part->nodes[k];
-    int open = n->nroutes > 0;
+    int open = fc__node_nroutes(n) > 0;
     n->wf = r->wf;
     n->index += r->off;
     for (d = 0; d < n->ndeps; d++) {
@@ -267,9 +273,9 @@ static int refs_known(const fc_workflow_t *wf, const fc_node_t *n) {
   for (d = 0; d < n->ndeps; d++)
     if (n->deps[d].node == 0 && table_find(wf, n->deps[d].id) < 0)
       return 0;
-  for (r = 0; r < n->nroutes; r++)
-    for (t = 0; t < n->routes[r].ntargets; t++)
-      if (table_find(wf, n->routes[r].targets[t]) < 0)
+  for (r = 0; r < fc__node_nroutes(n); r++)
+    for (t = 0; t < n->extra->routes[r].ntargets; t++)
+      if (table_find(wf, n->extra->routes[r].targets[t]) < 0)
         return 0;
   return 1;
 }
@@ -486,8 +492,14 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
     return rc;
   if (dep_id == NULL)
     return FC_EINVAL;
-  if (grow_u32((void **)&n->deps, &n->cap_deps, n->ndeps, sizeof *n->deps, fc__grow_small) != 0)
-    return FC_ENOMEM;
+  if ((n->ndeps & (n->ndeps - 1)) == 0) { /* none yet, or full: a power of two */
+    if (n->ndeps == UINT32_MAX / 2 + 1 || n->wf->ndeps >= UINT32_MAX - 1)
+      return FC_ENOMEM; /* predecessor lists are indexed by 32 bits (in) */
+    d = fc__realloc(n->deps, (n->ndeps != 0 ? 2 * (size_t)n->ndeps : 1) * sizeof *d);
+    if (d == NULL)
+      return FC_ENOMEM;
+    n->deps = d;
+  }
   d = &n->deps[n->ndeps];
   d->node = (uint32_t)(find_dep(n->wf, n, dep_id) + 1);
   d->id = NULL;
@@ -500,39 +512,42 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
   return 0;
 }
 
+/* The node's extra, made (in a slab: no routes, retries or timeout) if it
+ * has none; NULL when out of memory. */
+static fc__node_extra_t *node_extra(fc_node_t *n) {
+  if (n->extra == NULL && (n->extra = slab_alloc(n->wf, sizeof *n->extra)) != NULL)
+    n->extra->default_route = -1;
+  return n->extra;
+}
+
 int fc_node_add_route(fc_node_t *n, const char *route, const char *target_id) {
   size_t r;
   fc__route_t *rt;
+  fc__node_extra_t *x;
   int rc = node_check(n);
   if (rc != 0)
     return rc;
   if (route == NULL || target_id == NULL || route[0] == '\0')
     return FC_EINVAL;
+  if ((x = node_extra(n)) == NULL)
+    return FC_ENOMEM;
   n->wf->suspect = 1; /* check_names checks the route names */
   n->wf->routes = 1;
-  for (r = 0; r < n->nroutes; r++)
-    if (strcmp(n->routes[r].name, route) == 0)
+  for (r = 0; r < x->nroutes; r++)
+    if (strcmp(x->routes[r].name, route) == 0)
       break;
-  if (r == n->nroutes) {
-    if (grow_u32((void **)&n->routes, &n->cap_routes, n->nroutes, sizeof *n->routes, fc__grow) != 0)
+  if (r == x->nroutes) {
+    if (grow_u32((void **)&x->routes, &x->cap_routes, x->nroutes, sizeof *x->routes, fc__grow) != 0)
       return FC_ENOMEM;
-    rt = &n->routes[r];
+    rt = &x->routes[r];
     memset(rt, 0, sizeof *rt);
     rt->name = fc__strdup(route);
     if (rt->name == NULL)
       return FC_ENOMEM;
-    n->nroutes++;
+    x->nroutes++;
   }
-  rt = &n->routes[r];
+  rt = &x->routes[r];
   return str_array_push(&rt->targets, &rt->ntargets, &rt->cap, target_id);
-}
-
-/* The node's policy, made (zeroed, in a slab) if it has none; NULL when
- * out of memory. */
-static fc__node_policy_t *node_policy(fc_node_t *n) {
-  if (n->policy == NULL)
-    n->policy = slab_alloc(n->wf, sizeof *n->policy);
-  return n->policy;
 }
 
 int fc_node_set_retries(fc_node_t *n, int retries, uint64_t base_ms, uint64_t max_ms) {
@@ -542,10 +557,11 @@ int fc_node_set_retries(fc_node_t *n, int retries, uint64_t base_ms, uint64_t ma
     return rc;
   if (retries < 0)
     return FC_EINVAL;
-  if (retries == 0 && n->policy == NULL)
+  if (retries == 0 && n->extra == NULL)
     return 0; /* the default: nothing to keep */
-  if ((p = node_policy(n)) == NULL)
+  if (node_extra(n) == NULL)
     return FC_ENOMEM;
+  p = &n->extra->policy;
   p->retries = retries;
   p->backoff_base_ms = base_ms;
   p->backoff_max_ms = max_ms < base_ms ? base_ms : max_ms;
@@ -557,10 +573,11 @@ int fc_node_set_timeout(fc_node_t *n, uint64_t timeout_ms) {
   int rc = node_check(n);
   if (rc != 0)
     return rc;
-  if (timeout_ms == 0 && n->policy == NULL)
+  if (timeout_ms == 0 && n->extra == NULL)
     return 0; /* the default */
-  if ((p = node_policy(n)) == NULL)
+  if (node_extra(n) == NULL)
     return FC_ENOMEM;
+  p = &n->extra->policy;
   p->timeout_ms = timeout_ms;
   return 0;
 }
@@ -635,12 +652,13 @@ static int report_cycle(fc_workflow_t *wf, const uint32_t *indeg, fc_error_t *er
       break;
     }
   while (seen[cur] == 0) {
-    fc_node_t *node = wf->nodes[cur];
+    const fc_node_t *node = wf->nodes[cur];
+    const uint32_t *in = fc__node_in(node);
     seen[cur] = (uint32_t)(++len);
     path[len - 1] = cur;
     for (i = 0; i < node->nin; i++)
-      if (indeg[node->in[i]] > 0) {
-        cur = node->in[i];
+      if (indeg[in[i]] > 0) {
+        cur = in[i];
         break;
       }
   }
@@ -691,13 +709,13 @@ static int check_names(fc_workflow_t *wf, fc_error_t *err) {
                            i);
     if (n->fn == NULL)
       return fc__error_set(err, FC_ENOFN, n->id, "node \"%s\": no function", n->id);
-    if (n->nroutes > FC__MAX_ROUTES)
+    if (fc__node_nroutes(n) > FC__MAX_ROUTES)
       return fc__error_set(err, FC_EDEFINITION, n->id, "node \"%s\": more than %d routes",
                            n->id, FC__MAX_ROUTES);
-    for (r = 0; r < n->nroutes; r++)
-      if (!fc__name_valid(n->routes[r].name, FC_NAME_MAX, 0))
+    for (r = 0; r < fc__node_nroutes(n); r++)
+      if (!fc__name_valid(n->extra->routes[r].name, FC_NAME_MAX, 0))
         return fc__error_set(err, FC_EBADNAME, n->id, "node \"%s\": invalid route name \"%.64s\"",
-                             n->id, n->routes[r].name);
+                             n->id, n->extra->routes[r].name);
   }
   return 0;
 }
@@ -746,7 +764,7 @@ static void deps_range(void *arg) {
   for (i = r->lo; i < r->hi && r->rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
     long prev = -1;
-    node->in = in;
+    node->in = (uint32_t)(in - wf->in_all);
     for (j = 0; j < node->ndeps && r->rc == 0; j++) {
       const fc__dep_t *dep = &node->deps[j];
       long d = dep->node != 0 ? (long)dep->node - 1 : table_find(wf, dep->id);
@@ -770,7 +788,7 @@ static void deps_range(void *arg) {
         r->late[r->nlate++].to = (uint32_t)i;
       }
       if (r->rc == 0)
-        in_insert(node->in, node->nin++, (uint32_t)d);
+        in_insert(in, node->nin++, (uint32_t)d);
     }
     in += node->nin;
     if (node->nin == 0)
@@ -888,10 +906,10 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   }
   for (i = 0; i < n && rc == 0; i++) {
     fc_node_t *node = wf->nodes[i];
-    for (r = 0; r < node->nroutes && rc == 0; r++) {
-      fc__route_t *rt = &node->routes[r];
+    for (r = 0; r < fc__node_nroutes(node) && rc == 0; r++) {
+      fc__route_t *rt = &node->extra->routes[r];
       if (strcmp(rt->name, "default") == 0)
-        node->default_route = (int16_t)r; /* < FC__MAX_ROUTES */
+        node->extra->default_route = (int16_t)r; /* < FC__MAX_ROUTES */
       for (j = 0; j < rt->ntargets && rc == 0; j++) {
         long t = table_find(wf, rt->targets[j]);
         if (t < 0)
@@ -910,14 +928,14 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   /* Fill the predecessor lists, all in one block. */
   for (i = 0, j = 0; i < n; i++)
     j += wf->nodes[i]->nin;
-  wf->in_all = fc__malloc((j > 0 ? j : 1) * sizeof *wf->in_all);
+  wf->in_all = j < UINT32_MAX ? fc__malloc((j > 0 ? j : 1) * sizeof *wf->in_all) : NULL;
   if (wf->in_all == NULL) {
     rc = fc__error_set(err, FC_ENOMEM, "", "out of memory");
     goto done;
   }
   for (i = 0, j = 0; i < n; i++) {
     fc_node_t *node = wf->nodes[i];
-    node->in = wf->in_all + j;
+    node->in = (uint32_t)j;
     j += node->nin;
     mark[i] = 0; /* reused as the fill count */
     if (node->nin == 0)
@@ -926,8 +944,8 @@ static int build_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   for (i = 0; i < n; i++) {
     fc_node_t *node = wf->nodes[i];
     for (j = 0; j < node->nout; j++) {
-      fc_node_t *dst = wf->nodes[node->out[j].to];
-      dst->in[mark[node->out[j].to]++] = (uint32_t)i;
+      const fc_node_t *dst = wf->nodes[node->out[j].to];
+      wf->in_all[dst->in + mark[node->out[j].to]++] = (uint32_t)i;
     }
   }
 done:
@@ -968,10 +986,11 @@ static void reset_edges(fc_workflow_t *wf) {
   for (i = 0; i < wf->nnodes; i++) {
     fc_node_t *n = wf->nodes[i];
     fc__free(n->out);
-    n->in = NULL;
+    n->in = 0;
     n->out = NULL;
     n->nin = n->nout = 0;
-    n->default_route = -1;
+    if (n->extra != NULL)
+      n->extra->default_route = -1;
   }
   fc__free(wf->in_all);
   fc__free(wf->roots);

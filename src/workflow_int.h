@@ -48,10 +48,20 @@ typedef struct {
   uint64_t timeout_ms;                      /* 0: none */
 } fc__node_policy_t;
 
+/* What few nodes have: routes, retries and a timeout (fc_node_add_route,
+ * fc_node_set_retries, fc_node_set_timeout); carved from the workflow's
+ * slabs when first needed. */
+typedef struct {
+  fc__route_t *routes;
+  uint32_t nroutes, cap_routes;
+  int16_t default_route; /* index of the route named "default", or -1 */
+  fc__node_policy_t policy;
+} fc__node_extra_t;
+
 /* A node lives in a slab (workflow.c) with its id right after it; a big
- * workflow has millions, so the counts are 32-bit (FC__MAX_NODES), the
- * rarely set retries and timeout are in a policy of their own, and the
- * fields are ordered to leave no padding: 120 bytes. */
+ * workflow has millions, so the counts are 32-bit (FC__MAX_NODES), what
+ * few nodes have is in an extra of their own, and the fields are ordered
+ * to leave no padding: 96 bytes on 64-bit systems. */
 struct fc_node_s {
   fc_workflow_t *wf;
   char *id;         /* in the node's own allocation, after the struct */
@@ -59,32 +69,33 @@ struct fc_node_s {
   fc_node_fn fn;
   void *user_data;
   void (*data_free)(void *);
-  fc__dep_t *deps;
-  fc__route_t *routes;
-  /* Filled by validation: distinct predecessors (dependencies and
-   * routers, in wf->in_all) and successors. */
-  uint32_t *in;
+  fc__dep_t *deps; /* room for a power of two of them (or none) */
+  /* Filled by validation: the distinct successors; the predecessors
+   * (dependencies and routers) are wf->in_all[in .. in + nin). */
   fc__edge_t *out;
-  fc__node_policy_t *policy; /* NULL: no retry, no timeout; in a slab */
+  fc__node_extra_t *extra; /* NULL: no routes, retries or timeout */
   uint32_t index;
-  uint32_t ndeps, cap_deps;
-  uint32_t nroutes, cap_routes;
-  uint32_t nin, nout;
-  int16_t default_route; /* index of the route named "default", or -1 */
-  uint8_t no_input : 1;  /* fn never reads its input (src/nodes/nodes_int.h) */
-  uint8_t sync : 1;      /* fn ends its attempt before it returns (the same) */
-  uint8_t type_owned;    /* type was set by fc_node_set_type: freed with the node */
+  uint32_t ndeps;
+  uint32_t in, nin, nout;
+  uint8_t no_input : 1;   /* fn never reads its input (src/nodes/nodes_int.h) */
+  uint8_t sync : 1;       /* fn ends its attempt before it returns (the same) */
+  uint8_t type_owned : 1; /* type was set by fc_node_set_type: freed with the node */
 };
 
 typedef struct fc__slab_s fc__slab_t;
 
 static inline int fc__node_retries(const fc_node_t *n) {
-  return n->policy != NULL ? n->policy->retries : 0;
+  return n->extra != NULL ? n->extra->policy.retries : 0;
 }
 
 static inline uint64_t fc__node_timeout_ms(const fc_node_t *n) {
-  return n->policy != NULL ? n->policy->timeout_ms : 0;
+  return n->extra != NULL ? n->extra->policy.timeout_ms : 0;
 }
+
+static inline uint32_t fc__node_nroutes(const fc_node_t *n) {
+  return n->extra != NULL ? n->extra->nroutes : 0;
+}
+
 
 struct fc_workflow_s {
   char *name;
@@ -115,6 +126,11 @@ struct fc_workflow_s {
   uint32_t hint_hash;
 };
 
+/* Its predecessors (nin of them), once validated. */
+static inline const uint32_t *fc__node_in(const fc_node_t *n) {
+  return n->wf->in_all != NULL ? n->wf->in_all + n->in : NULL;
+}
+
 /* For the loader, which builds a big file's workflow in two parts at once
  * (loader.c). Moves every node of `part` to the end of wf and frees part;
  * nothing changes on failure: FC_EDUPLICATE (an id of part is in wf),
@@ -136,7 +152,7 @@ extern size_t fc__workflow_thread_min;
  * used of the room is never touched). 0 or FC_ENOMEM (the node array may
  * have grown; both still grow as nodes are added). */
 int fc__workflow_reserve(fc_workflow_t *wf, size_t nodes);
-/* n zeroed bytes (aligned as malloc's) that live as long as wf: carved
+/* n zeroed bytes (aligned to 8 bytes) that live as long as wf: carved
  * from the slabs its nodes live in, and moved with them by
  * fc__workflow_append. NULL when out of memory. For a node's data that
  * needs no freeing of its own (a `set` node's constant text). */

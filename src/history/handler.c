@@ -257,7 +257,7 @@ static int compact(refs_state *st, const fc_event_t *ev, json_t *value, fc__hrec
     need += strlen(key) + 16; /* ,"K":N */
   if (ev->kind == FC_EVENT_NODE_START && ev->workflow != NULL && ev->node_index >= 0 &&
       (size_t)ev->node_index < ev->workflow->nnodes) {
-    hint.in = ev->workflow->nodes[ev->node_index]->in;
+    hint.in = fc__node_in(ev->workflow->nodes[ev->node_index]);
     hint.nin = ev->workflow->nodes[ev->node_index]->nin;
   }
   fc__buf_init(&text);

@@ -36,7 +36,7 @@ static void same_graph(const fc_workflow_t *a, const fc_workflow_t *b) {
       assert_int_equal(x->out[e].route_mask, y->out[e].route_mask);
     }
     for (e = 0; e < x->nin; e++)
-      assert_int_equal(x->in[e], y->in[e]);
+      assert_int_equal(fc__node_in(x)[e], fc__node_in(y)[e]);
     assert_ptr_equal(fc_workflow_find_node((fc_workflow_t *)b, x->id), y);
   }
 }

@@ -474,7 +474,7 @@ static void two_halves(const halves_t *h, int code) {
         assert_int_equal(x->out[e].to, y->out[e].to);
       assert_int_equal(x->nin, y->nin);
       for (e = 0; e < x->nin; e++)
-        assert_int_equal(x->in[e], y->in[e]);
+        assert_int_equal(fc__node_in(x)[e], fc__node_in(y)[e]);
     }
   }
   fc_workflow_free(one);
@@ -532,10 +532,10 @@ static void test_successors_match_predecessors(void **state) {
     outs += n->nout;
     ins += n->nin;
     for (j = 0; j < n->nin; j++) { /* each predecessor edge is a successor edge */
-      const fc_node_t *p = wf->nodes[n->in[j]];
+      const fc_node_t *p = wf->nodes[fc__node_in(n)[j]];
       size_t want = 0, have = 0;
       for (k = 0; k < n->nin; k++)
-        want += n->in[k] == n->in[j];
+        want += fc__node_in(n)[k] == fc__node_in(n)[j];
       for (k = 0; k < p->nout; k++)
         have += p->out[k].to == i;
       assert_int_equal(want, have);
