@@ -16,6 +16,17 @@
 
 #define FC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Whether two NUL-terminated strings are equal: for the short names the
+ * loader compares a few times for every node (field names, type names,
+ * ids), where the call to strcmp cost more than the comparison. */
+static inline int fc__streq(const char *a, const char *b) {
+  while (*a != '\0' && *a == *b) {
+    a++;
+    b++;
+  }
+  return *a == *b;
+}
+
 /* The index of the lowest set bit of x, which must not be 0. */
 static inline unsigned fc__ctz64(uint64_t x) {
 #if defined(__GNUC__)

@@ -188,7 +188,7 @@ static long ids_find(const loader_t *L, const char *id) {
  * often lists a node right after the one it depends on), then the table. */
 static int ref_known(const loader_t *L, const char *id) {
   size_t n = L->wf != NULL ? fc_workflow_node_count(L->wf) : 0;
-  if (n > 0 && n <= L->noted && strcmp(fc_node_id(fc_workflow_node_at(L->wf, n - 1)), id) == 0)
+  if (n > 0 && n <= L->noted && fc__streq(fc_node_id(fc_workflow_node_at(L->wf, n - 1)), id))
     return 1;
   return ids_find(L, id) >= 0;
 }
@@ -399,7 +399,7 @@ enum { F_ID, F_TYPE, F_DESCRIPTION, F_AFTER, F_ROUTES, F_RETRIES, F_BACKOFF, F_B
 static int common_field(const char *key) {
   int i;
   for (i = 0; i < F_COUNT; i++)
-    if (key[0] == common_fields[i][0] && strcmp(key, common_fields[i]) == 0)
+    if (fc__streq(key, common_fields[i]))
       return i;
   return -1;
 }
@@ -430,7 +430,7 @@ static void node_fields(json_t *node, node_fields_t *nf) {
 static int has_field(const char *const *fields, const char *key) {
   size_t i;
   for (i = 0; fields != NULL && fields[i] != NULL; i++)
-    if (strcmp(fields[i], key) == 0)
+    if (fc__streq(fields[i], key))
       return 1;
   return 0;
 }
@@ -575,7 +575,7 @@ static const char *check_id(fc__load_node_t *N, json_t *jid) {
                    fc__load_show(shown, sizeof shown, json_string_value(jid), 64),
                    json_string_length(jid), FC_NAME_MAX);
     N->L->structural = 1;
-  } else if (strcmp(json_string_value(jid), "input") == 0) {
+  } else if (fc__streq(json_string_value(jid), "input")) {
     fc__load_error(N, FC_EBADNAME, "id",
                    "the id \"input\" is reserved (a node's input holds the workflow input under "
                    "that key)");

@@ -220,7 +220,7 @@ int fc_workflow_add_node(fc_workflow_t *wf, const char *id, fc_node_fn fn, void 
   n->user_data = user_data;
   /* check_names looks at every node only if one may fail it; the id is
    * checked now, while it is in the cache. */
-  if (fn == NULL || !fc__name_valid(n->id, FC_NAME_MAX, 0) || strcmp(n->id, "input") == 0)
+  if (fn == NULL || !fc__name_valid(n->id, FC_NAME_MAX, 0) || fc__streq(n->id, "input"))
     wf->suspect = 1;
   wf->nodes[wf->nnodes++] = n;
   table_add(wf, n->index, wf_id_hash(wf, id));
@@ -480,7 +480,7 @@ static int grow_u32(void **items, uint32_t *cap, uint32_t n, size_t elem_size,
  * depends on (without duplicate ids, that node is the one the table
  * has). */
 static long find_dep(const fc_workflow_t *wf, const fc_node_t *n, const char *id) {
-  if (wf->dup == 0 && n->index > 0 && strcmp(wf->nodes[n->index - 1]->id, id) == 0)
+  if (wf->dup == 0 && n->index > 0 && fc__streq(wf->nodes[n->index - 1]->id, id))
     return (long)(n->index - 1);
   return table_find(wf, id);
 }

@@ -20,7 +20,7 @@ const size_t fc__node_type_count = FC__ARRAY_SIZE(fc__node_types);
 const fc__node_type_t *fc__node_type_find(const char *name) {
   size_t i;
   for (i = 0; i < FC__ARRAY_SIZE(fc__node_types); i++)
-    if (fc__node_types[i]->name[0] == name[0] && strcmp(fc__node_types[i]->name, name) == 0)
+    if (fc__streq(fc__node_types[i]->name, name))
       return fc__node_types[i];
   return NULL;
 }
