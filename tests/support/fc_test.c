@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fc_test.h"
+#include "workflow_int.h"
 
 int fc_test_tmpdir_make(char *dir, size_t size, const char *tmpl) {
   if ((size_t)snprintf(dir, size, "%s", tmpl) >= size) {
@@ -64,4 +65,23 @@ size_t fc_test_node_index(const fc_workflow_t *wf, const char *id) {
       return i;
   fail_msg("no node %s", id);
   return 0;
+}
+
+void fc_test_same_edges(const fc_workflow_t *a, const fc_workflow_t *b) {
+  size_t k, e;
+  assert_int_equal(a->nnodes, b->nnodes);
+  assert_int_equal(a->nroots, b->nroots);
+  for (k = 0; k < a->nroots; k++)
+    assert_int_equal(a->roots[k], b->roots[k]);
+  for (k = 0; k < a->nnodes; k++) {
+    const fc_node_t *x = a->nodes[k], *y = b->nodes[k];
+    assert_int_equal(x->nout, y->nout);
+    for (e = 0; e < x->nout; e++) {
+      assert_int_equal(x->out[e].to, y->out[e].to);
+      assert_int_equal(x->out[e].route_mask, y->out[e].route_mask);
+    }
+    assert_int_equal(x->nin, y->nin);
+    for (e = 0; e < x->nin; e++)
+      assert_int_equal(fc__node_in(x)[e], fc__node_in(y)[e]);
+  }
 }

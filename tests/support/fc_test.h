@@ -41,4 +41,9 @@ void fc_test_put(fc_test_text_t *t, const char *fmt, ...)
 /* The index of the node called id in wf (fails the test when none). */
 size_t fc_test_node_index(const fc_workflow_t *wf, const char *id);
 
+/* Two validated workflows of as many nodes have the same roots and, node
+ * by node, the same successors (in order, with their route masks) and
+ * predecessors (fails the test otherwise). */
+void fc_test_same_edges(const fc_workflow_t *a, const fc_workflow_t *b);
+
 #endif

@@ -445,7 +445,7 @@ static void add_late_deps(fc_workflow_t *wf, const char *spec) {
  * result, error, edges in the same order, predecessor lists and roots. */
 static void two_halves(const halves_t *h, int code) {
   fc_workflow_t *one = new_wf("one"), *two = new_wf("two"), *part = new_wf("part");
-  size_t saved = fc__workflow_thread_min, k, e;
+  size_t saved = fc__workflow_thread_min, k;
   fc_error_t e1, e2;
   for (k = 0; k < h->count; k++) {
     add_spec(one, h->nodes[k]);
@@ -463,20 +463,8 @@ static void two_halves(const halves_t *h, int code) {
   fc__workflow_thread_min = saved;
   assert_string_equal(e1.text, e2.text);
   assert_string_equal(e1.where, e2.where);
-  if (code == 0) {
-    assert_int_equal(one->nroots, two->nroots);
-    for (k = 0; k < one->nroots; k++)
-      assert_int_equal(one->roots[k], two->roots[k]);
-    for (k = 0; k < h->count; k++) {
-      const fc_node_t *x = one->nodes[k], *y = two->nodes[k];
-      assert_int_equal(x->nout, y->nout);
-      for (e = 0; e < x->nout; e++)
-        assert_int_equal(x->out[e].to, y->out[e].to);
-      assert_int_equal(x->nin, y->nin);
-      for (e = 0; e < x->nin; e++)
-        assert_int_equal(fc__node_in(x)[e], fc__node_in(y)[e]);
-    }
-  }
+  if (code == 0)
+    fc_test_same_edges(one, two);
   fc_workflow_free(one);
   fc_workflow_free(two);
 }
