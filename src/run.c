@@ -296,7 +296,7 @@ static void propagate(fc_run_t *run) {
     const fc_node_t *node = run->wf->nodes[i];
     uint64_t chosen_mask = ~(uint64_t)0;
     size_t e;
-    if (st->status == FC_NODE_COMPLETED && node->extra != NULL && node->extra->nroutes > 0) {
+    if (st->status == FC_NODE_COMPLETED && fc__node_nroutes(node) > 0) {
       int chosen = 0;
       (void)choose_route(node, st->output, &chosen); /* checked at completion */
       chosen_mask = (uint64_t)1 << chosen;

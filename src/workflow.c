@@ -492,9 +492,9 @@ int fc_node_add_dep(fc_node_t *n, const char *dep_id) {
     return rc;
   if (dep_id == NULL)
     return FC_EINVAL;
+  if (n->wf->ndeps >= UINT32_MAX - 1)
+    return FC_ENOMEM; /* predecessor lists are indexed by 32 bits (in) */
   if ((n->ndeps & (n->ndeps - 1)) == 0) { /* none yet, or full: a power of two */
-    if (n->ndeps == UINT32_MAX / 2 + 1 || n->wf->ndeps >= UINT32_MAX - 1)
-      return FC_ENOMEM; /* predecessor lists are indexed by 32 bits (in) */
     d = fc__realloc(n->deps, (n->ndeps != 0 ? 2 * (size_t)n->ndeps : 1) * sizeof *d);
     if (d == NULL)
       return FC_ENOMEM;
