@@ -730,6 +730,16 @@ static void in_insert(uint32_t *in, size_t n, uint32_t d) {
   in[n] = d;
 }
 
+/* Forgets what validation filled in a node (its edges and route choice). */
+static void node_edges_clear(fc_node_t *n) {
+  fc__free(n->out);
+  n->in = 0;
+  n->out = NULL;
+  n->nin = n->nout = 0;
+  if (n->extra != NULL)
+    n->extra->default_route = -1;
+}
+
 /* An edge a range of nodes found but may not add (deps_range). */
 typedef struct {
   uint32_t from, to;
@@ -807,8 +817,8 @@ static void deps_range(void *arg) {
  * second half added: such a workflow is done again in one pass. */
 static int deps_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
   size_t n = wf->nnodes, m = wf->split_at, k;
-  deps_range_t a = {wf, 0, n, 0, n, wf->in_all, wf->roots, 0, 0, 0, 0, 0, NULL, 0, 0};
-  deps_range_t b = a;
+  const deps_range_t all = {wf, 0, n, 0, n, wf->in_all, wf->roots, 0, 0, 0, 0, 0, NULL, 0, 0};
+  deps_range_t a = all, b = all;
   const deps_range_t *f;
   if (m > 0 && m >= fc__workflow_thread_min && n - m >= fc__workflow_thread_min &&
       wf->split_deps <= wf->ndeps) {
@@ -836,14 +846,9 @@ static int deps_edges(fc_workflow_t *wf, int *backward, fc_error_t *err) {
     }
     fc__free(a.late); /* again in one pass */
     fc__free(b.late);
-    for (k = 0; k < n; k++) {
-      fc_node_t *node = wf->nodes[k];
-      fc__free(node->out);
-      node->out = NULL;
-      node->nin = node->nout = 0;
-    }
-    a = (deps_range_t){wf, 0, n, 0, n, wf->in_all, wf->roots, 0, 0, 0, 0, 0, NULL, 0, 0};
-    b.late = NULL;
+    for (k = 0; k < n; k++)
+      node_edges_clear(wf->nodes[k]);
+    a = b = all;
   }
   deps_range(&a);
   wf->nroots = a.nroots;
@@ -983,15 +988,8 @@ done:
 
 static void reset_edges(fc_workflow_t *wf) {
   size_t i;
-  for (i = 0; i < wf->nnodes; i++) {
-    fc_node_t *n = wf->nodes[i];
-    fc__free(n->out);
-    n->in = 0;
-    n->out = NULL;
-    n->nin = n->nout = 0;
-    if (n->extra != NULL)
-      n->extra->default_route = -1;
-  }
+  for (i = 0; i < wf->nnodes; i++)
+    node_edges_clear(wf->nodes[i]);
   fc__free(wf->in_all);
   fc__free(wf->roots);
   wf->in_all = NULL;
